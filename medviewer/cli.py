@@ -1,0 +1,116 @@
+"""The one entry point, ``medviewer``: the window by default, and subcommands that need no window.
+
+Subcommand modules are imported only when chosen, so ``medviewer --version`` and ``medviewer info``
+never load Qt, and the window never waits for torch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from medviewer import __version__
+from medviewer.core.errors import MedviewerError
+from medviewer.core.logs import setup_logging
+
+log = logging.getLogger("medviewer.cli")
+PROCESS_START = time.time()
+
+
+def _gui_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="medviewer",
+        description="Review DICOM/NIfTI volumes and whole-slide images with AI overlays.",
+        epilog="Other commands: 'medviewer demo-data DIR [--seed N]', 'medviewer info PATH [--json]'. "
+        "Add --help after a command for its options.",
+    )
+    parser.add_argument("paths", nargs="*", type=Path, metavar="PATH", help="files or folders to open")
+    parser.add_argument("--screenshot", type=Path, metavar="FILE",
+                        help="open PATHs in a 1600x1000 window, wait for loading, save a PNG of it and exit")
+    parser.add_argument("--version", action="version", version=f"medviewer {__version__}")
+    return parser
+
+
+def _demo_data(argv: Sequence[str]) -> int:
+    parser = argparse.ArgumentParser(prog="medviewer demo-data",
+                                     description="Write deterministic synthetic demo data into DIR.")
+    parser.add_argument("dir", type=Path, metavar="DIR")
+    parser.add_argument("--seed", type=int, default=0, help="another seed gives another patient (default 0)")
+    args = parser.parse_args(argv)
+    from medviewer.demo.generate import generate_demo_data
+
+    truth = generate_demo_data(args.dir, args.seed)
+    print(f"demo data (seed {args.seed}) written to {args.dir} in {truth['seconds']} s")
+    return 0
+
+
+def _format_info(info: dict[str, Any]) -> str:
+    lines = [f"{info['path']}: {info['kind']}"]
+    if info["kind"] == "volume":
+        size, spacing = info["size"], info["spacing"]
+        lines += [
+            f"  modality    {info['modality'] or 'unknown'} ({info['source']})",
+            f"  size        {size[0]} x {size[1]} x {size[2]} voxels, {info['dtype']}",
+            f"  spacing     {spacing[0]:.4g} x {spacing[1]:.4g} x {spacing[2]:.4g} mm",
+            f"  origin      {', '.join(f'{v:.2f}' for v in info['origin'])} mm (LPS)",
+            "  direction   " + "; ".join(" ".join(f"{v:.4g}" for v in row) for row in info["direction"]),
+        ]
+        lines += [f"  warning     {w}" for w in info["warnings"]]
+    else:
+        mpp = f"{info['mpp']:.4g} um/pixel" if info["mpp"] else "not recorded in the file"
+        lines += [
+            f"  vendor      {info['vendor']}",
+            f"  dimensions  {info['dimensions'][0]} x {info['dimensions'][1]} pixels",
+            f"  levels      {info['levels']}: "
+            + ", ".join(f"{w}x{h} (/{d:g})" for (w, h), d in zip(info["level_dimensions"], info["downsamples"])),
+            f"  mpp         {mpp}",
+            f"  objective   {info['objective_power'] or 'unknown'}",
+            f"  associated  {', '.join(info['associated_images']) or 'none'}",
+        ]
+    return "\n".join(lines)
+
+
+def _info(argv: Sequence[str]) -> int:
+    parser = argparse.ArgumentParser(prog="medviewer info", description="Describe what a file or folder holds.")
+    parser.add_argument("path", type=Path, metavar="PATH")
+    parser.add_argument("--json", action="store_true", help="print JSON instead of text")
+    args = parser.parse_args(argv)
+    from medviewer.io import describe
+
+    try:
+        info = describe(args.path)
+    except MedviewerError as exc:
+        print(f"medviewer info: {exc}", file=sys.stderr)
+        return 1
+    print(json.dumps(info, indent=2) if args.json else _format_info(info))
+    return 0
+
+
+def _gui(argv: Sequence[str]) -> int:
+    args = _gui_parser().parse_args(argv)
+    from medviewer.ui.app import run_app
+
+    return run_app(args.paths, screenshot=args.screenshot, process_start=PROCESS_START)
+
+
+SUBCOMMANDS: dict[str, Callable[[Sequence[str]], int]] = {"demo-data": _demo_data, "info": _info}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    setup_logging()
+    command = SUBCOMMANDS.get(argv[0]) if argv else None
+    try:
+        return command(argv[1:]) if command else _gui(argv)
+    except KeyboardInterrupt:
+        return 130
+    except Exception:  # the last line of defence: a message and a log entry, never a traceback
+        log.exception("unexpected error")
+        print("medviewer: an unexpected error occurred; details are in the log file.", file=sys.stderr)
+        return 1

@@ -1,0 +1,90 @@
+"""A voxel array with its place in the patient.
+
+Every view, measurement and overlay maps between voxels and millimetres through ``Volume``, so that
+geometry is decided once. Conventions, chosen to match DICOM and ITK so nothing is silently flipped:
+
+- ``array`` is indexed (z, y, x): slice, row, column.
+- ``spacing``, ``origin`` and the columns of ``direction`` are in (x, y, z) order, in millimetres, in
+  the DICOM patient frame LPS (x to the patient's left, y to posterior, z to superior).
+- ``index_to_world`` takes indices in array order (z, y, x) and returns LPS (x, y, z).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from medviewer.core.patient import PatientInfo
+
+#: Display defaults by modality: (window width, window centre). CT uses a soft-tissue window.
+MODALITY_WINDOWS: dict[str, tuple[float, float]] = {"CT": (400.0, 40.0)}
+
+
+@dataclass
+class Volume:
+    array: np.ndarray
+    spacing: tuple[float, float, float]
+    origin: tuple[float, float, float]
+    direction: np.ndarray = field(default_factory=lambda: np.eye(3))
+    modality: str = ""
+    description: str = ""
+    warnings: list[str] = field(default_factory=list)
+    #: Non-identifying facts about where the volume came from (series UID, study UID, source kind).
+    metadata: dict[str, Any] = field(default_factory=dict)
+    #: Display-only inversion (MONOCHROME1): stored values stay as acquired.
+    invert_display: bool = False
+    #: Window (width, centre) the file suggests; None lets ``display_window`` choose.
+    window: tuple[float, float] | None = None
+    patient: PatientInfo = field(default_factory=PatientInfo)
+
+    def __post_init__(self) -> None:
+        if self.array.ndim != 3:
+            raise ValueError(f"a Volume array must be 3-D (z, y, x), got shape {self.array.shape}")
+        self.direction = np.asarray(self.direction, dtype=float).reshape(3, 3)
+        self.spacing = tuple(float(s) for s in self.spacing)  # type: ignore[assignment]
+        self.origin = tuple(float(o) for o in self.origin)  # type: ignore[assignment]
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        return self.array.shape  # type: ignore[return-value]
+
+    def _affine(self) -> np.ndarray:
+        """4x4 map from (x, y, z, 1) voxel index to LPS millimetres."""
+        affine = np.eye(4)
+        affine[:3, :3] = self.direction * np.asarray(self.spacing)[None, :]
+        affine[:3, 3] = self.origin
+        return affine
+
+    def index_to_world(self, index_zyx: Any) -> np.ndarray:
+        zyx = np.asarray(index_zyx, dtype=float)
+        xyz = zyx[..., ::-1]
+        affine = self._affine()
+        return xyz @ affine[:3, :3].T + affine[:3, 3]
+
+    def world_to_index(self, point_lps: Any) -> np.ndarray:
+        point = np.asarray(point_lps, dtype=float)
+        affine = self._affine()
+        xyz = (point - affine[:3, 3]) @ np.linalg.inv(affine[:3, :3]).T
+        return xyz[..., ::-1]
+
+    def display_window(self) -> tuple[float, float]:
+        """(width, centre) to show first: the file's own, the modality's, or the data's 1-99 %."""
+        if self.window is not None:
+            return self.window
+        if self.modality in MODALITY_WINDOWS:
+            return MODALITY_WINDOWS[self.modality]
+        sample = self.array[:: max(1, self.shape[0] // 16), ::4, ::4]
+        low, high = np.percentile(sample, [1, 99])
+        return float(max(high - low, 1.0)), float((high + low) / 2)
+
+    def to_sitk(self) -> Any:
+        """The same voxels and geometry as a SimpleITK image, for users' own pipelines."""
+        import SimpleITK as sitk
+
+        image = sitk.GetImageFromArray(self.array)
+        image.SetSpacing(self.spacing)
+        image.SetOrigin(self.origin)
+        image.SetDirection(tuple(self.direction.flatten()))
+        return image

@@ -1,0 +1,40 @@
+"""``medviewer info``: what a file or folder holds, as plain data for printing or JSON."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from medviewer.io.open_path import ImageKind, classify, open_slide, open_volume
+
+
+def describe(path: str | Path) -> dict[str, Any]:
+    """Facts about the image at ``path`` (no patient identifiers); raises MedviewerError."""
+    kind = classify(path)
+    if kind is ImageKind.SLIDE:
+        with open_slide(path) as slide:
+            return {
+                "kind": "slide",
+                "path": str(path),
+                "dimensions": list(slide.dimensions),
+                "levels": slide.level_count,
+                "level_dimensions": [list(d) for d in slide.level_dimensions],
+                "downsamples": [round(d, 4) for d in slide.level_downsamples],
+                "mpp": slide.mpp,
+                "objective_power": slide.objective_power,
+                "vendor": slide.vendor,
+                "associated_images": slide.associated_image_names,
+            }
+    volume = open_volume(path)
+    return {
+        "kind": "volume",
+        "path": str(path),
+        "size": [volume.shape[2], volume.shape[1], volume.shape[0]],
+        "dtype": str(volume.array.dtype),
+        "spacing": [round(s, 6) for s in volume.spacing],
+        "origin": [round(o, 4) for o in volume.origin],
+        "direction": [[round(v, 6) for v in row] for row in volume.direction.tolist()],
+        "modality": volume.modality,
+        "source": volume.metadata.get("source", ""),
+        "warnings": volume.warnings,
+    }
