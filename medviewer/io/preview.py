@@ -1,0 +1,43 @@
+"""Opening an image together with the small preview the patient panel shows for it.
+
+Both happen in a loader thread, so the window only receives finished, displayable results.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from medviewer.core.display import apply_window, shrink_to_fit
+from medviewer.core.volume import Volume
+from medviewer.io.open_path import open_path
+from medviewer.io.slide import Slide
+
+SLIDE_OVERVIEW_SIZE = 2048
+ICON_SIZE = 96
+
+
+@dataclass
+class OpenedImage:
+    path: Path
+    image: Volume | Slide
+    #: uint8 preview: the middle slice windowed for display, or the slide's overview (RGB).
+    preview: np.ndarray
+    icon: np.ndarray
+
+
+def volume_preview(volume: Volume) -> np.ndarray:
+    width, centre = volume.display_window()
+    middle = volume.array[volume.shape[0] // 2]
+    return apply_window(middle, width, centre, volume.invert_display)
+
+
+def open_with_preview(path: str | Path) -> OpenedImage:
+    image = open_path(path)
+    if isinstance(image, Slide):
+        preview = image.thumbnail(SLIDE_OVERVIEW_SIZE)
+    else:
+        preview = volume_preview(image)
+    return OpenedImage(Path(path), image, preview, shrink_to_fit(preview, ICON_SIZE))

@@ -1,0 +1,77 @@
+"""The AI panel. It reports the compute runtime, probed in the background after the window is up.
+
+PyTorch takes seconds to import, so it is imported on a pool thread once the window is showing; the
+panel says what it is doing until then. ``runtime_ready`` fires when the probe has finished.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal
+from PySide6.QtWidgets import QGroupBox, QLabel, QVBoxLayout, QWidget
+
+log = logging.getLogger(__name__)
+
+
+def describe_runtime() -> str:
+    """PyTorch version and the devices it can use, in words."""
+    import torch
+
+    devices = [f"CPU ({torch.get_num_threads()} threads)"]
+    if torch.cuda.is_available():
+        devices.insert(0, ", ".join(torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())))
+    mps = getattr(torch.backends, "mps", None)
+    if mps is not None and mps.is_available():
+        devices.insert(0, "Apple MPS")
+    return f"PyTorch {torch.__version__}\nDevices: {'; '.join(devices)}"
+
+
+class _ProbeRelay(QObject):
+    done = Signal(str, float)
+
+
+class _ProbeTask(QRunnable):
+    def __init__(self, relay: _ProbeRelay) -> None:
+        super().__init__()
+        self.relay = relay
+
+    def run(self) -> None:
+        try:
+            text = describe_runtime()
+        except Exception as exc:  # a broken torch install must not take the window down
+            log.exception("AI runtime unavailable")
+            text = f"The AI runtime could not be loaded ({type(exc).__name__}); images can still be viewed."
+        self.relay.done.emit(text, time.time())
+
+
+class AiPanel(QWidget):
+    runtime_ready = Signal(float)  # epoch seconds when torch finished importing
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.runtime_label = QLabel("Waiting to load the AI runtime…")
+        self.runtime_label.setWordWrap(True)
+        box = QGroupBox("Runtime")
+        QVBoxLayout(box).addWidget(self.runtime_label)
+        layout = QVBoxLayout(self)
+        layout.addWidget(box)
+        layout.addStretch(1)
+        self._relay = _ProbeRelay(self)
+        self._relay.done.connect(self._on_probe)
+        self.probing = False
+        self.ready = False
+
+    def start_probe(self) -> None:
+        if self.probing or self.ready:
+            return
+        self.probing = True
+        self.runtime_label.setText("Loading the AI runtime in the background…")
+        QThreadPool.globalInstance().start(_ProbeTask(self._relay))
+
+    def _on_probe(self, text: str, finished_at: float) -> None:
+        self.runtime_label.setText(text)
+        self.probing = False
+        self.ready = True
+        self.runtime_ready.emit(finished_at)

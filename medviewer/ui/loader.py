@@ -1,0 +1,77 @@
+"""Opening files off the GUI thread, with a count of what is still pending.
+
+The window never decodes pixels itself: a thread pool opens each path and posts back either a
+finished ``OpenedImage`` or a message naming the file and the reason.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal
+
+from medviewer.core.errors import MedviewerError
+from medviewer.core.logs import safe_path
+from medviewer.io.preview import OpenedImage, open_with_preview
+
+log = logging.getLogger(__name__)
+
+
+class _Relay(QObject):
+    opened = Signal(object, object)  # (request, OpenedImage)
+    failed = Signal(object, str)  # (request, message)
+
+
+class _OpenTask(QRunnable):
+    def __init__(self, request: object, path: Path, relay: _Relay) -> None:
+        super().__init__()
+        self.request, self.path, self.relay = request, path, relay
+
+    def run(self) -> None:
+        try:
+            result = open_with_preview(self.path)
+        except MedviewerError as exc:
+            self.relay.failed.emit(self.request, str(exc))
+        except Exception as exc:  # a reader bug must not take the window down
+            log.exception("unexpected error opening %s", safe_path(self.path))
+            self.relay.failed.emit(self.request, f"{self.path}: could not be opened ({type(exc).__name__})")
+        else:
+            self.relay.opened.emit(self.request, result)
+
+
+class ImageLoader(QObject):
+    """Emits ``opened(request, OpenedImage)`` or ``failed(request, message)``, then ``idle`` when none pend."""
+
+    opened = Signal(object, object)
+    failed = Signal(object, str)
+    idle = Signal()
+
+    def __init__(self, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self._pool = QThreadPool(self)
+        self._pool.setMaxThreadCount(2)
+        self._relay = _Relay(self)
+        self._relay.opened.connect(self._on_opened)
+        self._relay.failed.connect(self._on_failed)
+        self.pending = 0
+
+    def open(self, path: Path, request: object) -> None:
+        self.pending += 1
+        self._pool.start(_OpenTask(request, path, self._relay))
+
+    def _settle(self) -> None:
+        self.pending -= 1
+        if self.pending == 0:
+            self.idle.emit()
+
+    def _on_opened(self, request: object, result: OpenedImage) -> None:
+        self.opened.emit(request, result)
+        self._settle()
+
+    def _on_failed(self, request: object, message: str) -> None:
+        self.failed.emit(request, message)
+        self._settle()
+
+    def shutdown(self) -> None:
+        self._pool.waitForDone(10_000)

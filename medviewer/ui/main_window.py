@@ -1,0 +1,209 @@
+"""The main window: patient panel (left), volume and slide tabs (centre), AI panel (right).
+
+Opening is asynchronous: a path goes to the loader, and only a fully opened image reaches a viewer,
+so nothing half-loaded is ever shown. Failures go to the message bar and the status bar, naming the
+file and the reason, and the window carries on.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from PySide6.QtCore import QEventLoop, QSettings, Qt, QTimer
+from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence
+from PySide6.QtWidgets import (
+    QDockWidget,
+    QFileDialog,
+    QMainWindow,
+    QTabWidget,
+    QVBoxLayout,
+    QWidget,
+)
+
+from medviewer.core.logs import safe_path
+from medviewer.io.preview import OpenedImage
+from medviewer.io.slide import Slide
+from medviewer.ui.ai_panel import AiPanel
+from medviewer.ui.loader import ImageLoader
+from medviewer.ui.message_bar import MessageBar
+from medviewer.ui.patient_panel import PatientPanel
+from medviewer.ui.slide_view import SlideView
+from medviewer.ui.volume_view import VolumeView
+
+log = logging.getLogger(__name__)
+MAX_RECENT = 10
+VOLUME_TAB, SLIDE_TAB = 0, 1
+OPEN_FILTER = "Images (*.dcm *.dicom *.ima *.nii *.nii.gz *.svs *.tif *.tiff *.ndpi *.mrxs *.scn *.vms *.bif);;All files (*)"
+
+
+class MainWindow(QMainWindow):
+    def __init__(self, settings: QSettings) -> None:
+        super().__init__()
+        self.settings = settings
+        self.setWindowTitle("medviewer")
+        self.setAcceptDrops(True)
+        self.opened: dict[Path, OpenedImage] = {}
+
+        self.volume_view = VolumeView()
+        self.slide_view = SlideView()
+        self.tabs = QTabWidget()
+        self.tabs.addTab(self.volume_view, "Volume")
+        self.tabs.addTab(self.slide_view, "Slide")
+        self.message_bar = MessageBar()
+        central = QWidget()
+        layout = QVBoxLayout(central)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.message_bar)
+        layout.addWidget(self.tabs, 1)
+        self.setCentralWidget(central)
+
+        self.patient_panel = PatientPanel()
+        self.patient_panel.activated_path.connect(self._show_opened)
+        self.ai_panel = AiPanel()
+        for title, widget, area, name in (
+            ("Patients", self.patient_panel, Qt.DockWidgetArea.LeftDockWidgetArea, "patientDock"),
+            ("AI", self.ai_panel, Qt.DockWidgetArea.RightDockWidgetArea, "aiDock"),
+        ):
+            dock = QDockWidget(title, self)
+            dock.setObjectName(name)
+            dock.setWidget(widget)
+            self.addDockWidget(area, dock)
+        self.resizeDocks([self.findChild(QDockWidget, "patientDock")], [330], Qt.Orientation.Horizontal)
+        self.resizeDocks([self.findChild(QDockWidget, "aiDock")], [260], Qt.Orientation.Horizontal)
+
+        self.loader = ImageLoader(self)
+        self.loader.opened.connect(self._on_opened)
+        self.loader.failed.connect(self._on_failed)
+        self._build_menus()
+        self.statusBar().showMessage("Ready")
+        self._restore_layout()
+
+    # menus and settings -------------------------------------------------------------------------
+
+    def _build_menus(self) -> None:
+        menu = self.menuBar().addMenu("&File")
+        open_file = QAction("&Open file…", self, shortcut=QKeySequence.StandardKey.Open)
+        open_file.triggered.connect(self._ask_open_files)
+        open_folder = QAction("Open &folder…", self, shortcut=QKeySequence("Ctrl+Shift+O"))
+        open_folder.triggered.connect(self._ask_open_folder)
+        menu.addAction(open_file)
+        menu.addAction(open_folder)
+        self.recent_menu = menu.addMenu("&Recent")
+        self._rebuild_recent_menu()
+        menu.addSeparator()
+        quit_action = QAction("&Quit", self, shortcut=QKeySequence.StandardKey.Quit)
+        quit_action.triggered.connect(self.close)
+        menu.addAction(quit_action)
+
+    def recent_paths(self) -> list[str]:
+        value = self.settings.value("recent", [])
+        return [value] if isinstance(value, str) else list(value or [])
+
+    def _remember(self, path: Path) -> None:
+        text = str(path.absolute())
+        recent = [text] + [p for p in self.recent_paths() if p != text]
+        self.settings.setValue("recent", recent[:MAX_RECENT])
+        self.settings.setValue("last_directory", str(path.absolute().parent))
+        self._rebuild_recent_menu()
+
+    def _rebuild_recent_menu(self) -> None:
+        self.recent_menu.clear()
+        for text in self.recent_paths():
+            action = self.recent_menu.addAction(text)
+            action.triggered.connect(lambda _checked=False, p=text: self.open_paths([Path(p)]))
+        self.recent_menu.setEnabled(bool(self.recent_paths()))
+
+    def _restore_layout(self) -> None:
+        geometry, state = self.settings.value("window/geometry"), self.settings.value("window/state")
+        if geometry is not None:
+            self.restoreGeometry(geometry)
+        if state is not None:
+            self.restoreState(state)
+
+    def _ask_open_files(self) -> None:
+        start = str(self.settings.value("last_directory", ""))
+        names, _ = QFileDialog.getOpenFileNames(self, "Open images", start, OPEN_FILTER)
+        self.open_paths([Path(n) for n in names])
+
+    def _ask_open_folder(self) -> None:
+        start = str(self.settings.value("last_directory", ""))
+        name = QFileDialog.getExistingDirectory(self, "Open a DICOM folder", start)
+        if name:
+            self.open_paths([Path(name)])
+
+    # opening ------------------------------------------------------------------------------------
+
+    def open_paths(self, paths: list[Path], activate_first_only: bool = False) -> None:
+        """Start opening ``paths``; the first (or each, interactively) becomes the shown image."""
+        for i, path in enumerate(paths):
+            self.statusBar().showMessage(f"Opening {path.name}…")
+            self.loader.open(path, (path, not activate_first_only or i == 0))
+
+    def busy(self) -> bool:
+        return self.loader.pending > 0 or self.ai_panel.probing
+
+    def wait_until_idle(self, timeout_ms: int) -> bool:
+        """Run the event loop until loads and the runtime probe finish; False on timeout."""
+        loop = QEventLoop()
+        timer = QTimer()
+        timer.setInterval(50)
+        timer.timeout.connect(lambda: None if self.busy() else loop.quit())
+        QTimer.singleShot(timeout_ms, loop.quit)
+        timer.start()
+        if self.busy():
+            loop.exec()
+        timer.stop()
+        return not self.busy()
+
+    def _on_opened(self, request: tuple[Path, bool], opened: OpenedImage) -> None:
+        path, activate = request
+        self.opened[path] = opened
+        self.patient_panel.add_image(opened)
+        self._remember(path)
+        for warning in getattr(opened.image, "warnings", []):
+            self.message_bar.add(f"{path}: {warning}")
+        if activate:
+            self._show_opened(path)
+        elif isinstance(opened.image, Slide) and self.slide_view.slide is None:
+            self.slide_view.set_slide(opened.image, opened.preview)
+        elif not isinstance(opened.image, Slide) and self.volume_view.volume is None:
+            self.volume_view.set_volume(opened.image)
+        self.statusBar().showMessage(f"Opened {path.name}")
+
+    def _show_opened(self, path: Path) -> None:
+        opened = self.opened.get(path)
+        if opened is None:
+            return
+        if isinstance(opened.image, Slide):
+            self.slide_view.set_slide(opened.image, opened.preview)
+            self.tabs.setCurrentIndex(SLIDE_TAB)
+        else:
+            self.volume_view.set_volume(opened.image)
+            self.tabs.setCurrentIndex(VOLUME_TAB)
+
+    def _on_failed(self, request: tuple[Path, bool], message: str) -> None:
+        log.warning("open failed for %s", safe_path(request[0]))
+        self.message_bar.add(message)
+        self.statusBar().showMessage(f"Could not open {request[0].name}")
+
+    # drag and drop, closing ---------------------------------------------------------------------
+
+    def dragEnterEvent(self, event: QDragEnterEvent) -> None:  # noqa: N802 (Qt naming)
+        if event.mimeData().hasUrls():
+            event.acceptProposedAction()
+
+    def dropEvent(self, event: QDropEvent) -> None:  # noqa: N802 (Qt naming)
+        paths = [Path(url.toLocalFile()) for url in event.mimeData().urls() if url.isLocalFile()]
+        self.open_paths(paths)
+        event.acceptProposedAction()
+
+    def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 (Qt naming)
+        self.settings.setValue("window/geometry", self.saveGeometry())
+        self.settings.setValue("window/state", self.saveState())
+        self.settings.sync()
+        self.loader.shutdown()
+        for opened in self.opened.values():
+            if isinstance(opened.image, Slide):
+                opened.image.close()
+        super().closeEvent(event)
