@@ -31,15 +31,20 @@ def _gui_parser() -> argparse.ArgumentParser:
         "Add --help after a command for its options.",
     )
     parser.add_argument("paths", nargs="*", type=Path, metavar="PATH", help="files or folders to open")
-    parser.add_argument("--screenshot", type=Path, metavar="FILE",
-                        help="open PATHs in a 1600x1000 window, wait for loading, save a PNG of it and exit")
+    parser.add_argument(
+        "--screenshot",
+        type=Path,
+        metavar="FILE",
+        help="open PATHs in a 1600x1000 window, wait for loading, save a PNG of it and exit",
+    )
     parser.add_argument("--version", action="version", version=f"medviewer {__version__}")
     return parser
 
 
 def _demo_data(argv: Sequence[str]) -> int:
-    parser = argparse.ArgumentParser(prog="medviewer demo-data",
-                                     description="Write deterministic synthetic demo data into DIR.")
+    parser = argparse.ArgumentParser(
+        prog="medviewer demo-data", description="Write deterministic synthetic demo data into DIR."
+    )
     parser.add_argument("dir", type=Path, metavar="DIR")
     parser.add_argument("--seed", type=int, default=0, help="another seed gives another patient (default 0)")
     args = parser.parse_args(argv)
@@ -68,7 +73,9 @@ def _format_info(info: dict[str, Any]) -> str:
             f"  vendor      {info['vendor']}",
             f"  dimensions  {info['dimensions'][0]} x {info['dimensions'][1]} pixels",
             f"  levels      {info['levels']}: "
-            + ", ".join(f"{w}x{h} (/{d:g})" for (w, h), d in zip(info["level_dimensions"], info["downsamples"])),
+            + ", ".join(
+                f"{w}x{h} (/{d:g})" for (w, h), d in zip(info["level_dimensions"], info["downsamples"], strict=True)
+            ),
             f"  mpp         {mpp}",
             f"  objective   {info['objective_power'] or 'unknown'}",
             f"  associated  {', '.join(info['associated_images']) or 'none'}",

@@ -74,9 +74,7 @@ def setup_logging(level: int = logging.INFO) -> Path:
         if getattr(handler, "_medviewer", False):
             logger.removeHandler(handler)
             handler.close()
-    handler = logging.handlers.RotatingFileHandler(
-        path, maxBytes=5 * 1024 * 1024, backupCount=5, encoding="utf-8"
-    )
+    handler = logging.handlers.RotatingFileHandler(path, maxBytes=5 * 1024 * 1024, backupCount=5, encoding="utf-8")
     handler._medviewer = True  # type: ignore[attr-defined]
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     handler.addFilter(RedactingFilter())

@@ -69,13 +69,18 @@ def _plant_lesions(rng: np.random.Generator, geometry: CtGeometry, count: int) -
         if not all(_lungs(probe_x, probe_y, tt).all() for tt in (t, t_low, t_high)):
             continue
         center = (cx, cy, geometry.slice_z(k))
-        if any(np.linalg.norm(np.subtract(center, other.center_lps_mm)) < radius + other.radius_mm + 10 for other in lesions):
+        if any(
+            np.linalg.norm(np.subtract(center, other.center_lps_mm)) < radius + other.radius_mm + 10
+            for other in lesions
+        ):
             continue
         lesions.append(Lesion(center_lps_mm=center, radius_mm=round(radius, 2), hu=float(round(rng.uniform(20, 60)))))
     return lesions
 
 
-def make_chest_phantom(rng: np.random.Generator, geometry: CtGeometry, lesion_count: int) -> tuple[np.ndarray, list[Lesion]]:
+def make_chest_phantom(
+    rng: np.random.Generator, geometry: CtGeometry, lesion_count: int
+) -> tuple[np.ndarray, list[Lesion]]:
     """HU volume (z, y, x) as int16 and the lesions planted in it."""
     nz, ny, nx = geometry.shape
     ox, oy, _ = geometry.origin

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, PYDICOM_IMPLEMENTATION_UID, generate_uid
+from pydicom.uid import PYDICOM_IMPLEMENTATION_UID, CTImageStorage, ExplicitVRLittleEndian
 
 from medviewer import __version__
 from medviewer.core.patient import PatientInfo
@@ -26,8 +27,13 @@ class SeriesIdentity:
 
 
 def deterministic_uid(*parts: object) -> str:
-    """A 2.25-form UID derived from ``parts``: the same seed always names the same objects."""
-    return generate_uid(prefix=None, entropy_srcs=[str(p) for p in parts])
+    """A 2.25-form UID (PS3.5 B.2) from a hash of ``parts``: the same seed always names the same objects.
+
+    pydicom's ``generate_uid(prefix=None)`` ignores its entropy sources and uses a random UUID, so the
+    128-bit integer is derived here instead.
+    """
+    digest = hashlib.sha256("\x1f".join(str(p) for p in parts).encode()).digest()
+    return f"2.25.{int.from_bytes(digest[:16], 'big')}"
 
 
 def write_ct_series(folder: Path, hu: np.ndarray, geometry: CtGeometry, identity: SeriesIdentity) -> list[Path]:

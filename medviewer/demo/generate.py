@@ -37,8 +37,15 @@ def _demo_patient(seed: int, index: int, rng: np.random.Generator) -> PatientInf
     )
 
 
-def generate_ct_study(folder: Path, seed: int, index: int, geometry: CtGeometry, lesion_count: int,
-                      patient: PatientInfo | None = None, nifti_path: Path | None = None) -> dict[str, Any]:
+def generate_ct_study(
+    folder: Path,
+    seed: int,
+    index: int,
+    geometry: CtGeometry,
+    lesion_count: int,
+    patient: PatientInfo | None = None,
+    nifti_path: Path | None = None,
+) -> dict[str, Any]:
     """Write one patient's CT series (and optionally its NIfTI); returns its ground-truth entry."""
     rng = np.random.default_rng([seed, index])
     patient = patient or _demo_patient(seed, index, rng)
@@ -59,7 +66,11 @@ def generate_ct_study(folder: Path, seed: int, index: int, geometry: CtGeometry,
         "size_xyz": [geometry.shape[2], geometry.shape[1], geometry.shape[0]],
         "spacing_mm": [geometry.pixel_mm, geometry.pixel_mm, geometry.slice_mm],
         "lesions": [
-            {"center_lps_mm": [round(c, 3) for c in lesion.center_lps_mm], "radius_mm": lesion.radius_mm, "hu": lesion.hu}
+            {
+                "center_lps_mm": [round(c, 3) for c in lesion.center_lps_mm],
+                "radius_mm": lesion.radius_mm,
+                "hu": lesion.hu,
+            }
             for lesion in lesions
         ],
     }

@@ -56,7 +56,7 @@ def _tissue_field(rng: np.random.Generator, shape: tuple[int, int]) -> np.ndarra
         theta = rng.uniform(0, np.pi)
         u = (xx - cx) * np.cos(theta) + (yy - cy) * np.sin(theta)
         v = -(xx - cx) * np.sin(theta) + (yy - cy) * np.cos(theta)
-        field += np.exp(-((u / ax) ** 2 + (v / ay) ** 2) ** 1.5)
+        field += np.exp(-(((u / ax) ** 2 + (v / ay) ** 2) ** 1.5))
     noise = ndimage.gaussian_filter(rng.standard_normal(shape).astype(np.float32), 4)
     return field + noise * (0.18 / max(float(noise.std()), 1e-6))
 
@@ -104,8 +104,14 @@ def _nuclei(rng: np.random.Generator, field: np.ndarray, geometry: SlideGeometry
     rx = np.where(in_tumour, rng.uniform(7, 11, m), rng.uniform(2.5, 4.5, m))
     ry = np.where(in_tumour, rx * rng.uniform(0.75, 1.0, m), rng.uniform(6, 10, m))
     darkness = np.where(in_tumour, rng.uniform(0.75, 0.95, m), rng.uniform(0.55, 0.85, m))
-    return _Nuclei(x, y, rx.astype(np.float32), ry.astype(np.float32), rng.uniform(0, np.pi, m).astype(np.float32),
-                   darkness.astype(np.float32))
+    return _Nuclei(
+        x,
+        y,
+        rx.astype(np.float32),
+        ry.astype(np.float32),
+        rng.uniform(0, np.pi, m).astype(np.float32),
+        darkness.astype(np.float32),
+    )
 
 
 def _interp_matrix(n_out: int, offset: int, n_field: int) -> np.ndarray:
@@ -121,8 +127,15 @@ def _interp_matrix(n_out: int, offset: int, n_field: int) -> np.ndarray:
 
 
 class _TileRenderer:
-    def __init__(self, seed: int, geometry: SlideGeometry, field: np.ndarray, stain: np.ndarray,
-                 tumours: list[np.ndarray], nuclei: _Nuclei) -> None:
+    def __init__(
+        self,
+        seed: int,
+        geometry: SlideGeometry,
+        field: np.ndarray,
+        stain: np.ndarray,
+        tumours: list[np.ndarray],
+        nuclei: _Nuclei,
+    ) -> None:
         self.seed, self.geometry, self.field, self.stain, self.tumours = seed, geometry, field, stain, tumours
         self.nuclei = nuclei
         cols = (np.floor(nuclei.x / TILE)).astype(np.int64)
@@ -197,8 +210,9 @@ def _downsample(image: np.ndarray, factor: int) -> np.ndarray:
     return np.rint(blocks.mean(axis=(1, 3))).astype(np.uint8)
 
 
-def write_demo_slide(path: Path, seed: int, geometry: SlideGeometry, tumour_count: int = 3,
-                     levels: int = 4) -> list[np.ndarray]:
+def write_demo_slide(
+    path: Path, seed: int, geometry: SlideGeometry, tumour_count: int = 3, levels: int = 4
+) -> list[np.ndarray]:
     """Write the slide; returns the tumour polygons (level-0 x, y) that were planted."""
     rng = np.random.default_rng([seed, 3])
     field_shape = (-(-geometry.height // FIELD_SCALE), -(-geometry.width // FIELD_SCALE))
@@ -217,7 +231,7 @@ def write_demo_slide(path: Path, seed: int, geometry: SlideGeometry, tumour_coun
         my = _interp_matrix(TILE, ty * TILE, field_shape[0])
         row = [renderer.render(tx, ty, my, mxs[tx]) for tx in range(tiles_x)]
         for tx, tile in enumerate(row):
-            level1[ty * step:(ty + 1) * step, tx * step:(tx + 1) * step] = _downsample(tile, LEVEL_STEP)
+            level1[ty * step : (ty + 1) * step, tx * step : (tx + 1) * step] = _downsample(tile, LEVEL_STEP)
         return row
 
     def level0_tiles() -> Iterator[np.ndarray]:
@@ -227,12 +241,25 @@ def write_demo_slide(path: Path, seed: int, geometry: SlideGeometry, tumour_coun
 
     import tifffile
 
-    def write_level(tw: tifffile.TiffWriter, data: np.ndarray | Iterator[np.ndarray], shape: tuple[int, int], level: int) -> None:
+    def write_level(
+        tw: tifffile.TiffWriter, data: np.ndarray | Iterator[np.ndarray], shape: tuple[int, int], level: int
+    ) -> None:
         mpp = geometry.mpp * LEVEL_STEP**level
-        tw.write(data, shape=(*shape, 3), dtype=np.uint8, tile=(TILE, TILE), photometric="rgb",
-                 compression="jpeg", compressionargs={"level": 85}, resolution=(1e4 / mpp, 1e4 / mpp),
-                 resolutionunit="CENTIMETER", subfiletype=0 if level == 0 else 1, maxworkers=2,
-                 description="medviewer synthetic H&E-like slide" if level == 0 else None, metadata=None)
+        tw.write(
+            data,
+            shape=(*shape, 3),
+            dtype=np.uint8,
+            tile=(TILE, TILE),
+            photometric="rgb",
+            compression="jpeg",
+            compressionargs={"level": 85},
+            resolution=(1e4 / mpp, 1e4 / mpp),
+            resolutionunit="CENTIMETER",
+            subfiletype=0 if level == 0 else 1,
+            maxworkers=2,
+            description="medviewer synthetic H&E-like slide" if level == 0 else None,
+            metadata=None,
+        )
 
     path.parent.mkdir(parents=True, exist_ok=True)
     with tifffile.TiffWriter(path, bigtiff=True) as tw:

@@ -28,9 +28,18 @@ log = logging.getLogger(__name__)
 
 #: Header attributes that identify a person; registered with the log filter whenever a file is read.
 IDENTIFYING_KEYWORDS = (
-    "PatientName", "PatientID", "PatientBirthDate", "OtherPatientIDs", "AccessionNumber",
-    "StudyDate", "SeriesDate", "AcquisitionDate", "ContentDate", "InstitutionName",
-    "ReferringPhysicianName", "StudyID",
+    "PatientName",
+    "PatientID",
+    "PatientBirthDate",
+    "OtherPatientIDs",
+    "AccessionNumber",
+    "StudyDate",
+    "SeriesDate",
+    "AcquisitionDate",
+    "ContentDate",
+    "InstitutionName",
+    "ReferringPhysicianName",
+    "StudyID",
 )
 SPACING_TOLERANCE = 0.01  # relative deviation of slice steps accepted as uniform
 

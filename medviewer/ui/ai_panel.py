@@ -12,20 +12,9 @@ import time
 from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal
 from PySide6.QtWidgets import QGroupBox, QLabel, QVBoxLayout, QWidget
 
+from medviewer.ai.runtime import describe_runtime
+
 log = logging.getLogger(__name__)
-
-
-def describe_runtime() -> str:
-    """PyTorch version and the devices it can use, in words."""
-    import torch
-
-    devices = [f"CPU ({torch.get_num_threads()} threads)"]
-    if torch.cuda.is_available():
-        devices.insert(0, ", ".join(torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())))
-    mps = getattr(torch.backends, "mps", None)
-    if mps is not None and mps.is_available():
-        devices.insert(0, "Apple MPS")
-    return f"PyTorch {torch.__version__}\nDevices: {'; '.join(devices)}"
 
 
 class _ProbeRelay(QObject):

@@ -47,8 +47,9 @@ def run_app(paths: list[Path], screenshot: Path | None = None, process_start: fl
     if screenshot is not None and not os.environ.get("QT_QPA_PLATFORM") and not has_display():
         os.environ["QT_QPA_PLATFORM"] = "offscreen"
     if not has_display():
-        print("medviewer: no display is available; use --screenshot FILE to render the window to a PNG.",
-              file=sys.stderr)
+        print(
+            "medviewer: no display is available; use --screenshot FILE to render the window to a PNG.", file=sys.stderr
+        )
         return 2
     app = application()
     window = MainWindow(make_settings())

@@ -34,7 +34,9 @@ from medviewer.ui.volume_view import VolumeView
 log = logging.getLogger(__name__)
 MAX_RECENT = 10
 VOLUME_TAB, SLIDE_TAB = 0, 1
-OPEN_FILTER = "Images (*.dcm *.dicom *.ima *.nii *.nii.gz *.svs *.tif *.tiff *.ndpi *.mrxs *.scn *.vms *.bif);;All files (*)"
+OPEN_FILTER = (
+    "Images (*.dcm *.dicom *.ima *.nii *.nii.gz *.svs *.tif *.tiff *.ndpi *.mrxs *.scn *.vms *.bif);;All files (*)"
+)
 
 
 class MainWindow(QMainWindow):

@@ -10,8 +10,7 @@ class MessageBar(QWidget):
         super().__init__(parent)
         self.setObjectName("messageBar")
         self.setStyleSheet(
-            "#messageBar { background: #fdecea; border: 1px solid #f5c2c0; }"
-            " QLabel { color: #611a15; padding: 4px; }"
+            "#messageBar { background: #fdecea; border: 1px solid #f5c2c0; } QLabel { color: #611a15; padding: 4px; }"
         )
         self.label = QLabel()
         self.label.setWordWrap(True)

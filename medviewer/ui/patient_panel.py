@@ -60,10 +60,15 @@ class PatientPanel(QTreeWidget):
     def _add_volume(self, path: Path, volume: Volume) -> QTreeWidgetItem:
         patient = volume.patient
         if patient.patient_id or patient.name:
-            patient_item = self._child(self, f"patient:{patient.patient_id}:{patient.name}",
-                                       patient.display_name, patient.patient_id)
-            study_item = self._child(patient_item, f"study:{patient.study_uid}",
-                                     patient.study_description or "Study", _dicom_date(patient.study_date))
+            patient_item = self._child(
+                self, f"patient:{patient.patient_id}:{patient.name}", patient.display_name, patient.patient_id
+            )
+            study_item = self._child(
+                patient_item,
+                f"study:{patient.study_uid}",
+                patient.study_description or "Study",
+                _dicom_date(patient.study_date),
+            )
         else:
             patient_item = self._child(self, "files", "Files without patient data", "")
             study_item = patient_item

@@ -92,7 +92,9 @@ class VolumeView(QWidget):
         self.index = index
         pixels = volume.array[index]
         levels = self.image.levels if self.image.image is not None else None
-        self.image.setImage(pixels, autoLevels=False, levels=levels if levels is not None else (pixels.min(), pixels.max()))
+        self.image.setImage(
+            pixels, autoLevels=False, levels=levels if levels is not None else (pixels.min(), pixels.max())
+        )
         sx, sy = volume.spacing[0], volume.spacing[1]
         self.image.setRect(QRectF(0, 0, pixels.shape[1] * sx, pixels.shape[0] * sy))
         if self.slider.value() != index:
