@@ -9,6 +9,9 @@ from pathlib import Path
 
 import pytest
 
+# The suite runs headless everywhere (CI has no display); a developer may override it.
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
 DATA = Path(__file__).parent / "data"
 REPO = Path(__file__).parent.parent
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import time
 
-from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal
+from PySide6.QtCore import QObject, QRunnable, QThreadPool, QTimer, Signal
 from PySide6.QtWidgets import QGroupBox, QLabel, QVBoxLayout, QWidget
 
 from medviewer.ai.runtime import describe_runtime
@@ -52,10 +52,14 @@ class AiPanel(QWidget):
         self.probing = False
         self.ready = False
 
-    def start_probe(self) -> None:
+    def schedule_probe(self, delay_ms: int = 0) -> None:
+        """Probe from the event loop after ``delay_ms``; counts as busy from now on."""
         if self.probing or self.ready:
             return
         self.probing = True
+        QTimer.singleShot(delay_ms, self._start_probe)
+
+    def _start_probe(self) -> None:
         self.runtime_label.setText("Loading the AI runtime in the background…")
         QThreadPool.globalInstance().start(_ProbeTask(self._relay))
 

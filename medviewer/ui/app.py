@@ -13,7 +13,7 @@ import sys
 import time
 from pathlib import Path
 
-from PySide6.QtCore import QSettings, QTimer
+from PySide6.QtCore import QSettings
 from PySide6.QtWidgets import QApplication
 
 from medviewer import __version__
@@ -61,11 +61,10 @@ def run_app(paths: list[Path], screenshot: Path | None = None, process_start: fl
     window.ai_panel.runtime_ready.connect(
         lambda at: log.info("startup: torch imported at %.3f (%.2f s after start)", at, at - (process_start or at))
     )
-    QTimer.singleShot(0, window.ai_panel.start_probe)
+    window.ai_panel.schedule_probe()
     window.open_paths(paths, activate_first_only=True)
     if screenshot is None:
         return app.exec()
-    QTimer.singleShot(0, lambda: None)
     finished = window.wait_until_idle(SCREENSHOT_TIMEOUT_MS)
     app.processEvents()
     if not finished:

@@ -1,0 +1,53 @@
+"""Startup benchmark: seconds from process start to the window shown, and to torch imported.
+
+Run with ``make bench`` (or ``python -m tests.benchmarks.startup [RUNS]``). Each run starts the real
+entry point in screenshot mode and reads the times the application logs; the figures are medians.
+The window must come first: torch is imported in the background after it is shown.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+EVENT = re.compile(r"startup: (window shown|torch imported) at ([0-9.]+)")
+
+
+def measure_once(paths: list[str] | None = None) -> dict[str, float]:
+    with tempfile.TemporaryDirectory() as home:
+        env = {**os.environ, "MEDVIEWER_HOME": home, "QT_QPA_PLATFORM": "offscreen"}
+        started = time.time()
+        subprocess.run(
+            [sys.executable, "-m", "medviewer", "--screenshot", str(Path(home) / "shot.png"), *(paths or [])],
+            check=True,
+            capture_output=True,
+            env=env,
+            timeout=300,
+        )
+        log_text = (Path(home) / "logs" / "medviewer.log").read_text()
+    times = {name: float(at) - started for name, at in EVENT.findall(log_text)}
+    return {"window_shown_s": times["window shown"], "torch_imported_s": times["torch imported"]}
+
+
+def measure(runs: int = 5) -> dict[str, float]:
+    samples = [measure_once() for _ in range(runs)]
+    return {key: statistics.median(s[key] for s in samples) for key in samples[0]}
+
+
+def main() -> None:
+    runs = int(sys.argv[1]) if len(sys.argv) > 1 else 5
+    result = measure(runs)
+    print(
+        f"startup over {runs} runs (median): window shown {result['window_shown_s']:.2f} s, "
+        f"torch imported {result['torch_imported_s']:.2f} s after process start"
+    )
+
+
+if __name__ == "__main__":
+    main()

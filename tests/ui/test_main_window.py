@@ -1,0 +1,153 @@
+"""The main window as a user sees it: real images drawn, patients listed, errors shown, settings kept."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PySide6.QtCore import QPointF, Qt
+
+from medviewer.ui.app import make_settings
+from medviewer.ui.main_window import SLIDE_TAB, VOLUME_TAB, MainWindow
+from medviewer.ui.patient_panel import UNASSIGNED_SLIDES
+from medviewer.ui.volume_view import VolumeView
+
+LOAD_TIMEOUT_MS = 60_000
+
+
+@pytest.fixture
+def window(qtbot) -> MainWindow:
+    win = MainWindow(make_settings())
+    qtbot.addWidget(win)
+    win.resize(1600, 1000)
+    win.show()
+    qtbot.waitExposed(win)
+    return win
+
+
+def open_and_wait(qtbot, window: MainWindow, *paths: Path) -> None:
+    window.open_paths(list(paths), activate_first_only=True)
+    qtbot.waitUntil(lambda: not window.busy(), timeout=LOAD_TIMEOUT_MS)
+
+
+def grab_array(widget) -> np.ndarray:
+    image = widget.grab().toImage().convertToFormat(widget.grab().toImage().Format.Format_RGB888)
+    ptr = image.constBits()
+    return (
+        np.array(ptr, dtype=np.uint8)
+        .reshape(image.height(), image.bytesPerLine())[:, : image.width() * 3]
+        .reshape(image.height(), image.width(), 3)
+    )
+
+
+def drawn_voxel(view: VolumeView, row: int, col: int, pixels: np.ndarray) -> np.ndarray:
+    """The colour drawn on screen where voxel (row, col) of the current slice lies."""
+    sx, sy = view.volume.spacing[:2]
+    scene = view.view.mapViewToScene(QPointF((col + 0.5) * sx, (row + 0.5) * sy))
+    point = view.graphics.mapFromScene(scene)
+    ratio = pixels.shape[1] / view.graphics.width()
+    return pixels[int(point.y() * ratio), int(point.x() * ratio)]
+
+
+def test_demo_ct_middle_slice_is_drawn_with_ct_window(qtbot, window: MainWindow, demo_dir: Path):
+    open_and_wait(qtbot, window, demo_dir / "ct", demo_dir / "slide.tiff")
+    view = window.volume_view
+    volume = view.volume
+    assert window.tabs.currentIndex() == VOLUME_TAB
+    assert view.index == volume.shape[0] // 2
+    np.testing.assert_array_equal(view.image.image, volume.array[volume.shape[0] // 2])
+    assert view.window() == pytest.approx((400, 40))
+    assert "slice 61/120" in view.caption.text() and "W 400 L 40" in view.caption.text()
+
+    qtbot.wait(50)
+    pixels = grab_array(view.graphics)
+    hu = volume.array[view.index]
+    lung = np.argwhere((hu > -900) & (hu < -800))[len(np.argwhere((hu > -900) & (hu < -800))) // 2]
+    bone = np.argwhere(hu > 800)[0]
+    soft = np.argwhere(np.abs(hu - 40) < 5)[len(np.argwhere(np.abs(hu - 40) < 5)) // 2]
+    assert drawn_voxel(view, *lung, pixels).max() < 20  # lung below the window: black
+    assert drawn_voxel(view, *bone, pixels).min() > 235  # bone above it: white
+    assert 100 < drawn_voxel(view, *soft, pixels).mean() < 160  # soft tissue mid-grey
+    # The view keeps true millimetre aspect: a 512x512 slice of square pixels is drawn square.
+    rect = view.image.mapRectToScene(view.image.boundingRect())
+    assert rect.width() == pytest.approx(rect.height(), rel=0.01)
+
+
+def test_demo_slide_thumbnail_is_drawn_in_level0_coordinates(qtbot, window: MainWindow, demo_dir: Path):
+    open_and_wait(qtbot, window, demo_dir / "slide.tiff")
+    assert window.tabs.currentIndex() == SLIDE_TAB
+    view = window.slide_view
+    rect = view.image.mapRectToView(view.image.boundingRect())
+    assert (rect.width(), rect.height()) == (20480, 15360)
+    overview = view.image.image
+    assert max(overview.shape[:2]) == 2048
+    qtbot.wait(50)
+    pixels = grab_array(view.graphics).astype(int)
+    pink = (pixels[..., 0] - pixels[..., 1] > 40) & (pixels[..., 2] - pixels[..., 1] > 20)
+    assert pink.mean() > 0.05  # eosin-stained tissue is on screen
+    assert "0.5 µm/px" in view.caption.text()
+
+
+def test_patient_panel_lists_two_patients_and_opens_on_double_click(qtbot, window: MainWindow, demo_dir: Path):
+    open_and_wait(qtbot, window, demo_dir / "ct", demo_dir / "ct2", demo_dir / "slide.tiff")
+    panel = window.patient_panel
+    top = [panel.topLevelItem(i).text(0) for i in range(panel.topLevelItemCount())]
+    assert UNASSIGNED_SLIDES in top
+    patients = [t for t in top if t.startswith("DEMO, ")]
+    assert len(patients) == 2
+    ct2_item = panel.findItems("ct2", Qt.MatchFlag.MatchRecursive | Qt.MatchFlag.MatchContains, 0)
+    series_items = [
+        item
+        for item in panel.findItems("", Qt.MatchFlag.MatchRecursive | Qt.MatchFlag.MatchContains, 0)
+        if item.data(0, Qt.ItemDataRole.UserRole) == str(demo_dir / "ct2")
+    ]
+    assert not ct2_item or series_items
+    assert len(series_items) == 1
+    assert "48 slices" in series_items[0].text(1)
+    assert not series_items[0].icon(0).isNull()
+    panel.itemDoubleClicked.emit(series_items[0], 0)
+    assert window.volume_view.volume.shape == (48, 256, 256)
+
+
+def test_bad_paths_are_reported_and_the_window_carries_on(qtbot, window: MainWindow, tmp_path: Path, demo_dir: Path):
+    missing = tmp_path / "missing-study"
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    text = tmp_path / "report.dcm"
+    text.write_text("Findings: none\n")
+    open_and_wait(qtbot, window, missing, empty, text)
+    messages = window.message_bar.messages
+    assert any(str(missing) in m and "no such file or folder" in m for m in messages)
+    assert any(str(empty) in m and "no DICOM images were found" in m for m in messages)
+    assert any(str(text) in m and "not a DICOM file" in m for m in messages)
+    assert window.message_bar.isVisible()
+    assert window.volume_view.volume is None  # nothing half-loaded is shown
+    open_and_wait(qtbot, window, demo_dir / "ct2")
+    assert window.volume_view.volume is not None
+
+
+def test_keys_move_through_slices(qtbot, window: MainWindow, demo_dir: Path):
+    open_and_wait(qtbot, window, demo_dir / "ct2")
+    view = window.volume_view
+    start = view.index
+    view.setFocus()
+    qtbot.keyClick(view, Qt.Key.Key_PageDown)
+    assert view.index == start + 1
+    np.testing.assert_array_equal(view.image.image, view.volume.array[start + 1])
+    qtbot.keyClick(view, Qt.Key.Key_PageUp)
+    qtbot.keyClick(view, Qt.Key.Key_PageUp)
+    assert view.index == start - 1
+
+
+def test_recent_files_and_layout_persist_across_windows(qtbot, demo_dir: Path, medviewer_home: Path):
+    first = MainWindow(make_settings())
+    qtbot.addWidget(first)
+    first.show()
+    open_and_wait(qtbot, first, demo_dir / "ct2")
+    first.close()
+    assert (medviewer_home / "config" / "medviewer.ini").exists()
+    second = MainWindow(make_settings())
+    qtbot.addWidget(second)
+    assert second.recent_paths()[0] == str((demo_dir / "ct2").absolute())
+    assert [a.text() for a in second.recent_menu.actions()] == second.recent_paths()
