@@ -7,6 +7,7 @@ that tests and scripts never touch a user's real profile; otherwise the platform
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import platformdirs
@@ -14,31 +15,16 @@ import platformdirs
 APP_NAME = "medviewer"
 
 
-def _home() -> Path | None:
-    value = os.environ.get("MEDVIEWER_HOME")
-    return Path(value).expanduser() if value else None
-
-
-def _ensure(path: Path) -> Path:
+def _folder(name_under_home: str, platform_folder: Callable[[str], str]) -> Path:
+    home = os.environ.get("MEDVIEWER_HOME")
+    path = Path(home).expanduser() / name_under_home if home else Path(platform_folder(APP_NAME))
     path.mkdir(parents=True, exist_ok=True)
     return path
 
 
 def config_dir() -> Path:
-    home = _home()
-    return _ensure(home / "config" if home else Path(platformdirs.user_config_dir(APP_NAME)))
-
-
-def data_dir() -> Path:
-    home = _home()
-    return _ensure(home / "data" if home else Path(platformdirs.user_data_dir(APP_NAME)))
+    return _folder("config", platformdirs.user_config_dir)
 
 
 def log_dir() -> Path:
-    home = _home()
-    return _ensure(home / "logs" if home else Path(platformdirs.user_log_dir(APP_NAME)))
-
-
-def cache_dir() -> Path:
-    home = _home()
-    return _ensure(home / "cache" if home else Path(platformdirs.user_cache_dir(APP_NAME)))
+    return _folder("logs", platformdirs.user_log_dir)

@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 from PySide6.QtCore import QSettings
+from PySide6.QtGui import QIcon
 from PySide6.QtWidgets import QApplication
 
 from medviewer import __version__
@@ -22,6 +23,8 @@ from medviewer.ui.main_window import MainWindow
 
 log = logging.getLogger(__name__)
 SCREENSHOT_SIZE = (1600, 1000)
+#: resources/ sits beside the package in a checkout and in the PyInstaller folder alike.
+RESOURCES = Path(__file__).resolve().parents[2] / "resources"
 SCREENSHOT_TIMEOUT_MS = 180_000
 
 
@@ -40,6 +43,7 @@ def application() -> QApplication:
     app.setApplicationName("medviewer")
     app.setApplicationVersion(__version__)
     app.setOrganizationName("medviewer")
+    app.setWindowIcon(QIcon(str(RESOURCES / "icons" / "medviewer.png")))
     return app
 
 
