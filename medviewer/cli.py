@@ -111,7 +111,7 @@ SUBCOMMANDS: dict[str, Callable[[Sequence[str]], int]] = {"demo-data": _demo_dat
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    setup_logging()
+    log_file = setup_logging()
     command = SUBCOMMANDS.get(argv[0]) if argv else None
     try:
         return command(argv[1:]) if command else _gui(argv)
@@ -119,5 +119,5 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except Exception:  # the last line of defence: a message and a log entry, never a traceback
         log.exception("unexpected error")
-        print("medviewer: an unexpected error occurred; details are in the log file.", file=sys.stderr)
+        print(f"medviewer: an unexpected error occurred; details are in {log_file}", file=sys.stderr)
         return 1
