@@ -111,7 +111,11 @@ SUBCOMMANDS: dict[str, Callable[[Sequence[str]], int]] = {"demo-data": _demo_dat
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    log_file = setup_logging()
+    try:
+        log_file = setup_logging()
+    except OSError as exc:
+        print(f"medviewer: cannot write the log file ({exc.strerror}: {exc.filename})", file=sys.stderr)
+        return 1
     command = SUBCOMMANDS.get(argv[0]) if argv else None
     try:
         return command(argv[1:]) if command else _gui(argv)

@@ -37,7 +37,11 @@ def test_logs_hold_no_patient_identifiers(tmp_path: Path, medviewer_home: Path, 
     setup_logging()
     volume = open_volume(study)
     assert volume.patient.name.startswith(CANARIES[0])  # the identifiers were really read
-    run_medviewer("info", str(study), home=medviewer_home)
+    assert run_medviewer("info", str(study), home=medviewer_home).returncode == 0
+    fake_nifti = study.parent / f"{CANARIES[0]}.{CANARIES[1]}" / "scan.nii"
+    fake_nifti.parent.mkdir()
+    fake_nifti.write_text("not a nifti header")
+    assert run_medviewer("info", str(fake_nifti), home=medviewer_home).returncode == 1
     broken = study / "IM0003.dcm"
     broken.write_bytes(broken.read_bytes()[:2000])  # truncated file inside the canary study
     (study.parent / f"{CANARIES[1]}.dcm").write_text("not dicom")

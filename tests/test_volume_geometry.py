@@ -39,3 +39,23 @@ def test_to_sitk_matches_simpleitk_geometry_and_voxels():
         ours = volume.index_to_world(index_xyz[::-1])
         theirs = image.TransformIndexToPhysicalPoint(index_xyz)
         np.testing.assert_allclose(ours, theirs, atol=1e-6)
+
+
+def test_closest_to_lps_keeps_every_voxel_at_its_world_position():
+    # A RAS-stored, axis-swapped volume: x runs to the patient's right, y superior, z anterior.
+    direction = np.array([[-1.0, 0, 0], [0, 0, -1.0], [0, 1.0, 0]])
+    array = np.arange(3 * 4 * 5, dtype=np.int16).reshape(3, 4, 5)
+    stored = Volume(array=array, spacing=(0.5, 0.8, 2.0), origin=(10.0, -5.0, 3.0), direction=direction)
+    lps = stored.closest_to_lps()
+    np.testing.assert_allclose(lps.direction, np.eye(3), atol=1e-12)
+    assert lps.spacing == (0.5, 2.0, 0.8)
+    assert lps.shape == (4, 3, 5)
+    for zyx in np.ndindex(*array.shape):
+        value = array[zyx]
+        new_index = tuple(np.argwhere(lps.array == value)[0])
+        np.testing.assert_allclose(lps.index_to_world(new_index), stored.index_to_world(zyx), atol=1e-9)
+
+
+def test_closest_to_lps_leaves_an_lps_volume_alone():
+    volume = oblique_volume()
+    assert volume.closest_to_lps() is volume

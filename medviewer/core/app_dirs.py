@@ -1,6 +1,6 @@
 """Where medviewer writes its files.
 
-``MEDVIEWER_HOME``, when set, puts everything (settings, logs, catalog, caches) under one folder so
+``MEDVIEWER_HOME``, when set, puts everything it writes (settings, logs) under one folder so
 that tests and scripts never touch a user's real profile; otherwise the platform's per-user folders.
 """
 

@@ -31,15 +31,29 @@ def register_identifiers(values: Iterable[object]) -> None:
     global _pattern
     added = False
     with _lock:
-        for value in values:
-            text = str(value).strip() if value is not None else ""
-            for variant in {text, text.replace("^", " ").strip()}:
+        for value in _flatten(values):
+            text = str(value).strip()
+            parts = [p for p in text.replace("^", " ").split() if len(p) >= 3]
+            for variant in {text, text.replace("^", " ").strip(), *parts}:
                 if len(variant) >= 3 and variant not in _identifiers:
                     _identifiers.add(variant)
                     added = True
         if added:
             alternatives = sorted(_identifiers, key=len, reverse=True)
-            _pattern = re.compile("|".join(re.escape(a) for a in alternatives), re.IGNORECASE)
+            _pattern = re.compile(r"\b(?:" + "|".join(re.escape(a) for a in alternatives) + r")\b", re.IGNORECASE)
+
+
+def _flatten(values: Iterable[object]) -> list[object]:
+    """Multi-valued DICOM attributes (e.g. OtherPatientIDs) register each value."""
+    flat: list[object] = []
+    for value in values:
+        if value is None:
+            continue
+        if isinstance(value, (list, tuple)) or type(value).__name__ == "MultiValue":
+            flat.extend(v for v in value if v is not None)
+        else:
+            flat.append(value)
+    return flat
 
 
 def redact(text: str) -> str:
@@ -47,11 +61,16 @@ def redact(text: str) -> str:
     return pattern.sub(REDACTED, text) if pattern else text
 
 
+#: Extensions shown in log tokens; anything else after a dot may be part of a name.
+KNOWN_SUFFIXES = (".nii.gz", ".nii", ".dcm", ".dicom", ".ima", ".svs", ".tiff", ".tif", ".ndpi", ".mrxs", ".scn")
+
+
 def safe_path(path: str | Path) -> str:
     """A stable token for a path that says which file without saying whose it is."""
     p = Path(path)
     digest = hashlib.sha256(str(p.expanduser().absolute()).encode()).hexdigest()[:10]
-    suffix = "".join(p.suffixes[-2:]) if p.suffixes else ("/" if p.is_dir() else "")
+    name = p.name.lower()
+    suffix = next((s for s in KNOWN_SUFFIXES if name.endswith(s)), "/" if p.is_dir() else "")
     return f"<file {digest}{suffix}>"
 
 

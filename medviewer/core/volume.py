@@ -11,6 +11,7 @@ geometry is decided once. Conventions, chosen to match DICOM and ITK so nothing 
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -68,6 +69,37 @@ class Volume:
         affine = self._affine()
         xyz = (point - affine[:3, 3]) @ np.linalg.inv(affine[:3, :3]).T
         return xyz[..., ::-1]
+
+    def closest_to_lps(self) -> Volume:
+        """The same voxels, permuted and flipped so that x, y, z run as near as possible to L, P, S.
+
+        Viewers draw array slices as stored; without this, a NIfTI stored in RAS order or a sagittal
+        acquisition would be shown mirrored or on its side. Only axis order and sign change (no
+        resampling), and origin and direction follow, so every voxel keeps its world position.
+        """
+        dominant = np.argmax(np.abs(self.direction), axis=0)  # world axis of each (x, y, z) column
+        if sorted(dominant) != [0, 1, 2]:
+            return self  # too oblique to name a nearest axis for each column: keep as stored
+        perm = [int(np.flatnonzero(dominant == k)[0]) for k in range(3)]  # old column for new column k
+        flips = [bool(self.direction[k, old] < 0) for k, old in enumerate(perm)]
+        if perm == [0, 1, 2] and not any(flips):
+            return self
+        size_xyz = self.array.shape[::-1]
+        array = np.transpose(self.array, [2 - perm[2], 2 - perm[1], 2 - perm[0]])
+        direction = self.direction[:, perm].copy()
+        origin = np.asarray(self.origin, dtype=float).copy()
+        for k, old in enumerate(perm):
+            if flips[k]:
+                array = np.flip(array, axis=2 - k)
+                origin += self.direction[:, old] * self.spacing[old] * (size_xyz[old] - 1)
+                direction[:, k] = -direction[:, k]
+        return dataclasses.replace(
+            self,
+            array=np.ascontiguousarray(array),
+            spacing=tuple(self.spacing[old] for old in perm),
+            origin=tuple(origin),
+            direction=direction,
+        )
 
     def display_window(self) -> tuple[float, float]:
         """(width, centre) to show first: the file's own, the modality's, or the data's 1-99 %."""

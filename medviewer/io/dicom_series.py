@@ -19,7 +19,7 @@ import pydicom
 from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
 
-from medviewer.core.errors import CorruptFileError, NoImagesFoundError, UnsupportedFileError
+from medviewer.core.errors import CorruptFileError, UnsupportedFileError
 from medviewer.core.logs import register_identifiers, safe_path
 from medviewer.core.patient import PatientInfo
 from medviewer.core.volume import Volume
@@ -45,6 +45,8 @@ SPACING_TOLERANCE = 0.01  # relative deviation of slice steps accepted as unifor
 
 
 def has_dicom_preamble(path: Path) -> bool:
+    if not path.is_file():  # FIFOs and devices would block or never end
+        return False
     try:
         with open(path, "rb") as handle:
             head = handle.read(132)
@@ -83,7 +85,8 @@ def scan_folder(folder: Path) -> tuple[list[SeriesSummary], int]:
     """Group the DICOM files under ``folder`` by SeriesInstanceUID; returns series and files skipped."""
     groups: dict[str, list[tuple[Path, Dataset]]] = defaultdict(list)
     skipped = 0
-    for root, _dirs, files in os.walk(folder):
+    for root, dirs, files in os.walk(folder):
+        dirs.sort()
         for name in sorted(files):
             path = Path(root) / name
             if not has_dicom_preamble(path):
@@ -95,7 +98,7 @@ def scan_folder(folder: Path) -> tuple[list[SeriesSummary], int]:
                 log.warning("skipped %s: %s", safe_path(path), exc.reason)
                 skipped += 1
                 continue
-            if "PixelData" not in ds and "ImagePositionPatient" not in ds and "Rows" not in ds:
+            if "Rows" not in ds:  # DICOMDIR, reports and other objects without an image
                 skipped += 1
                 continue
             groups[str(ds.get("SeriesInstanceUID", ""))].append((path, ds))
@@ -144,17 +147,24 @@ def read_series(paths: Iterable[Path]) -> Volume:
             ds = pydicom.dcmread(path)
         except InvalidDicomError as exc:
             raise UnsupportedFileError(path, "not a DICOM file (no DICOM header was found)") from exc
+        except (OSError, EOFError, ValueError, KeyError, TypeError) as exc:
+            raise CorruptFileError(path, f"the DICOM file cannot be read ({type(exc).__name__})") from exc
         register_dataset_identifiers(ds)
         datasets.append((path, ds))
-    if not datasets:
-        raise NoImagesFoundError(Path("."), "the series holds no files")
     first_path, first = datasets[0]
     direction = _orientation(first)
     normal = direction[:, 2]
+    for path, ds in datasets[1:]:
+        if not np.allclose(_orientation(ds), direction, atol=1e-3):
+            raise UnsupportedFileError(path, "the series mixes slice orientations; it is not one stack of slices")
 
     def position(item: tuple[Path, Dataset]) -> np.ndarray:
         ipp = item[1].get("ImagePositionPatient")
-        return np.asarray(ipp, float) if ipp is not None else np.zeros(3)
+        if ipp is None or len(ipp) != 3:
+            if len(datasets) > 1:
+                raise CorruptFileError(item[0], "ImagePositionPatient is missing, so slices cannot be ordered")
+            return np.zeros(3)
+        return np.asarray(ipp, float)
 
     datasets.sort(key=lambda item: float(position(item) @ normal))
     heights = np.array([position(item) @ normal for item in datasets])
@@ -178,14 +188,13 @@ def read_series(paths: Iterable[Path]) -> Volume:
     if slices[0].ndim != 2:
         raise UnsupportedFileError(first_path, f"pixel data of shape {slices[0].shape} is not a 2-D slice stack")
     array = np.stack(slices)
-    row_spacing, col_spacing = (float(v) for v in first.get("PixelSpacing", [1.0, 1.0]))
-    window = None
-    if "WindowWidth" in first and "WindowCenter" in first:
-        width = first.WindowWidth
-        centre = first.WindowCenter
-        width = float(width[0] if isinstance(width, pydicom.multival.MultiValue) else width)
-        centre = float(centre[0] if isinstance(centre, pydicom.multival.MultiValue) else centre)
-        window = (width, centre)
+    pixel_spacing = first.get("PixelSpacing")
+    if pixel_spacing is not None and len(pixel_spacing) == 2 and all(float(v) > 0 for v in pixel_spacing):
+        row_spacing, col_spacing = (float(v) for v in pixel_spacing)
+    else:
+        row_spacing = col_spacing = 1.0
+        warnings.append("the files give no valid PixelSpacing; distances are shown as 1 mm per pixel")
+    window = _file_window(first)
     origin = position(datasets[0])
     return Volume(
         array=array,
@@ -205,6 +214,22 @@ def read_series(paths: Iterable[Path]) -> Volume:
         window=window,
         patient=patient_info(first),
     )
+
+
+def _first_number(value: object) -> float | None:
+    if isinstance(value, pydicom.multival.MultiValue):
+        value = value[0] if len(value) else None
+    try:
+        return float(value) if value not in (None, "") else None
+    except (TypeError, ValueError):
+        return None
+
+
+def _file_window(ds: Dataset) -> tuple[float, float] | None:
+    """The first (width, centre) the file suggests, if it gives a usable one."""
+    width = _first_number(ds.get("WindowWidth"))
+    centre = _first_number(ds.get("WindowCenter"))
+    return (width, centre) if width is not None and centre is not None and width > 0 else None
 
 
 def patient_info(ds: Dataset) -> PatientInfo:

@@ -27,20 +27,21 @@ def read_nifti(path: Path) -> Volume:
     from nibabel.filebasedimages import ImageFileError
 
     try:
-        image = nib.load(str(path))
+        image = nib.load(str(path), mmap=False)
     except ImageFileError as exc:
-        raise UnsupportedFileError(path, f"not a NIfTI file ({exc})") from exc
+        raise UnsupportedFileError(path, "not a NIfTI file (its header is not NIfTI-1 or NIfTI-2)") from exc
     except (OSError, EOFError, ValueError) as exc:
-        raise CorruptFileError(path, f"the NIfTI file cannot be read ({exc})") from exc
-    try:
-        data = np.asanyarray(image.dataobj)
-    except (OSError, EOFError, ValueError, Exception) as exc:  # gzip and nibabel raise varied types
-        raise CorruptFileError(path, f"the NIfTI voxel data is truncated or damaged ({exc})") from exc
+        raise CorruptFileError(path, f"the NIfTI header cannot be read ({type(exc).__name__})") from exc
     warnings: list[str] = []
-    if data.ndim == 4:
-        warnings.append(f"the file holds {data.shape[3]} time points; showing the first")
-        data = data[..., 0]
-    elif data.ndim == 2:
+    try:
+        if len(image.shape) == 4:
+            warnings.append(f"the file holds {image.shape[3]} time points; showing the first")
+            data = np.asarray(image.dataobj[..., 0])
+        else:
+            data = np.asarray(image.dataobj)
+    except Exception as exc:  # gzip, zlib and nibabel raise varied types for damaged data
+        raise CorruptFileError(path, f"the NIfTI voxel data is truncated or damaged ({type(exc).__name__})") from exc
+    if data.ndim == 2:
         data = data[..., None]
     elif data.ndim != 3:
         raise UnsupportedFileError(path, f"{data.ndim}-D NIfTI data is not a volume")

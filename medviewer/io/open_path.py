@@ -70,6 +70,7 @@ def open_volume(path: str | Path, series_uid: str | None = None) -> Volume:
     else:
         read_header(path)
         volume = read_series([path])
+    volume = volume.closest_to_lps()
     log.info("opened volume %s: %s %s", safe_path(path), volume.modality or "?", "x".join(map(str, volume.shape)))
     return volume
 
@@ -88,5 +89,5 @@ def open_path(path: str | Path) -> Volume | Slide:
         kind = classify(path)
         return open_slide(path) if kind is ImageKind.SLIDE else open_volume(path)
     except MedviewerError as exc:
-        log.warning("could not open %s: %s", safe_path(path), exc.reason)
+        log.warning("could not open %s: %s", safe_path(path), type(exc).__name__)
         raise

@@ -37,7 +37,11 @@ def volume_preview(volume: Volume) -> np.ndarray:
 def open_with_preview(path: str | Path) -> OpenedImage:
     image = open_path(path)
     if isinstance(image, Slide):
-        preview = image.thumbnail(SLIDE_OVERVIEW_SIZE)
+        try:
+            preview = image.thumbnail(SLIDE_OVERVIEW_SIZE)
+        except Exception:
+            image.close()
+            raise
     else:
         preview = volume_preview(image)
     return OpenedImage(Path(path), image, preview, shrink_to_fit(preview, ICON_SIZE))

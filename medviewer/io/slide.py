@@ -27,7 +27,7 @@ class Slide:
         except openslide.OpenSlideUnsupportedFormatError as exc:
             raise UnsupportedFileError(self.path, "not a whole-slide image format OpenSlide reads") from exc
         except openslide.OpenSlideError as exc:
-            raise CorruptFileError(self.path, f"the slide cannot be read ({exc})") from exc
+            raise CorruptFileError(self.path, "the slide cannot be read (OpenSlide reports it as damaged)") from exc
         props = self._osr.properties
         self.vendor: str = props.get("openslide.vendor", "unknown")
         self.mpp: float | None = _float_or_none(props.get("openslide.mpp-x"))
@@ -74,14 +74,14 @@ class Slide:
         try:
             return np.asarray(self._osr.read_region(location, level, size))
         except Exception as exc:  # openslide raises OpenSlideError and others for corrupt tiles
-            raise CorruptFileError(self.path, f"a tile cannot be decoded ({exc})") from exc
+            raise CorruptFileError(self.path, "a tile cannot be decoded") from exc
 
     def thumbnail(self, max_size: int) -> np.ndarray:
         """RGB thumbnail whose longer side is ``max_size`` pixels, composited on white."""
         try:
             image = self._osr.get_thumbnail((max_size, max_size))
         except Exception as exc:
-            raise CorruptFileError(self.path, f"the slide's pixels cannot be decoded ({exc})") from exc
+            raise CorruptFileError(self.path, "the slide's pixels cannot be decoded") from exc
         return np.asarray(image.convert("RGB"))
 
 

@@ -49,6 +49,7 @@ class AiPanel(QWidget):
         layout.addStretch(1)
         self._relay = _ProbeRelay(self)
         self._relay.done.connect(self._on_probe)
+        self._pool = QThreadPool(self)
         self.probing = False
         self.ready = False
 
@@ -61,7 +62,11 @@ class AiPanel(QWidget):
 
     def _start_probe(self) -> None:
         self.runtime_label.setText("Loading the AI runtime in the background…")
-        QThreadPool.globalInstance().start(_ProbeTask(self._relay))
+        self._pool.start(_ProbeTask(self._relay))
+
+    def shutdown(self) -> None:
+        """Let a running probe finish: an import cut off by interpreter exit crashes the process."""
+        self._pool.waitForDone()
 
     def _on_probe(self, text: str, finished_at: float) -> None:
         self.runtime_label.setText(text)

@@ -13,7 +13,7 @@ import sys
 import time
 from pathlib import Path
 
-from PySide6.QtCore import QSettings
+from PySide6.QtCore import QCoreApplication, QEvent, QSettings
 from PySide6.QtGui import QIcon
 from PySide6.QtWidgets import QApplication
 
@@ -47,6 +47,18 @@ def application() -> QApplication:
     return app
 
 
+def shut_down(app: QApplication, window: MainWindow) -> None:
+    """Destroy the window and Qt before the interpreter does.
+
+    Left to interpreter finalisation, PySide6 and pyqtgraph objects are destroyed in arbitrary order
+    and the process can die with a segmentation fault after its work is done.
+    """
+    window.close()
+    window.deleteLater()
+    QCoreApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
+    app.shutdown()
+
+
 def run_app(paths: list[Path], screenshot: Path | None = None, process_start: float | None = None) -> int:
     if screenshot is not None and not os.environ.get("QT_QPA_PLATFORM") and not has_display():
         os.environ["QT_QPA_PLATFORM"] = "offscreen"
@@ -68,7 +80,9 @@ def run_app(paths: list[Path], screenshot: Path | None = None, process_start: fl
     window.ai_panel.schedule_probe()
     window.open_paths(paths, activate_first_only=True)
     if screenshot is None:
-        return app.exec()
+        code = app.exec()
+        shut_down(app, window)
+        return code
     finished = window.wait_until_idle(SCREENSHOT_TIMEOUT_MS)
     app.processEvents()
     if not finished:
@@ -76,5 +90,5 @@ def run_app(paths: list[Path], screenshot: Path | None = None, process_start: fl
     screenshot.parent.mkdir(parents=True, exist_ok=True)
     window.grab().save(str(screenshot), "PNG")
     print(screenshot)
-    window.close()
+    shut_down(app, window)
     return 0

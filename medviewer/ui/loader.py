@@ -74,4 +74,6 @@ class ImageLoader(QObject):
         self._settle()
 
     def shutdown(self) -> None:
-        self._pool.waitForDone(10_000)
+        """Drop queued opens and wait for the ones already reading."""
+        self._pool.clear()
+        self._pool.waitForDone()

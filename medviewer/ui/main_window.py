@@ -205,6 +205,7 @@ class MainWindow(QMainWindow):
         self.settings.setValue("window/state", self.saveState())
         self.settings.sync()
         self.loader.shutdown()
+        self.ai_panel.shutdown()
         for opened in self.opened.values():
             if isinstance(opened.image, Slide):
                 opened.image.close()

@@ -14,14 +14,14 @@ from tests.conftest import run_medviewer
 
 WINDOW_WITHOUT_TORCH = """
 import sys
-from medviewer.ui.app import application, make_settings
+from medviewer.ui.app import application, make_settings, shut_down
 from medviewer.ui.main_window import MainWindow
 app = application()
 window = MainWindow(make_settings())
 window.show()
 app.processEvents()
 print(window.isVisible(), 'torch' in sys.modules, 'monai' in sys.modules)
-window.close()
+shut_down(app, window)
 """
 
 
