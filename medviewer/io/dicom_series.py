@@ -59,16 +59,21 @@ def register_dataset_identifiers(ds: Dataset) -> None:
     register_identifiers(ds.get(keyword, "") for keyword in IDENTIFYING_KEYWORDS)
 
 
-def read_header(path: Path) -> Dataset:
-    """Header only; raises typed errors for files that are not DICOM or are damaged."""
+def read_dataset(path: Path, stop_before_pixels: bool = False) -> Dataset:
+    """One file's dataset, with its identifiers registered; typed errors for non-DICOM or damaged files."""
     try:
-        ds = pydicom.dcmread(path, stop_before_pixels=True)
+        ds = pydicom.dcmread(path, stop_before_pixels=stop_before_pixels)
     except InvalidDicomError as exc:
         raise UnsupportedFileError(path, "not a DICOM file (no DICOM header was found)") from exc
     except (OSError, EOFError, ValueError, KeyError, TypeError) as exc:
-        raise CorruptFileError(path, f"the DICOM header cannot be read ({type(exc).__name__})") from exc
+        raise CorruptFileError(path, f"the DICOM file cannot be read ({type(exc).__name__})") from exc
     register_dataset_identifiers(ds)
     return ds
+
+
+def read_header(path: Path) -> Dataset:
+    """Header only, stopping before the pixel data."""
+    return read_dataset(path, stop_before_pixels=True)
 
 
 @dataclass
@@ -141,16 +146,7 @@ def _pixels(ds: Dataset, path: Path) -> np.ndarray:
 
 def read_series(paths: Iterable[Path]) -> Volume:
     """Read one series' files into a Volume ordered along the slice normal."""
-    datasets: list[tuple[Path, Dataset]] = []
-    for path in paths:
-        try:
-            ds = pydicom.dcmread(path)
-        except InvalidDicomError as exc:
-            raise UnsupportedFileError(path, "not a DICOM file (no DICOM header was found)") from exc
-        except (OSError, EOFError, ValueError, KeyError, TypeError) as exc:
-            raise CorruptFileError(path, f"the DICOM file cannot be read ({type(exc).__name__})") from exc
-        register_dataset_identifiers(ds)
-        datasets.append((path, ds))
+    datasets = [(path, read_dataset(path)) for path in paths]
     first_path, first = datasets[0]
     direction = _orientation(first)
     normal = direction[:, 2]

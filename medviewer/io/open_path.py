@@ -68,7 +68,6 @@ def open_volume(path: str | Path, series_uid: str | None = None) -> Volume:
     elif is_nifti(path):
         volume = read_nifti(path)
     else:
-        read_header(path)
         volume = read_series([path])
     volume = volume.closest_to_lps()
     log.info("opened volume %s: %s %s", safe_path(path), volume.modality or "?", "x".join(map(str, volume.shape)))
