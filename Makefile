@@ -8,7 +8,7 @@ DEMO := demo-data
 SCREENSHOT := medviewer-demo.png
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: install run test bench package clean
+.PHONY: install run test bench screenshots package clean
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -37,6 +37,12 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	QT_QPA_PLATFORM=offscreen $(BIN)/python -m tests.benchmarks.startup
+	$(BIN)/python -m tests.benchmarks.volume_load
+	QT_QPA_PLATFORM=offscreen $(BIN)/python -m tests.benchmarks.volume_view
+
+# The README's viewer screenshot, made from the demo data through the viewer's own calls.
+screenshots: $(STAMP) $(DEMO)/ground_truth.json
+	QT_QPA_PLATFORM=offscreen $(BIN)/python packaging/readme_screenshot.py $(DEMO) resources/screenshots/medviewer-mpr.png
 
 package: $(STAMP)
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[package]'

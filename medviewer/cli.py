@@ -67,6 +67,14 @@ def _format_info(info: dict[str, Any]) -> str:
             "  direction   " + "; ".join(" ".join(f"{v:.4g}" for v in row) for row in info["direction"]),
         ]
         lines += [f"  warning     {w}" for w in info["warnings"]]
+        stacks = info.get("stacks", [])
+        if len(stacks) > 1:
+            lines += [
+                f"  stack       {s['key']}: {s['orientation']}, {s['slices']} slices of {s['columns']}x{s['rows']}"
+                + (f", {s['time_points']} time points" if s["time_points"] > 1 else "")
+                + (f" ({s['image_type']})" if s["image_type"] else "")
+                for s in stacks
+            ]
     else:
         mpp = f"{info['mpp']:.4g} um/pixel" if info["mpp"] else "not recorded in the file"
         lines += [

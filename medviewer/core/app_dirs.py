@@ -13,6 +13,9 @@ from pathlib import Path
 import platformdirs
 
 APP_NAME = "medviewer"
+#: Shipped data (icons, window presets): resources/ sits beside the package in a checkout and in the
+#: PyInstaller folder alike.
+RESOURCES_DIR = Path(__file__).resolve().parents[2] / "resources"
 
 
 def _folder(name_under_home: str, platform_folder: Callable[[str], str]) -> Path:

@@ -17,3 +17,29 @@ def shrink_to_fit(image: np.ndarray, max_size: int) -> np.ndarray:
     """Downsample by an integer stride so the longer side is at most ``max_size`` pixels."""
     step = max(1, int(np.ceil(max(image.shape[:2]) / max_size)))
     return np.ascontiguousarray(image[::step, ::step])
+
+
+def label_table(colours: dict[int, tuple[int, int, int]]) -> np.ndarray:
+    """(max label + 1, 4) RGBA table: each label's colour, opaque; 0 (background) transparent."""
+    table = np.zeros((max(colours, default=0) + 1, 4), dtype=np.uint8)
+    for value, colour in colours.items():
+        if value > 0:
+            table[value, :3] = colour
+            table[value, 3] = 255
+    return table
+
+
+def label_rgba(labels: np.ndarray, table: np.ndarray) -> np.ndarray:
+    """RGBA image of a label slice; labels without a colour are drawn transparent."""
+    safe = np.where((labels >= 0) & (labels < len(table)), labels, 0)
+    return table[safe]
+
+
+def heat_rgba(values: np.ndarray, lut: np.ndarray, low: float, high: float) -> np.ndarray:
+    """RGBA image of a float map through ``lut`` between ``low`` and ``high``; below ``low`` is transparent."""
+    span = max(high - low, 1e-12)
+    index = np.clip((values.astype(np.float32) - low) * ((len(lut) - 1) / span), 0, len(lut) - 1).astype(np.intp)
+    rgba = np.empty(values.shape + (4,), dtype=np.uint8)
+    rgba[..., :3] = lut[index]
+    rgba[..., 3] = np.where(values >= low, 255, 0)
+    return rgba

@@ -4,7 +4,18 @@ Every failure is a ``medviewer.core.errors.MedviewerError`` naming the file and 
 """
 
 from medviewer.io.describe import describe
-from medviewer.io.open_path import ImageKind, classify, open_path, open_slide, open_volume
+from medviewer.io.dicom_stacks import SeriesInfo
+from medviewer.io.open_path import ImageKind, classify, list_series, open_path, open_slide, open_volume
 from medviewer.io.slide import Slide
 
-__all__ = ["ImageKind", "Slide", "classify", "describe", "open_path", "open_slide", "open_volume"]
+__all__ = [
+    "ImageKind",
+    "SeriesInfo",
+    "Slide",
+    "classify",
+    "describe",
+    "list_series",
+    "open_path",
+    "open_slide",
+    "open_volume",
+]

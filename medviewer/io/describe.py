@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any
 
-from medviewer.io.open_path import ImageKind, classify, open_slide, open_volume
+from medviewer.io.dicom_stacks import SeriesInfo
+from medviewer.io.nifti import is_nifti
+from medviewer.io.open_path import ImageKind, classify, list_series, open_slide, open_volume
 
 
 def describe(path: str | Path) -> dict[str, Any]:
@@ -26,7 +29,7 @@ def describe(path: str | Path) -> dict[str, Any]:
                 "associated_images": slide.associated_image_names,
             }
     volume = open_volume(path)
-    return {
+    info = {
         "kind": "volume",
         "path": str(path),
         "size": [volume.shape[2], volume.shape[1], volume.shape[0]],
@@ -38,3 +41,12 @@ def describe(path: str | Path) -> dict[str, Any]:
         "source": volume.metadata.get("source", ""),
         "warnings": volume.warnings,
     }
+    if not is_nifti(Path(path)):
+        info["stacks"] = [_stack(stack) for stack in list_series(path)]
+    return info
+
+
+def _stack(info: SeriesInfo) -> dict[str, Any]:
+    """A stack as list_series sees it; file names are left out as they may name the patient."""
+    fields = {key: value for key, value in dataclasses.asdict(info).items() if key != "files"}
+    return {**fields, "files": len(info.files)}

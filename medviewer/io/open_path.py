@@ -14,7 +14,9 @@ from medviewer.core.errors import (
 )
 from medviewer.core.logs import safe_path
 from medviewer.core.volume import Volume
-from medviewer.io.dicom_series import has_dicom_preamble, read_header, read_series, scan_folder
+from medviewer.io.dicom_series import DicomFile, ScanResult, has_dicom_preamble, read_header, scan
+from medviewer.io.dicom_stacks import SeriesInfo, Stack, split_series
+from medviewer.io.dicom_volume import read_stack
 from medviewer.io.nifti import is_nifti, read_nifti
 from medviewer.io.slide import SLIDE_SUFFIXES, Slide, is_slide_file
 
@@ -47,28 +49,76 @@ def classify(path: str | Path) -> ImageKind:
     raise UnsupportedFileError(path, "not a format medviewer opens (DICOM, NIfTI or a whole-slide image)")
 
 
-def open_volume(path: str | Path, series_uid: str | None = None) -> Volume:
-    """A DICOM file or folder (largest series unless ``series_uid``), or a NIfTI file, as a Volume."""
+def _stacks(path: Path) -> tuple[list[Stack], ScanResult]:
+    """Every stack of every DICOM series under ``path`` (a folder or one file), largest first."""
+    if path.is_dir():
+        found = scan(path)
+    else:
+        dicom_file = DicomFile.read(path)
+        if not dicom_file.is_image:
+            raise UnsupportedFileError(path, "this DICOM file holds no image")
+        found = ScanResult(series={dicom_file.series_uid: [dicom_file]})
+    stacks = [stack for uid, files in found.series.items() for stack in split_series(uid, files)]
+    if not stacks:
+        raise NoImagesFoundError(path, "no DICOM images were found in this folder")
+    stacks.sort(key=lambda stack: len(stack.records), reverse=True)
+    return stacks, found
+
+
+def list_series(path: str | Path) -> list[SeriesInfo]:
+    """Each stack of slices in a DICOM folder or file, largest first, from headers only."""
     path = Path(path)
     if not path.exists():
         raise PathNotFoundError(path)
-    if path.is_dir():
-        series, skipped = scan_folder(path)
-        if series_uid is not None:
-            series = [s for s in series if s.series_uid == series_uid]
-            if not series:
-                raise NoImagesFoundError(path, "the requested series is not in this folder")
-        if not series:
-            raise NoImagesFoundError(path, "no DICOM images were found in this folder")
-        volume = read_series(series[0].paths)
-        if skipped:
-            volume.warnings.append(f"{skipped} file(s) in the folder are not DICOM images and were skipped")
-        if len(series) > 1:
-            volume.warnings.append(f"the folder holds {len(series)} series; showing the largest")
-    elif is_nifti(path):
-        volume = read_nifti(path)
+    return [stack.info() for stack in _stacks(path)[0]]
+
+
+def _stack_summary(info: SeriesInfo) -> str:
+    times = f" {info.time_points} time points x" if info.time_points > 1 else ""
+    kind = f" ({info.image_type})" if info.image_type else ""
+    return f"{info.orientation},{times} {info.slices} slices of {info.columns}x{info.rows}{kind}"
+
+
+def _open_dicom(path: Path, series_uid: str | None, time_index: int) -> Volume:
+    stacks, found = _stacks(path)
+    chosen = stacks
+    if series_uid is not None:
+        chosen = [s for s in stacks if series_uid in (s.series_uid, s.key)]
+        if not chosen:
+            raise NoImagesFoundError(path, "the requested series is not in this folder")
+    stack = chosen[0]
+    volume = read_stack(stack, path, time_index)
+    notes = []
+    skipped = found.skipped_warning()
+    if skipped:
+        notes.append(skipped)
+    other_series = {s.series_uid for s in stacks} - {stack.series_uid}
+    if other_series and series_uid is None:
+        notes.append(f"the folder holds {len(other_series) + 1} series; showing the largest")
+    siblings = [s for s in stacks if s.series_uid == stack.series_uid]
+    if len(siblings) > 1:
+        summaries = "; ".join(_stack_summary(s.info()) for s in siblings)
+        notes.append(
+            f"the series holds {len(siblings)} separate stacks of slices ({summaries}); showing "
+            f"{_stack_summary(stack.info())}"
+        )
+    volume.warnings[:0] = notes
+    return volume
+
+
+def open_volume(path: str | Path, series_uid: str | None = None, time_index: int = 0) -> Volume:
+    """A DICOM file or folder, or a NIfTI file, as a Volume.
+
+    A folder opens its largest stack of slices unless ``series_uid`` names a series (its largest
+    stack) or a stack key from ``list_series``; ``time_index`` chooses the time point of a 4-D series.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise PathNotFoundError(path)
+    if is_nifti(path) and not path.is_dir():
+        volume = read_nifti(path, time_index=time_index)
     else:
-        volume = read_series([path])
+        volume = _open_dicom(path, series_uid, time_index)
     volume = volume.closest_to_lps()
     log.info("opened volume %s: %s %s", safe_path(path), volume.modality or "?", "x".join(map(str, volume.shape)))
     return volume

@@ -18,13 +18,11 @@ from PySide6.QtGui import QIcon
 from PySide6.QtWidgets import QApplication
 
 from medviewer import __version__
-from medviewer.core.app_dirs import config_dir
+from medviewer.core.app_dirs import RESOURCES_DIR, config_dir
 from medviewer.ui.main_window import MainWindow
 
 log = logging.getLogger(__name__)
 SCREENSHOT_SIZE = (1600, 1000)
-#: resources/ sits beside the package in a checkout and in the PyInstaller folder alike.
-RESOURCES = Path(__file__).resolve().parents[2] / "resources"
 SCREENSHOT_TIMEOUT_MS = 180_000
 
 
@@ -43,7 +41,7 @@ def application() -> QApplication:
     app.setApplicationName("medviewer")
     app.setApplicationVersion(__version__)
     app.setOrganizationName("medviewer")
-    app.setWindowIcon(QIcon(str(RESOURCES / "icons" / "medviewer.png")))
+    app.setWindowIcon(QIcon(str(RESOURCES_DIR / "icons" / "medviewer.png")))
     return app
 
 

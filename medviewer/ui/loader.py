@@ -1,36 +1,38 @@
 """Opening files off the GUI thread, with a count of what is still pending.
 
-The window never decodes pixels itself: a thread pool opens each path and posts back either a
-finished ``OpenedImage`` or a message naming the file and the reason.
+The window never decodes pixels itself: a thread pool opens each path (an image, or an overlay for
+the shown volume) and posts back either the finished result or a message naming the file and the
+reason.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
 
 from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal
 
 from medviewer.core.errors import MedviewerError
 from medviewer.core.logs import safe_path
-from medviewer.io.preview import OpenedImage, open_with_preview
+from medviewer.io.preview import open_with_preview
 
 log = logging.getLogger(__name__)
 
 
 class _Relay(QObject):
-    opened = Signal(object, object)  # (request, OpenedImage)
+    opened = Signal(object, object)  # (request, result)
     failed = Signal(object, str)  # (request, message)
 
 
 class _OpenTask(QRunnable):
-    def __init__(self, request: object, path: Path, relay: _Relay) -> None:
+    def __init__(self, request: object, path: Path, work: Callable[[], object], relay: _Relay) -> None:
         super().__init__()
-        self.request, self.path, self.relay = request, path, relay
+        self.request, self.path, self.work, self.relay = request, path, work, relay
 
     def run(self) -> None:
         try:
-            result = open_with_preview(self.path)
+            result = self.work()
         except MedviewerError as exc:
             self.relay.failed.emit(self.request, str(exc))
         except Exception as exc:  # a reader bug must not take the window down
@@ -41,7 +43,7 @@ class _OpenTask(QRunnable):
 
 
 class ImageLoader(QObject):
-    """Emits ``opened(request, OpenedImage)`` or ``failed(request, message)``, then ``idle`` when none pend."""
+    """Emits ``opened(request, result)`` or ``failed(request, message)``, then ``idle`` when none pend."""
 
     opened = Signal(object, object)
     failed = Signal(object, str)
@@ -57,15 +59,20 @@ class ImageLoader(QObject):
         self.pending = 0
 
     def open(self, path: Path, request: object) -> None:
+        """Open an image with its preview (``OpenedImage``)."""
+        self.submit(path, request, lambda: open_with_preview(path))
+
+    def submit(self, path: Path, request: object, work: Callable[[], object]) -> None:
+        """Run ``work`` (which reads ``path``) off the GUI thread."""
         self.pending += 1
-        self._pool.start(_OpenTask(request, path, self._relay))
+        self._pool.start(_OpenTask(request, path, work, self._relay))
 
     def _settle(self) -> None:
         self.pending -= 1
         if self.pending == 0:
             self.idle.emit()
 
-    def _on_opened(self, request: object, result: OpenedImage) -> None:
+    def _on_opened(self, request: object, result: object) -> None:
         self.opened.emit(request, result)
         self._settle()
 

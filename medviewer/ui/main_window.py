@@ -8,6 +8,7 @@ file and the reason, and the window carries on.
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 
 from PySide6.QtCore import QEventLoop, QSettings, Qt, QTimer
@@ -21,7 +22,10 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from medviewer.core.label_map import LabelMap
 from medviewer.core.logs import safe_path
+from medviewer.core.volume import Volume
+from medviewer.io.label_maps import open_label_map
 from medviewer.io.preview import OpenedImage
 from medviewer.io.slide import Slide
 from medviewer.ui.ai_panel import AiPanel
@@ -34,9 +38,18 @@ from medviewer.ui.volume_view import VolumeView
 log = logging.getLogger(__name__)
 MAX_RECENT = 10
 VOLUME_TAB, SLIDE_TAB = 0, 1
+OVERLAY_FILTER = "Label maps (*.nii *.nii.gz *.dcm);;All files (*)"
 OPEN_FILTER = (
     "Images (*.dcm *.dicom *.ima *.nii *.nii.gz *.svs *.tif *.tiff *.ndpi *.mrxs *.scn *.vms *.bif);;All files (*)"
 )
+
+
+@dataclass(frozen=True)
+class OverlayRequest:
+    """A label map being read for ``volume``; dropped if another volume is shown when it arrives."""
+
+    path: Path
+    volume: Volume
 
 
 class MainWindow(QMainWindow):
@@ -47,7 +60,7 @@ class MainWindow(QMainWindow):
         self.setAcceptDrops(True)
         self.opened: dict[Path, OpenedImage] = {}
 
-        self.volume_view = VolumeView()
+        self.volume_view = VolumeView(settings)
         self.slide_view = SlideView()
         self.tabs = QTabWidget()
         self.tabs.addTab(self.volume_view, "Volume")
@@ -66,6 +79,7 @@ class MainWindow(QMainWindow):
         for title, widget, area, name in (
             ("Patients", self.patient_panel, Qt.DockWidgetArea.LeftDockWidgetArea, "patientDock"),
             ("AI", self.ai_panel, Qt.DockWidgetArea.RightDockWidgetArea, "aiDock"),
+            ("Measurements", self.volume_view.measurement_panel, Qt.DockWidgetArea.RightDockWidgetArea, "measureDock"),
         ):
             dock = QDockWidget(title, self)
             dock.setObjectName(name)
@@ -94,9 +108,28 @@ class MainWindow(QMainWindow):
         self.recent_menu = menu.addMenu("&Recent")
         self._rebuild_recent_menu()
         menu.addSeparator()
+        self.overlay_action = QAction("Open &label map overlay…", self)
+        self.overlay_action.triggered.connect(self._ask_open_overlay)
+        menu.addAction(self.overlay_action)
+        export = QAction("&Export view as PNG…", self, shortcut=QKeySequence("Ctrl+E"))
+        export.triggered.connect(lambda: self._ask_export(include_identifiers=True))
+        export_anonymous = QAction("Export view as PNG &without patient details…", self)
+        export_anonymous.triggered.connect(lambda: self._ask_export(include_identifiers=False))
+        menu.addAction(export)
+        menu.addAction(export_anonymous)
+        menu.addSeparator()
         quit_action = QAction("&Quit", self, shortcut=QKeySequence.StandardKey.Quit)
         quit_action.triggered.connect(self.close)
         menu.addAction(quit_action)
+        view_menu = self.menuBar().addMenu("&View")
+        self.anonymise_action = QAction("&Anonymised display", self, checkable=True)
+        self.anonymise_action.setToolTip("Hide patient name, ID and dates on the views and in exports")
+        self.anonymise_action.setChecked(self.volume_view.anonymised)
+        self.anonymise_action.toggled.connect(self.volume_view.set_anonymised)
+        view_menu.addAction(self.anonymise_action)
+        reset = QAction("&Reset view", self)
+        reset.triggered.connect(self.volume_view.reset_view)
+        view_menu.addAction(reset)
 
     def recent_paths(self) -> list[str]:
         value = self.settings.value("recent", [])
@@ -134,7 +167,34 @@ class MainWindow(QMainWindow):
         if name:
             self.open_paths([Path(name)])
 
+    def _ask_open_overlay(self) -> None:
+        if self.volume_view.volume is None:
+            self.message_bar.add("Open a volume first: a label map is drawn over the volume shown.")
+            return
+        start = str(self.settings.value("last_directory", ""))
+        name, _ = QFileDialog.getOpenFileName(self, "Open a label map", start, OVERLAY_FILTER)
+        if name:
+            self.open_overlay(Path(name))
+
+    def _ask_export(self, include_identifiers: bool) -> None:
+        start = str(self.settings.value("last_directory", ""))
+        name, _ = QFileDialog.getSaveFileName(self, "Export view as PNG", start, "PNG images (*.png)")
+        if name:
+            path = Path(name if name.lower().endswith(".png") else name + ".png")
+            if self.volume_view.export_png(str(path), include_identifiers):
+                self.statusBar().showMessage(f"Saved {path.name}")
+            else:
+                self.message_bar.add(f"{path}: the image could not be written")
+
     # opening ------------------------------------------------------------------------------------
+
+    def open_overlay(self, path: Path) -> None:
+        """Read a label map (NIfTI or DICOM SEG) for the shown volume in the background."""
+        volume = self.volume_view.volume
+        if volume is None:
+            return
+        self.statusBar().showMessage(f"Opening overlay {path.name}…")
+        self.loader.submit(path, OverlayRequest(path, volume), lambda: open_label_map(path, volume))
 
     def open_paths(self, paths: list[Path], activate_first_only: bool = False) -> None:
         """Start opening ``paths``; the first (or each, interactively) becomes the shown image."""
@@ -158,7 +218,10 @@ class MainWindow(QMainWindow):
         timer.stop()
         return not self.busy()
 
-    def _on_opened(self, request: tuple[Path, bool], opened: OpenedImage) -> None:
+    def _on_opened(self, request: tuple[Path, bool] | OverlayRequest, opened: OpenedImage | LabelMap) -> None:
+        if isinstance(request, OverlayRequest):
+            self._on_overlay(request, opened)
+            return
         path, activate = request
         self.opened[path] = opened
         self.patient_panel.add_image(opened)
@@ -173,10 +236,20 @@ class MainWindow(QMainWindow):
             self.volume_view.set_volume(opened.image)
         self.statusBar().showMessage(f"Opened {path.name}")
 
+    def _on_overlay(self, request: OverlayRequest, label_map: LabelMap) -> None:
+        if self.volume_view.volume is not request.volume:
+            self.message_bar.add(f"{request.path}: not shown, because another volume was opened meanwhile")
+            return
+        for warning in label_map.warnings:
+            self.message_bar.add(f"{request.path}: {warning}")
+        self.volume_view.set_label_map(label_map)
+        self.statusBar().showMessage(f"Overlay {request.path.name}: {len(label_map.names)} label(s)")
+
     def _show_opened(self, path: Path) -> None:
         opened = self.opened.get(path)
         if opened is None:
             return
+        self.patient_panel.select_path(path)
         if isinstance(opened.image, Slide):
             self.slide_view.set_slide(opened.image, opened.preview)
             self.tabs.setCurrentIndex(SLIDE_TAB)
@@ -184,10 +257,11 @@ class MainWindow(QMainWindow):
             self.volume_view.set_volume(opened.image)
             self.tabs.setCurrentIndex(VOLUME_TAB)
 
-    def _on_failed(self, request: tuple[Path, bool], message: str) -> None:
-        log.warning("open failed for %s", safe_path(request[0]))
+    def _on_failed(self, request: tuple[Path, bool] | OverlayRequest, message: str) -> None:
+        path = request.path if isinstance(request, OverlayRequest) else request[0]
+        log.warning("open failed for %s", safe_path(path))
         self.message_bar.add(message)
-        self.statusBar().showMessage(f"Could not open {request[0].name}")
+        self.statusBar().showMessage(f"Could not open {path.name}")
 
     # drag and drop, closing ---------------------------------------------------------------------
 

@@ -54,8 +54,14 @@ class PatientPanel(QTreeWidget):
             item = self._add_volume(opened.path, image)
         item.setIcon(0, to_icon(opened.icon))
         item.setData(0, PATH_ROLE, str(opened.path))
-        self.setCurrentItem(item)
         return item
+
+    def select_path(self, path: Path) -> None:
+        """Highlight the image now shown, so the panel agrees with the viewer whatever finished loading last."""
+        for item in self.findItems("", Qt.MatchFlag.MatchRecursive | Qt.MatchFlag.MatchContains, 0):
+            if item.data(0, PATH_ROLE) == str(path):
+                self.setCurrentItem(item)
+                return
 
     def _add_volume(self, path: Path, volume: Volume) -> QTreeWidgetItem:
         patient = volume.patient

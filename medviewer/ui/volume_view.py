@@ -1,132 +1,572 @@
-"""The volume viewer: one slice at a time, in millimetres, with window/level on a histogram.
+"""The volume viewer: three linked MPR views (or one), window/level, probe, measurements and overlays.
 
-The image item is placed in patient millimetres (its rectangle is columns x spacing by rows x
-spacing), so anisotropic pixels show with their true aspect and later overlays and measurements
-share one coordinate system. The wheel moves through slices as in radiology workstations;
-Ctrl+wheel zooms around the cursor.
+State that the views share lives here, once: the crosshair as a (z, y, x) index into the volume, the
+window, the colour map, the overlays and the measurements. Each view only draws what it is told, so
+the three views cannot drift apart. A click or drag with the crosshair tool moves the crosshair, which
+moves the other two views to the clicked point.
 """
 
 from __future__ import annotations
 
+import enum
+from dataclasses import dataclass
+
 import numpy as np
-import pyqtgraph as pg
-from PySide6.QtCore import QRectF, Qt, Signal
-from PySide6.QtGui import QKeyEvent
-from PySide6.QtWidgets import QLabel, QSlider, QVBoxLayout, QWidget
+from PySide6.QtCore import QSettings, Qt, Signal
+from PySide6.QtGui import QAction, QActionGroup, QKeyEvent
+from PySide6.QtWidgets import (
+    QComboBox,
+    QGridLayout,
+    QHBoxLayout,
+    QLabel,
+    QSlider,
+    QToolBar,
+    QVBoxLayout,
+    QWidget,
+)
 
+from medviewer.core import mpr
+from medviewer.core.colormaps import COLORMAP_NAMES, lookup_table
+from medviewer.core.display import heat_rgba, label_rgba, label_table
+from medviewer.core.label_map import LabelMap
+from medviewer.core.measurements import Measurement, MeasurementKind, summary_lines
+from medviewer.core.resample import resample_to
 from medviewer.core.volume import Volume
+from medviewer.core.window_presets import WindowPreset, presets_for
+from medviewer.ui.colour_legend import ColourLegend
+from medviewer.ui.measurement_panel import MeasurementPanel
+from medviewer.ui.slice_view import MeasurementGraphic, SliceView
 
-GREY = {"mode": "rgb", "ticks": [(0.0, (0, 0, 0, 255)), (1.0, (255, 255, 255, 255))]}
-INVERTED_GREY = {"mode": "rgb", "ticks": [(0.0, (255, 255, 255, 255)), (1.0, (0, 0, 0, 255))]}
+PLANES = (mpr.Plane.AXIAL, mpr.Plane.CORONAL, mpr.Plane.SAGITTAL)
+WINDOW_DRAG_GAIN = 1 / 250  # fraction of the current width per screen pixel of right-drag
+MIN_WIDTH = 1e-3
 
 
-class _SliceViewBox(pg.ViewBox):
-    """Wheel steps slices; Ctrl+wheel zooms (pyqtgraph's default) around the cursor."""
+class Tool(enum.Enum):
+    CROSSHAIR = "Crosshair"
+    DISTANCE = "Distance"
+    ANGLE = "Angle"
+    ELLIPSE = "Ellipse ROI"
+    RECTANGLE = "Rectangle ROI"
 
-    def __init__(self, step_slice: object) -> None:
-        super().__init__(lockAspect=True, invertY=True, enableMenu=False)
-        self._step_slice = step_slice
+    @property
+    def measurement_kind(self) -> MeasurementKind | None:
+        return {
+            Tool.DISTANCE: MeasurementKind.DISTANCE,
+            Tool.ANGLE: MeasurementKind.ANGLE,
+            Tool.ELLIPSE: MeasurementKind.ELLIPSE,
+            Tool.RECTANGLE: MeasurementKind.RECTANGLE,
+        }.get(self)
 
-    def wheelEvent(self, ev: object, axis: object = None) -> None:  # noqa: N802 (Qt naming)
-        if ev.modifiers() & Qt.KeyboardModifier.ControlModifier:
-            super().wheelEvent(ev, axis)
-            return
-        self._step_slice(-1 if ev.delta() > 0 else 1)
-        ev.accept()
+
+class Layout(enum.Enum):
+    THREE = "Axial · coronal · sagittal"
+    AXIAL = "Axial"
+    CORONAL = "Coronal"
+    SAGITTAL = "Sagittal"
+
+
+@dataclass
+class Heatmap:
+    """A float map in the viewed volume's geometry, drawn through a colour map above ``threshold``."""
+
+    values: np.ndarray
+    name: str
+    colormap: str
+    opacity: float
+    threshold: float
+    maximum: float
 
 
 class VolumeView(QWidget):
-    slice_changed = Signal(int)
+    crosshair_moved = Signal()
 
-    def __init__(self, parent: QWidget | None = None) -> None:
+    def __init__(self, settings: QSettings | None = None, parent: QWidget | None = None) -> None:
         super().__init__(parent)
+        self.settings = settings
         self.volume: Volume | None = None
-        self.index = 0
-        self.graphics = pg.GraphicsLayoutWidget()
-        self.graphics.setBackground("k")
-        self.view = _SliceViewBox(self.step)
-        self.graphics.addItem(self.view, row=0, col=0)
-        self.image = pg.ImageItem()
-        self.view.addItem(self.image)
-        self.histogram = pg.HistogramLUTItem()
-        self.histogram.setImageItem(self.image)
-        self.histogram.gradient.restoreState(GREY)
-        self.histogram.sigLevelsChanged.connect(self._update_caption)
-        self.graphics.addItem(self.histogram, row=0, col=1)
-        self.caption = QLabel("Open a DICOM series or NIfTI file (File ▸ Open, or drop it here).")
-        self.caption.setObjectName("volumeCaption")
-        self.slider = QSlider(Qt.Orientation.Horizontal)
-        self.slider.setEnabled(False)
-        self.slider.valueChanged.connect(self.show_slice)
+        self.crosshair = np.zeros(3)
+        self.levels = (0.0, 1.0)
+        self.colormap = "grey"
+        self.tool = Tool.CROSSHAIR
+        self.anonymised = bool(settings.value("view/anonymised", False, type=bool)) if settings else False
+        self.label_map: LabelMap | None = None
+        self.label_opacity = 0.5
+        self.heatmap: Heatmap | None = None
+        self.graphics: list[MeasurementGraphic] = []
+        self._drawing: list[tuple[float, float]] = []
+        self._drawing_view: SliceView | None = None
+        self.active_plane = mpr.Plane.AXIAL
+
+        self.views = {plane: SliceView(plane) for plane in PLANES}
+        for view in self.views.values():
+            self._connect(view)
+        self.grid = QWidget()
+        self.grid.setObjectName("mprGrid")
+        self.grid_layout = QGridLayout(self.grid)
+        self.grid_layout.setContentsMargins(0, 0, 0, 0)
+        self.grid_layout.setSpacing(2)
+        self.legend = ColourLegend(self.grid)
+        self.legend.hide()
+        self.probe = QLabel("")
+        self.probe.setObjectName("probe")
+        self.hint = QLabel("Open a DICOM series or NIfTI file (File ▸ Open, or drop it here).")
+        self.measurement_panel = MeasurementPanel()
+        self.measurement_panel.delete_requested.connect(self.delete_measurement)
+
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
-        layout.addWidget(self.caption)
-        layout.addWidget(self.graphics, 1)
-        layout.addWidget(self.slider)
+        layout.setSpacing(2)
+        layout.addWidget(self._build_toolbar())
+        layout.addWidget(self.hint)
+        layout.addWidget(self.grid, 1)
+        layout.addWidget(self.probe)
         self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
+        self.set_layout(Layout.THREE)
+
+    # toolbar -------------------------------------------------------------------------------------
+
+    def _build_toolbar(self) -> QToolBar:
+        bar = QToolBar()
+        self.layout_box = QComboBox()
+        self.layout_box.addItems([layout.value for layout in Layout])
+        self.layout_box.currentIndexChanged.connect(lambda i: self.set_layout(list(Layout)[i]))
+        bar.addWidget(self.layout_box)
+        bar.addSeparator()
+        self.tool_actions: dict[Tool, QAction] = {}
+        group = QActionGroup(self)
+        for tool in Tool:
+            action = QAction(tool.value, self, checkable=True)
+            action.setChecked(tool is Tool.CROSSHAIR)
+            action.triggered.connect(lambda _checked=False, t=tool: self.set_tool(t))
+            group.addAction(action)
+            bar.addAction(action)
+            self.tool_actions[tool] = action
+        bar.addSeparator()
+        self.preset_box = QComboBox()
+        self.preset_box.setToolTip("Window presets (number keys 1-9; 0 for the default)")
+        self.preset_box.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
+        self.preset_box.activated.connect(self._preset_chosen)
+        bar.addWidget(self.preset_box)
+        self.colormap_box = QComboBox()
+        self.colormap_box.addItems(COLORMAP_NAMES)
+        self.colormap_box.currentTextChanged.connect(self.set_colormap)
+        bar.addWidget(self.colormap_box)
+        reset = QAction("Reset view", self)
+        reset.setToolTip("Reset zoom, pan, window and crosshair (R)")
+        reset.triggered.connect(self.reset_view)
+        bar.addAction(reset)
+        bar.addSeparator()
+        opacity_box = QWidget()
+        row = QHBoxLayout(opacity_box)
+        row.setContentsMargins(4, 0, 4, 0)
+        row.addWidget(QLabel("Overlay"))
+        self.opacity_slider = QSlider(Qt.Orientation.Horizontal)
+        self.opacity_slider.setRange(0, 100)
+        self.opacity_slider.setValue(int(self.label_opacity * 100))
+        self.opacity_slider.setFixedWidth(90)
+        self.opacity_slider.setEnabled(False)
+        self.opacity_slider.valueChanged.connect(lambda v: self.set_overlay_opacity(v / 100))
+        row.addWidget(self.opacity_slider)
+        bar.addWidget(opacity_box)
+        return bar
+
+    def _connect(self, view: SliceView) -> None:
+        view.step_requested.connect(lambda delta, v=view: self.step(delta, v.plane))
+        view.window_dragged.connect(self._window_drag)
+        view.pressed.connect(lambda u, v, sv=view: self._press(sv, u, v))
+        view.dragged.connect(lambda u, v, sv=view: self._drag(sv, u, v))
+        view.released.connect(lambda u, v, sv=view: self._release(sv, u, v))
+        view.hovered.connect(lambda u, v, sv=view: self._hover(sv, u, v))
+        view.left.connect(lambda: self.probe.setText(""))
+
+    # volume, slices and crosshair -------------------------------------------------------------------
 
     def set_volume(self, volume: Volume) -> None:
+        self.clear_measurements()
+        self.label_map = None
+        self.heatmap = None
+        self.opacity_slider.setEnabled(False)
+        self.legend.hide()
         self.volume = volume
+        self.hint.hide()
+        self.colormap_box.blockSignals(True)
+        self.colormap_box.setCurrentText("inverted grey" if volume.invert_display else "grey")
+        self.colormap_box.blockSignals(False)
+        self.colormap = self.colormap_box.currentText()
+        self.preset_box.clear()
+        self.preset_box.addItem("0 · Default")
+        for number, preset in enumerate(self.presets(), start=1):
+            self.preset_box.addItem(f"{number} · {preset.name}")
+        for plane, view in self.views.items():
+            view.set_geometry(volume.shape, volume.spacing, mpr.edge_letters(volume.direction, plane))
+        self.crosshair = (np.asarray(volume.shape, float) - 1) / 2
+        self.crosshair[0] = volume.shape[0] // 2
         width, centre = volume.display_window()
-        self.histogram.gradient.restoreState(INVERTED_GREY if volume.invert_display else GREY)
-        self.slider.blockSignals(True)
-        self.slider.setRange(0, volume.shape[0] - 1)
-        self.slider.setEnabled(True)
-        self.slider.blockSignals(False)
-        self.show_slice(volume.shape[0] // 2)
-        self.image.setLevels((centre - width / 2, centre + width / 2))
-        self.histogram.setLevels(centre - width / 2, centre + width / 2)
-        self.reset_view()
+        self.set_window(width, centre)  # draws every view
+
+    def presets(self) -> tuple[WindowPreset, ...]:
+        return presets_for(self.volume) if self.volume is not None else ()
+
+    def slice_index(self, plane: mpr.Plane) -> int:
+        return int(np.clip(round(self.crosshair[plane.axis]), 0, mpr.slice_count(self.volume.shape, plane) - 1))
+
+    @property
+    def index(self) -> int:
+        """The axial slice shown."""
+        return self.slice_index(mpr.Plane.AXIAL)
+
+    def step(self, delta: int, plane: mpr.Plane | None = None) -> None:
+        if self.volume is None:
+            return
+        plane = plane or self.active_plane
+        self.active_plane = plane
+        point = self.crosshair.copy()
+        point[plane.axis] = self.slice_index(plane) + delta
+        self.set_crosshair(point)
+
+    def set_crosshair(self, zyx: np.ndarray) -> None:
+        """Move the crosshair to a (z, y, x) index; every view whose slice changes is redrawn."""
+        if self.volume is None:
+            return
+        before = {plane: self.slice_index(plane) for plane in PLANES}
+        self.crosshair = np.clip(np.asarray(zyx, float), 0, np.asarray(self.volume.shape) - 1)
+        for plane in PLANES:
+            if self.slice_index(plane) != before[plane]:
+                self._draw_slice(plane)
+            self._draw_crosshair(plane)
+        self.crosshair_moved.emit()
+
+    def _draw_all(self) -> None:
+        for plane in PLANES:
+            self._draw_slice(plane)
+            self._draw_crosshair(plane)
+
+    def _draw_slice(self, plane: mpr.Plane) -> None:
+        volume, view = self.volume, self.views[plane]
+        k = self.slice_index(plane)
+        view.slice_index = k
+        view.show_pixels(mpr.extract(volume.array, plane, k), self.levels, lookup_table(self.colormap))
+        self._draw_overlays(plane)
+        for graphic in self.graphics:
+            if graphic.view is view:
+                graphic.set_visible(graphic.measurement.slice_index == k)
+        self._update_corner_text(plane)
+
+    def _draw_overlays(self, plane: mpr.Plane) -> None:
+        view, k = self.views[plane], self.slice_index(plane)
+        labels = None
+        if self.label_map is not None:
+            labels = label_rgba(mpr.extract(self.label_map.array, plane, k), label_table(self.label_map.colours))
+        view.show_overlay(view.labels, labels)
+        view.labels.setOpacity(self.label_opacity)
+        heat = self.heatmap
+        rgba = None
+        if heat is not None:
+            values = mpr.extract(heat.values, plane, k)
+            rgba = heat_rgba(values, lookup_table(heat.colormap), heat.threshold, heat.maximum)
+            view.heat.setOpacity(heat.opacity)
+        view.show_overlay(view.heat, rgba)
+
+    def _draw_crosshair(self, plane: mpr.Plane) -> None:
+        _, u, v = mpr.index_to_display(self.volume.shape, self.volume.spacing, plane, self.crosshair)
+        self.views[plane].set_crosshair(u, v, visible=self.layout_box.currentIndex() == 0)
+
+    def _update_corner_text(self, plane: mpr.Plane) -> None:
+        volume = self.volume
+        k = self.slice_index(plane)
+        count = mpr.slice_count(volume.shape, plane)
+        centre = mpr.to_index(volume.shape, plane, k, 0, 0)
+        position = volume.index_to_world(centre) @ _plane_normal(volume, plane)
+        width, level = self.window()
+        patient = volume.patient
+        identity = (
+            ""
+            if self.anonymised
+            else "\n".join(
+                line
+                for line in (patient.name, patient.patient_id and f"ID {patient.patient_id}", patient.study_date)
+                if line
+            )
+        )
+        self.views[plane].set_corner_text(
+            {
+                "top_left": identity,
+                "top_right": "\n".join(line for line in (volume.modality, volume.description) if line),
+                "bottom_left": f"{plane.value.capitalize()} {k + 1}/{count}\n{position:.1f} mm",
+                "bottom_right": f"W {width:.0f} L {level:.0f}",
+            }
+        )
+
+    def set_anonymised(self, anonymised: bool) -> None:
+        """Hide patient name, ID and dates from the corner text (and from exports made meanwhile)."""
+        self.anonymised = anonymised
+        if self.settings is not None:
+            self.settings.setValue("view/anonymised", anonymised)
+        if self.volume is not None:
+            for plane in PLANES:
+                self._update_corner_text(plane)
+
+    # layout, reset, window and colours ------------------------------------------------------------------
+
+    def set_layout(self, layout: Layout) -> None:
+        self.layout_box.blockSignals(True)
+        self.layout_box.setCurrentText(layout.value)
+        self.layout_box.blockSignals(False)
+        grid = self.grid_layout
+        for view in self.views.values():
+            grid.removeWidget(view)
+            view.hide()
+        if layout is Layout.THREE:
+            grid.addWidget(self.views[mpr.Plane.AXIAL], 0, 0, 2, 1)
+            grid.addWidget(self.views[mpr.Plane.CORONAL], 0, 1)
+            grid.addWidget(self.views[mpr.Plane.SAGITTAL], 1, 1)
+            stretches = (3, 2)
+        else:
+            self.active_plane = mpr.Plane(layout.name.lower())
+            grid.addWidget(self.views[self.active_plane], 0, 0, 2, 2)
+            stretches = (1, 0)
+        for column, stretch in enumerate(stretches):
+            grid.setColumnStretch(column, stretch)
+        for view in self.views.values():
+            view.setVisible(grid.indexOf(view) >= 0)
+        if self.volume is not None:
+            for plane in PLANES:
+                self._draw_crosshair(plane)
 
     def reset_view(self) -> None:
-        self.view.autoRange(padding=0.02)
-
-    def step(self, delta: int) -> None:
-        if self.volume is not None:
-            self.show_slice(int(np.clip(self.index + delta, 0, self.volume.shape[0] - 1)))
-
-    def show_slice(self, index: int) -> None:
-        volume = self.volume
-        if volume is None:
+        if self.volume is None:
             return
-        self.index = index
-        pixels = volume.array[index]
-        levels = self.image.levels if self.image.image is not None else None
-        self.image.setImage(
-            pixels, autoLevels=False, levels=levels if levels is not None else (pixels.min(), pixels.max())
-        )
-        sx, sy = volume.spacing[0], volume.spacing[1]
-        self.image.setRect(QRectF(0, 0, pixels.shape[1] * sx, pixels.shape[0] * sy))
-        if self.slider.value() != index:
-            self.slider.blockSignals(True)
-            self.slider.setValue(index)
-            self.slider.blockSignals(False)
-        self._update_caption()
-        self.slice_changed.emit(index)
+        for view in self.views.values():
+            view.reset_view()
+        self.set_window(*self.volume.display_window())
 
     def window(self) -> tuple[float, float]:
         """(width, centre) now shown."""
-        low, high = self.histogram.getLevels()
-        return float(high - low), float((high + low) / 2)
+        low, high = self.levels
+        return high - low, (high + low) / 2
 
-    def _update_caption(self) -> None:
-        volume = self.volume
-        if volume is None:
+    def set_window(self, width: float, centre: float) -> None:
+        width = max(float(width), MIN_WIDTH)
+        self.levels = (centre - width / 2, centre + width / 2)
+        if self.volume is not None:
+            self._draw_all()
+
+    def apply_preset(self, number: int) -> None:
+        """0: the volume's default window; 1-9: that preset of the volume's modality, if it exists."""
+        if self.volume is None:
             return
+        presets = self.presets()
+        if number == 0:
+            self.set_window(*self.volume.display_window())
+        elif number <= len(presets):
+            self.set_window(*presets[number - 1].window_for(self.volume))
+        else:
+            return
+        self.preset_box.setCurrentIndex(number)
+
+    def _preset_chosen(self, index: int) -> None:
+        self.apply_preset(index)
+
+    def set_colormap(self, name: str) -> None:
+        self.colormap = name
+        if self.colormap_box.currentText() != name:
+            self.colormap_box.setCurrentText(name)
+        if self.volume is not None:
+            self._draw_all()
+
+    def _window_drag(self, dx: float, dy: float) -> None:
         width, centre = self.window()
-        position = volume.index_to_world((self.index, 0, 0))
-        normal = volume.direction[:, 2]
-        self.caption.setText(
-            f"{volume.modality or 'Volume'} {volume.description}  ·  slice {self.index + 1}/{volume.shape[0]}"
-            f"  ·  {float(position @ normal):.1f} mm  ·  W {width:.0f} L {centre:.0f}"
-            f"  ·  {volume.spacing[0]:.2f} × {volume.spacing[1]:.2f} × {volume.spacing[2]:.2f} mm"
-        )
+        gain = max(width, 1.0) * WINDOW_DRAG_GAIN
+        self.set_window(width + dx * gain, centre - dy * gain)
+
+    # overlays ---------------------------------------------------------------------------------------
+
+    def set_label_map(self, label_map: LabelMap | None) -> None:
+        """Show a label map already in this volume's geometry (see ``medviewer.io.label_maps``)."""
+        if label_map is not None and label_map.array.shape != self.volume.shape:
+            raise ValueError(f"label map shape {label_map.array.shape} differs from the volume's {self.volume.shape}")
+        self.label_map = label_map
+        self.opacity_slider.setEnabled(label_map is not None)
+        self._draw_all()
+
+    def set_overlay_opacity(self, opacity: float) -> None:
+        self.label_opacity = float(np.clip(opacity, 0.0, 1.0))
+        for view in self.views.values():
+            view.labels.setOpacity(self.label_opacity)
+
+    def set_heatmap(
+        self,
+        heatmap: Volume | None,
+        name: str = "saliency",
+        colormap: str = "jet",
+        opacity: float = 0.5,
+        threshold: float | None = None,
+    ) -> None:
+        """Overlay a float map (e.g. a model's saliency) given in any geometry; resampled into this one.
+
+        Values below ``threshold`` (default: the map's minimum) are transparent; the legend shows the
+        colour scale from the threshold to the map's maximum.
+        """
+        if heatmap is None or self.volume is None:
+            self.heatmap = None
+            self.legend.hide()
+        else:
+            lookup_table(colormap)  # unknown names fail here, before anything is drawn
+            values = resample_to(heatmap, self.volume, order=1, fill=np.nan).astype(np.float32)
+            finite = values[np.isfinite(values)]
+            low = float(finite.min()) if threshold is None and finite.size else float(threshold or 0.0)
+            high = float(finite.max()) if finite.size else low + 1.0
+            values = np.where(np.isfinite(values), values, -np.inf).astype(np.float32)
+            self.heatmap = Heatmap(values, name, colormap, float(np.clip(opacity, 0, 1)), low, max(high, low + 1e-6))
+            self.legend.set_scale(name, lookup_table(colormap), low, self.heatmap.maximum)
+            self.legend.show()
+            self.legend.raise_()
+        if self.volume is not None:
+            self._draw_all()
+
+    # measurements -------------------------------------------------------------------------------------
+
+    def set_tool(self, tool: Tool) -> None:
+        self.tool = tool
+        self.tool_actions[tool].setChecked(True)
+        self._cancel_drawing()
+
+    def _cancel_drawing(self) -> None:
+        if self._drawing_view is not None:
+            self._drawing_view.set_preview([], None)
+        self._drawing, self._drawing_view = [], None
+
+    def _press(self, view: SliceView, u: float, v: float) -> None:
+        self.active_plane = view.plane
+        if self.volume is None:
+            return
+        kind = self.tool.measurement_kind
+        if kind is None:
+            self._move_crosshair_to(view, u, v)
+        elif kind is MeasurementKind.ANGLE:
+            if self._drawing_view is not view:
+                self._cancel_drawing()
+                self._drawing_view = view
+            if not self._drawing:
+                self._drawing = [(u, v)]
+        else:
+            self._cancel_drawing()
+            self._drawing, self._drawing_view = [(u, v), (u, v)], view
+
+    def _drag(self, view: SliceView, u: float, v: float) -> None:
+        if self.volume is None:
+            return
+        if self.tool is Tool.CROSSHAIR:
+            self._move_crosshair_to(view, u, v)
+        elif self._drawing_view is view and self._drawing:
+            if self.tool is Tool.ANGLE:
+                view.set_preview(self._drawing + [(u, v)], MeasurementKind.ANGLE)
+            else:
+                self._drawing[-1] = (u, v)
+                view.set_preview(self._drawing, self.tool.measurement_kind)
+
+    def _release(self, view: SliceView, u: float, v: float) -> None:
+        kind = self.tool.measurement_kind
+        if self.volume is None or kind is None or self._drawing_view is not view:
+            return
+        if kind is MeasurementKind.ANGLE:
+            if self._drawing[-1] != (u, v):
+                self._drawing.append((u, v))
+            if len(self._drawing) < 3:
+                view.set_preview(self._drawing, kind)
+                return
+        else:
+            self._drawing[-1] = (u, v)
+            if self._drawing[0] == self._drawing[1]:
+                self._cancel_drawing()
+                return
+        points = self._drawing[:3]
+        self._cancel_drawing()
+        self.add_measurement(Measurement(kind, view.plane, view.slice_index, points))
+
+    def add_measurement(self, measurement: Measurement) -> str:
+        """Draw a measurement on its view and list it; returns its summary text."""
+        lines = summary_lines(self.volume, measurement)
+        text = ", ".join(lines)
+        graphic = MeasurementGraphic(self.views[measurement.plane], measurement, "\n".join(lines))
+        graphic.set_visible(measurement.slice_index == self.slice_index(measurement.plane))
+        self.graphics.append(graphic)
+        self.measurement_panel.add(measurement, text)
+        return text
+
+    def delete_measurement(self, row: int) -> None:
+        graphic = self.graphics.pop(row)
+        graphic.remove()
+        self.measurement_panel.remove(row)
+
+    def clear_measurements(self) -> None:
+        while self.graphics:
+            self.delete_measurement(len(self.graphics) - 1)
+
+    # probe and crosshair by mouse ----------------------------------------------------------------------------
+
+    def _index_under(self, view: SliceView, u: float, v: float) -> np.ndarray:
+        return mpr.display_to_index(self.volume.shape, self.volume.spacing, view.plane, view.slice_index, u, v)
+
+    def _move_crosshair_to(self, view: SliceView, u: float, v: float) -> None:
+        self.set_crosshair(self._index_under(view, u, v))
+
+    def _hover(self, view: SliceView, u: float, v: float) -> None:
+        if self.volume is None:
+            return
+        self.probe.setText(self.probe_text(self._index_under(view, u, v)))
+
+    def probe_text(self, zyx: np.ndarray) -> str:
+        """Value and world position at a (z, y, x) index, or '' outside the volume."""
+        volume = self.volume
+        voxel = np.round(zyx).astype(int)
+        if np.any(voxel < 0) or np.any(voxel >= np.asarray(volume.shape)):
+            return ""
+        x, y, z = volume.index_to_world(voxel)
+        value = volume.array[tuple(voxel)]
+        unit = " HU" if volume.modality == "CT" else ""
+        shown = f"{value:.0f}" if np.issubdtype(volume.array.dtype, np.integer) else f"{value:.4g}"
+        text = f"({x:.1f}, {y:.1f}, {z:.1f}) mm LPS  ·  voxel ({voxel[2]}, {voxel[1]}, {voxel[0]})  ·  {shown}{unit}"
+        if self.label_map is not None and self.label_map.array[tuple(voxel)]:
+            label = int(self.label_map.array[tuple(voxel)])
+            text += f"  ·  {self.label_map.names.get(label, f'label {label}')}"
+        if self.heatmap is not None and np.isfinite(self.heatmap.values[tuple(voxel)]):
+            text += f"  ·  {self.heatmap.name} {self.heatmap.values[tuple(voxel)]:.3g}"
+        return text
+
+    # keys and export -------------------------------------------------------------------------------------
 
     def keyPressEvent(self, event: QKeyEvent) -> None:  # noqa: N802 (Qt naming)
+        key = event.key()
         steps = {Qt.Key.Key_PageUp: -1, Qt.Key.Key_PageDown: 1, Qt.Key.Key_Up: -1, Qt.Key.Key_Down: 1}
-        if event.key() in steps:
-            self.step(steps[event.key()])
-        elif event.key() == Qt.Key.Key_R:
+        if key in steps:
+            self.step(steps[key])
+        elif Qt.Key.Key_0 <= key <= Qt.Key.Key_9:
+            self.apply_preset(key - Qt.Key.Key_0)
+        elif key == Qt.Key.Key_R:
             self.reset_view()
+        elif key == Qt.Key.Key_Escape:
+            self._cancel_drawing()
         else:
             super().keyPressEvent(event)
+
+    def export_png(self, path: str, include_identifiers: bool = True) -> bool:
+        """Save the views as shown; without identifiers, name, ID and dates are left out of the image."""
+        anonymised = self.anonymised
+        if not include_identifiers and self.volume is not None:
+            self.set_anonymised(True)
+        try:
+            return self.grid.grab().save(path, "PNG")
+        finally:
+            if anonymised != self.anonymised:
+                self.set_anonymised(anonymised)
+
+    def resizeEvent(self, event: object) -> None:  # noqa: N802 (Qt naming)
+        super().resizeEvent(event)
+        self.legend.move(self.grid.width() - self.legend.width() - 8, 40)
+
+
+def _plane_normal(volume: Volume, plane: mpr.Plane) -> np.ndarray:
+    """World direction a view's slice index runs along, for the slice position in mm."""
+    return volume.direction[:, 2 - plane.axis]

@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 from PySide6.QtCore import QPointF, Qt
 
+from medviewer.core.mpr import Plane
 from medviewer.ui.app import make_settings
 from medviewer.ui.main_window import SLIDE_TAB, VOLUME_TAB, MainWindow
 from medviewer.ui.patient_panel import UNASSIGNED_SLIDES
-from medviewer.ui.volume_view import VolumeView
 
 LOAD_TIMEOUT_MS = 60_000
 
@@ -41,37 +41,20 @@ def grab_array(widget) -> np.ndarray:
     )
 
 
-def drawn_voxel(view: VolumeView, row: int, col: int, pixels: np.ndarray) -> np.ndarray:
-    """The colour drawn on screen where voxel (row, col) of the current slice lies."""
-    sx, sy = view.volume.spacing[:2]
-    scene = view.view.mapViewToScene(QPointF((col + 0.5) * sx, (row + 0.5) * sy))
-    point = view.graphics.mapFromScene(scene)
-    ratio = pixels.shape[1] / view.graphics.width()
-    return pixels[int(point.y() * ratio), int(point.x() * ratio)]
-
-
-def test_demo_ct_middle_slice_is_drawn_with_ct_window(qtbot, window: MainWindow, demo_dir: Path):
+def test_demo_ct_is_shown_in_three_views_with_ct_window(qtbot, window: MainWindow, demo_dir: Path):
     open_and_wait(qtbot, window, demo_dir / "ct", demo_dir / "slide.tiff")
     view = window.volume_view
     volume = view.volume
     assert window.tabs.currentIndex() == VOLUME_TAB
     assert view.index == volume.shape[0] // 2
-    np.testing.assert_array_equal(view.image.image, volume.array[volume.shape[0] // 2])
+    np.testing.assert_array_equal(view.views[Plane.AXIAL].image.image, volume.array[volume.shape[0] // 2])
     assert view.window() == pytest.approx((400, 40))
-    assert "slice 61/120" in view.caption.text() and "W 400 L 40" in view.caption.text()
-
+    assert view.views[Plane.AXIAL].corner_labels["bottom_left"].text().startswith("Axial 61/120")
     qtbot.wait(50)
-    pixels = grab_array(view.graphics)
-    hu = volume.array[view.index]
-    lung = np.argwhere((hu > -900) & (hu < -800))[len(np.argwhere((hu > -900) & (hu < -800))) // 2]
-    bone = np.argwhere(hu > 800)[0]
-    soft = np.argwhere(np.abs(hu - 40) < 5)[len(np.argwhere(np.abs(hu - 40) < 5)) // 2]
-    assert drawn_voxel(view, *lung, pixels).max() < 20  # lung below the window: black
-    assert drawn_voxel(view, *bone, pixels).min() > 235  # bone above it: white
-    assert 100 < drawn_voxel(view, *soft, pixels).mean() < 160  # soft tissue mid-grey
-    # The view keeps true millimetre aspect: a 512x512 slice of square pixels is drawn square.
-    rect = view.image.mapRectToScene(view.image.boundingRect())
-    assert rect.width() == pytest.approx(rect.height(), rel=0.01)
+    for plane in Plane:
+        pixels = grab_array(view.views[plane]).astype(int)
+        assert (pixels.max(axis=2) > 200).mean() > 0.005  # bone drawn white
+        assert (pixels.max(axis=2) < 15).mean() > 0.2  # air and the background black
 
 
 def test_demo_slide_thumbnail_is_drawn_in_level0_coordinates(qtbot, window: MainWindow, demo_dir: Path):
@@ -132,7 +115,7 @@ def test_keys_move_through_slices(qtbot, window: MainWindow, demo_dir: Path):
     view.setFocus()
     qtbot.keyClick(view, Qt.Key.Key_PageDown)
     assert view.index == start + 1
-    np.testing.assert_array_equal(view.image.image, view.volume.array[start + 1])
+    np.testing.assert_array_equal(view.views[Plane.AXIAL].image.image, view.volume.array[start + 1])
     qtbot.keyClick(view, Qt.Key.Key_PageUp)
     qtbot.keyClick(view, Qt.Key.Key_PageUp)
     assert view.index == start - 1
@@ -164,3 +147,28 @@ def test_dropping_a_folder_opens_it(qtbot, window: MainWindow, demo_dir: Path):
     qtbot.waitUntil(lambda: not window.busy(), timeout=LOAD_TIMEOUT_MS)
     assert window.volume_view.volume.shape == (48, 256, 256)
     assert window.tabs.currentIndex() == VOLUME_TAB
+
+
+def test_dicom_seg_overlay_is_drawn_over_its_real_ct(qtbot, window: MainWindow):
+    import pydicom.data
+
+    from tests.conftest import real_file
+
+    ct2 = Path(pydicom.data.get_testdata_file("dicomdirtests/77654033/CT2/17106")).parent
+    open_and_wait(qtbot, window, ct2)
+    window.open_overlay(real_file("highdicom/seg_image_ct_binary.dcm"))
+    qtbot.waitUntil(lambda: not window.busy(), timeout=LOAD_TIMEOUT_MS)
+    view = window.volume_view
+    label_map = view.label_map
+    assert label_map is not None and label_map.voxel_counts()
+    labelled = np.argwhere(label_map.array > 0)
+    target = labelled[len(labelled) // 2]
+    view.set_crosshair(target)
+    view.set_overlay_opacity(1.0)
+    axial = view.views[Plane.AXIAL]
+    drawn = axial.labels.image
+    rows, cols = np.nonzero(drawn[..., 3])
+    assert len(rows) == (label_map.array[view.slice_index(Plane.AXIAL)] > 0).sum()
+    colour = label_map.colours[int(label_map.array[tuple(target)])]
+    assert tuple(drawn[rows[0], cols[0], :3]) == colour
+    assert window.overlay_action.isEnabled()

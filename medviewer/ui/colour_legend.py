@@ -1,0 +1,45 @@
+"""The colour scale of a heatmap overlay, drawn over the views so a reader can read values off colours."""
+
+from __future__ import annotations
+
+import numpy as np
+from PySide6.QtCore import QRectF, Qt
+from PySide6.QtGui import QColor, QLinearGradient, QPainter, QPaintEvent
+from PySide6.QtWidgets import QWidget
+
+GRADIENT_STOPS = 16
+
+
+class ColourLegend(QWidget):
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setAttribute(Qt.WidgetAttribute.WA_TransparentForMouseEvents)
+        self.resize(74, 210)
+        self.title = ""
+        self.lut = np.zeros((2, 3), dtype=np.uint8)
+        self.low = 0.0
+        self.high = 1.0
+
+    def set_scale(self, title: str, lut: np.ndarray, low: float, high: float) -> None:
+        self.title, self.lut, self.low, self.high = title, lut, low, high
+        self.update()
+
+    def paintEvent(self, event: QPaintEvent) -> None:  # noqa: N802 (Qt naming)
+        painter = QPainter(self)
+        painter.fillRect(self.rect(), QColor(0, 0, 0, 160))
+        bar = QRectF(8, 22, 16, self.height() - 44)
+        gradient = QLinearGradient(bar.bottomLeft(), bar.topLeft())  # low values at the bottom
+        for i in range(GRADIENT_STOPS + 1):
+            position = i / GRADIENT_STOPS
+            r, g, b = (int(c) for c in self.lut[round(position * (len(self.lut) - 1))])
+            gradient.setColorAt(position, QColor(r, g, b))
+        painter.fillRect(bar, gradient)
+        painter.setPen(QColor(235, 235, 235))
+        painter.drawText(QRectF(4, 2, self.width() - 8, 18), Qt.AlignmentFlag.AlignLeft, self.title)
+        painter.drawText(
+            QRectF(28, bar.top() - 6, self.width() - 30, 14), Qt.AlignmentFlag.AlignLeft, f"{self.high:.3g}"
+        )
+        painter.drawText(
+            QRectF(28, bar.bottom() - 8, self.width() - 30, 14), Qt.AlignmentFlag.AlignLeft, f"{self.low:.3g}"
+        )
+        painter.end()

@@ -1,0 +1,293 @@
+"""One MPR view: a slice drawn in display millimetres with its overlays, crosshair and annotations.
+
+The view knows nothing about the other views; it reports what the mouse does in display millimetres
+(u right, v down, see ``medviewer.core.mpr``) and the multi-view container decides what that means.
+Text (corner details, orientation letters) and the scale bar are child widgets over the viewport, so
+they keep their size and place when the image is zoomed or panned.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import QPointF, QRectF, Qt, Signal
+from PySide6.QtGui import QColor, QFont, QKeyEvent, QPainter, QPaintEvent, QPen, QResizeEvent
+from PySide6.QtWidgets import QGraphicsEllipseItem, QGraphicsRectItem, QLabel, QWidget
+
+from medviewer.core import mpr
+from medviewer.core.measurements import Measurement, MeasurementKind
+
+CROSSHAIR_PEN = pg.mkPen((255, 200, 0, 170), width=1)
+MEASURE_COLOUR = QColor(0, 230, 255)
+SCALE_BAR_STEPS_MM = (1, 2, 5, 10, 20, 50, 100, 200, 500)
+CORNERS = ("top_left", "top_right", "bottom_left", "bottom_right")
+EDGES = ("left", "right", "top", "bottom")
+
+
+class _SliceViewBox(pg.ViewBox):
+    """Mouse grammar of radiology workstations, routed to the owning ``SliceView``.
+
+    Wheel: slices; Ctrl+wheel: zoom around the cursor; left: the current tool; middle-drag: pan;
+    right-drag: window/level.
+    """
+
+    def __init__(self, owner: SliceView) -> None:
+        super().__init__(lockAspect=True, invertY=True, enableMenu=False)
+        self._owner = owner
+
+    def wheelEvent(self, ev: object, axis: object = None) -> None:  # noqa: N802 (Qt naming)
+        if ev.modifiers() & Qt.KeyboardModifier.ControlModifier:
+            super().wheelEvent(ev, axis)
+        else:
+            self._owner.step_requested.emit(-1 if ev.delta() > 0 else 1)
+        ev.accept()
+
+    def mouseClickEvent(self, ev: object) -> None:  # noqa: N802 (Qt naming)
+        if ev.button() == Qt.MouseButton.LeftButton:
+            point = self.mapSceneToView(ev.scenePos())
+            self._owner.pressed.emit(point.x(), point.y())
+            self._owner.released.emit(point.x(), point.y())
+            ev.accept()
+
+    def mouseDragEvent(self, ev: object, axis: object = None) -> None:  # noqa: N802 (Qt naming)
+        button = ev.button()
+        ev.accept()
+        if button == Qt.MouseButton.MiddleButton:
+            delta = self.mapSceneToView(ev.lastScenePos()) - self.mapSceneToView(ev.scenePos())
+            self.translateBy(x=delta.x(), y=delta.y())
+        elif button == Qt.MouseButton.RightButton:
+            delta = ev.scenePos() - ev.lastScenePos()
+            self._owner.window_dragged.emit(delta.x(), delta.y())
+        elif button == Qt.MouseButton.LeftButton:
+            point = self.mapSceneToView(ev.scenePos())
+            if ev.isStart():
+                start = self.mapSceneToView(ev.buttonDownScenePos())
+                self._owner.pressed.emit(start.x(), start.y())
+            self._owner.dragged.emit(point.x(), point.y())
+            if ev.isFinish():
+                self._owner.released.emit(point.x(), point.y())
+
+    def hoverEvent(self, ev: object) -> None:  # noqa: N802 (Qt naming)
+        if ev.isExit():
+            self._owner.left.emit()
+            return
+        point = self.mapSceneToView(ev.scenePos())
+        self._owner.hovered.emit(point.x(), point.y())
+
+
+class ScaleBar(QWidget):
+    """A bar of a round number of millimetres, about a fifth of the view's width."""
+
+    def __init__(self, parent: QWidget) -> None:
+        super().__init__(parent)
+        self.pixels_per_mm = 0.0
+        self.setAttribute(Qt.WidgetAttribute.WA_TransparentForMouseEvents)
+        self.resize(220, 26)
+
+    def length_mm(self) -> float:
+        if self.pixels_per_mm <= 0:
+            return 0.0
+        budget = self.width() * 0.8 / self.pixels_per_mm
+        fitting = [step for step in SCALE_BAR_STEPS_MM if step <= budget]
+        return float(fitting[-1]) if fitting else 0.0
+
+    def paintEvent(self, event: QPaintEvent) -> None:  # noqa: N802 (Qt naming)
+        length = self.length_mm()
+        if length <= 0:
+            return
+        pixels = length * self.pixels_per_mm
+        painter = QPainter(self)
+        painter.setPen(QPen(QColor(230, 230, 230), 2))
+        y = self.height() - 5
+        painter.drawLine(QPointF(4, y), QPointF(4 + pixels, y))
+        for x in (4, 4 + pixels):
+            painter.drawLine(QPointF(x, y - 5), QPointF(x, y))
+        painter.drawText(QRectF(4, 0, pixels, y - 4), Qt.AlignmentFlag.AlignCenter, f"{length:g} mm")
+        painter.end()
+
+
+class SliceView(pg.GraphicsView):
+    """A plane's view. Signals carry display millimetres (u, v) of the current slice."""
+
+    pressed = Signal(float, float)
+    dragged = Signal(float, float)
+    released = Signal(float, float)
+    hovered = Signal(float, float)
+    left = Signal()
+    step_requested = Signal(int)
+    window_dragged = Signal(float, float)
+
+    def __init__(self, plane: mpr.Plane, parent: QWidget | None = None) -> None:
+        super().__init__(parent, background="k")
+        self.plane = plane
+        self.slice_index = 0
+        self.box = _SliceViewBox(self)
+        self.setCentralItem(self.box)
+        self.image = pg.ImageItem(axisOrder="row-major")
+        self.labels = pg.ImageItem(axisOrder="row-major")
+        self.heat = pg.ImageItem(axisOrder="row-major")
+        for z, item in enumerate((self.image, self.labels, self.heat)):
+            item.setZValue(z)
+            self.box.addItem(item)
+        self.h_line = pg.InfiniteLine(angle=0, movable=False, pen=CROSSHAIR_PEN)
+        self.v_line = pg.InfiniteLine(angle=90, movable=False, pen=CROSSHAIR_PEN)
+        for line in (self.h_line, self.v_line):
+            line.setZValue(10)
+            self.box.addItem(line, ignoreBounds=True)
+        self.preview = pg.PlotCurveItem(pen=pg.mkPen(MEASURE_COLOUR, width=1.5, style=Qt.PenStyle.DashLine))
+        self.preview.setZValue(20)
+        self.box.addItem(self.preview, ignoreBounds=True)
+        self.corner_labels = {name: self._overlay_label() for name in CORNERS}
+        self.edge_labels = {name: self._overlay_label(bold=True) for name in EDGES}
+        self.scale_bar = ScaleBar(self)
+        self.box.sigRangeChanged.connect(self._update_scale_bar)
+        self.setFocusPolicy(Qt.FocusPolicy.ClickFocus)
+        self._extent = QRectF()
+
+    def _overlay_label(self, bold: bool = False) -> QLabel:
+        label = QLabel(self)
+        label.setAttribute(Qt.WidgetAttribute.WA_TransparentForMouseEvents)
+        label.setStyleSheet("color: rgb(235, 235, 235); background: transparent;")
+        if bold:
+            font = QFont(label.font())
+            font.setBold(True)
+            font.setPointSizeF(font.pointSizeF() * 1.15)
+            label.setFont(font)
+        return label
+
+    # content ------------------------------------------------------------------------------------
+
+    def set_geometry(self, shape: tuple[int, int, int], spacing: tuple[float, float, float], letters: dict) -> None:
+        """Place the image in display millimetres and label the edges; resets zoom and pan."""
+        su, sv = mpr.pixel_size(spacing, self.plane)
+        rows, cols = mpr.extract(np.empty(shape, dtype=np.uint8), self.plane, 0).shape
+        self._extent = QRectF(0, 0, cols * su, rows * sv)
+        for item in (self.image, self.labels, self.heat):
+            item.clear()
+        for edge, text in letters.items():
+            self.edge_labels[edge].setText(text)
+        self.reset_view()
+
+    def reset_view(self) -> None:
+        if not self._extent.isEmpty():
+            self.box.setRange(rect=self._extent, padding=0.02)
+
+    def show_pixels(self, pixels: np.ndarray, levels: tuple[float, float], lut: np.ndarray) -> None:
+        self.image.setImage(pixels, autoLevels=False, levels=levels, lut=lut)
+        self.image.setRect(self._extent)
+
+    def show_overlay(self, item: pg.ImageItem, rgba: np.ndarray | None) -> None:
+        if rgba is None:
+            item.clear()
+            return
+        item.setImage(rgba, autoLevels=False, levels=(0, 255))
+        item.setRect(self._extent)
+
+    def set_crosshair(self, u: float, v: float, visible: bool) -> None:
+        self.v_line.setPos(u)
+        self.h_line.setPos(v)
+        self.v_line.setVisible(visible)
+        self.h_line.setVisible(visible)
+
+    def set_corner_text(self, texts: dict[str, str]) -> None:
+        for name, label in self.corner_labels.items():
+            label.setText(texts.get(name, ""))
+            label.adjustSize()
+        self._place_overlays()
+
+    def set_preview(self, points: list[tuple[float, float]], kind: MeasurementKind | None) -> None:
+        """The dashed outline of a measurement being drawn."""
+        if not points or kind is None:
+            self.preview.setData([], [])
+            return
+        if kind in (MeasurementKind.ELLIPSE, MeasurementKind.RECTANGLE) and len(points) == 2:
+            points = outline(kind, points)
+        xs, ys = zip(*points, strict=True)
+        self.preview.setData(list(xs), list(ys))
+
+    def pixels_per_mm(self) -> float:
+        (x0, x1), _ = self.box.viewRange()
+        width = self.box.width()
+        return width / (x1 - x0) if x1 > x0 and width > 0 else 0.0
+
+    # layout of the text over the image -----------------------------------------------------------
+
+    def _update_scale_bar(self) -> None:
+        self.scale_bar.pixels_per_mm = self.pixels_per_mm()
+        self.scale_bar.update()
+
+    def _place_overlays(self) -> None:
+        width, height, margin = self.width(), self.height(), 6
+        corners = self.corner_labels
+        corners["top_left"].move(margin, margin)
+        corners["top_right"].move(width - corners["top_right"].width() - margin, margin)
+        corners["bottom_left"].move(margin, height - corners["bottom_left"].height() - margin)
+        corners["bottom_right"].move(
+            width - corners["bottom_right"].width() - margin, height - corners["bottom_right"].height() - margin
+        )
+        for label in self.edge_labels.values():
+            label.adjustSize()
+        edges = self.edge_labels
+        edges["left"].move(margin, (height - edges["left"].height()) // 2)
+        edges["right"].move(width - edges["right"].width() - margin, (height - edges["right"].height()) // 2)
+        edges["top"].move((width - edges["top"].width()) // 2, margin)
+        edges["bottom"].move((width - edges["bottom"].width()) // 2, height - edges["bottom"].height() - margin)
+        bar = self.scale_bar
+        text_height = max(corners["bottom_left"].height(), corners["bottom_right"].height(), edges["bottom"].height())
+        bar.move((width - bar.width()) // 2, height - bar.height() - text_height - margin)
+
+    def resizeEvent(self, event: QResizeEvent) -> None:  # noqa: N802 (Qt naming)
+        super().resizeEvent(event)
+        if not hasattr(self, "scale_bar"):
+            return  # pyqtgraph resizes once inside GraphicsView.__init__, before the overlays exist
+        self._place_overlays()
+        self._update_scale_bar()
+
+    def keyPressEvent(self, event: QKeyEvent) -> None:  # noqa: N802 (Qt naming)
+        event.ignore()  # the container owns the keys; QGraphicsView would scroll on Page Up/Down
+
+
+def outline(kind: MeasurementKind, corners: list[tuple[float, float]]) -> list[tuple[float, float]]:
+    """Closed polyline of an ellipse or rectangle given by two opposite corners."""
+    (ua, va), (ub, vb) = corners[:2]
+    if kind is MeasurementKind.RECTANGLE:
+        return [(ua, va), (ub, va), (ub, vb), (ua, vb), (ua, va)]
+    cu, cv, ru, rv = (ua + ub) / 2, (va + vb) / 2, abs(ub - ua) / 2, abs(vb - va) / 2
+    angles = np.linspace(0, 2 * math.pi, 73)
+    return [(cu + ru * math.cos(a), cv + rv * math.sin(a)) for a in angles]
+
+
+class MeasurementGraphic:
+    """What a finished measurement draws on its view: the shape and its value beside it."""
+
+    def __init__(self, view: SliceView, measurement: Measurement, text: str) -> None:
+        self.view = view
+        self.measurement = measurement
+        pen = pg.mkPen(MEASURE_COLOUR, width=2)
+        points = measurement.points
+        if measurement.kind is MeasurementKind.ELLIPSE or measurement.kind is MeasurementKind.RECTANGLE:
+            (ua, va), (ub, vb) = points
+            rect = QRectF(min(ua, ub), min(va, vb), abs(ub - ua), abs(vb - va))
+            shape_cls = QGraphicsEllipseItem if measurement.kind is MeasurementKind.ELLIPSE else QGraphicsRectItem
+            self.shape = shape_cls(rect)
+            self.shape.setPen(pen)
+            anchor = (max(ua, ub), min(va, vb))
+        else:
+            xs, ys = zip(*points, strict=True)
+            self.shape = pg.PlotCurveItem(list(xs), list(ys), pen=pen)
+            anchor = points[1] if measurement.kind is MeasurementKind.ANGLE else points[-1]
+        self.label = pg.TextItem(text, color=MEASURE_COLOUR, anchor=(0, 1), fill=pg.mkBrush(0, 0, 0, 150))
+        self.label.setPos(*anchor)
+        for z, item in ((15, self.shape), (16, self.label)):
+            item.setZValue(z)
+            view.box.addItem(item, ignoreBounds=True)
+
+    def set_visible(self, visible: bool) -> None:
+        self.shape.setVisible(visible)
+        self.label.setVisible(visible)
+
+    def remove(self) -> None:
+        for item in (self.shape, self.label):
+            self.view.box.removeItem(item)
