@@ -26,17 +26,9 @@ from medviewer.core.volume import Volume
 GRID_TOLERANCE = 1e-3
 
 
-def index_to_world_matrix(volume: Volume) -> np.ndarray:
-    """4x4 map from homogeneous (z, y, x, 1) indices to LPS millimetres (x, y, z, 1)."""
-    matrix = np.eye(4)
-    matrix[:3, :3] = (volume.direction * np.asarray(volume.spacing)[None, :])[:, ::-1]
-    matrix[:3, 3] = volume.origin
-    return matrix
-
-
 def target_to_source_index(source: Volume, target: Volume) -> np.ndarray:
     """4x4 map from target (z, y, x) indices to the source (z, y, x) indices at the same world point."""
-    return np.linalg.inv(index_to_world_matrix(source)) @ index_to_world_matrix(target)
+    return np.linalg.inv(source.index_to_world_matrix()) @ target.index_to_world_matrix()
 
 
 def resample_to(source: Volume, target: Volume, order: int = 1, fill: float = 0.0) -> np.ndarray:

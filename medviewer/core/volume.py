@@ -51,24 +51,20 @@ class Volume:
     def shape(self) -> tuple[int, int, int]:
         return self.array.shape  # type: ignore[return-value]
 
-    def _affine(self) -> np.ndarray:
-        """4x4 map from (x, y, z, 1) voxel index to LPS millimetres."""
-        affine = np.eye(4)
-        affine[:3, :3] = self.direction * np.asarray(self.spacing)[None, :]
-        affine[:3, 3] = self.origin
-        return affine
+    def index_to_world_matrix(self) -> np.ndarray:
+        """4x4 map from homogeneous (z, y, x, 1) indices to LPS millimetres (x, y, z, 1)."""
+        matrix = np.eye(4)
+        matrix[:3, :3] = (self.direction * np.asarray(self.spacing)[None, :])[:, ::-1]
+        matrix[:3, 3] = self.origin
+        return matrix
 
     def index_to_world(self, index_zyx: Any) -> np.ndarray:
-        zyx = np.asarray(index_zyx, dtype=float)
-        xyz = zyx[..., ::-1]
-        affine = self._affine()
-        return xyz @ affine[:3, :3].T + affine[:3, 3]
+        matrix = self.index_to_world_matrix()
+        return np.asarray(index_zyx, dtype=float) @ matrix[:3, :3].T + matrix[:3, 3]
 
     def world_to_index(self, point_lps: Any) -> np.ndarray:
-        point = np.asarray(point_lps, dtype=float)
-        affine = self._affine()
-        xyz = (point - affine[:3, 3]) @ np.linalg.inv(affine[:3, :3]).T
-        return xyz[..., ::-1]
+        matrix = self.index_to_world_matrix()
+        return (np.asarray(point_lps, dtype=float) - matrix[:3, 3]) @ np.linalg.inv(matrix[:3, :3]).T
 
     def closest_to_lps(self) -> Volume:
         """The same voxels, permuted and flipped so that x, y, z run as near as possible to L, P, S.

@@ -55,6 +55,7 @@ def read_stack(stack: Stack, path: Path, time_index: int = 0) -> Volume:
             "series_uid": stack.series_uid,
             "stack_key": stack.key,
             "study_uid": str(header.get("StudyInstanceUID", "")),
+            "frame_of_reference_uid": str(header.get("FrameOfReferenceUID", "")),
             "files": len({r.file.path for r in records}),
             "time_points": count,
             "time_index": time_index,

@@ -116,9 +116,17 @@ def test_seg_frames_off_a_partial_volume_are_reported(ct2_dir: Path, tmp_path: P
 
 def test_seg_of_another_scan_is_a_typed_error_naming_the_file():
     path = seg_file("binary")
-    ct = open_volume(pydicom_file("CT_small.dcm"))  # another patient position, 180 mm away
-    with pytest.raises(MedviewerError, match="outside this volume") as caught:
+    ct = open_volume(pydicom_file("CT_small.dcm"))  # another patient, another frame of reference
+    with pytest.raises(MedviewerError, match="frame of reference") as caught:
         open_label_map(path, ct)
+    assert caught.value.path == path
+
+
+def test_seg_that_misses_the_volume_is_a_typed_error_naming_the_file(ct2: Volume):
+    path = seg_file("binary")
+    moved = dataclasses.replace(ct2, origin=tuple(np.add(ct2.origin, (0.0, 0.0, 500.0))))
+    with pytest.raises(MedviewerError, match="outside this volume") as caught:
+        open_label_map(path, moved)
     assert caught.value.path == path
 
 
