@@ -24,10 +24,6 @@ class MeasurementKind(enum.Enum):
     ELLIPSE = "ellipse"
     RECTANGLE = "rectangle"
 
-    @property
-    def point_count(self) -> int:
-        return 3 if self is MeasurementKind.ANGLE else 2
-
 
 @dataclass
 class Measurement:

@@ -99,7 +99,8 @@ def _interpolate_axis(values: np.ndarray, axis: int, coords: np.ndarray, order: 
     low_values = _take(values, axis, low, fill)
     if order == 0 or not weight.any():
         return low_values
-    blended = np.subtract(_take(values, axis, low + 1, fill), low_values, dtype=np.float32)
+    high = np.where(weight > 0, low + 1, low)  # a zero weight must not blend in ``fill`` (NaN * 0 is NaN)
+    blended = np.subtract(_take(values, axis, high, fill), low_values, dtype=np.float32)
     broadcast = [1] * values.ndim
     broadcast[axis] = len(coords)
     blended *= weight.reshape(broadcast)

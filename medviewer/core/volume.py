@@ -12,6 +12,7 @@ geometry is decided once. Conventions, chosen to match DICOM and ITK so nothing 
 from __future__ import annotations
 
 import dataclasses
+import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,6 +22,17 @@ from medviewer.core.patient import PatientInfo
 
 #: Display defaults by modality: (window width, window centre). CT uses a soft-tissue window.
 MODALITY_WINDOWS: dict[str, tuple[float, float]] = {"CT": (400.0, 40.0)}
+
+
+def percentile_window(values: np.ndarray, percentiles: tuple[float, float]) -> tuple[float, float]:
+    """(width, centre) spanning two percentiles of ``values``, ignoring NaN (common outside the brain in
+    SPM/FSL output); (1, 0.5) when nothing finite is left."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN input is handled below
+        low, high = np.nanpercentile(values.astype(np.float64, copy=False), percentiles)
+    if not (np.isfinite(low) and np.isfinite(high)):
+        return 1.0, 0.5
+    return float(max(high - low, 1e-3)), float((high + low) / 2)
 
 
 @dataclass
@@ -104,8 +116,7 @@ class Volume:
         if self.modality in MODALITY_WINDOWS:
             return MODALITY_WINDOWS[self.modality]
         sample = self.array[:: max(1, self.shape[0] // 16), ::4, ::4]
-        low, high = np.percentile(sample, [1, 99])
-        return float(max(high - low, 1.0)), float((high + low) / 2)
+        return percentile_window(sample, (1, 99))
 
     def to_sitk(self) -> Any:
         """The same voxels and geometry as a SimpleITK image, for users' own pipelines."""

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from medviewer.core.app_dirs import RESOURCES_DIR
-from medviewer.core.volume import Volume
+from medviewer.core.volume import Volume, percentile_window
 
 PRESETS_FILE = RESOURCES_DIR / "window_presets.json"
 PERCENTILE_SAMPLE = 2_000_000  # voxels sampled for percentile presets: exact enough, fast on big volumes
@@ -32,9 +32,7 @@ class WindowPreset:
         if self.percentiles is None:
             return float(self.width), float(self.centre)  # type: ignore[arg-type]
         step = max(1, int(np.ceil(volume.array.size / PERCENTILE_SAMPLE)))
-        sample = volume.array.reshape(-1)[::step]
-        low, high = np.percentile(sample, self.percentiles)
-        return float(max(high - low, 1e-3)), float((high + low) / 2)
+        return percentile_window(volume.array.reshape(-1)[::step], self.percentiles)
 
 
 @cache

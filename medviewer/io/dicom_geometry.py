@@ -145,13 +145,16 @@ def _regularised(
 ) -> Layout:
     row_mm, col_mm = pixel_mm
     steps = np.diff(h)
-    step = float(steps.min())
     usual = float(np.median(steps))
+    even = steps.max() - steps.min() <= SPACING_TOLERANCE * usual
+    # Evenly spaced (tilted) slices keep one plane each: positions rounded in the files would make the
+    # smallest step a little short and repeat a slice on two planes.
+    step = float((h[-1] - h[0]) / (len(h) - 1)) if even else float(steps.min())
     if shifts.any():
         line = positions[-1] - positions[0]
         tilt = np.degrees(np.arccos(min(1.0, abs(line @ direction[:, 2]) / np.linalg.norm(line))))
         warnings.append(f"gantry tilt of {tilt:.1f} degrees: each slice is shifted in its plane against the one before")
-    if steps.max() - steps.min() > SPACING_TOLERANCE * usual:
+    if not even:
         warnings.append(f"slice spacing is not uniform (steps from {steps.min():.2f} to {steps.max():.2f} mm)")
     planes = int(round((h[-1] - h[0]) / step)) + 1
     plane_h = h[0] + step * np.arange(planes)

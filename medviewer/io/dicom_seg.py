@@ -52,6 +52,16 @@ def read_dicom_seg(path: Path, reference: Volume) -> LabelMap:
     """The SEG at ``path`` as labels on ``reference``'s voxel grid; segment numbers are the label values."""
     path = Path(path)
     ds = read_dataset(path)
+    try:
+        return _label_map(ds, path, reference)
+    except (AttributeError, KeyError, TypeError, ValueError, OverflowError) as exc:
+        # Missing or malformed attributes surface as these when a value is used; name the file instead.
+        raise CorruptFileError(
+            path, f"the segmentation's header is incomplete or malformed ({type(exc).__name__})"
+        ) from exc
+
+
+def _label_map(ds: Dataset, path: Path, reference: Volume) -> LabelMap:
     if not is_segmentation(ds):
         raise UnsupportedFileError(path, "a DICOM file, but not a segmentation (DICOM SEG)")
     kind = str(ds.get("SegmentationType", ""))
@@ -156,6 +166,8 @@ def _frames(ds: Dataset, path: Path, reference: Volume, count: int) -> list[_Fra
             raise CorruptFileError(path, "a segmentation frame names no segment or no pixel spacing")
         origin_mm = np.asarray(position.ImagePositionPatient, dtype=float)
         cosines = np.asarray(orientation.ImageOrientationPatient, dtype=float)
+        if cosines.shape != (6,) or not np.allclose(np.linalg.norm(cosines.reshape(2, 3), axis=1), 1, atol=1e-2):
+            raise CorruptFileError(path, "a segmentation frame's ImageOrientationPatient is not two unit vectors")
         row_spacing, column_spacing = (float(v) for v in measures.PixelSpacing)
         origin = reference.world_to_index(origin_mm)
         frames.append(
@@ -220,8 +232,22 @@ def _warn_frame_placement(frames: list[_Frame], landing: list[bool], reference: 
 
 
 def _paint(array: np.ndarray, frame: _Frame, mask: np.ndarray, overlaps: Counter[tuple[int, int]]) -> int:
-    """Write a frame's segment into the voxels nearest its on pixels; returns how many fell outside."""
+    """Write a frame's segment into the voxels its on pixels cover; returns how many pixels fell outside.
+
+    A SEG pixel larger than the volume's voxels is sampled at several points across its area, so a
+    segmentation made on a coarser grid covers the finer volume without holes.
+    """
     rows, columns = np.nonzero(mask)
+    outside = int((~_inside(_pixel_indices(frame, rows, columns), array.shape)).sum())
+    row_points = max(1, int(np.ceil(np.abs(frame.row_step).max() - 1e-6)))
+    column_points = max(1, int(np.ceil(np.abs(frame.column_step).max() - 1e-6)))
+    row_offsets, column_offsets = np.meshgrid(
+        (np.arange(row_points) + 0.5) / row_points - 0.5,
+        (np.arange(column_points) + 0.5) / column_points - 0.5,
+        indexing="ij",
+    )
+    rows = (rows[:, None] + row_offsets.ravel()[None, :]).ravel()
+    columns = (columns[:, None] + column_offsets.ravel()[None, :]).ravel()
     index = _pixel_indices(frame, rows, columns)
     inside = _inside(index, array.shape)
     voxels = np.unique(np.ravel_multi_index(np.rint(index[inside]).astype(np.intp).T, array.shape))
@@ -232,4 +258,4 @@ def _paint(array: np.ndarray, frame: _Frame, mask: np.ndarray, overlaps: Counter
     ):
         overlaps[(int(other), frame.segment)] += int(count)
     labels[voxels] = frame.segment
-    return int((~inside).sum())
+    return outside

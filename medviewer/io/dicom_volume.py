@@ -29,7 +29,7 @@ def read_stack(stack: Stack, path: Path, time_index: int = 0) -> Volume:
     count = len(stack.time_points)
     if not 0 <= time_index < count:
         raise MedviewerError(
-            path, f"time point {time_index} was asked for, but the series holds {count} (0 to {count - 1})"
+            path, f"time point {time_index + 1} was asked for, but the series holds {count} (1 to {count})"
         )
     records = stack.time_points[time_index]
     layout = plan_layout(records)

@@ -54,6 +54,8 @@ def _as_labels(array: np.ndarray, path: Path) -> np.ndarray:
         raise UnsupportedFileError(path, f"voxels of type {array.dtype} are not labels")
     if array.size == 0:
         raise UnsupportedFileError(path, "the label volume is empty")
+    if np.issubdtype(array.dtype, np.floating) and not np.isfinite(array).all():
+        raise UnsupportedFileError(path, "the voxels hold NaN or infinite values, not labels")
     if np.issubdtype(array.dtype, np.floating) and not np.array_equal(array, np.round(array)):
         raise UnsupportedFileError(path, "the voxels hold fractions (an image or a probability map), not labels")
     low, high = array.min(), array.max()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import gzip
 import struct
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -76,7 +77,11 @@ def _load(path: Path) -> Any:
     import nibabel as nib
     from nibabel.filebasedimages import ImageFileError
 
+    raw = _gunzip_checked(path) if path.name.lower().endswith(".gz") else None
     try:
+        if raw is not None:
+            image_class = nib.Nifti2Image if raw[:4] in (b"\x1c\x02\x00\x00", b"\x00\x00\x02\x1c") else nib.Nifti1Image
+            return image_class.from_bytes(raw)
         return nib.load(str(path), mmap=False)
     except ImageFileError as exc:
         if _declares_nifti_header(path):
@@ -86,6 +91,17 @@ def _load(path: Path) -> Any:
         raise PathNotFoundError(path) from exc
     except Exception as exc:  # gzip, zlib, struct and nibabel raise varied types for damaged headers
         raise CorruptFileError(path, f"the NIfTI header cannot be read ({type(exc).__name__})") from exc
+
+
+def _gunzip_checked(path: Path) -> bytes:
+    """The whole decompressed file. nibabel stops reading at the last voxel, before the gzip trailer, so
+    its checksum is never verified and damaged voxels would load silently; decompressing it all checks it."""
+    try:
+        return gzip.decompress(path.read_bytes())
+    except FileNotFoundError as exc:
+        raise PathNotFoundError(path) from exc
+    except (OSError, EOFError, zlib.error) as exc:
+        raise CorruptFileError(path, "the gzip stream is truncated or damaged (its checksum does not match)") from exc
 
 
 def _declares_nifti_header(path: Path) -> bool:

@@ -183,6 +183,7 @@ class VolumeView(QWidget):
     # volume, slices and crosshair -------------------------------------------------------------------
 
     def set_volume(self, volume: Volume) -> None:
+        self._cancel_drawing()
         self.clear_measurements()
         self.label_map = None
         self.heatmap = None
@@ -384,11 +385,13 @@ class VolumeView(QWidget):
 
     def set_label_map(self, label_map: LabelMap | None) -> None:
         """Show a label map already in this volume's geometry (see ``medviewer.io.label_maps``)."""
-        if label_map is not None and label_map.array.shape != self.volume.shape:
-            raise ValueError(f"label map shape {label_map.array.shape} differs from the volume's {self.volume.shape}")
+        if label_map is not None and (self.volume is None or label_map.array.shape != self.volume.shape):
+            shown = self.volume.shape if self.volume is not None else "no volume"
+            raise ValueError(f"label map of shape {label_map.array.shape} cannot lie on {shown}")
         self.label_map = label_map
         self.opacity_slider.setEnabled(label_map is not None)
-        self._draw_all()
+        if self.volume is not None:
+            self._draw_all()
 
     def set_overlay_opacity(self, opacity: float) -> None:
         self.label_opacity = float(np.clip(opacity, 0.0, 1.0))

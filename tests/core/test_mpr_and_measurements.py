@@ -133,3 +133,14 @@ def test_window_presets_are_data_with_the_issue_values():
     mr = Volume(np.arange(1000, dtype=np.uint16).reshape(10, 10, 10), (1, 1, 1), (0, 0, 0), modality="MR")
     width, centre = presets_for(mr)[0].window_for(mr)
     assert (centre - width / 2, centre + width / 2) == pytest.approx((9.99, 989.01))
+
+
+def test_windows_of_float_volumes_with_nan_background_are_finite():
+    array = np.full((8, 16, 16), np.nan, np.float32)
+    array[:, 4:12, 4:12] = np.linspace(0, 100, 8 * 8 * 8, dtype=np.float32).reshape(8, 8, 8)
+    volume = Volume(array, spacing=(1, 1, 1), origin=(0, 0, 0), modality="MR")
+    width, centre = volume.display_window()
+    assert np.isfinite([width, centre]).all() and 0 < centre < 100
+    for preset in presets_for(volume):
+        assert np.isfinite(preset.window_for(volume)).all()
+    assert Volume(np.full((2, 2, 2), np.nan), (1, 1, 1), (0, 0, 0)).display_window() == (1.0, 0.5)

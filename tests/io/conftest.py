@@ -1,56 +1,10 @@
-"""Real DICOM series for the reader tests, unpacked once per session where they are stored gzipped."""
+"""Helpers for the reader tests; the real series themselves are fixtures in ``tests/conftest.py``."""
 
 from __future__ import annotations
 
-import gzip
-import shutil
-from pathlib import Path
-
 import numpy as np
-import pydicom.data
-import pytest
 
 from medviewer.core.volume import Volume
-from tests.conftest import real_file
-
-
-def pydicom_file(name: str) -> Path:
-    """A file from pydicom's bundled test data; fails loudly if this pydicom does not ship it."""
-    found = pydicom.data.get_testdata_file(name)
-    if found is None:
-        raise FileNotFoundError(f"pydicom's test file {name} is missing")
-    return Path(found)
-
-
-def _gunzip_folder(source: Path, target: Path, count: int) -> Path:
-    files = sorted(source.glob("*.dcm.gz"))
-    if len(files) != count:
-        raise FileNotFoundError(f"{source} holds {len(files)} .dcm.gz files, expected {count}")
-    target.mkdir(parents=True)
-    for path in files:
-        with gzip.open(path) as packed, open(target / path.name.removesuffix(".gz"), "wb") as unpacked:
-            shutil.copyfileobj(packed, unpacked)
-    return target
-
-
-@pytest.fixture(scope="session")
-def ge_tilt_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """GE HiSpeed head CT: 28 slices, 18.5 degree gantry tilt, steps of 4, 1.08 and 7 mm."""
-    return _gunzip_folder(real_file("dcm_qa_ct_ge"), tmp_path_factory.mktemp("ge") / "GE", 28)
-
-
-@pytest.fixture(scope="session")
-def xa30i_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Siemens XA30 sagittal T1w MR, 96 slices of 128x128."""
-    return _gunzip_folder(real_file("dcm_qa_xa30i/In"), tmp_path_factory.mktemp("xa30i") / "T1w", 96)
-
-
-@pytest.fixture(scope="session")
-def ct2_dir() -> Path:
-    """pydicom's real 4-slice CT series with one 202.5 mm step and three of 1.25 mm."""
-    folder = pydicom_file("dicomdirtests/77654033/CT2/17106").parent
-    assert len(list(folder.iterdir())) == 4
-    return folder
 
 
 def assert_same_in_world(ours: Volume, reference: Volume) -> np.ndarray:

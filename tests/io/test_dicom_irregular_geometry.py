@@ -143,4 +143,25 @@ def test_a_time_point_beyond_the_series_is_a_clear_error():
     folder = real_file("dcm_qa_stc/2_epiRT_ascending")
     with pytest.raises(MedviewerError) as caught:
         open_volume(folder, time_index=3)
-    assert caught.value.reason == "time point 3 was asked for, but the series holds 3 (0 to 2)"
+    assert caught.value.reason == "time point 4 was asked for, but the series holds 3 (1 to 3)"
+
+
+def test_evenly_tilted_slices_with_rounded_positions_keep_one_plane_each(xa30i_dir: Path, tmp_path: Path):
+    """Positions rounded to 0.01 mm (as scanners write them) must not make a grid step short and repeat a slice."""
+    folder = tmp_path / "tilted"
+    folder.mkdir()
+    files = sorted(xa30i_dir.iterdir())
+    datasets = [pydicom.dcmread(path) for path in files]
+    iop = np.asarray(datasets[0].ImageOrientationPatient, float)
+    normal = np.cross(iop[:3], iop[3:])
+    datasets.sort(key=lambda ds: float(np.asarray(ds.ImagePositionPatient, float) @ normal))
+    for k, ds in enumerate(datasets):
+        shifted = np.asarray(ds.ImagePositionPatient, float) + k * 0.3 * iop[3:]  # 0.3 mm per step: no half-pixel ties
+        ds.ImagePositionPatient = [f"{v:.2f}" for v in shifted + (0.01 if k % 3 == 0 else 0.0)]
+        ds.save_as(folder / f"{k:03d}.dcm")
+    volume = open_volume(folder)
+    assert any(f"regular grid of {len(files)} planes 2.00 mm apart" in w for w in volume.warnings)
+    assert any("gantry tilt of 8.5 degrees" in w for w in volume.warnings)
+    assert not any("not uniform" in w for w in volume.warnings)
+    planes = [volume.array[:, :, i] for i in range(volume.shape[2])]  # sagittal: the normal runs along x
+    assert not any(np.array_equal(a, b) for a, b in zip(planes, planes[1:], strict=False))  # no slice shown twice

@@ -10,8 +10,7 @@ import pydicom
 import pytest
 
 from medviewer.io import open_volume
-from tests.conftest import real_file
-from tests.io.conftest import pydicom_file
+from tests.conftest import pydicom_file, real_file
 
 SYNTAXES = {
     1: "1.2.840.10008.1.2.1",  # explicit VR little endian

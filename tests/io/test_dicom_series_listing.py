@@ -9,8 +9,7 @@ import pydicom
 
 from medviewer.io import SeriesInfo, list_series, open_volume
 from medviewer.io.dicom_series import DicomFile
-from tests.conftest import real_file
-from tests.io.conftest import pydicom_file
+from tests.conftest import pydicom_file, real_file
 
 
 def test_a_folder_of_two_series_lists_both_and_opens_either(ct2_dir: Path, tmp_path: Path):

@@ -16,8 +16,7 @@ from medviewer.core.volume import Volume
 from medviewer.io import open_volume
 from medviewer.io.dicom_seg import cielab_to_rgb
 from medviewer.io.label_maps import open_label_map
-from tests.conftest import real_file
-from tests.io.conftest import pydicom_file
+from tests.conftest import pydicom_file, real_file
 from tests.io.test_nifti import XA30I_REF
 
 SEG = "highdicom/seg_image_ct_{}.dcm"
@@ -248,3 +247,26 @@ def test_label_map_counts_and_volumes(mr: Volume):
     assert len(set(PALETTE)) == len(PALETTE)
     with pytest.raises(ValueError, match="integers"):
         LabelMap(array.astype(np.float32), {}, {}, "x")
+
+
+def test_seg_on_a_finer_volume_covers_it_without_holes(ct2: Volume):
+    """The same SEG on a grid of half the in-plane spacing keeps its area (no dotted pattern)."""
+    coarse = open_label_map(seg_file("binary"), ct2)
+    sx, sy, sz = ct2.spacing
+    origin = np.asarray(ct2.origin) - ct2.direction @ np.array([sx / 4, sy / 4, 0.0])
+    nz, ny, nx = ct2.shape
+    fine = dataclasses.replace(
+        ct2, array=np.zeros((nz, ny * 2, nx * 2), np.int16), spacing=(sx / 2, sy / 2, sz), origin=tuple(origin)
+    )
+    fine_map = open_label_map(seg_file("binary"), fine)
+    assert fine_map.volumes_mm3(fine)[1] == pytest.approx(coarse.volumes_mm3(ct2)[1], rel=0.02)
+
+
+def test_seg_with_a_malformed_header_is_a_typed_error_naming_the_file(ct2: Volume, tmp_path: Path):
+    ds = pydicom.dcmread(seg_file("binary"))
+    del ds.SegmentSequence[0].SegmentNumber
+    path = tmp_path / "no-segment-number.dcm"
+    ds.save_as(path)
+    with pytest.raises(MedviewerError, match="incomplete or malformed") as caught:
+        open_label_map(path, ct2)
+    assert caught.value.path == path

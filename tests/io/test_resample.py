@@ -156,3 +156,12 @@ def test_a_512_by_512_by_120_flipped_copy_is_fast():
     elapsed = time.perf_counter() - start
     np.testing.assert_array_equal(out, target.array)
     assert elapsed < 1.0, f"a flip took {elapsed:.2f} s"
+
+
+def test_linear_sampling_on_the_last_source_voxel_is_not_filled():
+    """A target voxel exactly on the source's last voxel centre takes its value, even with NaN as fill."""
+    source = Volume(np.arange(64, dtype=np.float32).reshape(4, 4, 4), spacing=(2, 2, 2), origin=(0, 0, 0))
+    target = Volume(np.zeros((7, 7, 7), np.float32), spacing=(1, 1, 1), origin=(0, 0, 0))
+    values = resample_to(source, target, order=1, fill=np.nan)
+    assert np.isfinite(values).all()
+    assert values[6, 6, 6] == source.array[3, 3, 3] and values[0, 0, 6] == source.array[0, 0, 3]

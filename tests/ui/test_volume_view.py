@@ -282,3 +282,24 @@ def test_one_view_layout_and_reset(qtbot, viewer: VolumeView):
     viewer.set_layout(Layout.THREE)
     assert all(v.isVisible() for v in viewer.views.values())
     assert viewer.views[AXIAL].scale_bar.length_mm() in (20, 50, 100)
+
+
+def test_actions_without_a_volume_and_a_new_volume_drop_unfinished_drawing(qtbot, demo_ct: Volume):
+    empty = VolumeView(make_settings())
+    qtbot.addWidget(empty)
+    empty.show()
+    empty.set_label_map(None)
+    empty.apply_preset(1)
+    empty.step(1)
+    empty.set_heatmap(None)
+    qtbot.keyClick(empty, Qt.Key.Key_3)
+    assert empty.volume is None and empty.label_map is None
+    with pytest.raises(ValueError):
+        empty.set_label_map(LabelMap(np.zeros((2, 2, 2), np.uint8), {}, {}, "x.nii"))
+    empty.set_volume(demo_ct)
+    empty.set_tool(Tool.ANGLE)
+    empty._press(empty.views[AXIAL], 5.0, 5.0)
+    empty._release(empty.views[AXIAL], 5.0, 5.0)
+    empty.set_volume(demo_ct)  # opening a volume forgets a measurement half drawn on the last one
+    assert empty._drawing == [] and empty._drawing_view is None
+    assert empty.measurement_panel.texts() == []
