@@ -78,7 +78,7 @@ def _format_info(info: dict[str, Any]) -> str:
     else:
         mpp = f"{info['mpp']:.4g} um/pixel" if info["mpp"] else "not recorded in the file"
         lines += [
-            f"  vendor      {info['vendor']}",
+            f"  vendor      {info['vendor']} (read by {info['backend']})",
             f"  dimensions  {info['dimensions'][0]} x {info['dimensions'][1]} pixels",
             f"  levels      {info['levels']}: "
             + ", ".join(

@@ -53,7 +53,7 @@ def test_info_on_real_ct_file(capsys):
 
 
 def test_info_on_real_aperio_slide(capsys):
-    code, out, _ = run(capsys, "info", str(real_file("CMU-1-Small-Region.svs")), "--json")
+    code, out, _ = run(capsys, "info", str(real_file("wsi/CMU-1-Small-Region.svs")), "--json")
     assert code == 0
     info = json.loads(out)
     assert info["kind"] == "slide"

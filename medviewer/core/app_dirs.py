@@ -31,3 +31,8 @@ def config_dir() -> Path:
 
 def log_dir() -> Path:
     return _folder("logs", platformdirs.user_log_dir)
+
+
+def data_dir() -> Path:
+    """Files kept for the user that are neither settings nor logs (e.g. annotations of read-only slides)."""
+    return _folder("data", platformdirs.user_data_dir)

@@ -26,6 +26,7 @@ def describe(path: str | Path) -> dict[str, Any]:
                 "mpp": slide.mpp,
                 "objective_power": slide.objective_power,
                 "vendor": slide.vendor,
+                "backend": slide.backend,
                 "associated_images": slide.associated_image_names,
             }
     volume = open_volume(path)

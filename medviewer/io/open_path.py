@@ -19,10 +19,9 @@ from medviewer.io.dicom_stacks import SeriesInfo, Stack, split_series
 from medviewer.io.dicom_volume import read_stack
 from medviewer.io.nifti import is_nifti, read_nifti
 from medviewer.io.slide import SLIDE_SUFFIXES, Slide, is_slide_file
+from medviewer.io.slide_dicom import WSI_SOP_CLASS
 
 log = logging.getLogger(__name__)
-
-WSI_SOP_CLASS = "1.2.840.10008.5.1.4.1.1.77.1.6"
 
 
 class ImageKind(enum.Enum):
@@ -42,7 +41,7 @@ def classify(path: str | Path) -> ImageKind:
     if path.name.lower().endswith(SLIDE_SUFFIXES):
         if is_slide_file(path):
             return ImageKind.SLIDE
-        raise UnsupportedFileError(path, "not a whole-slide image that OpenSlide recognises")
+        raise UnsupportedFileError(path, "not a whole-slide image that OpenSlide or the TIFF reader recognises")
     if has_dicom_preamble(path) or path.suffix.lower() in (".dcm", ".dicom", ".ima"):
         header = read_header(path)
         return ImageKind.SLIDE if str(header.get("SOPClassUID", "")) == WSI_SOP_CLASS else ImageKind.VOLUME
@@ -125,11 +124,12 @@ def open_volume(path: str | Path, series_uid: str | None = None, time_index: int
 
 
 def open_slide(path: str | Path) -> Slide:
+    """A whole-slide image, through OpenSlide or, for files it refuses, the TIFF or DICOM reader."""
     path = Path(path)
     if not path.exists():
         raise PathNotFoundError(path)
     slide = Slide(path)
-    log.info("opened slide %s: %s %dx%d", safe_path(path), slide.vendor, *slide.dimensions)
+    log.info("opened slide %s: %s via %s, %dx%d", safe_path(path), slide.vendor, slide.backend, *slide.dimensions)
     return slide
 
 

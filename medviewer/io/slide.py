@@ -1,7 +1,9 @@
-"""Whole-slide images as a pyramid of levels read through OpenSlide.
+"""Whole-slide images as a pyramid of levels, with one API whichever reader opens the file.
 
-Coordinates given to ``read_region`` are always level-0 pixels, as in OpenSlide and QuPath, so that
-annotations and heatmaps stay aligned whatever level is being drawn.
+OpenSlide is tried first, as it knows the scanners' formats; tifffile reads the TIFFs it refuses (strips)
+or under-reads (OME-TIFF pyramids in SubIFDs), and pydicom the single DICOM WSI instances it cannot
+classify. Coordinates given to ``read_region`` are always level-0 pixels, as in OpenSlide and QuPath, so
+that annotations and heatmaps stay aligned whatever level is being drawn.
 """
 
 from __future__ import annotations
@@ -11,27 +13,46 @@ from pathlib import Path
 import numpy as np
 
 from medviewer.core.errors import CorruptFileError, UnsupportedFileError
+from medviewer.io.dicom_series import has_dicom_preamble
+from medviewer.io.slide_backend import SlideBackend
+from medviewer.io.slide_dicom import DicomWsiSlide
+from medviewer.io.slide_openslide import OpenSlideSlide
+from medviewer.io.slide_tiff import TiffSlide, is_tiff, tifffile_sees_more_levels
 
 SLIDE_SUFFIXES = (".svs", ".tif", ".tiff", ".ndpi", ".vms", ".vmu", ".scn", ".mrxs", ".bif", ".svslide")
 
 
+def _open_backend(path: Path) -> SlideBackend:
+    import openslide
+
+    detected = openslide.OpenSlide.detect_format(str(path))
+    if detected is None:
+        if is_tiff(path):
+            return TiffSlide(path)
+        if has_dicom_preamble(path):
+            return DicomWsiSlide(path)
+        raise UnsupportedFileError(path, "not a whole-slide image format medviewer reads")
+    try:
+        backend = OpenSlideSlide(path)
+    except CorruptFileError:
+        if detected == "dicom":
+            return DicomWsiSlide(path)
+        raise
+    if detected == "generic-tiff" and tifffile_sees_more_levels(path, len(backend.level_dimensions)):
+        backend.close()
+        return TiffSlide(path)
+    return backend
+
+
 class Slide:
-    """An open whole-slide image. Close it (or use ``with``) to release the file."""
+    """An open whole-slide image. Close it (or use ``with``) to release the file.
+
+    ``read_region`` may be called from several threads at once.
+    """
 
     def __init__(self, path: str | Path) -> None:
-        import openslide
-
         self.path = Path(path)
-        try:
-            self._osr = openslide.OpenSlide(str(self.path))
-        except openslide.OpenSlideUnsupportedFormatError as exc:
-            raise UnsupportedFileError(self.path, "not a whole-slide image format OpenSlide reads") from exc
-        except openslide.OpenSlideError as exc:
-            raise CorruptFileError(self.path, "the slide cannot be read (OpenSlide reports it as damaged)") from exc
-        props = self._osr.properties
-        self.vendor: str = props.get("openslide.vendor", "unknown")
-        self.mpp: float | None = _float_or_none(props.get("openslide.mpp-x"))
-        self.objective_power: float | None = _float_or_none(props.get("openslide.objective-power"))
+        self._backend = _open_backend(self.path)
 
     def __enter__(self) -> Slide:
         return self
@@ -40,59 +61,90 @@ class Slide:
         self.close()
 
     def close(self) -> None:
-        self._osr.close()
+        self._backend.close()
+
+    @property
+    def backend(self) -> str:
+        """The reader in use: "openslide", "tifffile" or "pydicom"."""
+        return self._backend.name
+
+    @property
+    def vendor(self) -> str:
+        return self._backend.vendor
+
+    @property
+    def mpp(self) -> float | None:
+        """Micrometres per level-0 pixel, or None when the file does not record it."""
+        return self._backend.mpp
+
+    @property
+    def objective_power(self) -> float | None:
+        return self._backend.objective_power
 
     @property
     def dimensions(self) -> tuple[int, int]:
-        return self._osr.dimensions
+        return self._backend.level_dimensions[0]
 
     @property
     def level_count(self) -> int:
-        return self._osr.level_count
+        return len(self._backend.level_dimensions)
 
     @property
     def level_dimensions(self) -> tuple[tuple[int, int], ...]:
-        return self._osr.level_dimensions
+        return self._backend.level_dimensions
 
     @property
     def level_downsamples(self) -> tuple[float, ...]:
-        return self._osr.level_downsamples
+        return self._backend.level_downsamples
 
     @property
     def associated_image_names(self) -> list[str]:
-        return sorted(self._osr.associated_images.keys())
+        return list(self._backend.associated_image_names)
 
     def associated_image(self, name: str) -> np.ndarray:
         """RGB pixels of a label, macro or thumbnail image. Labels can show patient identifiers."""
-        return np.asarray(self._osr.associated_images[name].convert("RGB"))
+        if name not in self._backend.associated_image_names:
+            raise KeyError(f"{self.path} has no associated image {name!r}")
+        return self._backend.associated_image(name)
 
     def best_level_for_downsample(self, downsample: float) -> int:
-        return self._osr.get_best_level_for_downsample(downsample)
+        """The most detailed level that is no finer than needed (OpenSlide's rule, for every backend)."""
+        downsamples = self.level_downsamples
+        finer = [level for level, level_downsample in enumerate(downsamples) if level_downsample <= downsample]
+        return finer[-1] if finer else 0
 
     def read_region(self, location: tuple[int, int], level: int, size: tuple[int, int]) -> np.ndarray:
-        """RGBA uint8 pixels of ``size`` at ``level``, with ``location`` in level-0 pixels."""
-        try:
-            return np.asarray(self._osr.read_region(location, level, size))
-        except Exception as exc:  # openslide raises OpenSlideError and others for corrupt tiles
-            raise CorruptFileError(self.path, "a tile cannot be decoded") from exc
+        """RGBA uint8 pixels (h, w, 4) of ``size`` at ``level``, with ``location`` in level-0 pixels.
+
+        Parts outside the slide are transparent (alpha 0). A tile that cannot be decoded raises
+        ``CorruptFileError``; other regions of the same slide stay readable.
+        """
+        if not 0 <= level < self.level_count:
+            raise ValueError(f"level {level} is not one of the slide's {self.level_count} levels")
+        width, height = int(size[0]), int(size[1])
+        if width <= 0 or height <= 0:
+            raise ValueError(f"region size must be positive, not {width}x{height}")
+        return self._backend.read_region((int(location[0]), int(location[1])), level, (width, height))
 
     def thumbnail(self, max_size: int) -> np.ndarray:
-        """RGB thumbnail whose longer side is ``max_size`` pixels, composited on white."""
-        try:
-            image = self._osr.get_thumbnail((max_size, max_size))
-        except Exception as exc:
-            raise CorruptFileError(self.path, "the slide's pixels cannot be decoded") from exc
-        return np.asarray(image.convert("RGB"))
+        """RGB thumbnail whose longer side is at most ``max_size`` pixels, composited on white."""
+        from PIL import Image
 
-
-def _float_or_none(value: str | None) -> float | None:
-    try:
-        return float(value) if value not in (None, "") else None
-    except ValueError:
-        return None
+        width, height = self.dimensions
+        downsample = max(width, height) / max_size
+        level = self.best_level_for_downsample(downsample)
+        rgba = self.read_region((0, 0), level, self.level_dimensions[level])
+        rgb = rgba[..., :3]
+        if rgba[..., 3].min() < 255:
+            alpha = rgba[..., 3:].astype(np.float32) / 255.0
+            rgb = np.rint(rgb * alpha + 255.0 * (1.0 - alpha)).astype(np.uint8)
+        image = Image.fromarray(np.ascontiguousarray(rgb))
+        image.thumbnail((max(1, round(width / downsample)), max(1, round(height / downsample))), Image.LANCZOS)
+        return np.asarray(image)
 
 
 def is_slide_file(path: Path) -> bool:
+    """Whether a slide backend recognises the file's content (cheap checks; opening may still fail)."""
     import openslide
 
-    return path.name.lower().endswith(SLIDE_SUFFIXES) and openslide.OpenSlide.detect_format(str(path)) is not None
+    return openslide.OpenSlide.detect_format(str(path)) is not None or is_tiff(path)

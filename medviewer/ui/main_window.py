@@ -61,7 +61,8 @@ class MainWindow(QMainWindow):
         self.opened: dict[Path, OpenedImage] = {}
 
         self.volume_view = VolumeView(settings)
-        self.slide_view = SlideView()
+        self.slide_view = SlideView(settings)
+        self.slide_view.message.connect(lambda text: self.message_bar.add(text))
         self.tabs = QTabWidget()
         self.tabs.addTab(self.volume_view, "Volume")
         self.tabs.addTab(self.slide_view, "Slide")
@@ -80,11 +81,14 @@ class MainWindow(QMainWindow):
             ("Patients", self.patient_panel, Qt.DockWidgetArea.LeftDockWidgetArea, "patientDock"),
             ("AI", self.ai_panel, Qt.DockWidgetArea.RightDockWidgetArea, "aiDock"),
             ("Measurements", self.volume_view.measurement_panel, Qt.DockWidgetArea.RightDockWidgetArea, "measureDock"),
+            ("Annotations", self.slide_view.annotation_panel, Qt.DockWidgetArea.RightDockWidgetArea, "annotationDock"),
         ):
             dock = QDockWidget(title, self)
             dock.setObjectName(name)
             dock.setWidget(widget)
             self.addDockWidget(area, dock)
+        self.tabifyDockWidget(self.findChild(QDockWidget, "measureDock"), self.findChild(QDockWidget, "annotationDock"))
+        self.tabs.currentChanged.connect(self._raise_tool_dock)
         self.resizeDocks([self.findChild(QDockWidget, "patientDock")], [330], Qt.Orientation.Horizontal)
         self.resizeDocks([self.findChild(QDockWidget, "aiDock")], [260], Qt.Orientation.Horizontal)
 
@@ -94,6 +98,11 @@ class MainWindow(QMainWindow):
         self._build_menus()
         self.statusBar().showMessage("Ready")
         self._restore_layout()
+
+    def _raise_tool_dock(self, tab: int) -> None:
+        """Measurements beside the volume, annotations beside the slide."""
+        name = "annotationDock" if tab == SLIDE_TAB else "measureDock"
+        self.findChild(QDockWidget, name).raise_()
 
     # menus and settings -------------------------------------------------------------------------
 
@@ -203,7 +212,7 @@ class MainWindow(QMainWindow):
             self.loader.open(path, (path, not activate_first_only or i == 0))
 
     def busy(self) -> bool:
-        return self.loader.pending > 0 or self.ai_panel.probing
+        return self.loader.pending > 0 or self.ai_panel.probing or self.slide_view.loader.busy()
 
     def wait_until_idle(self, timeout_ms: int) -> bool:
         """Run the event loop until loads and the runtime probe finish; False on timeout."""
@@ -279,6 +288,7 @@ class MainWindow(QMainWindow):
         self.settings.setValue("window/state", self.saveState())
         self.settings.sync()
         self.loader.shutdown()
+        self.slide_view.shutdown()
         self.ai_panel.shutdown()
         for opened in self.opened.values():
             if isinstance(opened.image, Slide):

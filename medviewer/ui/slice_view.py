@@ -12,16 +12,16 @@ import math
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QPointF, QRectF, Qt, Signal
-from PySide6.QtGui import QColor, QFont, QKeyEvent, QPainter, QPaintEvent, QPen, QResizeEvent
+from PySide6.QtCore import QRectF, Qt, Signal
+from PySide6.QtGui import QColor, QFont, QKeyEvent, QResizeEvent
 from PySide6.QtWidgets import QGraphicsEllipseItem, QGraphicsRectItem, QLabel, QWidget
 
 from medviewer.core import mpr
 from medviewer.core.measurements import Measurement, MeasurementKind
+from medviewer.ui.scale_bar import ScaleBar
 
 CROSSHAIR_PEN = pg.mkPen((255, 200, 0, 170), width=1)
 MEASURE_COLOUR = QColor(0, 230, 255)
-SCALE_BAR_STEPS_MM = (1, 2, 5, 10, 20, 50, 100, 200, 500)
 CORNERS = ("top_left", "top_right", "bottom_left", "bottom_right")
 EDGES = ("left", "right", "top", "bottom")
 
@@ -75,37 +75,6 @@ class _SliceViewBox(pg.ViewBox):
             return
         point = self.mapSceneToView(ev.scenePos())
         self._owner.hovered.emit(point.x(), point.y())
-
-
-class ScaleBar(QWidget):
-    """A bar of a round number of millimetres, about a fifth of the view's width."""
-
-    def __init__(self, parent: QWidget) -> None:
-        super().__init__(parent)
-        self.pixels_per_mm = 0.0
-        self.setAttribute(Qt.WidgetAttribute.WA_TransparentForMouseEvents)
-        self.resize(220, 26)
-
-    def length_mm(self) -> float:
-        if self.pixels_per_mm <= 0:
-            return 0.0
-        budget = self.width() * 0.8 / self.pixels_per_mm
-        fitting = [step for step in SCALE_BAR_STEPS_MM if step <= budget]
-        return float(fitting[-1]) if fitting else 0.0
-
-    def paintEvent(self, event: QPaintEvent) -> None:  # noqa: N802 (Qt naming)
-        length = self.length_mm()
-        if length <= 0:
-            return
-        pixels = length * self.pixels_per_mm
-        painter = QPainter(self)
-        painter.setPen(QPen(QColor(230, 230, 230), 2))
-        y = self.height() - 5
-        painter.drawLine(QPointF(4, y), QPointF(4 + pixels, y))
-        for x in (4, 4 + pixels):
-            painter.drawLine(QPointF(x, y - 5), QPointF(x, y))
-        painter.drawText(QRectF(4, 0, pixels, y - 4), Qt.AlignmentFlag.AlignCenter, f"{length:g} mm")
-        painter.end()
 
 
 class SliceView(pg.GraphicsView):
@@ -215,8 +184,7 @@ class SliceView(pg.GraphicsView):
     # layout of the text over the image -----------------------------------------------------------
 
     def _update_scale_bar(self) -> None:
-        self.scale_bar.pixels_per_mm = self.pixels_per_mm()
-        self.scale_bar.update()
+        self.scale_bar.set_scale(self.pixels_per_mm())
 
     def _place_overlays(self) -> None:
         width, height, margin = self.width(), self.height(), 6

@@ -61,9 +61,9 @@ def test_demo_slide_thumbnail_is_drawn_in_level0_coordinates(qtbot, window: Main
     open_and_wait(qtbot, window, demo_dir / "slide.tiff")
     assert window.tabs.currentIndex() == SLIDE_TAB
     view = window.slide_view
-    rect = view.image.mapRectToView(view.image.boundingRect())
+    rect = view.overview.mapRectToView(view.overview.boundingRect())
     assert (rect.width(), rect.height()) == (20480, 15360)
-    overview = view.image.image
+    overview = view.overview.image
     assert max(overview.shape[:2]) == 2048
     qtbot.wait(50)
     pixels = grab_array(view.graphics).astype(int)

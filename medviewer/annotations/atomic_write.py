@@ -1,0 +1,43 @@
+"""Replace a file so that a crash at any moment leaves either the old content or the new, never a mix.
+
+The bytes go to a temporary file in the same folder (a rename is atomic only within one file system),
+are flushed and fsynced, and the temporary file is then renamed over the target with ``os.replace``.
+On POSIX the folder is fsynced too, so the rename itself survives a power cut. A writer killed midway
+leaves at most a stray ``.<name>.*.tmp`` file beside the target, which nothing reads.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+from pathlib import Path
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` atomically; raises OSError (the target untouched) when it cannot."""
+    temporary = path.parent / f".{path.name}.{secrets.token_hex(6)}.tmp"
+    # os.open rather than tempfile.mkstemp: mkstemp's mode 0600 would hide the file from colleagues
+    # sharing the slide folder; 0666 lets the user's umask decide, as for any file they save.
+    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
+    try:
+        with os.fdopen(descriptor, "wb") as file:
+            file.write(data)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
+        raise
+    _fsync_folder(path.parent)
+
+
+def _fsync_folder(folder: Path) -> None:
+    if os.name != "posix":
+        return  # Windows cannot open a folder for fsync; NTFS journals the rename itself
+    descriptor = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)

@@ -1,0 +1,172 @@
+"""One DICOM VL Whole Slide Microscopy instance read with pydicom, for instances OpenSlide refuses.
+
+OpenSlide 4 reads conformant DICOM WSI series, but refuses single instances that leave out what it
+needs to classify them (ImageType, for one: "Couldn't get image flavor"). Such an instance still holds
+a full tiled pixel matrix, so it opens here as a one-level slide. Frames are located once from the
+encapsulated item headers (never loading the pixel data whole) and decoded by pydicom on demand;
+tiles are placed row-major for TILED_FULL (also assumed when the organisation is not stated and frames
+carry no positions) or from each frame's PlanePositionSlideSequence for TILED_SPARSE.
+"""
+
+from __future__ import annotations
+
+import struct
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from medviewer.core.errors import CorruptFileError, UnsupportedFileError
+from medviewer.io.slide_tiles import TiledSlide, TileGrid
+
+if TYPE_CHECKING:
+    from pydicom.dataset import Dataset
+
+WSI_SOP_CLASS = "1.2.840.10008.5.1.4.1.1.77.1.6"
+_PIXEL_DATA_TAG = b"\xe0\x7f\x10\x00"
+
+
+class DicomWsiSlide(TiledSlide):
+    name = "pydicom"
+
+    def __init__(self, path: Path) -> None:
+        import pydicom
+
+        handle = open(path, "rb")  # kept open for tile reads until close()
+        try:
+            try:
+                dataset = pydicom.dcmread(handle, stop_before_pixels=True)
+            except (pydicom.errors.InvalidDicomError, EOFError, ValueError, struct.error) as exc:
+                raise CorruptFileError(path, "the DICOM header cannot be read") from exc
+            if str(dataset.get("SOPClassUID", "")) != WSI_SOP_CLASS:
+                raise UnsupportedFileError(path, "not a DICOM whole-slide microscopy image")
+            self._frame_spans = _frame_spans(path, handle, dataset)
+            self._tile_frames = _tile_frames(path, dataset)
+            self._decode_options = _decode_options(path, dataset)
+            self._transfer_syntax = dataset.file_meta.TransferSyntaxUID
+        except BaseException:
+            handle.close()
+            raise
+        grid = TileGrid(
+            int(dataset.TotalPixelMatrixColumns), int(dataset.TotalPixelMatrixRows), dataset.Columns, dataset.Rows
+        )
+        super().__init__(path, [grid], handle)
+        self.vendor = "dicom"
+        self.mpp = _mpp(dataset)
+        lens_power = _first(dataset, "OpticalPathSequence").get("ObjectiveLensPower")
+        self.objective_power: float | None = float(lens_power) if lens_power else None
+        self.associated_image_names: list[str] = []
+
+    def associated_image(self, name: str) -> np.ndarray:
+        raise KeyError(name)
+
+    def _tile(self, level: int, column: int, row: int) -> np.ndarray | None:
+        from pydicom.encaps import encapsulate
+        from pydicom.pixels import get_decoder
+
+        frame = self._tile_frames.get((column, row))
+        if frame is None:
+            return None
+        what = f"frame {frame + 1} (tile {column}, {row})"
+        if frame >= len(self._frame_spans):
+            raise CorruptFileError(self.path, f"{what} is missing from the pixel data")
+        data = b"".join(self._read_bytes(offset, length, what) for offset, length in self._frame_spans[frame])
+        encapsulated = self._transfer_syntax.is_encapsulated
+        try:
+            pixels, _ = get_decoder(self._transfer_syntax).as_array(
+                encapsulate([data]) if encapsulated else data, index=0, number_of_frames=1, **self._decode_options
+            )
+        except (ValueError, RuntimeError, OSError) as exc:
+            raise CorruptFileError(self.path, f"{what} cannot be decoded") from exc
+        return np.repeat(pixels[..., None], 3, axis=2) if pixels.ndim == 2 else pixels
+
+    def close(self) -> None:
+        self._handle.close()
+
+
+def _first(dataset: Dataset, keyword: str) -> Any:
+    """The first item of a sequence, or an empty dataset, so optional nested values read simply."""
+    from pydicom.dataset import Dataset
+
+    sequence = dataset.get(keyword)
+    return sequence[0] if sequence else Dataset()
+
+
+def _mpp(dataset: Dataset) -> float | None:
+    """Micrometres per pixel from PixelSpacing (mm; rows then columns), shared or, if misplaced, top-level."""
+    measures = _first(_first(dataset, "SharedFunctionalGroupsSequence"), "PixelMeasuresSequence")
+    spacing = measures.get("PixelSpacing") or dataset.get("PixelSpacing")
+    if not spacing or float(spacing[1]) <= 0:
+        return None
+    return float(spacing[1]) * 1000.0
+
+
+def _decode_options(path: Path, dataset: Dataset) -> dict[str, Any]:
+    if dataset.get("BitsAllocated") != 8 or dataset.get("SamplesPerPixel") not in (1, 3):
+        raise UnsupportedFileError(path, "only 8-bit RGB or grey whole-slide images open")
+    return {
+        "rows": dataset.Rows,
+        "columns": dataset.Columns,
+        "samples_per_pixel": dataset.SamplesPerPixel,
+        "bits_allocated": 8,
+        "bits_stored": dataset.get("BitsStored", 8),
+        "pixel_representation": dataset.get("PixelRepresentation", 0),
+        "photometric_interpretation": dataset.PhotometricInterpretation,
+        "planar_configuration": dataset.get("PlanarConfiguration", 0),
+    }
+
+
+def _tile_frames(path: Path, dataset: Dataset) -> dict[tuple[int, int], int]:
+    """Which frame holds each tile (column, row); only the first focal plane and optical path."""
+    grid_columns = -(-int(dataset.TotalPixelMatrixColumns) // dataset.Columns)
+    grid_rows = -(-int(dataset.TotalPixelMatrixRows) // dataset.Rows)
+    per_frame = dataset.get("PerFrameFunctionalGroupsSequence")
+    organisation = dataset.get("DimensionOrganizationType", "TILED_FULL" if not per_frame else "")
+    if organisation == "TILED_FULL":
+        return {(index % grid_columns, index // grid_columns): index for index in range(grid_columns * grid_rows)}
+    if not per_frame:
+        raise UnsupportedFileError(path, "the frames' positions in the slide are not recorded")
+    frames: dict[tuple[int, int], int] = {}
+    for index, item in enumerate(per_frame):
+        position = _first(item, "PlanePositionSlideSequence")
+        column = position.get("ColumnPositionInTotalImagePixelMatrix")
+        row = position.get("RowPositionInTotalImagePixelMatrix")
+        if column is None or row is None:
+            raise CorruptFileError(path, f"frame {index + 1} has no position in the slide")
+        frames.setdefault(((int(column) - 1) // dataset.Columns, (int(row) - 1) // dataset.Rows), index)
+    return frames
+
+
+def _frame_spans(path: Path, handle: Any, dataset: Dataset) -> list[list[tuple[int, int]]]:
+    """(offset, length) of the bytes of each frame, from the pixel data element found at the handle's position."""
+    from pydicom.encaps import parse_basic_offsets, parse_fragments
+
+    syntax = dataset.file_meta.TransferSyntaxUID
+    if not syntax.is_little_endian:
+        raise UnsupportedFileError(path, "big-endian DICOM whole-slide images are not supported")
+    frame_count = int(dataset.get("NumberOfFrames", 1))
+    start = handle.tell()
+    header = handle.read(8 if syntax.is_implicit_VR else 12)
+    if len(header) < 8 or header[:4] != _PIXEL_DATA_TAG:
+        raise CorruptFileError(path, "the pixel data is missing (is the file truncated?)")
+    if not syntax.is_encapsulated:
+        frame_bytes = dataset.Rows * dataset.Columns * dataset.SamplesPerPixel
+        first = start + len(header)
+        return [[(first + index * frame_bytes, frame_bytes)] for index in range(frame_count)]
+    try:
+        basic_offsets = parse_basic_offsets(handle)
+        first_fragment = handle.tell()
+        _, positions = parse_fragments(handle)
+        spans = []
+        for position in positions:
+            handle.seek(position + 4)
+            spans.append((position + 8, struct.unpack("<I", handle.read(4))[0]))
+    except (ValueError, struct.error, EOFError) as exc:
+        raise CorruptFileError(path, "the compressed frames cannot be located (is the file truncated?)") from exc
+    if len(spans) == frame_count:
+        return [[span] for span in spans]
+    if len(basic_offsets) != frame_count:
+        raise UnsupportedFileError(path, "frames split into several fragments without an offset table")
+    starts = [first_fragment + offset for offset in basic_offsets]
+    ends = [*starts[1:], float("inf")]
+    return [[span for span in spans if begin <= span[0] - 8 < end] for begin, end in zip(starts, ends, strict=True)]

@@ -1,0 +1,319 @@
+"""Annotation tools on the slide view: drawing, selecting, moving, vertex editing, undo and redo.
+
+The ``AnnotationDocument`` (medviewer.annotations) is the model and records every edit as an undoable
+change; this layer turns mouse gestures into those edits and redraws the annotations an edit names.
+Shapes are graphics items in level-0 pixels drawn with cosmetic pens, so outlines stay one or two
+screen pixels wide at every zoom.
+"""
+
+from __future__ import annotations
+
+import enum
+
+import numpy as np
+from PySide6.QtCore import QPointF, QRectF, Qt
+from PySide6.QtGui import QBrush, QColor, QPainterPath, QPen
+from PySide6.QtWidgets import QGraphicsEllipseItem, QGraphicsItem, QGraphicsPathItem
+
+from medviewer.annotations.document import AnnotationDocument, ChangeEvent
+from medviewer.annotations.model import Annotation, AnnotationEditError, AnnotationKind
+
+PICK_RADIUS_PX = 6  # screen pixels within which a click picks an outline, point or handle
+HANDLE_RADIUS_PX = 4
+UNCLASSIFIED_COLOUR = (255, 255, 0)
+SELECTED_COLOUR = QColor(0, 200, 255)
+ANNOTATION_Z = 100
+
+
+class Tool(enum.Enum):
+    MOVE = "Move"
+    RECTANGLE = "Rectangle"
+    ELLIPSE = "Ellipse"
+    POLYGON = "Polygon"
+    FREEHAND = "Freehand"
+    POINT = "Point"
+
+
+def shape_path(annotation: Annotation) -> QPainterPath:
+    """The outline of an annotation (every ring of every part; lines open; points as small circles)."""
+    path = QPainterPath()
+    path.setFillRule(Qt.FillRule.OddEvenFill)
+    if annotation.kind is AnnotationKind.POINTS:
+        return path  # points are drawn by ``_PointsItem`` with a screen-sized marker
+    closed = annotation.kind is not AnnotationKind.LINE
+    for part in annotation.parts():
+        for ring in part:
+            path.moveTo(QPointF(*ring[0]))
+            for x, y in ring[1:]:
+                path.lineTo(QPointF(x, y))
+            if closed:
+                path.closeSubpath()
+    return path
+
+
+def _pen(colour: QColor, width: float) -> QPen:
+    pen = QPen(colour, width)
+    pen.setCosmetic(True)
+    return pen
+
+
+class AnnotationLayer:
+    """Draws a document's annotations on a ``SlideView`` and edits them with the current tool."""
+
+    def __init__(self, view: object) -> None:
+        self.view = view
+        self.document: AnnotationDocument | None = None
+        self.mpp: float | None = None
+        self.tool = Tool.MOVE
+        self.current_class: str | None = None
+        self.selected: set[str] = set()
+        #: Called with the selected ids whenever the selection changes (the list panel follows it).
+        self.selection_changed: list = []
+        self.items: dict[str, list[QGraphicsItem]] = {}
+        self.handle_items: list[QGraphicsItem] = []
+        self._drawing: list[tuple[float, float]] = []
+        self._drag: tuple[str, object] | None = None  # ("move", ids) or ("vertex", (id, index)) or ("draw", None)
+        self.preview = QGraphicsPathItem()
+        self.preview.setPen(_pen(SELECTED_COLOUR, 1.5))
+        self.preview.setZValue(ANNOTATION_Z + 50)
+        view.box.addItem(self.preview, ignoreBounds=True)
+        view.click_handler = self._click
+        view.left_drag_handler = self._left_drag
+
+    # document -----------------------------------------------------------------------------------
+
+    def set_document(self, document: AnnotationDocument | None, mpp: float | None) -> None:
+        for annotation_id in list(self.items):
+            self._remove_items(annotation_id)
+        self._clear_handles()
+        self.selected.clear()
+        self._drawing.clear()
+        self.preview.setPath(QPainterPath())
+        self.document, self.mpp = document, mpp
+        if document is not None:
+            document.changed.append(self._on_changed)
+            for annotation in document.annotations:
+                self._draw(annotation)
+
+    def _on_changed(self, event: ChangeEvent) -> None:
+        ids = event.annotation_ids if not event.classes_changed else {a.id for a in self.document.annotations}
+        for annotation_id in ids | set(self.items) - {a.id for a in self.document.annotations}:
+            self._remove_items(annotation_id)
+            if annotation_id in self.document:
+                self._draw(self.document.get(annotation_id))
+        self.selected &= {a.id for a in self.document.annotations}
+        self._draw_handles()
+
+    def colour_of(self, annotation: Annotation) -> QColor:
+        rgb = annotation.classification.colour if annotation.classification else UNCLASSIFIED_COLOUR
+        return QColor(*rgb)
+
+    def _draw(self, annotation: Annotation) -> None:
+        selected = annotation.id in self.selected
+        colour = SELECTED_COLOUR if selected else self.colour_of(annotation)
+        items: list[QGraphicsItem] = []
+        if annotation.kind is AnnotationKind.POINTS:
+            for x, y in annotation.vertices:
+                items.append(self._marker(x, y, colour, filled=True))
+        else:
+            item = QGraphicsPathItem(shape_path(annotation))
+            item.setPen(_pen(colour, 2.5 if selected else 2.0))
+            if annotation.kind is not AnnotationKind.LINE:
+                fill = QColor(colour)
+                fill.setAlpha(40)
+                item.setBrush(QBrush(fill))
+            items.append(item)
+        for item in items:
+            item.setZValue(ANNOTATION_Z + (10 if selected else 0))
+            self.view.box.addItem(item, ignoreBounds=True)
+        self.items[annotation.id] = items
+
+    def _marker(self, x: float, y: float, colour: QColor, filled: bool) -> QGraphicsItem:
+        """A circle of a fixed screen size at (x, y) (it ignores the view's zoom)."""
+        radius = HANDLE_RADIUS_PX if not filled else HANDLE_RADIUS_PX + 1
+        marker = QGraphicsEllipseItem(QRectF(-radius, -radius, 2 * radius, 2 * radius))
+        marker.setFlag(QGraphicsItem.GraphicsItemFlag.ItemIgnoresTransformations)
+        marker.setPos(QPointF(x, y))
+        marker.setPen(_pen(QColor(0, 0, 0), 1))
+        marker.setBrush(QBrush(colour if filled else QColor(255, 255, 255)))
+        return marker
+
+    def _remove_items(self, annotation_id: str) -> None:
+        for item in self.items.pop(annotation_id, []):
+            self.view.box.removeItem(item)
+
+    def _clear_handles(self) -> None:
+        for item in self.handle_items:
+            self.view.box.removeItem(item)
+        self.handle_items.clear()
+
+    def _draw_handles(self) -> None:
+        """Vertex handles of the one selected annotation, when exactly one is selected and editable."""
+        self._clear_handles()
+        if len(self.selected) != 1 or self.document is None:
+            return
+        annotation = self.document.get(next(iter(self.selected)))
+        if annotation.locked:
+            return
+        for x, y in annotation.handles():
+            marker = self._marker(x, y, SELECTED_COLOUR, filled=False)
+            marker.setZValue(ANNOTATION_Z + 30)
+            self.view.box.addItem(marker, ignoreBounds=True)
+            self.handle_items.append(marker)
+
+    # selection ----------------------------------------------------------------------------------
+
+    def select(self, ids: set[str]) -> None:
+        changed = self.selected ^ ids
+        self.selected = set(ids)
+        for annotation_id in changed:
+            if annotation_id in self.document:
+                self._remove_items(annotation_id)
+                self._draw(self.document.get(annotation_id))
+        self._draw_handles()
+        for callback in self.selection_changed:
+            callback(self.selected)
+
+    def delete_selected(self) -> None:
+        if self.document is not None and self.selected:
+            self.document.remove(*self.selected)
+
+    # gestures -----------------------------------------------------------------------------------
+
+    def set_tool(self, tool: Tool) -> None:
+        self.tool = tool
+        self._drawing.clear()
+        self.preview.setPath(QPainterPath())
+
+    def _tolerance(self) -> float:
+        return PICK_RADIUS_PX * self.view.level0_per_screen_pixel()
+
+    def _classification(self) -> dict:
+        cls = self.document.class_named(self.current_class) if self.current_class else None
+        return {"classification": cls} if cls is not None else {}
+
+    def _click(self, ev: object) -> None:
+        if self.document is None:
+            return
+        point = self.view.box.mapSceneToView(ev.scenePos())
+        x, y = point.x(), point.y()
+        if self.tool is Tool.POINT:
+            self.document.add(Annotation.points([[x, y]], **self._classification()))
+        elif self.tool is Tool.POLYGON:
+            self._polygon_click(x, y, ev.double())
+        elif self.tool is Tool.MOVE:
+            self._select_click(x, y, ev)
+
+    def _select_click(self, x: float, y: float, ev: object) -> None:
+        tolerance = self._tolerance()
+        if ev.double() and len(self.selected) == 1:
+            annotation = self.document.get(next(iter(self.selected)))
+            edge = annotation.nearest_edge(x, y, tolerance)
+            if edge is not None and not annotation.locked:
+                self.document.insert_vertex(annotation.id, edge, x, y)
+                return
+        if ev.modifiers() & Qt.KeyboardModifier.ShiftModifier and len(self.selected) == 1:
+            annotation = self.document.get(next(iter(self.selected)))
+            handle = annotation.nearest_handle(x, y, tolerance)
+            if handle is not None and annotation.kind not in (AnnotationKind.RECTANGLE, AnnotationKind.ELLIPSE):
+                try:
+                    self.document.delete_vertex(annotation.id, handle)
+                except AnnotationEditError as exc:
+                    self.view.report(str(exc))
+                return
+        hits = self.document.annotations_at(x, y, tolerance)
+        self.select({hits[0].id} if hits else set())
+
+    def _polygon_click(self, x: float, y: float, double: bool) -> None:
+        if double and len(self._drawing) >= 3:
+            self._finish_polygon(freehand=False)
+            return
+        if len(self._drawing) >= 3 and np.hypot(x - self._drawing[0][0], y - self._drawing[0][1]) <= self._tolerance():
+            self._finish_polygon(freehand=False)
+            return
+        self._drawing.append((x, y))
+        self._show_preview(closed=False)
+
+    def _finish_polygon(self, freehand: bool) -> None:
+        points = self._drawing
+        self._drawing = []
+        self.preview.setPath(QPainterPath())
+        if len(points) >= 3:
+            self.document.add(Annotation.polygon(points, freehand=freehand, **self._classification()))
+
+    def _show_preview(self, closed: bool) -> None:
+        path = QPainterPath()
+        if self._drawing:
+            path.moveTo(QPointF(*self._drawing[0]))
+            for x, y in self._drawing[1:]:
+                path.lineTo(QPointF(x, y))
+            if closed:
+                path.closeSubpath()
+        self.preview.setPath(path)
+
+    def _left_drag(self, ev: object) -> None:
+        if self.document is None:
+            return
+        point = self.view.box.mapSceneToView(ev.scenePos())
+        x, y = point.x(), point.y()
+        if ev.isStart():
+            start = self.view.box.mapSceneToView(ev.buttonDownScenePos())
+            self._start_drag(start.x(), start.y())
+        kind, target = self._drag or ("pan", None)
+        if kind == "pan":
+            box = self.view.box
+            delta = box.mapSceneToView(ev.lastScenePos()) - box.mapSceneToView(ev.scenePos())
+            box.translateBy(x=delta.x(), y=delta.y())
+        elif kind == "move":
+            last = self.view.box.mapSceneToView(ev.lastScenePos())
+            self.document.move(target, x - last.x(), y - last.y(), continuing=not ev.isStart())
+        elif kind == "vertex":
+            self.document.move_vertex(target[0], target[1], x, y, continuing=not ev.isStart())
+        elif kind == "draw":
+            self._drag_draw(x, y)
+        if ev.isFinish():
+            if kind == "draw":
+                self._finish_drawn_shape()
+            self._drag = None
+
+    def _start_drag(self, x: float, y: float) -> None:
+        if self.tool in (Tool.RECTANGLE, Tool.ELLIPSE, Tool.FREEHAND):
+            self._drawing = [(x, y)]
+            self._drag = ("draw", None)
+            return
+        if self.tool is not Tool.MOVE:
+            self._drag = ("pan", None)
+            return
+        tolerance = self._tolerance()
+        if len(self.selected) == 1:
+            annotation = self.document.get(next(iter(self.selected)))
+            handle = annotation.nearest_handle(x, y, tolerance)
+            if handle is not None and not annotation.locked:
+                self._drag = ("vertex", (annotation.id, handle))
+                return
+        hits = [a for a in self.document.annotations_at(x, y, tolerance) if a.id in self.selected]
+        movable = [a.id for a in hits if not a.locked]
+        self._drag = ("move", set(self.selected)) if movable else ("pan", None)
+
+    def _drag_draw(self, x: float, y: float) -> None:
+        if self.tool is Tool.FREEHAND:
+            self._drawing.append((x, y))
+            self._show_preview(closed=True)
+            return
+        (x0, y0) = self._drawing[0]
+        self._drawing = [(x0, y0), (x, y)]
+        probe = (Annotation.rectangle if self.tool is Tool.RECTANGLE else Annotation.ellipse)(x0, y0, x, y)
+        self.preview.setPath(shape_path(probe))
+
+    def _finish_drawn_shape(self) -> None:
+        points = self._drawing
+        self.preview.setPath(QPainterPath())
+        if self.tool is Tool.FREEHAND:
+            self._finish_polygon(freehand=True)
+            return
+        self._drawing = []
+        (x0, y0), (x1, y1) = points[0], points[-1]
+        if abs(x1 - x0) < 1 or abs(y1 - y0) < 1:
+            return
+        make = Annotation.rectangle if self.tool is Tool.RECTANGLE else Annotation.ellipse
+        self.document.add(make(x0, y0, x1, y1, **self._classification()))

@@ -1,0 +1,159 @@
+"""The list of a slide's annotations with class, area and perimeter; the class list editor.
+
+Areas are in µm² and perimeters in µm from the slide's pixel size, or in pixels when the file gives
+none (the column headers say which). Choosing a row selects the annotation and centres the view on it.
+"""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QColor, QIcon, QKeyEvent, QPixmap
+from PySide6.QtWidgets import (
+    QColorDialog,
+    QComboBox,
+    QHBoxLayout,
+    QInputDialog,
+    QPushButton,
+    QTreeWidget,
+    QTreeWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+from medviewer.annotations.document import AnnotationDocument
+from medviewer.annotations.model import Annotation, AnnotationEditError
+
+UNCLASSIFIED = "(no class)"
+
+
+def colour_icon(rgb: tuple[int, int, int]) -> QIcon:
+    pixmap = QPixmap(12, 12)
+    pixmap.fill(QColor(*rgb))
+    return QIcon(pixmap)
+
+
+class AnnotationPanel(QWidget):
+    """Emits ``chosen(annotation id)`` when a row is picked; the slide view selects and centres it."""
+
+    chosen = Signal(str)
+    delete_requested = Signal()
+    problem = Signal(str)
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.document: AnnotationDocument | None = None
+        self.mpp: float | None = None
+        self.class_box = QComboBox()
+        self.class_box.setToolTip("Class given to new annotations, and to the selected ones with Set class")
+        set_class = QPushButton("Set class")
+        set_class.clicked.connect(self._classify_selected)
+        edit = QPushButton("Classes…")
+        edit.setToolTip("Add, rename, recolour or remove classes (kept in your settings)")
+        edit.clicked.connect(self._edit_classes)
+        self.tree = QTreeWidget()
+        self.tree.setObjectName("annotationList")
+        self.tree.setRootIsDecorated(False)
+        self.tree.itemClicked.connect(lambda item, _column: self.chosen.emit(item.data(0, Qt.ItemDataRole.UserRole)))
+        delete = QPushButton("Delete")
+        delete.clicked.connect(self.delete_requested)
+        top = QHBoxLayout()
+        top.addWidget(self.class_box, 1)
+        top.addWidget(set_class)
+        top.addWidget(edit)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(4, 4, 4, 4)
+        layout.addLayout(top)
+        layout.addWidget(self.tree, 1)
+        layout.addWidget(delete)
+        self.selected_ids: set[str] = set()
+
+    def set_document(self, document: AnnotationDocument | None, mpp: float | None) -> None:
+        self.document, self.mpp = document, mpp
+        unit = "µm" if mpp else "px"
+        self.tree.setHeaderLabels(["Annotation", "Class", f"Area ({unit}²)", f"Perimeter ({unit})"])
+        if document is not None:
+            document.changed.append(lambda _event: self.refresh())
+        self.refresh()
+
+    def current_class(self) -> str | None:
+        text = self.class_box.currentText()
+        return None if text in ("", UNCLASSIFIED) else text
+
+    def refresh(self) -> None:
+        """Rebuild the class box and the rows (cheap: a slide holds hundreds, not millions, of annotations)."""
+        chosen = self.class_box.currentText()
+        self.class_box.blockSignals(True)
+        self.class_box.clear()
+        self.class_box.addItem(UNCLASSIFIED)
+        for cls in self.document.classes if self.document is not None else ():
+            self.class_box.addItem(colour_icon(cls.colour), cls.name)
+        index = self.class_box.findText(chosen)
+        self.class_box.setCurrentIndex(max(index, 0))
+        self.class_box.blockSignals(False)
+        self.tree.clear()
+        for number, annotation in enumerate(self.document.annotations if self.document is not None else (), start=1):
+            self.tree.addTopLevelItem(self._row(number, annotation))
+        for column in range(4):
+            self.tree.resizeColumnToContents(column)
+
+    def _row(self, number: int, annotation: Annotation) -> QTreeWidgetItem:
+        title = annotation.name or f"{annotation.kind.value.capitalize()} {number}"
+        cls = annotation.classification
+        item = QTreeWidgetItem(
+            [
+                title + (" (locked)" if annotation.locked else ""),
+                cls.name if cls else "",
+                f"{annotation.area(self.mpp):,.1f}",
+                f"{annotation.perimeter(self.mpp):,.1f}",
+            ]
+        )
+        if cls is not None:
+            item.setIcon(1, colour_icon(cls.colour))
+        item.setData(0, Qt.ItemDataRole.UserRole, annotation.id)
+        for column in (2, 3):
+            item.setTextAlignment(column, Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+        return item
+
+    def rows(self) -> list[list[str]]:
+        return [[self.tree.topLevelItem(i).text(c) for c in range(4)] for i in range(self.tree.topLevelItemCount())]
+
+    def _classify_selected(self) -> None:
+        if self.document is not None and self.selected_ids:
+            self.document.classify(self.selected_ids, self.current_class())
+
+    def _edit_classes(self) -> None:
+        """A small editor: pick a class, then rename, recolour or remove it, or add a new one."""
+        if self.document is None:
+            return
+        names = [c.name for c in self.document.classes]
+        actions = ["Add a class…"] + [f"Rename {n}…" for n in names] + [f"Recolour {n}…" for n in names]
+        actions += [f"Remove {n}" for n in names]
+        choice, ok = QInputDialog.getItem(self, "Classes", "Change:", actions, 0, False)
+        if not ok:
+            return
+        try:
+            if choice == actions[0]:
+                name, ok = QInputDialog.getText(self, "New class", "Name:")
+                colour = QColorDialog.getColor(QColor(0, 120, 255), self, "Colour") if ok and name else None
+                if colour is not None and colour.isValid():
+                    self.document.add_class(name, (colour.red(), colour.green(), colour.blue()))
+            elif choice.startswith("Rename "):
+                old = choice.removeprefix("Rename ").removesuffix("…")
+                name, ok = QInputDialog.getText(self, "Rename class", "New name:", text=old)
+                if ok and name and name != old:
+                    self.document.rename_class(old, name)
+            elif choice.startswith("Recolour "):
+                name = choice.removeprefix("Recolour ").removesuffix("…")
+                colour = QColorDialog.getColor(QColor(*self.document.class_named(name).colour), self, name)
+                if colour.isValid():
+                    self.document.recolour_class(name, (colour.red(), colour.green(), colour.blue()))
+            else:
+                self.document.remove_class(choice.removeprefix("Remove "))
+        except (AnnotationEditError, ValueError) as exc:
+            self.problem.emit(str(exc))
+
+    def keyPressEvent(self, event: QKeyEvent) -> None:  # noqa: N802 (Qt naming)
+        if event.key() in (Qt.Key.Key_Delete, Qt.Key.Key_Backspace):
+            self.delete_requested.emit()
+        else:
+            super().keyPressEvent(event)

@@ -1,0 +1,250 @@
+"""The slide browser on real slides: tiles drawn as OpenSlide decodes them, never blank, annotations kept."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import openslide
+import pytest
+from PySide6.QtCore import QPointF, QRectF, Qt
+from PySide6.QtGui import QImage, QMouseEvent
+from PySide6.QtWidgets import QApplication
+
+from medviewer.annotations.geojson import read_geojson
+from medviewer.annotations.model import AnnotationKind
+from medviewer.io import open_slide
+from medviewer.ui.annotation_layer import Tool
+from medviewer.ui.app import make_settings
+from medviewer.ui.slide_view import SlideView
+from tests.conftest import real_file
+
+TIMEOUT_MS = 30_000
+
+
+@pytest.fixture
+def cmu_copy(tmp_path: Path) -> Path:
+    """A copy of the real Aperio slide in a folder of its own, so its annotation sidecar lands there."""
+    path = tmp_path / "CMU-1-Small-Region.svs"
+    shutil.copy(real_file("wsi/CMU-1-Small-Region.svs"), path)
+    return path
+
+
+def open_view(qtbot, path: Path, cache_mb: int | None = None) -> SlideView:
+    settings = make_settings()
+    if cache_mb is not None:
+        settings.setValue("slide/cache_mb", cache_mb)
+    view = SlideView(settings)
+    qtbot.addWidget(view)
+    view.resize(1200, 800)
+    view.show()
+    qtbot.waitExposed(view)
+    slide = open_slide(path)
+    view.set_slide(slide, slide.thumbnail(1024))
+    settle(qtbot, view)
+    return view
+
+
+def settle(qtbot, view: SlideView) -> None:
+    view.refresh()
+    qtbot.waitUntil(lambda: not view.loader.busy() and view.is_refined(), timeout=TIMEOUT_MS)
+
+
+def grab(widget) -> np.ndarray:
+    image = widget.grab().toImage().convertToFormat(QImage.Format.Format_RGB888)
+    w, h = image.width(), image.height()
+    return np.array(image.constBits(), dtype=np.uint8).reshape(h, image.bytesPerLine())[:, : w * 3].reshape(h, w, 3)
+
+
+def screen_point(view: SlideView, x: float, y: float) -> QPointF:
+    return QPointF(view.graphics.mapFromScene(view.box.mapViewToScene(QPointF(x, y))))
+
+
+def send(view: SlideView, kind, point: QPointF, button, buttons, modifiers=Qt.KeyboardModifier.NoModifier) -> None:
+    target = view.graphics.viewport()
+    QApplication.sendEvent(target, QMouseEvent(kind, point, target.mapToGlobal(point), button, buttons, modifiers))
+
+
+def drag(qtbot, view: SlideView, start: tuple[float, float], end: tuple[float, float]) -> None:
+    left, none = Qt.MouseButton.LeftButton, Qt.MouseButton.NoButton
+    send(view, QMouseEvent.Type.MouseButtonPress, screen_point(view, *start), left, left)
+    for t in np.linspace(0, 1, 8)[1:]:
+        point = screen_point(view, start[0] + t * (end[0] - start[0]), start[1] + t * (end[1] - start[1]))
+        send(view, QMouseEvent.Type.MouseMove, point, none, left)
+        qtbot.wait(2)
+    send(view, QMouseEvent.Type.MouseButtonRelease, screen_point(view, *end), left, none)
+
+
+def click(view: SlideView, x: float, y: float, double: bool = False) -> None:
+    left, none = Qt.MouseButton.LeftButton, Qt.MouseButton.NoButton
+    point = screen_point(view, x, y)
+    send(view, QMouseEvent.Type.MouseButtonPress, point, left, left)
+    send(view, QMouseEvent.Type.MouseButtonRelease, point, left, none)
+    if double:
+        send(view, QMouseEvent.Type.MouseButtonDblClick, point, left, left)
+        send(view, QMouseEvent.Type.MouseButtonRelease, point, left, none)
+
+
+def test_tiles_are_drawn_exactly_as_openslide_decodes_them(qtbot, cmu_copy: Path):
+    view = open_view(qtbot, cmu_copy)
+    view.set_magnification(20)  # 0.5 µm per screen pixel: level 0 of this 0.499 µm/px slide
+    settle(qtbot, view)
+    assert view.target_level == 0 and view.visible_tiles
+    reference = openslide.OpenSlide(str(cmu_copy))
+    for key in view.visible_tiles[:4]:
+        location, size = view.pyramid.tile_region(key)
+        drawn = view.tile_items[key].image
+        np.testing.assert_array_equal(drawn, np.asarray(reference.read_region(location, key[0], size)))
+    pixels = grab(view.graphics).astype(int)
+    stained = (pixels[..., 0] - pixels[..., 1] > 30).mean()
+    assert stained > 0.1  # eosin-pink tissue fills the view
+
+
+def test_a_jump_shows_the_overview_at_once_and_refines(qtbot, cmu_copy: Path):
+    view = open_view(qtbot, cmu_copy)
+    view.loader.set_slide(view.slide)  # forget every decoded tile: the jump lands on an uncached place
+    for item in list(view.tile_items.values()):
+        view.box.removeItem(item)
+    view.tile_items.clear()
+    view.set_magnification(40)
+    view.centre_on(1500, 2000)
+    view.refresh()
+    assert view.overview.isVisible()
+    first = grab(view.graphics).astype(int)
+    assert (first.std(axis=(0, 1)) > 5).all()  # not a blank view: the thumbnail is drawn underneath
+    settle(qtbot, view)
+    assert view.is_refined() and all(key[0] == 0 for key in view.visible_tiles)
+
+
+def test_cache_stays_within_its_byte_limit_while_panning(qtbot, cmu_copy: Path):
+    view = open_view(qtbot, cmu_copy, cache_mb=8)  # 8 tiles of 512 x 512 RGBA; the slide has 30
+    assert view.loader.cache.limit_bytes == 8 * 1024 * 1024
+    view.set_magnification(40)
+    for x in range(300, 2200, 400):
+        view.centre_on(x, 1500)
+        settle(qtbot, view)
+        assert view.loader.cache.bytes <= view.loader.cache.limit_bytes
+
+
+def test_scale_bar_magnification_and_missing_mpp(qtbot, cmu_copy: Path):
+    view = open_view(qtbot, cmu_copy)
+    view.set_magnification(10)
+    assert view.level0_per_screen_pixel() == pytest.approx(1 / 0.499, rel=0.02)  # 10x: 1 µm per screen pixel
+    assert view.scale_bar.isVisible() and view.scale_bar.pixels_per_mm == pytest.approx(1000, rel=0.02)
+    no_mpp = open_view(qtbot, real_file("wsi/tcga-cr-7395-01a-01-ts1.svs"))
+    assert no_mpp.slide.mpp is None
+    assert not no_mpp.scale_bar.isVisible() and "No pixel size" in no_mpp.scale_note.text()
+    assert no_mpp.annotation_panel.tree.headerItem().text(2) == "Area (px²)"
+
+
+def test_minimap_click_moves_the_view(qtbot, cmu_copy: Path):
+    view = open_view(qtbot, cmu_copy)
+    view.set_magnification(20)
+    minimap = view.minimap
+    target = QPointF(minimap.width() * 0.25, minimap.height() * 0.75)
+    event = QMouseEvent(
+        QMouseEvent.Type.MouseButtonPress,
+        target,
+        minimap.mapToGlobal(target),
+        Qt.MouseButton.LeftButton,
+        Qt.MouseButton.LeftButton,
+        Qt.KeyboardModifier.NoModifier,
+    )
+    QApplication.sendEvent(minimap, event)
+    centre = view.view_rect().center()
+    width, height = view.slide.dimensions
+    assert centre.x() == pytest.approx(width * 0.25, rel=0.03) and centre.y() == pytest.approx(height * 0.75, rel=0.03)
+
+
+def test_tissue_and_heatmap_overlays_are_placed_in_level0_pixels(qtbot, cmu_copy: Path):
+    view = open_view(qtbot, cmu_copy)
+    view.tissue_box.setChecked(True)
+    assert view.tissue_item.isVisible()
+    rect = view.tissue_item.mapRectToView(view.tissue_item.boundingRect())
+    assert (rect.width(), rect.height()) == view.slide.dimensions
+    values = np.array([[0.1, 0.9], [0.5, np.nan]], dtype=np.float32)
+    view.set_heatmap(values, origin=(100, 200), patch_size=(500, 400), name="tumour", threshold=0.3)
+    heat = view.heat_item.mapRectToView(view.heat_item.boundingRect())
+    assert (heat.x(), heat.y(), heat.width(), heat.height()) == (100, 200, 1000, 800)
+    rgba = view.heat_item.image
+    assert rgba[0, 0, 3] == 0 and rgba[1, 1, 3] == 0  # below the threshold, and no value: transparent
+    assert rgba[0, 1, 3] == 255 and rgba[0, 1, 0] > rgba[0, 1, 2]  # the top of the jet map: red
+    assert view.legend.isVisible() and view.legend.title == "tumour"
+
+
+def test_drawing_editing_undo_and_autosave(qtbot, cmu_copy: Path):
+    view = open_view(qtbot, cmu_copy)
+    document = view.document
+    view.annotation_panel.class_box.setCurrentText("Tumor")
+    view.set_tool(Tool.RECTANGLE)
+    drag(qtbot, view, (400.0, 500.0), (900.0, 1100.0))
+    rectangle = document.annotations[-1]
+    assert rectangle.kind is AnnotationKind.RECTANGLE and rectangle.classification.name == "Tumor"
+    x0, y0, x1, y1 = rectangle.bounds()
+    assert (x0, y0, x1, y1) == pytest.approx((400, 500, 900, 1100), abs=4)  # to a screen pixel
+    row = view.annotation_panel.rows()[0]
+    assert row[1] == "Tumor" and float(row[2].replace(",", "")) == pytest.approx(
+        (x1 - x0) * (y1 - y0) * 0.499**2, rel=0.01
+    )
+    view.set_tool(Tool.POLYGON)
+    for x, y in ((1200, 400), (1600, 420), (1500, 900)):
+        click(view, x, y)
+    click(view, 1250, 850, double=True)
+    assert document.annotations[-1].kind is AnnotationKind.POLYGON and len(document.annotations[-1].vertices) == 4
+    view.set_tool(Tool.POINT)
+    click(view, 300, 300)
+    assert document.annotations[-1].kind is AnnotationKind.POINTS
+    view.set_tool(Tool.MOVE)
+    click(view, 650, 800)
+    assert view.annotations.selected == {rectangle.id}
+    drag(qtbot, view, (650.0, 800.0), (750.0, 850.0))
+    assert document.get(rectangle.id).bounds()[0] == pytest.approx(x0 + 100, abs=4)
+    view.undo()
+    assert document.get(rectangle.id).bounds()[0] == pytest.approx(x0, abs=0.01)  # the whole drag, one step
+    view.redo()
+    view.annotations.delete_selected()
+    assert rectangle.id not in document and len(view.annotation_panel.rows()) == 2
+    view.undo()
+    assert rectangle.id in document
+    sidecar = cmu_copy.with_name(cmu_copy.name + ".annotations.geojson")
+    qtbot.waitUntil(sidecar.exists, timeout=5000)  # saved within seconds of the edit, by the timer
+    qtbot.waitUntil(lambda: not document.dirty, timeout=5000)
+    saved = {a.id: a for a in read_geojson(sidecar)}
+    assert set(saved) == {a.id for a in document.annotations}
+    np.testing.assert_allclose(saved[rectangle.id].vertices, document.get(rectangle.id).vertices, atol=0.01)
+    assert saved[rectangle.id].classification.colour == (200, 0, 0)
+
+
+def test_annotations_come_back_when_the_slide_is_reopened(qtbot, cmu_copy: Path):
+    view = open_view(qtbot, cmu_copy)
+    view.set_tool(Tool.ELLIPSE)
+    drag(qtbot, view, (500.0, 500.0), (800.0, 700.0))
+    view.shutdown()  # quitting saves at once
+    again = open_view(qtbot, cmu_copy)
+    assert [a.kind for a in again.document.annotations] == [AnnotationKind.ELLIPSE]
+    assert again.annotations.items  # drawn
+
+
+def test_a_damaged_sidecar_is_kept_and_reported(qtbot, cmu_copy: Path):
+    sidecar = cmu_copy.with_name(cmu_copy.name + ".annotations.geojson")
+    sidecar.write_text('{"type": "FeatureCollection", "features": [')
+    messages: list[str] = []
+    view = SlideView(make_settings())
+    qtbot.addWidget(view)
+    view.message.connect(messages.append)
+    slide = open_slide(cmu_copy)
+    view.set_slide(slide, slide.thumbnail(512))
+    assert any(str(sidecar) in m and ".corrupt-" in m for m in messages)
+    backups = list(cmu_copy.parent.glob("*.corrupt-*"))
+    assert len(backups) == 1 and backups[0].read_text().startswith('{"type": "FeatureCollection"')
+
+
+def test_label_and_macro_are_shown_only_on_request_with_a_caution(qtbot, cmu_copy: Path):
+    view = open_view(qtbot, cmu_copy)
+    assert not hasattr(view, "associated_dialog")
+    view.show_associated_images()
+    dialog = view.associated_dialog
+    texts = " ".join(label.text() for label in dialog.findChildren(type(view.caption)))
+    assert "may show patient" in texts and "label" in texts and "macro" in texts
+    assert QRectF(dialog.rect()).width() > 0
