@@ -40,9 +40,9 @@ bench: $(STAMP)
 	$(BIN)/python -m tests.benchmarks.volume_load
 	QT_QPA_PLATFORM=offscreen $(BIN)/python -m tests.benchmarks.volume_view
 
-# The README's viewer screenshot, made from the demo data through the viewer's own calls.
+# The README's viewer screenshots, made from the demo data through the viewer's own calls.
 screenshots: $(STAMP) $(DEMO)/ground_truth.json
-	QT_QPA_PLATFORM=offscreen $(BIN)/python packaging/readme_screenshot.py $(DEMO) resources/screenshots/medviewer-mpr.png
+	QT_QPA_PLATFORM=offscreen $(BIN)/python packaging/readme_screenshot.py $(DEMO) resources/screenshots
 
 package: $(STAMP)
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[package]'

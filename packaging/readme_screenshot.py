@@ -1,14 +1,18 @@
-"""Render the README's viewer screenshot: the demo CT in three views, lung window, two measurements.
+"""Render the README's screenshots: the demo CT in three views (lung window, two measurements), and the
+demo slide zoomed on a tumour region with annotations, the minimap and the scale bar.
 
 Run with ``make screenshots`` (after ``make run`` has made ``demo-data/``). Everything shown is made
-through the same calls the mouse and keys make, so the picture is what a reader gets.
+through the same calls the mouse and keys make, so the pictures are what a reader gets. The slide is
+copied to a temporary folder first, so its annotation sidecar is not left in ``demo-data/``.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
@@ -16,6 +20,7 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 import numpy as np  # noqa: E402
 from PySide6.QtCore import QPointF  # noqa: E402
 
+from medviewer.annotations.model import Annotation  # noqa: E402
 from medviewer.core import mpr  # noqa: E402
 from medviewer.core.measurements import Measurement, MeasurementKind  # noqa: E402
 from medviewer.ui.app import SCREENSHOT_SIZE, SCREENSHOT_TIMEOUT_MS, application, make_settings, shut_down  # noqa: E402
@@ -24,8 +29,7 @@ from medviewer.ui.main_window import MainWindow  # noqa: E402
 LUNG_PRESET = 1
 
 
-def main(demo: Path, out: Path) -> None:
-    truth = json.loads((demo / "ground_truth.json").read_text())
+def volume_screenshot(demo: Path, out: Path, truth: dict) -> None:
     app = application()
     window = MainWindow(make_settings())
     window.resize(*SCREENSHOT_SIZE)
@@ -64,8 +68,43 @@ def main(demo: Path, out: Path) -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     window.grab().save(str(out), "PNG")
     print(out)
-    shut_down(app, window)
+    window.close()
+
+
+def slide_screenshot(demo: Path, out: Path, truth: dict) -> None:
+    app = application()
+    with tempfile.TemporaryDirectory() as folder:
+        slide_path = Path(folder) / "slide.tiff"
+        shutil.copy(demo / "slide.tiff", slide_path)
+        window = MainWindow(make_settings())
+        window.resize(*SCREENSHOT_SIZE)
+        window.show()
+        window.open_paths([slide_path])
+        if not window.wait_until_idle(SCREENSHOT_TIMEOUT_MS):
+            raise SystemExit("the demo slide did not load in time")
+        view = window.slide_view
+        document = view.document
+        tumour = np.asarray(truth["slide"]["tumour_regions"][0]["polygon_level0_px"])
+        document.add(Annotation.polygon(tumour, classification=document.class_named("Tumor")))
+        x0, y0 = tumour.min(axis=0)
+        x1, y1 = tumour.max(axis=0)
+        document.add(
+            Annotation.ellipse(x1 + 300, y0, x1 + 1500, y0 + 900, classification=document.class_named("Stroma"))
+        )
+        document.add(Annotation.rectangle(x0 - 900, y1 + 200, x0 - 100, y1 + 900))
+        view.set_magnification(2.5)
+        view.centre_on((x0 + x1) / 2, (y0 + y1) / 2 + 300)
+        view.annotations.select({document.annotations[0].id})
+        window.wait_until_idle(SCREENSHOT_TIMEOUT_MS)
+        app.processEvents()
+        window.grab().save(str(out), "PNG")
+        print(out)
+        shut_down(app, window)
 
 
 if __name__ == "__main__":
-    main(Path(sys.argv[1]), Path(sys.argv[2]))
+    demo_folder, out_folder = Path(sys.argv[1]), Path(sys.argv[2])
+    out_folder.mkdir(parents=True, exist_ok=True)
+    ground_truth = json.loads((demo_folder / "ground_truth.json").read_text())
+    volume_screenshot(demo_folder, out_folder / "medviewer-mpr.png", ground_truth)
+    slide_screenshot(demo_folder, out_folder / "medviewer-slide.png", ground_truth)

@@ -22,6 +22,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from medviewer.core.errors import MedviewerError
 from medviewer.core.label_map import LabelMap
 from medviewer.core.logs import safe_path
 from medviewer.core.volume import Volume
@@ -38,6 +39,7 @@ from medviewer.ui.volume_view import VolumeView
 log = logging.getLogger(__name__)
 MAX_RECENT = 10
 VOLUME_TAB, SLIDE_TAB = 0, 1
+ANNOTATION_FILTER = "Annotations (*.geojson *.json *.xml);;All files (*)"
 OVERLAY_FILTER = "Label maps (*.nii *.nii.gz *.dcm);;All files (*)"
 OPEN_FILTER = (
     "Images (*.dcm *.dicom *.ima *.nii *.nii.gz *.svs *.tif *.tiff *.ndpi *.mrxs *.scn *.vms *.bif);;All files (*)"
@@ -120,6 +122,12 @@ class MainWindow(QMainWindow):
         self.overlay_action = QAction("Open &label map overlay…", self)
         self.overlay_action.triggered.connect(self._ask_open_overlay)
         menu.addAction(self.overlay_action)
+        import_annotations = QAction("&Import annotations (QuPath GeoJSON, ASAP XML)…", self)
+        import_annotations.triggered.connect(self._ask_import_annotations)
+        export_annotations = QAction("Export annotations as &GeoJSON…", self)
+        export_annotations.triggered.connect(self._ask_export_annotations)
+        menu.addAction(import_annotations)
+        menu.addAction(export_annotations)
         export = QAction("&Export view as PNG…", self, shortcut=QKeySequence("Ctrl+E"))
         export.triggered.connect(lambda: self._ask_export(include_identifiers=True))
         export_anonymous = QAction("Export view as PNG &without patient details…", self)
@@ -184,6 +192,38 @@ class MainWindow(QMainWindow):
         name, _ = QFileDialog.getOpenFileName(self, "Open a label map", start, OVERLAY_FILTER)
         if name:
             self.open_overlay(Path(name))
+
+    def _ask_import_annotations(self) -> None:
+        if self.slide_view.slide is None:
+            self.message_bar.add("Open a slide first: annotations are added to the slide shown.")
+            return
+        start = str(self.settings.value("last_directory", ""))
+        name, _ = QFileDialog.getOpenFileName(self, "Import annotations", start, ANNOTATION_FILTER)
+        if name:
+            self.import_annotations(Path(name))
+
+    def import_annotations(self, path: Path) -> None:
+        try:
+            count = self.slide_view.import_annotations(path)
+        except MedviewerError as exc:
+            self.message_bar.add(str(exc))
+            return
+        self.tabs.setCurrentIndex(SLIDE_TAB)
+        self.statusBar().showMessage(f"Imported {count} annotation(s) from {path.name}")
+
+    def _ask_export_annotations(self) -> None:
+        if self.slide_view.document is None:
+            self.message_bar.add("Open a slide first: there are no annotations to export.")
+            return
+        start = str(self.settings.value("last_directory", ""))
+        name, _ = QFileDialog.getSaveFileName(self, "Export annotations", start, "GeoJSON (*.geojson *.json)")
+        if name:
+            try:
+                self.slide_view.export_annotations(Path(name))
+            except (MedviewerError, OSError) as exc:
+                self.message_bar.add(f"{name}: the annotations could not be written ({exc})")
+            else:
+                self.statusBar().showMessage(f"Saved {Path(name).name}")
 
     def _ask_export(self, include_identifiers: bool) -> None:
         start = str(self.settings.value("last_directory", ""))

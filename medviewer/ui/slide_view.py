@@ -8,6 +8,9 @@ user jumps to shows the best pixels already decoded at once and sharpens as work
 
 from __future__ import annotations
 
+import uuid
+from pathlib import Path
+
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QPointF, QRectF, QSettings, Qt, QTimer, Signal
@@ -34,9 +37,11 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from medviewer.annotations.asap_xml import read_asap_xml
 from medviewer.annotations.autosave import Autosaver
 from medviewer.annotations.class_list import load_classes, save_classes
 from medviewer.annotations.document import AnnotationDocument, ChangeEvent
+from medviewer.annotations.geojson import read_geojson, write_geojson
 from medviewer.annotations.sidecar import load_sidecar
 from medviewer.core.colormaps import lookup_table
 from medviewer.core.display import heat_rgba
@@ -342,6 +347,27 @@ class SlideView(QWidget):
         self.undo_action.setToolTip(f"Undo {undo}" if undo else "Nothing to undo")
         self.redo_action.setEnabled(redo is not None)
         self.redo_action.setToolTip(f"Redo {redo}" if redo else "Nothing to redo")
+
+    def import_annotations(self, path: Path) -> int:
+        """Add the annotations of a QuPath GeoJSON or ASAP XML file (one undo step per file's classes and
+        shapes); returns how many were added. Classes the list lacks are added with the file's colours."""
+        if self.document is None:
+            raise MedviewerError(path, "open a slide first: annotations are added to the slide shown")
+        reader = read_asap_xml if path.suffix.lower() == ".xml" else read_geojson
+        imported = reader(path)
+        for annotation in imported:
+            cls = annotation.classification
+            if cls is not None and self.document.class_named(cls.name) is None:
+                self.document.add_class(cls.name, cls.colour)
+            if annotation.id in self.document:
+                annotation.id = str(uuid.uuid4())  # the same file imported twice: keep both copies
+        if imported:
+            self.document.add(*imported)
+        return len(imported)
+
+    def export_annotations(self, path: Path) -> None:
+        if self.document is not None:
+            write_geojson(path, self.document.annotations)
 
     def show_annotation(self, annotation_id: str) -> None:
         """Select an annotation and centre the view on it."""

@@ -66,6 +66,7 @@ class TileLoader(QObject):
         self._lock = threading.Lock()
         self._wanted: list[TileKey] = []
         self._in_flight: set[TileKey] = set()
+        self._workers = 0  # workers in their loop; counted under the lock so none is missed as it exits
         self._generation = 0
         self._reported = False
         self._pool = QThreadPool(self)
@@ -89,8 +90,9 @@ class TileLoader(QObject):
         with self._lock:
             self._wanted = [k for k in keys if k not in self.cache and k not in self._in_flight]
             self._wanted.reverse()  # pop() from the end takes the first wanted
-            missing = len(self._wanted)
-        for _ in range(min(missing, WORKERS - self._pool.activeThreadCount())):
+            starting = max(0, min(len(self._wanted), WORKERS - self._workers))
+            self._workers += starting
+        for _ in range(starting):
             self._pool.start(_Worker(self))
 
     def tile(self, key: TileKey) -> np.ndarray | None:
@@ -112,6 +114,7 @@ class TileLoader(QObject):
                 if key not in self.cache and key not in self._in_flight:
                     self._in_flight.add(key)
                     return key, self._generation
+            self._workers -= 1
             return None
 
     def _read(self, key: TileKey, generation: int) -> None:

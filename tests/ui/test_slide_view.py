@@ -248,3 +248,34 @@ def test_label_and_macro_are_shown_only_on_request_with_a_caution(qtbot, cmu_cop
     texts = " ".join(label.text() for label in dialog.findChildren(type(view.caption)))
     assert "may show patient" in texts and "label" in texts and "macro" in texts
     assert QRectF(dialog.rect()).width() > 0
+
+
+def test_a_qupath_export_imports_with_classes_and_colours_and_exports_again(qtbot, cmu_copy: Path, tmp_path: Path):
+    from medviewer.ui.main_window import MainWindow
+
+    window = MainWindow(make_settings())
+    qtbot.addWidget(window)
+    slide = open_slide(cmu_copy)
+    window.slide_view.set_slide(slide, slide.thumbnail(512))
+    source = real_file("annotations/qupath_0.5_export.geojson")
+    expected = read_geojson(source)
+    window.import_annotations(source)
+    document = window.slide_view.document
+    assert len(document) == len(expected)
+    for original in expected:
+        imported = document.get(original.id)
+        np.testing.assert_allclose(imported.vertices, original.vertices, atol=0.01)
+        if original.classification is not None:
+            assert document.class_named(original.classification.name) is not None
+    classes = {row[1] for row in window.slide_view.annotation_panel.rows()} - {""}
+    assert classes == {a.classification.name for a in expected if a.classification}
+    window.import_annotations(source)  # the same file twice: both copies kept, with new ids
+    assert len(document) == 2 * len(expected)
+    document.undo()
+    assert len(document) == len(expected)
+    out = tmp_path / "export.geojson"
+    window.slide_view.export_annotations(out)
+    assert {a.id for a in read_geojson(out)} == {a.id for a in expected}
+    window.import_annotations(tmp_path / "missing.geojson")
+    assert any("missing.geojson" in m for m in window.message_bar.messages)
+    window.slide_view.shutdown()
