@@ -39,6 +39,7 @@ bench: $(STAMP)
 	QT_QPA_PLATFORM=offscreen $(BIN)/python -m tests.benchmarks.startup
 	$(BIN)/python -m tests.benchmarks.volume_load
 	QT_QPA_PLATFORM=offscreen $(BIN)/python -m tests.benchmarks.volume_view
+	QT_QPA_PLATFORM=offscreen $(BIN)/python -m tests.benchmarks.slide_view
 
 # The README's viewer screenshots, made from the demo data through the viewer's own calls.
 screenshots: $(STAMP) $(DEMO)/ground_truth.json

@@ -259,8 +259,13 @@ def _write_tiff_pyramid(
     levels: int,
     tile: int,
 ) -> None:
-    """Level 0 from tiles (pixels, or JPEG bytes written as they are), then levels shrunk from level 1."""
+    """Level 0 from tiles (pixels, or JPEG bytes written as they are), then levels shrunk from level 1.
+
+    BLAS runs single-threaded meanwhile: the tiles are rendered on two threads already, and OpenBLAS's own
+    threads make each tile's small interpolation product about a hundred times slower, not faster.
+    """
     import tifffile
+    from threadpoolctl import threadpool_limits
 
     def write_level(tw: tifffile.TiffWriter, data: object, shape: tuple[int, int], level: int) -> None:
         mpp = geometry.mpp * LEVEL_STEP**level
@@ -281,7 +286,7 @@ def _write_tiff_pyramid(
         )
 
     path.parent.mkdir(parents=True, exist_ok=True)
-    with tifffile.TiffWriter(path, bigtiff=True) as tw:
+    with threadpool_limits(limits=1, user_api="blas"), tifffile.TiffWriter(path, bigtiff=True) as tw:
         write_level(tw, level0, (geometry.height, geometry.width), 0)
         current = level1[: geometry.height // LEVEL_STEP, : geometry.width // LEVEL_STEP]
         for level in range(1, levels):

@@ -27,10 +27,10 @@ def _open_backend(path: Path) -> SlideBackend:
 
     detected = openslide.OpenSlide.detect_format(str(path))
     if detected is None:
+        if has_dicom_preamble(path):  # first: a DICOM preamble may itself be a TIFF header (dual-format files)
+            return DicomWsiSlide(path)
         if is_tiff(path):
             return TiffSlide(path)
-        if has_dicom_preamble(path):
-            return DicomWsiSlide(path)
         raise UnsupportedFileError(path, "not a whole-slide image format medviewer reads")
     try:
         backend = OpenSlideSlide(path)
