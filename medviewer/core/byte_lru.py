@@ -29,7 +29,7 @@ class ByteLimitedCache:
         return value
 
     def put(self, key: Hashable, value: np.ndarray) -> list[Hashable]:
-        """Store ``value``; returns the keys evicted to make room (the caller drops what it drew of them)."""
+        """Store ``value``; returns the keys evicted to make room."""
         if key in self._items:
             self.bytes -= self._items.pop(key).nbytes
         self._items[key] = value

@@ -43,3 +43,13 @@ def heat_rgba(values: np.ndarray, lut: np.ndarray, low: float, high: float) -> n
     rgba[..., :3] = lut[index]
     rgba[..., 3] = np.where(values >= low, 255, 0)
     return rgba
+
+
+def error_pattern(width: int, height: int) -> np.ndarray:
+    """RGBA red and white diagonal stripes, drawn where slide pixels cannot be decoded: unmistakably not tissue."""
+    y, x = np.mgrid[0:height, 0:width]
+    stripes = ((x + y) // 16) % 2 == 0
+    tile = np.empty((height, width, 4), dtype=np.uint8)
+    tile[...] = (255, 255, 255, 255)
+    tile[stripes] = (220, 0, 0, 255)
+    return tile

@@ -1,8 +1,10 @@
 """Which pyramid tiles a slide view needs, in what order, and where each one lies in level-0 pixels.
 
-A tile is (level, column, row) of a fixed grid laid on that level's own pixels. Everything a view
-draws is placed in level-0 pixels, so a tile's rectangle there is its level rectangle scaled by the
-level's size ratio per axis (levels are not always exact multiples of level 0).
+A tile is (level, column, row) of a fixed grid laid on that level's own pixels. Readers (OpenSlide and
+ours alike) turn a level-0 location into level pixels as floor(location / downsample), with the
+level's one downsample factor; so a tile's level-0 location is ceil(level pixel x downsample), which
+lands on exactly that level pixel, and it is drawn at level pixel x downsample. Using per-axis size
+ratios instead would read some tiles one level pixel away from where they are drawn.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ class Pyramid:
     """The level sizes of a slide, enough to lay tile grids on it."""
 
     level_dimensions: tuple[tuple[int, int], ...]
+    level_downsamples: tuple[float, ...]
     tile: int = TILE_SIZE
 
     @property
@@ -28,9 +31,9 @@ class Pyramid:
         return self.level_dimensions[0]
 
     def scale(self, level: int) -> tuple[float, float]:
-        """Level-0 pixels per level pixel, per axis."""
-        (w0, h0), (w, h) = self.level_dimensions[0], self.level_dimensions[level]
-        return w0 / w, h0 / h
+        """Level-0 pixels per level pixel (the level's downsample), per axis."""
+        downsample = self.level_downsamples[level]
+        return downsample, downsample
 
     def level_for(self, level0_per_screen_pixel: float) -> int:
         """The coarsest level still at least as sharp as the screen: no level is magnified past 1:1."""
@@ -51,7 +54,7 @@ class Pyramid:
         sx, sy = self.scale(level)
         x, y = column * self.tile, row * self.tile
         size = (min(self.tile, w - x), min(self.tile, h - y))
-        return (round(x * sx), round(y * sy)), size
+        return (math.ceil(x * sx - 1e-9), math.ceil(y * sy - 1e-9)), size
 
     def tile_rect(self, key: TileKey) -> Rect:
         """Where a tile is drawn, in level-0 pixels."""

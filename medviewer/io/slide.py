@@ -8,17 +8,22 @@ that annotations and heatmaps stay aligned whatever level is being drawn.
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import numpy as np
 
+from medviewer.core.display import error_pattern
 from medviewer.core.errors import CorruptFileError, UnsupportedFileError
+from medviewer.core.logs import safe_path
 from medviewer.io.dicom_series import has_dicom_preamble
 from medviewer.io.slide_backend import SlideBackend
 from medviewer.io.slide_dicom import DicomWsiSlide
 from medviewer.io.slide_openslide import OpenSlideSlide
 from medviewer.io.slide_tiff import TiffSlide, is_tiff, tifffile_sees_more_levels
 
+log = logging.getLogger(__name__)
+THUMBNAIL_CHUNK = 1024  # thumbnail pixels made from one read (times the reduction factor in level pixels)
 SLIDE_SUFFIXES = (".svs", ".tif", ".tiff", ".ndpi", ".vms", ".vmu", ".scn", ".mrxs", ".bif", ".svslide")
 
 
@@ -133,7 +138,10 @@ class Slide:
         width, height = self.dimensions
         downsample = max(width, height) / max_size
         level = self.best_level_for_downsample(downsample)
-        rgba = self.read_region((0, 0), level, self.level_dimensions[level])
+        # Box-reduce while reading by at most half the remaining downsample (PIL's own reducing gap), so the
+        # final Lanczos step has room and the result matches OpenSlide's thumbnail.
+        factor = max(1, int(downsample / self.level_downsamples[level] / 2))
+        rgba = self._reduced_level(level, factor)
         rgb = rgba[..., :3]
         if rgba[..., 3].min() < 255:
             alpha = rgba[..., 3:].astype(np.float32) / 255.0
@@ -141,6 +149,30 @@ class Slide:
         image = Image.fromarray(np.ascontiguousarray(rgb))
         image.thumbnail((max(1, round(width / downsample)), max(1, round(height / downsample))), Image.LANCZOS)
         return np.asarray(image)
+
+    def _reduced_level(self, level: int, factor: int) -> np.ndarray:
+        """A whole level shrunk by ``factor``, read in chunks so a slide without a pyramid never needs its
+        full level in memory. A chunk that cannot be decoded is drawn as the error pattern, so one damaged
+        tile does not keep the slide from opening (the viewer reports the tile when it is shown)."""
+        from PIL import Image
+
+        level_width, level_height = self.level_dimensions[level]
+        downsample = self.level_downsamples[level]
+        chunk = THUMBNAIL_CHUNK * factor
+        pixels = np.empty((-(-level_height // factor), -(-level_width // factor), 4), dtype=np.uint8)
+        for y in range(0, level_height, chunk):
+            for x in range(0, level_width, chunk):
+                w, h = min(chunk, level_width - x), min(chunk, level_height - y)
+                location = (int(np.ceil(x * downsample - 1e-9)), int(np.ceil(y * downsample - 1e-9)))
+                try:
+                    part = self.read_region(location, level, (w, h))
+                except CorruptFileError:
+                    log.warning("damaged pixels in %s at level %d", safe_path(self.path), level)
+                    part = error_pattern(w, h)
+                if factor > 1:
+                    part = np.asarray(Image.fromarray(part).reduce(factor))
+                pixels[y // factor : y // factor + part.shape[0], x // factor : x // factor + part.shape[1]] = part
+        return pixels
 
 
 def is_slide_file(path: Path) -> bool:

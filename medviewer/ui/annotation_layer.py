@@ -63,7 +63,6 @@ class AnnotationLayer:
     def __init__(self, view: object) -> None:
         self.view = view
         self.document: AnnotationDocument | None = None
-        self.mpp: float | None = None
         self.tool = Tool.MOVE
         self.current_class: str | None = None
         self.selected: set[str] = set()
@@ -82,14 +81,15 @@ class AnnotationLayer:
 
     # document -----------------------------------------------------------------------------------
 
-    def set_document(self, document: AnnotationDocument | None, mpp: float | None) -> None:
+    def set_document(self, document: AnnotationDocument | None) -> None:
         for annotation_id in list(self.items):
             self._remove_items(annotation_id)
         self._clear_handles()
-        self.selected.clear()
         self._drawing.clear()
+        self._drag = None
         self.preview.setPath(QPainterPath())
-        self.document, self.mpp = document, mpp
+        self.document = document
+        self._set_selected(set())
         if document is not None:
             document.changed.append(self._on_changed)
             for annotation in document.annotations:
@@ -101,8 +101,11 @@ class AnnotationLayer:
             self._remove_items(annotation_id)
             if annotation_id in self.document:
                 self._draw(self.document.get(annotation_id))
-        self.selected &= {a.id for a in self.document.annotations}
-        self._draw_handles()
+        if self._drag is not None and self._drag[0] in ("move", "vertex"):
+            kept = self._drag[1] if self._drag[0] == "move" else {self._drag[1][0]}
+            if not all(annotation_id in self.document for annotation_id in kept):
+                self._drag = None  # its annotation went away mid-drag (undo, delete): the drag ends
+        self._set_selected(self.selected & {a.id for a in self.document.annotations})
 
     def colour_of(self, annotation: Annotation) -> QColor:
         rgb = annotation.classification.colour if annotation.classification else UNCLASSIFIED_COLOUR
@@ -165,14 +168,18 @@ class AnnotationLayer:
 
     def select(self, ids: set[str]) -> None:
         changed = self.selected ^ ids
-        self.selected = set(ids)
+        self._set_selected(set(ids))
         for annotation_id in changed:
             if annotation_id in self.document:
                 self._remove_items(annotation_id)
                 self._draw(self.document.get(annotation_id))
+
+    def _set_selected(self, ids: set[str]) -> None:
+        """The one place the selection changes, so the list panel never acts on a stale one."""
+        self.selected = ids
         self._draw_handles()
         for callback in self.selection_changed:
-            callback(self.selected)
+            callback(set(ids))
 
     def delete_selected(self) -> None:
         if self.document is not None and self.selected:
@@ -225,8 +232,9 @@ class AnnotationLayer:
         self.select({hits[0].id} if hits else set())
 
     def _polygon_click(self, x: float, y: float, double: bool) -> None:
-        if double and len(self._drawing) >= 3:
-            self._finish_polygon(freehand=False)
+        if double:  # the click before it already placed this vertex
+            if len(self._drawing) >= 3:
+                self._finish_polygon(freehand=False)
             return
         if len(self._drawing) >= 3 and np.hypot(x - self._drawing[0][0], y - self._drawing[0][1]) <= self._tolerance():
             self._finish_polygon(freehand=False)
@@ -266,15 +274,24 @@ class AnnotationLayer:
             box.translateBy(x=delta.x(), y=delta.y())
         elif kind == "move":
             last = self.view.box.mapSceneToView(ev.lastScenePos())
-            self.document.move(target, x - last.x(), y - last.y(), continuing=not ev.isStart())
+            self._edit(self.document.move, target, x - last.x(), y - last.y(), continuing=not ev.isStart())
         elif kind == "vertex":
-            self.document.move_vertex(target[0], target[1], x, y, continuing=not ev.isStart())
+            self._edit(self.document.move_vertex, target[0], target[1], x, y, continuing=not ev.isStart())
         elif kind == "draw":
             self._drag_draw(x, y)
         if ev.isFinish():
-            if kind == "draw":
+            if kind == "draw" and self._drag is not None:
                 self._finish_drawn_shape()
             self._drag = None
+
+    def _edit(self, operation: object, *args: object, **kwargs: object) -> None:
+        """Apply a drag step; if the document refuses it (the annotation was locked or removed meanwhile),
+        the drag ends and the reason is shown."""
+        try:
+            operation(*args, **kwargs)
+        except AnnotationEditError as exc:
+            self._drag = None
+            self.view.report(str(exc))
 
     def _start_drag(self, x: float, y: float) -> None:
         if self.tool in (Tool.RECTANGLE, Tool.ELLIPSE, Tool.FREEHAND):

@@ -1,5 +1,8 @@
 """The list of a slide's annotations with class, area and perimeter; the class list editor.
 
+Only classes the user edits here are saved to the settings; classes that arrive with a slide's
+sidecar or an imported file stay with that document.
+
 Areas are in µm² and perimeters in µm from the slide's pixel size, or in pixels when the file gives
 none (the column headers say which). Choosing a row selects the annotation and centres the view on it.
 """
@@ -20,6 +23,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from medviewer.annotations.class_list import save_classes
 from medviewer.annotations.document import AnnotationDocument
 from medviewer.annotations.model import Annotation, AnnotationEditError
 
@@ -118,8 +122,14 @@ class AnnotationPanel(QWidget):
         return [[self.tree.topLevelItem(i).text(c) for c in range(4)] for i in range(self.tree.topLevelItemCount())]
 
     def _classify_selected(self) -> None:
-        if self.document is not None and self.selected_ids:
-            self.document.classify(self.selected_ids, self.current_class())
+        if self.document is None:
+            return
+        ids = {annotation_id for annotation_id in self.selected_ids if annotation_id in self.document}
+        if ids:
+            try:
+                self.document.classify(ids, self.current_class())
+            except AnnotationEditError as exc:
+                self.problem.emit(str(exc))
 
     def _edit_classes(self) -> None:
         """A small editor: pick a class, then rename, recolour or remove it, or add a new one."""
@@ -149,8 +159,11 @@ class AnnotationPanel(QWidget):
                     self.document.recolour_class(name, (colour.red(), colour.green(), colour.blue()))
             else:
                 self.document.remove_class(choice.removeprefix("Remove "))
+            save_classes(self.document.classes)  # the user's own edit of the list: kept for next time
         except (AnnotationEditError, ValueError) as exc:
             self.problem.emit(str(exc))
+        except OSError as exc:
+            self.problem.emit(f"the class list could not be saved in your settings ({exc.strerror})")
 
     def keyPressEvent(self, event: QKeyEvent) -> None:  # noqa: N802 (Qt naming)
         if event.key() in (Qt.Key.Key_Delete, Qt.Key.Key_Backspace):

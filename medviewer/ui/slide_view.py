@@ -39,10 +39,10 @@ from PySide6.QtWidgets import (
 
 from medviewer.annotations.asap_xml import read_asap_xml
 from medviewer.annotations.autosave import Autosaver
-from medviewer.annotations.class_list import load_classes, save_classes
+from medviewer.annotations.class_list import load_classes
 from medviewer.annotations.document import AnnotationDocument, ChangeEvent
 from medviewer.annotations.geojson import read_geojson, write_geojson
-from medviewer.annotations.sidecar import load_sidecar
+from medviewer.annotations.sidecar import in_user_data, load_sidecar
 from medviewer.core.colormaps import lookup_table
 from medviewer.core.display import heat_rgba
 from medviewer.core.errors import MedviewerError
@@ -253,14 +253,15 @@ class SlideView(QWidget):
     # slide --------------------------------------------------------------------------------------
 
     def set_slide(self, slide: Slide, overview: np.ndarray) -> None:
+        if slide is self.slide:
+            return  # shown again from the patient panel: keep the view, the selection and the undo history
         self.close_annotations()
         self.slide = slide
-        self.pyramid = Pyramid(slide.level_dimensions)
+        self.pyramid = Pyramid(slide.level_dimensions, slide.level_downsamples)
         self.thumbnail = overview
         self.loader.set_slide(slide)
-        for item in self.tile_items.values():
-            self.box.removeItem(item)
-        self.tile_items.clear()
+        for key in list(self.tile_items):
+            self._remove_tile(key)
         width, height = slide.dimensions
         self.overview.setImage(overview, autoLevels=False, levels=(0, 255))
         self.overview.setRect(QRectF(0, 0, width, height))
@@ -301,7 +302,7 @@ class SlideView(QWidget):
                 self.report(problem)
             annotations, path = loaded.annotations, loaded.path
         document = AnnotationDocument(annotations, classes=load_classes())
-        self.annotations.set_document(document, slide.mpp)
+        self.annotations.set_document(document)
         self.annotation_panel.set_document(document, slide.mpp)
         document.changed.append(self._document_changed)
         self.autosaver = Autosaver(document, path) if path is not None else None
@@ -310,8 +311,6 @@ class SlideView(QWidget):
 
     def _document_changed(self, event: ChangeEvent) -> None:
         self._update_undo_actions()
-        if event.classes_changed:
-            save_classes(self.document.classes)
 
     def _autosave(self) -> None:
         result = self.autosaver.save_if_due() if self.autosaver is not None else None
@@ -319,13 +318,21 @@ class SlideView(QWidget):
             self.report(result.error)
 
     def close_annotations(self) -> None:
-        """Save pending edits now (on another slide, or quitting)."""
+        """Save pending edits now (on another slide, or quitting). If the sidecar cannot be written, the
+        annotations go to medviewer's data folder instead, so a full or read-only disk loses no work."""
         self._autosave_timer.stop()
-        if self.autosaver is not None:
-            result = self.autosaver.close()
-            if result is not None and result.error:
-                self.report(result.error)
-            self.autosaver = None
+        if self.autosaver is None:
+            return
+        result = self.autosaver.close()
+        if result is not None and result.error:
+            rescue = in_user_data(self.slide.path).with_suffix(".unsaved.geojson")
+            try:
+                write_geojson(rescue, self.document.annotations)
+            except (OSError, MedviewerError) as exc:
+                self.report(f"{result.error}; a copy could not be written to {rescue} either ({exc})")
+            else:
+                self.report(f"{result.error}; they were saved to {rescue} instead")
+        self.autosaver = None
 
     def set_tool(self, tool: Tool) -> None:
         self.annotations.set_tool(tool)
@@ -446,7 +453,7 @@ class SlideView(QWidget):
             if key in self.tile_items or self.loader.cached(key)
         }
         for key in [k for k in self.tile_items if k not in shown]:
-            self.box.removeItem(self.tile_items.pop(key))
+            self._remove_tile(key)
         for key in shown - self.tile_items.keys():
             self._draw_tile(key)
 
@@ -459,6 +466,11 @@ class SlideView(QWidget):
         item.setZValue(-key[0])  # finer levels above coarser ones
         self.box.addItem(item, ignoreBounds=True)
         self.tile_items[key] = item
+
+    def _remove_tile(self, key: TileKey) -> None:
+        item = self.tile_items.pop(key)
+        item.clear()  # free the pixels now: pyqtgraph items sit in reference cycles until the collector runs
+        self.box.removeItem(item)
 
     def _tile_arrived(self, key: TileKey, pixels: np.ndarray) -> None:
         if key[0] >= self.target_level and key not in self.tile_items:

@@ -15,6 +15,7 @@ import numpy as np
 from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal
 
 from medviewer.core.byte_lru import ByteLimitedCache
+from medviewer.core.display import error_pattern
 from medviewer.core.errors import MedviewerError
 from medviewer.core.logs import safe_path
 from medviewer.core.tile_grid import Pyramid, TileKey
@@ -23,16 +24,6 @@ from medviewer.io.slide import Slide
 log = logging.getLogger(__name__)
 DEFAULT_CACHE_MB = 512
 WORKERS = 4  # decoding releases the GIL in OpenSlide; more readers than cores hide file latency
-
-
-def error_pattern(width: int, height: int) -> np.ndarray:
-    """Red and white diagonal stripes: unmistakably not tissue."""
-    y, x = np.mgrid[0:height, 0:width]
-    stripes = ((x + y) // 16) % 2 == 0
-    tile = np.empty((height, width, 4), dtype=np.uint8)
-    tile[...] = (255, 255, 255, 255)
-    tile[stripes] = (220, 0, 0, 255)
-    return tile
 
 
 class _Relay(QObject):
@@ -82,7 +73,7 @@ class TileLoader(QObject):
         self._pool.waitForDone()
         self.cache.clear()
         self.slide = slide
-        self.pyramid = Pyramid(slide.level_dimensions) if slide is not None else None
+        self.pyramid = Pyramid(slide.level_dimensions, slide.level_downsamples) if slide is not None else None
         self._reported = False
 
     def want(self, keys: list[TileKey]) -> None:
@@ -120,8 +111,10 @@ class TileLoader(QObject):
     def _read(self, key: TileKey, generation: int) -> None:
         slide, pyramid = self.slide, self.pyramid
         location, size = pyramid.tile_region(key)
+        failed = True
         try:
             pixels = slide.read_region(location, key[0], size)
+            failed = False
         except MedviewerError as exc:
             pixels = error_pattern(*size)
             self._report(f"{slide.path}: {exc.reason}; the damaged part is drawn striped")
@@ -133,7 +126,8 @@ class TileLoader(QObject):
             self._in_flight.discard(key)
             if generation != self._generation:
                 return
-            self.cache.put(key, pixels)
+            if not failed:  # a failed tile is tried again when next shown (the file may be on a flaky share)
+                self.cache.put(key, pixels)
         self._relay.loaded.emit(key, pixels, generation)
 
     def _report(self, message: str) -> None:

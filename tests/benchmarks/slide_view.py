@@ -16,7 +16,6 @@ view 1920x1080 screen pixels:
 from __future__ import annotations
 
 import os
-import resource
 import statistics
 import subprocess
 import sys
@@ -34,6 +33,7 @@ from medviewer.demo.slide_phantom import write_pyramid_slide  # noqa: E402
 from medviewer.io import open_slide  # noqa: E402
 from medviewer.ui.slide_view import SlideView  # noqa: E402
 from medviewer.ui.tile_loader import DEFAULT_CACHE_MB  # noqa: E402
+from tests.benchmarks.memory import peak_resident_mib, resident_mib  # noqa: E402
 
 VIEW = (1920, 1080)
 REAL_SLIDE = Path(__file__).resolve().parents[1] / "data" / "wsi" / "CMU-1-Small-Region.svs"
@@ -137,13 +137,13 @@ def pan_child(path: Path) -> None:
     width, height = view.slide.dimensions
     view.centre_on(width * 0.1, height * 0.5)
     settle(app, view)
-    baseline = _resident_mb()
+    baseline = resident_mib()
     step = view.view_rect().width() * 0.25
     for i in range(PAN_STEPS):
         row_end = (i // 100) % 2
         view.box.translateBy(x=-step if row_end else step, y=0 if i % 100 else view.view_rect().height() * 0.3)
         settle(app, view, timeout_s=5.0)
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    peak = peak_resident_mib()
     cache_mb = view.loader.cache.limit_bytes / 2**20
     print(
         f"  panning {PAN_STEPS} steps: peak {peak - baseline:.0f} MB over the {baseline:.0f} MB after opening "
@@ -151,11 +151,6 @@ def pan_child(path: Path) -> None:
         f"cache holds {view.loader.cache.bytes / 2**20:.0f} MB"
     )
     view.shutdown()
-
-
-def _resident_mb() -> float:
-    with open("/proc/self/statm") as handle:
-        return int(handle.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
 
 
 def main(jumps: int) -> None:

@@ -5,7 +5,7 @@ folder by the demo generator (uncompressed, int16 with RescaleIntercept -1024). 
 fresh child process, alternating between the readers after one warm-up read of each, so both find
 the files in the page cache and neither inherits the other's memory. SimpleITK's ImageSeriesReader is
 given the file list ready-made; medviewer is given the folder and finds, orders and checks the files
-itself. Memory is the child's peak resident size (getrusage ru_maxrss) after the load minus the
+itself. Memory is the child's peak resident size (VmHWM, see ``memory``) after the load minus the
 same child's resident size once its imports are done (its baseline), as a multiple of the volume's
 own bytes: the design budget is under 1.5, and medviewer's time must not exceed SimpleITK's (ratio
 <= 1). The baseline is the current resident size, not the peak so far, because imports allocate and
@@ -15,7 +15,6 @@ free memory that a load may then reuse without raising the peak.
 from __future__ import annotations
 
 import json
-import resource
 import statistics
 import subprocess
 import sys
@@ -23,13 +22,9 @@ import tempfile
 import time
 from pathlib import Path
 
+from tests.benchmarks.memory import peak_resident_mib, resident_mib
+
 SHAPE = (300, 512, 512)
-
-
-def _resident_kib() -> int:
-    """This process's resident memory now (Linux /proc), in KiB as ru_maxrss counts it."""
-    pages = int(Path("/proc/self/statm").read_text().split()[1])
-    return pages * resource.getpagesize() // 1024
 
 
 def _child(reader: str, folder: str) -> None:
@@ -40,7 +35,7 @@ def _child(reader: str, folder: str) -> None:
     from medviewer.io import open_volume
 
     files = sorted(str(p) for p in Path(folder).glob("*.dcm"))
-    baseline_kib = _resident_kib()
+    baseline_mib = resident_mib()
     start = time.perf_counter()
     if reader == "medviewer":
         volume = open_volume(folder)
@@ -51,11 +46,11 @@ def _child(reader: str, folder: str) -> None:
         image = series_reader.Execute()
         array = sitk.GetArrayViewFromImage(image)
     seconds = time.perf_counter() - start
-    peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    peak_mib = peak_resident_mib()
     assert array.shape == SHAPE, array.shape
     result = {
         "seconds": seconds,
-        "extra_bytes": (peak_kib - baseline_kib) * 1024,
+        "extra_bytes": (peak_mib - baseline_mib) * 2**20,
         "volume_bytes": array.nbytes,
         "dtype": str(array.dtype),
     }

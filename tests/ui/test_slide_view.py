@@ -279,3 +279,72 @@ def test_a_qupath_export_imports_with_classes_and_colours_and_exports_again(qtbo
     window.import_annotations(tmp_path / "missing.geojson")
     assert any("missing.geojson" in m for m in window.message_bar.messages)
     window.slide_view.shutdown()
+
+
+def test_a_corrupt_tile_is_drawn_striped_reported_once_and_browsing_goes_on(qtbot, tmp_path: Path):
+    import tifffile
+
+    damaged = tmp_path / "damaged.svs"
+    shutil.copy(real_file("wsi/CMU-1-Small-Region.svs"), damaged)
+    with tifffile.TiffFile(damaged) as tif:
+        page = tif.pages[0]
+        offset = page.dataoffsets[-(-page.imagewidth // page.tilewidth) + 1]  # the stored tile at (1, 1)
+    with open(damaged, "r+b") as handle:
+        handle.seek(offset)
+        handle.write(bytes(64))
+    messages: list[str] = []
+    view = SlideView(make_settings())
+    qtbot.addWidget(view)
+    view.message.connect(messages.append)
+    view.resize(1200, 800)
+    view.show()
+    slide = open_slide(damaged)
+    view.set_slide(slide, slide.thumbnail(512))
+    view.set_magnification(40)
+    view.centre_on(300, 300)
+    settle(qtbot, view)
+    striped = view.tile_items[(0, 0, 0)].image
+    assert tuple(striped[0, 0]) == (220, 0, 0, 255) and (striped[..., 1] == 255).any()
+    neighbour = view.tile_items[(0, 1, 0)].image
+    location, size = view.pyramid.tile_region((0, 1, 0))
+    intact = openslide.OpenSlide(str(real_file("wsi/CMU-1-Small-Region.svs")))
+    np.testing.assert_array_equal(neighbour, np.asarray(intact.read_region(location, 0, size)))
+    view.centre_on(1500, 2500)
+    settle(qtbot, view)
+    view.loader.cache.clear()
+    view.centre_on(300, 300)
+    settle(qtbot, view)
+    assert len(messages) == 1 and str(damaged) in messages[0] and "striped" in messages[0]
+
+
+def test_edits_survive_a_failed_save_stale_selection_and_reselecting_the_slide(qtbot, cmu_copy: Path, monkeypatch):
+    import medviewer.annotations.autosave as autosave
+
+    view = open_view(qtbot, cmu_copy)
+    messages: list[str] = []
+    view.message.connect(messages.append)
+    view.set_tool(Tool.POLYGON)
+    click(view, 100, 100)
+    click(view, 300, 100, double=True)  # a double-click with two vertices neither closes nor repeats one
+    assert len(view.annotations._drawing) == 2 and len(view.document) == 0
+    view.set_tool(Tool.RECTANGLE)
+    drag(qtbot, view, (400.0, 400.0), (700.0, 600.0))
+    rectangle = view.document.annotations[-1]
+    view.annotations.select({rectangle.id})
+    view.annotations.delete_selected()
+    view.annotation_panel._classify_selected()  # the deleted annotation is no longer the panel's selection
+    assert view.annotation_panel.selected_ids == set()
+    view.undo()
+    slide = view.slide
+    view.set_slide(slide, view.thumbnail)  # shown again from the patient panel: history kept
+    assert view.document.undo_description() is not None
+    monkeypatch.setattr(autosave, "write_geojson", _disk_full)
+    view.close_annotations()
+    rescued = [m for m in messages if "saved to" in m and ".unsaved.geojson" in m]
+    assert len(rescued) == 1
+    rescue = Path(rescued[0].split("saved to ")[1].split(" instead")[0])
+    assert [a.id for a in read_geojson(rescue)] == [rectangle.id]
+
+
+def _disk_full(path, annotations) -> None:
+    raise OSError(28, "No space left on device", str(path))
