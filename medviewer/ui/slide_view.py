@@ -16,7 +16,6 @@ import pyqtgraph as pg
 from PySide6.QtCore import QPointF, QRectF, QSettings, Qt, QTimer, Signal
 from PySide6.QtGui import (
     QAction,
-    QActionGroup,
     QColor,
     QKeyEvent,
     QKeySequence,
@@ -55,6 +54,7 @@ from medviewer.ui.colour_legend import ColourLegend
 from medviewer.ui.qt_images import to_qimage
 from medviewer.ui.scale_bar import ScaleBar
 from medviewer.ui.tile_loader import DEFAULT_CACHE_MB, TileLoader
+from medviewer.ui.tool_actions import add_tool_actions
 
 MAGNIFICATIONS = (1.25, 5.0, 10.0, 20.0, 40.0)
 MICRONS_PER_SCREEN_PIXEL_AT_10X = 1.0  # the usual equivalence: 10x on screen is about 1 µm per pixel
@@ -231,15 +231,7 @@ class SlideView(QWidget):
         self.associated_action.triggered.connect(self.show_associated_images)
         bar.addAction(self.associated_action)
         bar.addSeparator()
-        self.tool_actions: dict[Tool, QAction] = {}
-        group = QActionGroup(self)
-        for tool in Tool:
-            action = QAction(tool.value, self, checkable=True)
-            action.setChecked(tool is Tool.MOVE)
-            action.triggered.connect(lambda _checked=False, t=tool: self.set_tool(t))
-            group.addAction(action)
-            bar.addAction(action)
-            self.tool_actions[tool] = action
+        self.tool_actions = add_tool_actions(bar, self, Tool, Tool.MOVE, self.set_tool)
         bar.addSeparator()
         self.undo_action = QAction("Undo", self, shortcut=QKeySequence.StandardKey.Undo)
         self.undo_action.triggered.connect(self.undo)

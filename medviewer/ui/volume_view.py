@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from PySide6.QtCore import QSettings, Qt, Signal
-from PySide6.QtGui import QAction, QActionGroup, QKeyEvent
+from PySide6.QtGui import QAction, QKeyEvent
 from PySide6.QtWidgets import (
     QComboBox,
     QGridLayout,
@@ -36,6 +36,7 @@ from medviewer.core.window_presets import WindowPreset, presets_for
 from medviewer.ui.colour_legend import ColourLegend
 from medviewer.ui.measurement_panel import MeasurementPanel
 from medviewer.ui.slice_view import MeasurementGraphic, SliceView
+from medviewer.ui.tool_actions import add_tool_actions
 
 PLANES = (mpr.Plane.AXIAL, mpr.Plane.CORONAL, mpr.Plane.SAGITTAL)
 WINDOW_DRAG_GAIN = 1 / 250  # fraction of the current width per screen pixel of right-drag
@@ -133,15 +134,7 @@ class VolumeView(QWidget):
         self.layout_box.currentIndexChanged.connect(lambda i: self.set_layout(list(Layout)[i]))
         bar.addWidget(self.layout_box)
         bar.addSeparator()
-        self.tool_actions: dict[Tool, QAction] = {}
-        group = QActionGroup(self)
-        for tool in Tool:
-            action = QAction(tool.value, self, checkable=True)
-            action.setChecked(tool is Tool.CROSSHAIR)
-            action.triggered.connect(lambda _checked=False, t=tool: self.set_tool(t))
-            group.addAction(action)
-            bar.addAction(action)
-            self.tool_actions[tool] = action
+        self.tool_actions = add_tool_actions(bar, self, Tool, Tool.CROSSHAIR, self.set_tool)
         bar.addSeparator()
         self.preset_box = QComboBox()
         self.preset_box.setToolTip("Window presets (number keys 1-9; 0 for the default)")
