@@ -31,6 +31,7 @@ from medviewer.core.logs import safe_path
 log = logging.getLogger(__name__)
 
 SIDECAR_SUFFIX = ".annotations.geojson"
+STALE_TEMPORARY_S = 300.0  # a temporary file older than this belongs to a save that was killed
 
 
 @dataclass
@@ -58,6 +59,8 @@ def in_user_data(slide_path: str | Path) -> Path:
 def load_sidecar(slide_path: str | Path) -> LoadedSidecar:
     """The slide's saved annotations (none if it has none yet) and where to save them."""
     candidates = [beside_slide(slide_path), in_user_data(slide_path)]
+    for candidate in candidates:
+        remove_stale_temporaries(candidate)
     existing = sorted((p for p in candidates if p.is_file()), key=lambda p: p.stat().st_mtime, reverse=True)
     problems: list[str] = []
     unusable: set[Path] = set()
@@ -73,6 +76,18 @@ def load_sidecar(slide_path: str | Path) -> LoadedSidecar:
     if save_to in unusable:
         raise MedviewerError(save_to, "the saved annotations are damaged and cannot be moved aside")
     return LoadedSidecar(save_to, annotations, problems)
+
+
+def remove_stale_temporaries(path: Path, older_than_s: float = STALE_TEMPORARY_S) -> None:
+    """Delete temporary files a save killed mid-write left beside ``path`` (see ``atomic_write``); only old
+    ones, since another medviewer may be saving this very slide at this moment."""
+    now = time.time()
+    for temporary in path.parent.glob(f".{path.name}.*.tmp"):
+        try:
+            if now - temporary.stat().st_mtime > older_than_s:
+                temporary.unlink()
+        except OSError:
+            pass  # gone already, or not ours to delete: it is never read either way
 
 
 def _set_aside(path: Path, reason: str, unusable: set[Path]) -> str:
