@@ -27,8 +27,9 @@ def _gui_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="medviewer",
         description="Review DICOM/NIfTI volumes and whole-slide images with AI overlays.",
-        epilog="Other commands: 'medviewer demo-data DIR [--seed N]', 'medviewer info PATH [--json]'. "
-        "Add --help after a command for its options.",
+        epilog="Other commands: 'medviewer demo-data DIR [--seed N]', 'medviewer info PATH [--json]', "
+        "'medviewer import PATH...', 'medviewer list [--json]', 'medviewer audit verify|show', "
+        "'medviewer export --deidentify --out DIR ITEM...'. Add --help after a command for its options.",
     )
     parser.add_argument("paths", nargs="*", type=Path, metavar="PATH", help="files or folders to open")
     parser.add_argument(
@@ -114,7 +115,25 @@ def _gui(argv: Sequence[str]) -> int:
     return run_app(args.paths, screenshot=args.screenshot, process_start=PROCESS_START)
 
 
-SUBCOMMANDS: dict[str, Callable[[Sequence[str]], int]] = {"demo-data": _demo_data, "info": _info}
+def _lazy(module: str, function: str) -> Callable[[Sequence[str]], int]:
+    """A subcommand whose module is imported only when it is run."""
+
+    def run(argv: Sequence[str]) -> int:
+        import importlib
+
+        return getattr(importlib.import_module(module), function)(list(argv))
+
+    return run
+
+
+SUBCOMMANDS: dict[str, Callable[[Sequence[str]], int]] = {
+    "demo-data": _demo_data,
+    "info": _info,
+    "import": _lazy("medviewer.catalog.commands", "import_main"),
+    "list": _lazy("medviewer.catalog.commands", "list_main"),
+    "audit": _lazy("medviewer.catalog.audit", "audit_main"),
+    "export": _lazy("medviewer.deid.commands", "export_main"),
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -22,6 +22,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from medviewer.catalog import audit
 from medviewer.core.errors import MedviewerError
 from medviewer.core.label_map import LabelMap
 from medviewer.core.logs import safe_path
@@ -223,6 +224,7 @@ class MainWindow(QMainWindow):
             except (MedviewerError, OSError) as exc:
                 self.message_bar.add(f"{name}: the annotations could not be written ({exc})")
             else:
+                audit.record("export", audit.path_subject(name), {"what": "annotations GeoJSON"})
                 self.statusBar().showMessage(f"Saved {Path(name).name}")
 
     def _ask_export(self, include_identifiers: bool) -> None:
@@ -231,6 +233,9 @@ class MainWindow(QMainWindow):
         if name:
             path = Path(name if name.lower().endswith(".png") else name + ".png")
             if self.volume_view.export_png(str(path), include_identifiers):
+                audit.record(
+                    "export", audit.path_subject(path), {"what": "view PNG", "identifiers": include_identifiers}
+                )
                 self.statusBar().showMessage(f"Saved {path.name}")
             else:
                 self.message_bar.add(f"{path}: the image could not be written")
@@ -272,6 +277,9 @@ class MainWindow(QMainWindow):
             self._on_overlay(request, opened)
             return
         path, activate = request
+        audit.record(
+            "open", audit.path_subject(path), {"kind": "slide" if isinstance(opened.image, Slide) else "volume"}
+        )
         self.opened[path] = opened
         self.patient_panel.add_image(opened)
         self._remember(path)
@@ -309,6 +317,7 @@ class MainWindow(QMainWindow):
     def _on_failed(self, request: tuple[Path, bool] | OverlayRequest, message: str) -> None:
         path = request.path if isinstance(request, OverlayRequest) else request[0]
         log.warning("open failed for %s", safe_path(path))
+        audit.record("failed_open", audit.path_subject(path), {})
         self.message_bar.add(message)
         self.statusBar().showMessage(f"Could not open {path.name}")
 

@@ -42,6 +42,7 @@ from medviewer.annotations.class_list import load_classes
 from medviewer.annotations.document import AnnotationDocument, ChangeEvent
 from medviewer.annotations.geojson import read_geojson, write_geojson
 from medviewer.annotations.sidecar import in_user_data, load_sidecar
+from medviewer.catalog import audit
 from medviewer.core.colormaps import lookup_table
 from medviewer.core.display import heat_rgba
 from medviewer.core.errors import MedviewerError
@@ -308,6 +309,8 @@ class SlideView(QWidget):
         result = self.autosaver.save_if_due() if self.autosaver is not None else None
         if result is not None and result.error:
             self.report(result.error)
+        elif result is not None:
+            audit.record("annotation_save", audit.path_subject(self.slide.path), {"annotations": len(self.document)})
 
     def close_annotations(self) -> None:
         """Save pending edits now (on another slide, or quitting). If the sidecar cannot be written, the
@@ -316,6 +319,8 @@ class SlideView(QWidget):
         if self.autosaver is None:
             return
         result = self.autosaver.close()
+        if result is not None and not result.error:
+            audit.record("annotation_save", audit.path_subject(self.slide.path), {"annotations": len(self.document)})
         if result is not None and result.error:
             rescue = in_user_data(self.slide.path).with_suffix(".unsaved.geojson")
             try:

@@ -172,3 +172,13 @@ def test_dicom_seg_overlay_is_drawn_over_its_real_ct(qtbot, window: MainWindow):
     colour = label_map.colours[int(label_map.array[tuple(target)])]
     assert tuple(drawn[rows[0], cols[0], :3]) == colour
     assert window.overlay_action.isEnabled()
+
+
+def test_opens_and_failed_opens_are_in_the_audit_trail(qtbot, window: MainWindow, demo_dir: Path, tmp_path: Path):
+    from medviewer.catalog import audit
+
+    open_and_wait(qtbot, window, demo_dir / "ct2", tmp_path / "missing")
+    events = {(e.event, e.subject) for e in audit.events()}
+    assert ("open", audit.path_subject(demo_dir / "ct2")) in events
+    assert ("failed_open", audit.path_subject(tmp_path / "missing")) in events
+    assert audit.verify().ok

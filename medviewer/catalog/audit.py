@@ -1,0 +1,180 @@
+"""An append-only, hash-chained audit trail of who opened, analysed and exported which study, and when.
+
+Each row's hash covers its own fields and the previous row's hash, so editing or deleting a row with
+sqlite3 directly (after dropping the triggers that refuse UPDATE and DELETE) breaks the chain at that row
+and ``verify`` names it. The trail lives in its own file, ``audit.sqlite`` in the data folder, so the
+catalog can be rebuilt or deleted without losing it. Subjects are path digests or UIDs and details are
+facts about images, never patient names or IDs: the trail is read by auditors who need not see them.
+Removing the newest rows cannot be detected without an external copy of the last hash (``show --json``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import sqlite3
+import sys
+import threading
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from medviewer.catalog.schema import enable_wal
+from medviewer.core.app_dirs import data_dir
+
+AUDIT_FILE_NAME = "audit.sqlite"
+EVENTS = ("import", "open", "inference", "annotation_save", "export", "failed_open")
+GENESIS_HASH = "0" * 64
+BUSY_TIMEOUT_MS = 10_000
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS audit (
+    seq INTEGER PRIMARY KEY,
+    time TEXT NOT NULL,
+    event TEXT NOT NULL,
+    subject TEXT NOT NULL,
+    details TEXT NOT NULL,
+    prev_hash TEXT NOT NULL,
+    hash TEXT NOT NULL
+);
+CREATE TRIGGER IF NOT EXISTS audit_no_update BEFORE UPDATE ON audit
+BEGIN SELECT RAISE(ABORT, 'the audit trail is append-only'); END;
+CREATE TRIGGER IF NOT EXISTS audit_no_delete BEFORE DELETE ON audit
+BEGIN SELECT RAISE(ABORT, 'the audit trail is append-only'); END;
+"""
+
+_local = threading.local()
+
+
+@dataclass(frozen=True)
+class AuditEvent:
+    seq: int
+    time: str
+    event: str
+    subject: str
+    details: dict
+    prev_hash: str
+    hash: str
+
+
+@dataclass(frozen=True)
+class VerifyResult:
+    """``ok`` with the number of rows checked, or the first row (``seq``) where the chain breaks and why."""
+
+    ok: bool
+    checked: int
+    seq: int | None = None
+    problem: str | None = None
+
+
+def audit_path() -> Path:
+    return data_dir() / AUDIT_FILE_NAME
+
+
+def path_subject(path: str | Path) -> str:
+    """A subject for a file or folder: a digest of its absolute path, as folder names can be patient names."""
+    return "path:" + hashlib.sha256(str(Path(path).expanduser().absolute()).encode()).hexdigest()[:16]
+
+
+def _connection() -> sqlite3.Connection:
+    """One connection per thread and per database file (tests switch the data folder between cases)."""
+    connections: dict[Path, sqlite3.Connection] = _local.__dict__.setdefault("connections", {})
+    path = audit_path()
+    connection = connections.get(path)
+    if connection is None:
+        connection = sqlite3.connect(path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
+        connection.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        enable_wal(connection)
+        connection.executescript(_SCHEMA)
+        connections[path] = connection
+    return connection
+
+
+def _row_hash(seq: int, time: str, event: str, subject: str, details: str, prev_hash: str) -> str:
+    canonical = json.dumps([seq, time, event, subject, details, prev_hash], separators=(",", ":"), ensure_ascii=True)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _canonical_details(event: str, details: Mapping[str, object] | None) -> str:
+    text = json.dumps(dict(details or {}), sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    if event == "inference" and "model_hash" not in (details or {}):
+        raise ValueError("an inference event must name the model by its hash (details['model_hash'])")
+    return text
+
+
+def record(event: str, subject: str, details: Mapping[str, object] | None = None) -> AuditEvent:
+    """Append one event; ``subject`` is a UID or ``path_subject`` digest, ``details`` facts without identifiers."""
+    if event not in EVENTS:
+        raise ValueError(f"unknown audit event {event!r}; expected one of {', '.join(EVENTS)}")
+    details_text = _canonical_details(event, details)
+    connection = _connection()
+    connection.execute("BEGIN IMMEDIATE")  # serialises writers across threads and processes
+    try:
+        time = datetime.now(UTC).isoformat(timespec="microseconds")  # inside the lock: times follow seq
+        last = connection.execute("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1").fetchone()
+        seq, prev_hash = (last[0] + 1, last[1]) if last else (1, GENESIS_HASH)
+        digest = _row_hash(seq, time, event, subject, details_text, prev_hash)
+        connection.execute(
+            "INSERT INTO audit (seq, time, event, subject, details, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (seq, time, event, subject, details_text, prev_hash, digest),
+        )
+        connection.execute("COMMIT")
+    except BaseException:
+        connection.execute("ROLLBACK")
+        raise
+    return AuditEvent(seq, time, event, subject, json.loads(details_text), prev_hash, digest)
+
+
+def verify() -> VerifyResult:
+    """Walk the chain from the first row; the first gap, edit or re-linked row is reported."""
+    rows = (
+        _connection()
+        .execute("SELECT seq, time, event, subject, details, prev_hash, hash FROM audit ORDER BY seq")
+        .fetchall()
+    )
+    expected_seq, expected_prev = 1, GENESIS_HASH
+    for seq, time, event, subject, details, prev_hash, digest in rows:
+        if seq != expected_seq:
+            missing = f"{expected_seq}" if seq == expected_seq + 1 else f"{expected_seq} to {seq - 1}"
+            return VerifyResult(False, expected_seq - 1, expected_seq, f"row {missing} is missing")
+        if prev_hash != expected_prev:
+            return VerifyResult(False, seq - 1, seq, "its link to the previous row was changed")
+        if _row_hash(seq, time, event, subject, details, prev_hash) != digest:
+            return VerifyResult(False, seq - 1, seq, "its contents were changed after it was recorded")
+        expected_seq, expected_prev = seq + 1, digest
+    return VerifyResult(True, len(rows))
+
+
+def events(limit: int = 100, event: str | None = None) -> list[AuditEvent]:
+    """The newest ``limit`` events, newest first, optionally of one kind."""
+    query = "SELECT seq, time, event, subject, details, prev_hash, hash FROM audit"
+    query += " WHERE event = ?" if event else ""
+    rows = _connection().execute(query + " ORDER BY seq DESC LIMIT ?", (event, limit) if event else (limit,))
+    return [AuditEvent(r[0], r[1], r[2], r[3], json.loads(r[4]), r[5], r[6]) for r in rows.fetchall()]
+
+
+def audit_main(argv: Sequence[str]) -> int:
+    """``audit verify`` (exit 1 when tampered) and ``audit show [--json] [--limit N] [--event E]``."""
+    parser = argparse.ArgumentParser(prog="medviewer audit", description="Check or list the audit trail.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("verify", help="check that no recorded event was changed or removed")
+    show = commands.add_parser("show", help="list the newest events")
+    show.add_argument("--json", action="store_true", help="one JSON object per line")
+    show.add_argument("--limit", type=int, default=50)
+    show.add_argument("--event", choices=EVENTS)
+    args = parser.parse_args(list(argv))
+    if args.command == "verify":
+        result = verify()
+        if result.ok:
+            print(f"audit trail intact: {result.checked} events")
+            return 0
+        print(f"audit trail tampered: seq {result.seq}: {result.problem}", file=sys.stderr)
+        return 1
+    for item in events(args.limit, args.event):
+        if args.json:
+            print(json.dumps(asdict(item), sort_keys=True))
+        else:
+            print(f"{item.seq:6d}  {item.time}  {item.event:<15}  {item.subject}  {json.dumps(item.details)}")
+    return 0

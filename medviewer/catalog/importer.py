@@ -1,0 +1,276 @@
+"""Importing files, folders and DICOMDIRs into the catalog, in the background, without Qt.
+
+Headers only, incremental (a file whose path, size and modification time are already recorded is not
+opened again), and tolerant: a file that is not DICOM or is damaged is listed with its reason and the
+import goes on. Headers are parsed by a process pool when there are many (pydicom parsing is CPU-bound
+and the GIL would keep a thread pool on one core); the importing thread writes batches to SQLite.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+import shutil
+import threading
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from medviewer.catalog import audit
+from medviewer.catalog.files import Candidate, find_files
+from medviewer.catalog.headers import DICOMDIR_SOP_CLASS, WSI_SOP_CLASS, Header, read_many
+from medviewer.catalog.schema import connect
+from medviewer.catalog.writer import CatalogWriter, InstanceRow, SlideRow
+from medviewer.core.app_dirs import data_dir
+from medviewer.core.errors import MedviewerError
+from medviewer.core.logs import register_identifiers, safe_path
+from medviewer.io.slide import SLIDE_SUFFIXES, Slide, is_slide_file
+
+log = logging.getLogger(__name__)
+
+#: Files per header-parsing task and per write transaction.
+BATCH = 250
+#: Below this many files to parse, starting worker processes costs more than it saves.
+POOL_THRESHOLD = 1000
+
+
+@dataclass(frozen=True)
+class Progress:
+    done: int
+    total: int
+    files_per_s: float
+    eta_s: float | None
+
+
+@dataclass(frozen=True)
+class Unreadable:
+    path: str
+    reason: str
+
+
+@dataclass
+class ImportReport:
+    added: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    slides: int = 0
+    unreadable: list[Unreadable] = field(default_factory=list)
+    elapsed_s: float = 0.0
+    cancelled: bool = False
+
+    @property
+    def imported(self) -> int:
+        """Files now in the catalog because of this import (new or changed instances and slides)."""
+        return self.added + self.updated + self.slides
+
+
+class Importer:
+    """One import job: ``start()`` runs it on a thread (or ``run()`` in the caller), ``wait()`` gives the report.
+
+    ``progress`` is called from the importing thread; a Qt caller forwards it with a queued signal.
+    """
+
+    def __init__(
+        self,
+        paths: list[Path] | list[str],
+        *,
+        catalog: Path | None = None,
+        copy_to_store: bool = False,
+        progress: Callable[[Progress], None] | None = None,
+        workers: int | None = None,
+    ) -> None:
+        self.paths = [Path(p) for p in paths]
+        self.catalog = catalog
+        self.copy_to_store = copy_to_store
+        self.progress = progress
+        self.workers = workers if workers is not None else (os.cpu_count() or 1)
+        self._cancel = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._report: ImportReport | None = None
+        self._error: BaseException | None = None
+        self._registered: set[tuple[str, ...]] = set()
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run_in_thread, name="catalog-import", daemon=True)
+        self._thread.start()
+
+    def cancel(self) -> None:
+        """Stop after the batch in hand; what was written stays written (the next import resumes)."""
+        self._cancel.set()
+
+    def wait(self, timeout: float | None = None) -> ImportReport:
+        """The report once the thread ends; re-raises what stopped it (e.g. a damaged catalog)."""
+        assert self._thread is not None, "start() was not called"
+        self._thread.join(timeout)
+        if self._thread.is_alive():
+            raise TimeoutError("the import is still running")
+        if self._error is not None:
+            raise self._error
+        assert self._report is not None
+        return self._report
+
+    def _run_in_thread(self) -> None:
+        try:
+            self._report = self.run()
+        except BaseException as exc:  # handed to wait(), which re-raises it in the caller's thread
+            self._error = exc
+
+    def run(self) -> ImportReport:
+        started = time.perf_counter()
+        report = ImportReport()
+        conn = connect(self.catalog)
+        try:
+            found = find_files(self.paths)
+            report.unreadable.extend(Unreadable(p, r) for p, r in found.refused)
+            known = dict(conn.execute("SELECT source_path, size || ':' || mtime_ns FROM instances"))
+            known.update(conn.execute("SELECT path, size || ':' || mtime_ns FROM slides"))
+            changed: list[tuple[Candidate, bool]] = []
+            for candidate in found.files:
+                stamp = known.get(candidate.path)
+                if stamp == f"{candidate.size}:{candidate.mtime_ns}":
+                    report.unchanged += 1
+                else:
+                    changed.append((candidate, stamp is not None))
+            total = len(found.files)
+            writer = CatalogWriter(conn)
+            done = report.unchanged
+            self._report_progress(done, total, started)
+            for batch, results in self._parse(changed):
+                if self._cancel.is_set():
+                    report.cancelled = True
+                    break
+                self._write_batch(writer, batch, results, report)
+                done += len(batch)
+                self._report_progress(done, total, started)
+        finally:
+            conn.close()
+        report.elapsed_s = time.perf_counter() - started
+        log.info(
+            "catalog import: %d added, %d updated, %d unchanged, %d slides, %d unreadable in %.1f s%s",
+            report.added,
+            report.updated,
+            report.unchanged,
+            report.slides,
+            len(report.unreadable),
+            report.elapsed_s,
+            " (cancelled)" if report.cancelled else "",
+        )
+        audit.record(
+            "import",
+            ",".join(audit.path_subject(path) for path in self.paths),
+            {
+                "added": report.added,
+                "updated": report.updated,
+                "unchanged": report.unchanged,
+                "slides": report.slides,
+                "unreadable": len(report.unreadable),
+                "cancelled": report.cancelled,
+                "copied_to_store": self.copy_to_store,
+            },
+        )
+        return report
+
+    def _parse(
+        self, changed: list[tuple[Candidate, bool]]
+    ) -> Iterator[tuple[list[tuple[Candidate, bool]], list[Header | str]]]:
+        """Batches of files with, for each, its header or why it has none; in a pool when there are many."""
+        batches = [changed[i : i + BATCH] for i in range(0, len(changed), BATCH)]
+        dicom_paths = [[c.path for c, _ in batch if not _has_slide_suffix(c.path)] for batch in batches]
+        if self.workers < 2 or len(changed) < POOL_THRESHOLD:
+            for batch, paths in zip(batches, dicom_paths, strict=True):
+                yield batch, read_many(paths)
+            return
+        # forkserver: forking the importing thread's process (which may run a Qt event loop) is unsafe.
+        context = multiprocessing.get_context("forkserver")
+        context.set_forkserver_preload(["medviewer.catalog.headers"])
+        with ProcessPoolExecutor(max_workers=self.workers, mp_context=context) as pool:
+            futures = [pool.submit(read_many, paths) for paths in dicom_paths]
+            try:
+                for batch, future in zip(batches, futures, strict=True):
+                    yield batch, future.result()
+            finally:
+                for future in futures:
+                    future.cancel()
+
+    def _write_batch(
+        self,
+        writer: CatalogWriter,
+        batch: list[tuple[Candidate, bool]],
+        results: list[Header | str],
+        report: ImportReport,
+    ) -> None:
+        instances: list[InstanceRow] = []
+        slides: list[SlideRow] = []
+        headers = iter(results)
+        for candidate, existed in batch:
+            if _has_slide_suffix(candidate.path):
+                slide = _slide_row(candidate, None, report)
+                if slide is not None:
+                    slides.append(slide)
+                continue
+            header = next(headers)
+            if isinstance(header, str):
+                report.unreadable.append(Unreadable(candidate.path, header))
+                continue
+            self._register(header)
+            if header.sop_class == DICOMDIR_SOP_CLASS:
+                continue  # an index read on its own (not named DICOMDIR); its files are imported as found
+            if header.sop_class == WSI_SOP_CLASS:
+                slide = _slide_row(candidate, header, report)
+                if slide is not None:
+                    slides.append(slide)
+                continue
+            path = self._store(candidate.path, header) if self.copy_to_store else candidate.path
+            instances.append(InstanceRow(header, path, candidate.path, candidate.size, candidate.mtime_ns))
+            if existed:
+                report.updated += 1
+            else:
+                report.added += 1
+        writer.write(instances, slides)
+        report.slides += len(slides)
+
+    def _register(self, header: Header) -> None:
+        """Tell the log filter about the file's identifiers (once per distinct combination)."""
+        if header.identifiers not in self._registered:
+            register_identifiers(header.identifiers)
+            self._registered.add(header.identifiers)
+
+    def _store(self, source: str, header: Header) -> str:
+        """Copy into the managed store, named by UIDs (never by patient), so the catalog owns the file."""
+        name = f"{header.sop_uid or Path(source).name}.dcm"
+        target = data_dir() / "store" / header.study_uid / header.series_uid / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(source, target)
+        return str(target)
+
+    def _report_progress(self, done: int, total: int, started: float) -> None:
+        if self.progress is None:
+            return
+        elapsed = time.perf_counter() - started
+        rate = done / elapsed if elapsed > 0 else 0.0
+        self.progress(Progress(done, total, rate, (total - done) / rate if rate > 0 else None))
+
+
+def _has_slide_suffix(path: str) -> bool:
+    return path.lower().endswith(SLIDE_SUFFIXES)
+
+
+def _slide_row(candidate: Candidate, header: Header | None, report: ImportReport) -> SlideRow | None:
+    """A slide's vendor, size and resolution, or None (and a reason in the report) if it does not open."""
+    path = Path(candidate.path)
+    if header is None and not is_slide_file(path):
+        report.unreadable.append(Unreadable(candidate.path, "not a whole-slide image OpenSlide or tifffile reads"))
+        return None
+    try:
+        with Slide(path) as slide:
+            width, height = slide.dimensions
+            return SlideRow(
+                candidate.path, slide.vendor, width, height, slide.mpp, candidate.size, candidate.mtime_ns, header
+            )
+    except MedviewerError as exc:
+        log.warning("slide %s not catalogued: %s", safe_path(path), exc.reason)
+        report.unreadable.append(Unreadable(candidate.path, exc.reason))
+        return None

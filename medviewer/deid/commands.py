@@ -1,0 +1,57 @@
+"""``medviewer export --deidentify --out DIR ITEM...``: the command-line face of the de-identified export.
+
+Items are files or folders. Each export is recorded in the audit trail by digests only. Files refused
+for burned-in annotation are listed on stderr (to the person exporting, not to the log) before anything
+is written.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from medviewer.catalog import audit
+from medviewer.core.errors import MedviewerError
+from medviewer.deid.export import BurnedInAnnotationError, export_deidentified
+
+
+def export_main(argv: Sequence[str]) -> int:
+    parser = argparse.ArgumentParser(prog="medviewer export", description="Export images with identifiers removed.")
+    parser.add_argument(
+        "--deidentify", action="store_true", required=True, help="required: only de-identified export is offered"
+    )
+    parser.add_argument("--out", type=Path, required=True, help="a new or empty folder")
+    parser.add_argument(
+        "--allow-burned-in",
+        action="store_true",
+        help="export images that may show identifiers in their pixels (after checking them)",
+    )
+    parser.add_argument("items", nargs="+", type=Path, help="DICOM or slide files, or folders holding them")
+    args = parser.parse_args(list(argv))
+    try:
+        result = export_deidentified(args.items, args.out, allow_burned_in=args.allow_burned_in)
+    except BurnedInAnnotationError as exc:
+        print("nothing exported: these files may show patient identifiers in their pixels:", file=sys.stderr)
+        for path, reason in exc.flagged:
+            print(f"  {path}: {reason}", file=sys.stderr)
+        print("check them and pass --allow-burned-in to export them anyway", file=sys.stderr)
+        return 1
+    except MedviewerError as exc:
+        print(f"export failed: {exc}", file=sys.stderr)
+        return 1
+    audit.record(
+        "export",
+        audit.path_subject(args.out),
+        {
+            "deidentified": True,
+            "dicom_files": result.dicom_files,
+            "slides": result.slides,
+            "allow_burned_in": args.allow_burned_in,
+        },
+    )
+    print(f"exported {result.dicom_files} DICOM files and {result.slides} slides to {args.out}")
+    if result.skipped:
+        print(f"skipped {result.skipped} files that are neither DICOM nor slides")
+    return 0

@@ -1,0 +1,226 @@
+"""DICOM PS3.15 Annex E Basic Application Level Confidentiality Profile, as data.
+
+Actions as the standard names them: X remove, Z empty (zero length), D replace with a dummy value,
+U replace a UID with a new one (consistently across one export). The table is a commented subset of
+Table E.1-1 covering every attribute that identifies the patient, the visit, the people involved and
+the device; whatever it misses is still caught by the catch-all rules in ``medviewer.deid.dicom``
+(every remaining person name, free text, date and time, every non-standard UID, every private tag).
+"""
+
+from __future__ import annotations
+
+from pydicom.datadict import tag_for_keyword
+
+X, Z, D, U = "X", "Z", "D", "U"
+
+_ACTIONS_BY_KEYWORD: dict[str, str] = {
+    # The patient
+    "PatientName": Z,
+    "PatientID": Z,
+    "IssuerOfPatientID": X,
+    "PatientBirthDate": Z,
+    "PatientBirthTime": X,
+    "PatientBirthName": X,
+    "PatientMotherBirthName": X,
+    "PatientSex": Z,
+    "PatientAge": X,
+    "PatientSize": X,
+    "PatientWeight": X,
+    "PatientAddress": X,
+    "PatientTelephoneNumbers": X,
+    "PatientTelecomInformation": X,
+    "OtherPatientIDs": X,
+    "OtherPatientIDsSequence": X,
+    "OtherPatientNames": X,
+    "PatientComments": X,
+    "PatientInsurancePlanCodeSequence": X,
+    "PatientReligiousPreference": X,
+    "EthnicGroup": X,
+    "Occupation": X,
+    "MilitaryRank": X,
+    "BranchOfService": X,
+    "MedicalRecordLocator": X,
+    "MedicalAlerts": X,
+    "Allergies": X,
+    "AdditionalPatientHistory": X,
+    "SmokingStatus": X,
+    "PregnancyStatus": X,
+    "LastMenstrualDate": X,
+    "PatientState": X,
+    "CountryOfResidence": X,
+    "RegionOfResidence": X,
+    "ResponsiblePerson": X,
+    "ResponsibleOrganization": X,
+    "ReferencedPatientSequence": X,
+    "ReferencedPatientPhotoSequence": X,
+    "PatientSexNeutered": X,
+    "PatientSpeciesDescription": X,
+    "PatientBreedDescription": X,
+    # The visit, the order and the request (accession numbers and order IDs lead back to the patient)
+    "AccessionNumber": Z,
+    "StudyID": Z,
+    "StudyDate": Z,
+    "StudyTime": Z,
+    "SeriesDate": X,
+    "SeriesTime": X,
+    "AcquisitionDate": X,
+    "AcquisitionTime": X,
+    "AcquisitionDateTime": X,
+    "ContentDate": D,  # Type 1 in enhanced and SEG objects: a dummy keeps them valid
+    "ContentTime": D,
+    "InstanceCreationDate": X,
+    "InstanceCreationTime": X,
+    "OverlayDate": X,
+    "OverlayTime": X,
+    "CurveDate": X,
+    "CurveTime": X,
+    "StudyDescription": X,
+    "SeriesDescription": X,
+    "ProtocolName": X,
+    "DerivationDescription": X,
+    "ImageComments": X,
+    "StudyComments": X,
+    "AdmissionID": X,
+    "AdmittingDiagnosesDescription": X,
+    "AdmittingDiagnosesCodeSequence": X,
+    "ReasonForStudy": X,
+    "RequestingService": X,
+    "RequestedProcedureDescription": X,
+    "RequestedProcedureID": X,
+    "RequestedProcedureComments": X,
+    "RequestAttributesSequence": X,
+    "ScheduledProcedureStepID": X,
+    "ScheduledProcedureStepDescription": X,
+    "PerformedProcedureStepID": X,
+    "PerformedProcedureStepDescription": X,
+    "PerformedProcedureStepStartDate": X,
+    "PerformedProcedureStepStartTime": X,
+    "CommentsOnThePerformedProcedureStep": X,
+    "ReferencedStudySequence": X,
+    "ReferencedPerformedProcedureStepSequence": X,
+    "IssuerOfAdmissionID": X,
+    "ServiceEpisodeID": X,
+    "ServiceEpisodeDescription": X,
+    "VisitComments": X,
+    "CurrentPatientLocation": X,
+    "PatientInstitutionResidence": X,
+    "ImagingServiceRequestComments": X,
+    "PlacerOrderNumberImagingServiceRequest": X,
+    "FillerOrderNumberImagingServiceRequest": X,
+    "TextComments": X,
+    "TextString": X,
+    "FrameComments": X,
+    "ClinicalTrialSponsorName": X,
+    "ClinicalTrialSubjectID": X,
+    "ClinicalTrialSubjectReadingID": X,
+    # The people and the institution
+    "ReferringPhysicianName": Z,
+    "ReferringPhysicianAddress": X,
+    "ReferringPhysicianTelephoneNumbers": X,
+    "ReferringPhysicianIdentificationSequence": X,
+    "PhysiciansOfRecord": X,
+    "PhysiciansOfRecordIdentificationSequence": X,
+    "PerformingPhysicianName": X,
+    "PerformingPhysicianIdentificationSequence": X,
+    "NameOfPhysiciansReadingStudy": X,
+    "PhysiciansReadingStudyIdentificationSequence": X,
+    "RequestingPhysician": X,
+    "ScheduledPerformingPhysicianName": X,
+    "OperatorsName": X,
+    "OperatorIdentificationSequence": X,
+    "PersonName": X,
+    "PersonAddress": X,
+    "PersonTelephoneNumbers": X,
+    "VerifyingObserverName": D,  # Type 1 inside VerifyingObserverSequence (SR)
+    "VerifyingObserverIdentificationCodeSequence": Z,
+    "VerifyingOrganization": X,
+    "ContentCreatorName": Z,
+    "AuthorObserverSequence": X,
+    "ParticipantSequence": X,
+    "InstitutionName": X,
+    "InstitutionAddress": X,
+    "InstitutionCodeSequence": X,
+    "InstitutionalDepartmentName": X,
+    # The device and the site
+    "StationName": X,
+    "DeviceSerialNumber": X,
+    "DeviceUID": U,
+    "DetectorID": X,
+    "GantryID": X,
+    "PlateID": X,
+    "CassetteID": X,
+    "GeneratorID": X,
+    "SourceSerialNumber": X,
+    "DeviceDescription": X,
+    "ModifiedAttributesSequence": X,
+    "OriginalAttributesSequence": X,
+    "DigitalSignaturesSequence": X,
+    # UIDs that identify this study's instances (every other non-standard UID is replaced as well)
+    "StudyInstanceUID": U,
+    "SeriesInstanceUID": U,
+    "SOPInstanceUID": U,
+    "MediaStorageSOPInstanceUID": U,
+    "FrameOfReferenceUID": U,
+    "ReferencedSOPInstanceUID": U,
+    "ReferencedFrameOfReferenceUID": U,
+    "RelatedFrameOfReferenceUID": U,
+    "SynchronizationFrameOfReferenceUID": U,
+    "IrradiationEventUID": U,
+    "ConcatenationUID": U,
+    "DimensionOrganizationUID": U,
+    "InstanceCreatorUID": U,
+    "StorageMediaFileSetUID": U,
+    "TransactionUID": U,
+    "UID": U,
+    "SpecimenUID": U,
+}
+
+#: Element tag -> action.
+ACTIONS: dict[int, str] = {int(tag_for_keyword(k)): a for k, a in _ACTIONS_BY_KEYWORD.items()}  # type: ignore[arg-type]
+
+#: Free-text attributes that describe the equipment or code a concept and cannot hold identifiers by design;
+#: every other PN, LO, SH, LT, ST, UT, UC, UR and AE value is emptied. Keep this list short.
+SAFE_TEXT: frozenset[int] = frozenset(
+    int(tag_for_keyword(keyword))  # type: ignore[arg-type]
+    for keyword in (
+        "Manufacturer",
+        "ManufacturerModelName",
+        "SoftwareVersions",
+        "ConvolutionKernel",
+        "CodeValue",
+        "CodingSchemeDesignator",
+        "CodingSchemeVersion",
+        "CodeMeaning",
+        "SegmentLabel",
+        "SegmentAlgorithmName",
+        "DeidentificationMethod",
+    )
+)
+
+#: Groups removed whole: curves (50xx) and overlays (60xx), which can hold burned-in text and comments.
+REMOVED_GROUP_RANGES = ((0x5000, 0x50FF), (0x6000, 0x60FF))
+
+#: Dummy values for D by VR.
+DUMMIES: dict[str, str] = {"DA": "19000101", "TM": "000000", "DT": "19000101000000", "PN": "ANONYMOUS"}
+DEFAULT_DUMMY = "ANONYMOUS"
+
+#: Value representations that can carry free text or names.
+TEXT_VRS = frozenset({"PN", "LO", "SH", "LT", "ST", "UT", "UC", "UR", "AE"})
+DATE_VRS = frozenset({"DA", "TM", "DT"})
+
+BASIC_PROFILE_CODE = ("113100", "DCM", "Basic Application Confidentiality Profile")
+DEIDENTIFICATION_METHOD = "PS3.15 E1 Basic Application Confidentiality Profile"
+
+#: Secondary capture SOP classes: screenshots and scanned documents, which often show names in the pixels.
+SECONDARY_CAPTURE_CLASSES = frozenset(
+    {
+        "1.2.840.10008.5.1.4.1.1.7",
+        "1.2.840.10008.5.1.4.1.1.7.1",
+        "1.2.840.10008.5.1.4.1.1.7.2",
+        "1.2.840.10008.5.1.4.1.1.7.3",
+        "1.2.840.10008.5.1.4.1.1.7.4",
+    }
+)
+ULTRASOUND_CLASSES = frozenset(
+    {"1.2.840.10008.5.1.4.1.1.6.1", "1.2.840.10008.5.1.4.1.1.6.2", "1.2.840.10008.5.1.4.1.1.3.1"}
+)
