@@ -101,6 +101,7 @@ class MainWindow(QMainWindow):
         self._build_menus()
         self.statusBar().showMessage("Ready")
         self._restore_layout()
+        self._raise_tool_dock(self.tabs.currentIndex())
 
     def _raise_tool_dock(self, tab: int) -> None:
         """Measurements beside the volume, annotations beside the slide."""

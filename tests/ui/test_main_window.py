@@ -182,3 +182,16 @@ def test_opens_and_failed_opens_are_in_the_audit_trail(qtbot, window: MainWindow
     assert ("open", audit.path_subject(demo_dir / "ct2")) in events
     assert ("failed_open", audit.path_subject(tmp_path / "missing")) in events
     assert audit.verify().ok
+
+
+def test_the_tool_dock_follows_the_tab(qtbot, window: MainWindow):
+    from PySide6.QtWidgets import QDockWidget
+
+    def raised(name: str) -> bool:
+        dock = window.findChild(QDockWidget, name)
+        return not dock.visibleRegion().isEmpty()
+
+    assert window.tabs.currentIndex() == VOLUME_TAB and raised("measureDock") and not raised("annotationDock")
+    window.tabs.setCurrentIndex(SLIDE_TAB)
+    qtbot.wait(10)
+    assert raised("annotationDock") and not raised("measureDock")
