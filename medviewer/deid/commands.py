@@ -1,8 +1,8 @@
 """``medviewer export --deidentify --out DIR ITEM...``: the command-line face of the de-identified export.
 
-Items are files or folders. Each export is recorded in the audit trail by digests only. Files refused
-for burned-in annotation are listed on stderr (to the person exporting, not to the log) before anything
-is written.
+Items are files or folders, or a series UID, study UID or patient ID from the catalog. Each export is
+recorded in the audit trail by digests only. Files refused for burned-in annotation are listed on stderr
+(to the person exporting, not to the log) before anything is written.
 """
 
 from __future__ import annotations
@@ -13,6 +13,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from medviewer.catalog import audit
+from medviewer.catalog.items import resolve_items
+from medviewer.catalog.schema import connect
 from medviewer.core.errors import MedviewerError
 from medviewer.deid.export import BurnedInAnnotationError, export_deidentified
 
@@ -28,10 +30,15 @@ def export_main(argv: Sequence[str]) -> int:
         action="store_true",
         help="export images that may show identifiers in their pixels (after checking them)",
     )
-    parser.add_argument("items", nargs="+", type=Path, help="DICOM or slide files, or folders holding them")
+    parser.add_argument(
+        "items",
+        nargs="+",
+        help="DICOM or slide files, folders holding them, or a series UID, study UID or patient ID ('medviewer list')",
+    )
     args = parser.parse_args(list(argv))
     try:
-        result = export_deidentified(args.items, args.out, allow_burned_in=args.allow_burned_in)
+        paths = resolve_items(connect(), args.items)
+        result = export_deidentified(paths, args.out, allow_burned_in=args.allow_burned_in)
     except BurnedInAnnotationError as exc:
         print("nothing exported: these files may show patient identifiers in their pixels:", file=sys.stderr)
         for path, reason in exc.flagged:
