@@ -17,7 +17,7 @@ from typing import Any
 
 from medviewer import __version__
 from medviewer.core.errors import MedviewerError
-from medviewer.core.logs import setup_logging
+from medviewer.core.logs import log_unexpected, setup_logging
 
 log = logging.getLogger("medviewer.cli")
 PROCESS_START = time.time()
@@ -148,7 +148,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return command(argv[1:]) if command else _gui(argv)
     except KeyboardInterrupt:
         return 130
-    except Exception:  # the last line of defence: a message and a log entry, never a traceback
-        log.exception("unexpected error")
-        print(f"medviewer: an unexpected error occurred; details are in {log_file}", file=sys.stderr)
+    except Exception as exc:  # the last line of defence: a message and a log entry, never a traceback
+        log_unexpected(log, "unexpected error")
+        print(f"medviewer: an unexpected error occurred ({exc}); details are in {log_file}", file=sys.stderr)
         return 1

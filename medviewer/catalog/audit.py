@@ -2,17 +2,23 @@
 
 Each row's hash covers its own fields and the previous row's hash, so editing or deleting a row with
 sqlite3 directly (after dropping the triggers that refuse UPDATE and DELETE) breaks the chain at that row
-and ``verify`` names it. The trail lives in its own file, ``audit.sqlite`` in the data folder, so the
-catalog can be rebuilt or deleted without losing it. Subjects are path digests or UIDs and details are
-facts about images, never patient names or IDs: the trail is read by auditors who need not see them.
-Removing the newest rows cannot be detected without an external copy of the last hash (``show --json``).
+and ``verify`` names it. The hash is an HMAC keyed by a secret kept outside the database (``audit.key``
+in the settings folder, readable by its owner only): someone who can edit the database but cannot read
+the key cannot recompute the chain after an edit. The trail lives in its own file, ``audit.sqlite`` in
+the data folder, so the catalog can be rebuilt or deleted without losing it. Subjects are path digests
+or UIDs and details are facts about images, never patient names or IDs: the trail is read by auditors
+who need not see them. Removing the newest rows cannot be detected without an external copy of the
+last hash (``show --json``).
 """
 
 from __future__ import annotations
 
 import argparse
 import hashlib
+import hmac
 import json
+import os
+import secrets
 import sqlite3
 import sys
 import threading
@@ -22,9 +28,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from medviewer.catalog.schema import enable_wal
-from medviewer.core.app_dirs import data_dir
+from medviewer.core.app_dirs import config_dir, data_dir
 
 AUDIT_FILE_NAME = "audit.sqlite"
+AUDIT_KEY_NAME = "audit.key"
 EVENTS = ("import", "open", "inference", "annotation_save", "export", "failed_open")
 GENESIS_HASH = "0" * 64
 BUSY_TIMEOUT_MS = 10_000
@@ -92,9 +99,32 @@ def _connection() -> sqlite3.Connection:
     return connection
 
 
-def _row_hash(seq: int, time: str, event: str, subject: str, details: str, prev_hash: str) -> str:
-    canonical = json.dumps([seq, time, event, subject, details, prev_hash], separators=(",", ":"), ensure_ascii=True)
-    return hashlib.sha256(canonical.encode()).hexdigest()
+def _key() -> bytes:
+    """This installation's audit key, made on first use (32 random bytes, owner-only permissions)."""
+    path = config_dir() / AUDIT_KEY_NAME
+    if not path.exists():
+        # Written whole under a temporary name, then published with link(), which fails if another thread or
+        # process published first: nobody ever reads a half-written key.
+        temporary = path.with_name(f".{AUDIT_KEY_NAME}.{secrets.token_hex(6)}")
+        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            with os.fdopen(descriptor, "wb") as handle:
+                handle.write(secrets.token_bytes(32))
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.link(temporary, path)
+        except FileExistsError:
+            pass
+        finally:
+            temporary.unlink()
+    return path.read_bytes()
+
+
+def _row_hash(seq: object, time: object, event: object, subject: object, details: object, prev_hash: object) -> str:
+    canonical = json.dumps(
+        [seq, time, event, subject, details, prev_hash], separators=(",", ":"), ensure_ascii=True, default=repr
+    )
+    return hmac.new(_key(), canonical.encode(), hashlib.sha256).hexdigest()
 
 
 def _canonical_details(event: str, details: Mapping[str, object] | None) -> str:
@@ -148,11 +178,20 @@ def verify() -> VerifyResult:
 
 
 def events(limit: int = 100, event: str | None = None) -> list[AuditEvent]:
-    """The newest ``limit`` events, newest first, optionally of one kind."""
+    """The newest ``limit`` events, newest first, optionally of one kind (a damaged row's details show as
+    ``{"unreadable": ...}``; ``verify`` says which row it is)."""
     query = "SELECT seq, time, event, subject, details, prev_hash, hash FROM audit"
     query += " WHERE event = ?" if event else ""
     rows = _connection().execute(query + " ORDER BY seq DESC LIMIT ?", (event, limit) if event else (limit,))
-    return [AuditEvent(r[0], r[1], r[2], r[3], json.loads(r[4]), r[5], r[6]) for r in rows.fetchall()]
+    return [AuditEvent(r[0], r[1], r[2], r[3], _details(r[4]), r[5], r[6]) for r in rows.fetchall()]
+
+
+def _details(stored: object) -> dict:
+    try:
+        value = json.loads(stored)
+    except (TypeError, ValueError):
+        return {"unreadable": repr(stored)[:80]}
+    return value if isinstance(value, dict) else {"unreadable": repr(value)[:80]}
 
 
 def audit_main(argv: Sequence[str]) -> int:

@@ -8,9 +8,11 @@ and the GIL would keep a thread pool on one core); the importing thread writes b
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import multiprocessing
 import os
+import re
 import shutil
 import threading
 import time
@@ -25,11 +27,12 @@ from medviewer.catalog.headers import DICOMDIR_SOP_CLASS, WSI_SOP_CLASS, Header,
 from medviewer.catalog.schema import connect
 from medviewer.catalog.writer import CatalogWriter, InstanceRow, SlideRow
 from medviewer.core.app_dirs import data_dir
-from medviewer.core.errors import MedviewerError
+from medviewer.core.errors import CorruptFileError, MedviewerError
 from medviewer.core.logs import register_identifiers, safe_path
 from medviewer.io.slide import SLIDE_SUFFIXES, Slide, is_slide_file
 
 log = logging.getLogger(__name__)
+UID_PATTERN = re.compile(r"[0-9]+(\.[0-9]+)*")
 
 #: Files per header-parsing task and per write transaction.
 BATCH = 250
@@ -223,7 +226,12 @@ class Importer:
                 if slide is not None:
                     slides.append(slide)
                 continue
-            path = self._store(candidate.path, header) if self.copy_to_store else candidate.path
+            try:
+                path = self._store(candidate.path, header) if self.copy_to_store else candidate.path
+            except (CorruptFileError, OSError) as exc:
+                reason = exc.reason if isinstance(exc, CorruptFileError) else f"cannot be copied ({exc.strerror})"
+                report.unreadable.append(Unreadable(candidate.path, reason))
+                continue
             instances.append(InstanceRow(header, path, candidate.path, candidate.size, candidate.mtime_ns))
             if existed:
                 report.updated += 1
@@ -239,9 +247,15 @@ class Importer:
             self._registered.add(header.identifiers)
 
     def _store(self, source: str, header: Header) -> str:
-        """Copy into the managed store, named by UIDs (never by patient), so the catalog owns the file."""
-        name = f"{header.sop_uid or Path(source).name}.dcm"
-        target = data_dir() / "store" / header.study_uid / header.series_uid / name
+        """Copy into the managed store, named by UIDs (never by patient), so the catalog owns the file.
+
+        A value that is not a well-formed UID (a damaged or hostile header: "../..", a name) is replaced by
+        a digest, so a file can neither land outside the store nor carry a patient's name into it."""
+        store = data_dir() / "store"
+        parts = [_uid_or_digest(value, source) for value in (header.study_uid, header.series_uid, header.sop_uid)]
+        target = store / parts[0] / parts[1] / f"{parts[2]}.dcm"
+        if not target.resolve().is_relative_to(store.resolve()):
+            raise CorruptFileError(Path(source), "its identifiers would place it outside medviewer's store")
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(source, target)
         return str(target)
@@ -252,6 +266,12 @@ class Importer:
         elapsed = time.perf_counter() - started
         rate = done / elapsed if elapsed > 0 else 0.0
         self.progress(Progress(done, total, rate, (total - done) / rate if rate > 0 else None))
+
+
+def _uid_or_digest(value: str, source: str) -> str:
+    if UID_PATTERN.fullmatch(value or ""):
+        return value
+    return "x" + hashlib.sha256(f"{source}|{value}".encode()).hexdigest()[:32]
 
 
 def _has_slide_suffix(path: str) -> bool:

@@ -12,7 +12,9 @@ import hashlib
 import logging
 import logging.handlers
 import re
+import sys
 import threading
+import traceback
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -40,7 +42,10 @@ def register_identifiers(values: Iterable[object]) -> None:
                     added = True
         if added:
             alternatives = sorted(_identifiers, key=len, reverse=True)
-            _pattern = re.compile(r"\b(?:" + "|".join(re.escape(a) for a in alternatives) + r")\b", re.IGNORECASE)
+            _pattern = re.compile(
+                r"(?<![A-Za-z0-9])(?:" + "|".join(re.escape(a) for a in alternatives) + r")(?![A-Za-z0-9])",
+                re.IGNORECASE,
+            )
 
 
 def _flatten(values: Iterable[object]) -> list[object]:
@@ -100,3 +105,11 @@ def setup_logging(level: int = logging.INFO) -> Path:
     logger.addHandler(handler)
     logger.setLevel(level)
     return path
+
+
+def log_unexpected(logger: logging.Logger, message: str, *args: object) -> None:
+    """Log the exception being handled by its type and where it was raised, not by its text: an OSError's
+    text holds a path, and folder names are often patient names that no header has registered yet."""
+    exc = sys.exc_info()[1]
+    where = "".join(traceback.format_tb(exc.__traceback__)) if exc is not None else ""
+    logger.error(message + ": %s at\n%s", *args, type(exc).__name__, where)

@@ -39,7 +39,8 @@ def is_standard_uid(value: str) -> bool:
 
 def deidentify(ds: Dataset, uids: UidMap) -> None:
     """Apply the profile to ``ds`` and its file meta in place, and record that it was applied."""
-    _clean(ds, uids)
+    ds.preamble = b"\0" * 128  # pydicom writes the input's preamble back; it can hold text or a TIFF header
+    _clean(ds, uids, top_level=True)
     meta = ds.get("file_meta")
     if meta is not None:
         meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
@@ -62,7 +63,7 @@ def deidentify(ds: Dataset, uids: UidMap) -> None:
     ds.LongitudinalTemporalInformationModified = "REMOVED"
 
 
-def _clean(ds: Dataset, uids: UidMap) -> None:
+def _clean(ds: Dataset, uids: UidMap, top_level: bool = False) -> None:
     for tag in list(ds.keys()):
         if tag.is_private or any(low <= tag.group <= high for low, high in profile.REMOVED_GROUP_RANGES):
             del ds[tag]
@@ -71,11 +72,16 @@ def _clean(ds: Dataset, uids: UidMap) -> None:
         action = profile.ACTIONS.get(int(tag))
         if action == profile.X or element.VR == "UN":  # UN: a value whose meaning (and content) is unknown
             del ds[tag]
+        elif element.VR in profile.BINARY_VRS and not (top_level and int(tag) in profile.KEPT_BINARY):
+            del ds[tag]  # embedded documents, icons and other binary blobs can carry names in any form
+        elif int(tag) in profile.REMOVED_SEQUENCES:
+            del ds[tag]
         elif element.VR == "SQ":
             if action == profile.Z:
                 element.value = Sequence()
             for item in element.value:
                 _clean(item, uids)
+                _drop_private_code_meaning(item)
         elif action == profile.Z:
             element.value = ""
         elif action == profile.D:
@@ -86,6 +92,13 @@ def _clean(ds: Dataset, uids: UidMap) -> None:
             element.value = ""
         elif element.VR in profile.DATE_VRS:
             element.value = ""
+
+
+def _drop_private_code_meaning(item: Dataset) -> None:
+    """A code's meaning is safe text only when a standard scheme defines it; a local scheme's can be anything."""
+    scheme = str(item.get("CodingSchemeDesignator", "")).strip()
+    if "CodeMeaning" in item and scheme not in profile.STANDARD_CODING_SCHEMES:
+        item.CodeMeaning = ""
 
 
 def _replace_uids(element: DataElement, uids: UidMap, force: bool) -> None:
@@ -108,6 +121,9 @@ def burned_in_reason(ds: Dataset) -> str | None:
     if flag == "NO":
         return None
     sop_class = str(ds.get("SOPClassUID", ""))
+    image_type = {str(v).upper() for v in (ds.get("ImageType") or [])}
+    if image_type & {"LABEL", "OVERVIEW"} or str(ds.get("SpecimenLabelInImage", "")).upper() == "YES":
+        return "a slide label or overview photograph, which can show the specimen label"
     if str(ds.get("Modality", "")).upper() == "US" or sop_class in profile.ULTRASOUND_CLASSES:
         return "an ultrasound image that does not say it is free of burned-in annotation"
     if sop_class in profile.SECONDARY_CAPTURE_CLASSES:

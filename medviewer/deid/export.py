@@ -11,7 +11,7 @@ import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from medviewer.core.errors import MedviewerError, PathNotFoundError
+from medviewer.core.errors import CorruptFileError, MedviewerError, PathNotFoundError
 from medviewer.core.logs import safe_path
 from medviewer.deid.dicom import UidMap, burned_in_reason, deidentify
 from medviewer.deid.slide import export_slide
@@ -43,6 +43,9 @@ class ExportResult:
     skipped: int
 
 
+DICOMDIR_SOP_CLASS = "1.2.840.10008.1.3.10"
+
+
 def plan_export(items: list[Path]) -> ExportPlan:
     """Sort the files under ``items`` into DICOM, slides and files that are neither (skipped, reported)."""
     plan = ExportPlan()
@@ -52,6 +55,16 @@ def plan_export(items: list[Path]) -> ExportPlan:
         files = sorted(p for p in item.rglob("*") if p.is_file()) if item.is_dir() else [item]
         for path in files:
             if has_dicom_preamble(path):
+                header = read_header(path)
+                if (
+                    str(header.get("MediaStorageSOPClassUID", "")) == DICOMDIR_SOP_CLASS
+                    or "DirectoryRecordSequence" in header
+                ):
+                    plan.skipped.append(path)  # a media directory: its records name the original files
+                    continue
+                missing = [k for k in ("StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID") if not header.get(k)]
+                if missing:
+                    raise CorruptFileError(path, f"the file has no {', '.join(missing)}, so it cannot be exported")
                 plan.dicom.append(path)
             elif path.suffix.lower() in SLIDE_SUFFIXES and is_slide_file(path):
                 plan.slides.append(path)
@@ -83,6 +96,8 @@ def export_deidentified(items: list[Path], out: Path, allow_burned_in: bool = Fa
         ds = read_dataset(path)
         deidentify(ds, uids)
         target = out / ds.StudyInstanceUID / ds.SeriesInstanceUID / f"{ds.SOPInstanceUID}.dcm"
+        if target.exists():
+            raise MedviewerError(path, "two files of the export share one SOP Instance UID")
         target.parent.mkdir(parents=True, exist_ok=True)
         ds.save_as(target, enforce_file_format=True)
     for number, path in enumerate(plan.slides, start=1):

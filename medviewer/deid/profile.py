@@ -224,3 +224,25 @@ SECONDARY_CAPTURE_CLASSES = frozenset(
 ULTRASOUND_CLASSES = frozenset(
     {"1.2.840.10008.5.1.4.1.1.6.1", "1.2.840.10008.5.1.4.1.1.6.2", "1.2.840.10008.5.1.4.1.1.3.1"}
 )
+
+
+#: Binary VRs: removed everywhere except the pixel data of the image itself.
+BINARY_VRS = frozenset({"OB", "OW", "OF", "OD", "OL", "OV", "OB or OW", "US or OW"})
+KEPT_BINARY: frozenset[int] = frozenset(
+    int(tag_for_keyword(k))
+    for k in (
+        "PixelData",
+        "FloatPixelData",
+        "DoubleFloatPixelData",
+        "RedPaletteColorLookupTableData",
+        "GreenPaletteColorLookupTableData",
+        "BluePaletteColorLookupTableData",
+        "SegmentedRedPaletteColorLookupTableData",
+        "SegmentedGreenPaletteColorLookupTableData",
+        "SegmentedBluePaletteColorLookupTableData",
+    )
+)
+#: Sequences removed whole: a thumbnail can show what the image shows, burned-in text included.
+REMOVED_SEQUENCES: frozenset[int] = frozenset(int(tag_for_keyword(k)) for k in ("IconImageSequence",))
+#: Coding schemes whose code meanings are fixed by the standard, so they cannot carry a patient's details.
+STANDARD_CODING_SCHEMES = frozenset({"DCM", "SCT", "SRT", "LN", "UCUM", "FMA", "RADLEX", "NCIt", "ACR", "ICD10"})

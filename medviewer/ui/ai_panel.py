@@ -13,6 +13,7 @@ from PySide6.QtCore import QObject, QRunnable, QThreadPool, QTimer, Signal
 from PySide6.QtWidgets import QGroupBox, QLabel, QVBoxLayout, QWidget
 
 from medviewer.ai.runtime import describe_runtime
+from medviewer.core.logs import log_unexpected
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +31,7 @@ class _ProbeTask(QRunnable):
         try:
             text = describe_runtime()
         except Exception as exc:  # a broken torch install must not take the window down
-            log.exception("AI runtime unavailable")
+            log_unexpected(log, "AI runtime unavailable")
             text = f"The AI runtime could not be loaded ({type(exc).__name__}); images can still be viewed."
         self.relay.done.emit(text, time.time())
 

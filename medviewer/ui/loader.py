@@ -14,7 +14,7 @@ from pathlib import Path
 from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal
 
 from medviewer.core.errors import MedviewerError
-from medviewer.core.logs import safe_path
+from medviewer.core.logs import log_unexpected, safe_path
 from medviewer.io.preview import open_with_preview
 
 log = logging.getLogger(__name__)
@@ -36,7 +36,7 @@ class _OpenTask(QRunnable):
         except MedviewerError as exc:
             self.relay.failed.emit(self.request, str(exc))
         except Exception as exc:  # a reader bug must not take the window down
-            log.exception("unexpected error opening %s", safe_path(self.path))
+            log_unexpected(log, "unexpected error opening %s", safe_path(self.path))
             self.relay.failed.emit(self.request, f"{self.path}: could not be opened ({type(exc).__name__})")
         else:
             self.relay.opened.emit(self.request, result)

@@ -17,7 +17,7 @@ from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal
 from medviewer.core.byte_lru import ByteLimitedCache
 from medviewer.core.display import error_pattern
 from medviewer.core.errors import MedviewerError
-from medviewer.core.logs import safe_path
+from medviewer.core.logs import log_unexpected, safe_path
 from medviewer.core.tile_grid import Pyramid, TileKey
 from medviewer.io.slide import Slide
 
@@ -119,7 +119,7 @@ class TileLoader(QObject):
             pixels = error_pattern(*size)
             self._report(f"{slide.path}: {exc.reason}; the damaged part is drawn striped")
         except Exception as exc:  # a reader bug must not kill the worker or the window
-            log.exception("tile read failed for %s", safe_path(slide.path))
+            log_unexpected(log, "tile read failed for %s", safe_path(slide.path))
             pixels = error_pattern(*size)
             self._report(f"{slide.path}: a tile could not be read ({type(exc).__name__})")
         with self._lock:

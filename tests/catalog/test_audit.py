@@ -85,3 +85,31 @@ def test_background_threads_record_concurrently():
     for worker in workers:
         worker.join()
     assert audit.verify().checked == 40 and audit.verify().ok
+
+
+def test_a_rewritten_chain_is_caught_without_the_key_and_damaged_details_do_not_crash(tmp_path):
+    import hashlib
+    import json
+    import sqlite3
+
+    from medviewer.catalog import audit
+
+    for n in range(4):
+        audit.record("open", f"path:{n}", {"n": n})
+    connection = sqlite3.connect(audit.audit_path())
+    connection.execute("DROP TRIGGER audit_no_update")
+    rows = connection.execute("SELECT seq, time, event, subject, details, prev_hash FROM audit ORDER BY seq").fetchall()
+    prev = rows[1][5]
+    for seq, time, event, subject, details, _ in rows[1:]:  # edit row 2 and re-chain the rest with plain SHA-256
+        details = '{"n":99}' if seq == 2 else details
+        canonical = json.dumps([seq, time, event, subject, details, prev], separators=(",", ":"), ensure_ascii=True)
+        digest = hashlib.sha256(canonical.encode()).hexdigest()
+        connection.execute(
+            "UPDATE audit SET details = ?, prev_hash = ?, hash = ? WHERE seq = ?", (details, prev, digest, seq)
+        )
+        prev = digest
+    connection.execute("UPDATE audit SET details = ? WHERE seq = 4", (b"\x00binary",))
+    connection.commit()
+    result = audit.verify()
+    assert not result.ok and result.seq == 2
+    assert audit.events(10)[0].details["unreadable"]

@@ -93,3 +93,22 @@ def test_moved_and_deleted_files_are_flagged_missing_not_errors(generated, tmp_p
     shutil.move(tmp_path / "moved.dcm", files[1])  # the drive came back
     assert check_missing(conn) == [str(files[0])]
     assert conn.execute("SELECT count(*) FROM instances WHERE missing = 1").fetchone()[0] == 1
+
+
+def test_copy_to_store_never_writes_outside_it_or_under_a_patient_name(tmp_path: Path):
+    import pydicom
+
+    from medviewer.catalog.importer import Importer
+    from medviewer.core.app_dirs import data_dir
+    from tests.conftest import pydicom_file
+
+    folder = tmp_path / "SMITH_JOHN"
+    folder.mkdir()
+    ds = pydicom.dcmread(pydicom_file("CT_small.dcm"))
+    ds.StudyInstanceUID = str(tmp_path / "escaped")
+    ds.SOPInstanceUID = "../../pwned"
+    ds.save_as(folder / "SMITH_JOHN.dcm")
+    report = Importer([folder], copy_to_store=True).run()
+    assert report.added == 1 and not list(tmp_path.rglob("pwned*"))
+    stored = list((data_dir() / "store").rglob("*.dcm"))
+    assert len(stored) == 1 and "SMITH" not in str(stored[0]) and "pwned" not in str(stored[0])

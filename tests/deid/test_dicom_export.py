@@ -6,6 +6,7 @@ import datetime
 import hashlib
 from pathlib import Path
 
+import numpy as np
 import pydicom
 import pytest
 from pydicom.dataset import Dataset
@@ -149,6 +150,7 @@ def _burned_in_copies(folder: Path) -> list[Path]:
     capture.SOPClassUID = capture.file_meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.7"
     capture.save_as(folder / "capture.dcm")
     plain = pydicom.dcmread(pydicom_file("MR_small.dcm"))
+    plain.SOPInstanceUID = plain.file_meta.MediaStorageSOPInstanceUID = pydicom.uid.generate_uid()
     plain.save_as(folder / "plain.dcm")
     return [folder / "marked.dcm", folder / "capture.dcm"]
 
@@ -180,3 +182,34 @@ def test_export_command_refuses_lists_and_audits(tmp_path: Path, capsys: pytest.
 def test_profile_table_names_real_attributes():
     assert len(profile.ACTIONS) == len(set(profile.ACTIONS)) > 150
     assert all(action in "XZDU" for action in profile.ACTIONS.values())
+
+
+def test_preamble_binary_blobs_local_code_meanings_and_dicomdirs_do_not_leak(tmp_path: Path):
+    from pydicom.dataset import Dataset
+    from pydicom.sequence import Sequence as DicomSequence
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    ds = pydicom.dcmread(pydicom_file("CT_small.dcm"))
+    ds.preamble = b"PATIENT SMITH JOHN MRN12345".ljust(128, b" ")
+    ds.EncapsulatedDocument = b"%PDF SMITH JOHN MRN12345"
+    icon = Dataset()
+    icon.BitsAllocated, icon.PixelData = 8, b"SMITHICON" * 8
+    ds.IconImageSequence = DicomSequence([icon])
+    local, standard = Dataset(), Dataset()
+    local.CodeValue, local.CodingSchemeDesignator, local.CodeMeaning = "X1", "99LOCAL", "Patient SMITH MRN12345"
+    standard.CodeValue, standard.CodingSchemeDesignator, standard.CodeMeaning = "113100", "DCM", "Basic profile"
+    ds.ProcedureCodeSequence = DicomSequence([local, standard])
+    ds.save_as(folder / "ct.dcm")
+    dicomdir = pydicom.dcmread(pydicom_file("DICOMDIR"))
+    dicomdir.save_as(folder / "DICOMDIR")
+    out = tmp_path / "out"
+    result = export_deidentified([folder], out)
+    assert (result.dicom_files, result.skipped) == (1, 1)  # the DICOMDIR, whose records name files, is left out
+    (exported,) = out.rglob("*.dcm")
+    data = exported.read_bytes()
+    assert b"SMITH" not in data and b"MRN12345" not in data and data[:128] == bytes(128)
+    kept = pydicom.dcmread(exported)
+    assert "EncapsulatedDocument" not in kept and "IconImageSequence" not in kept
+    assert [item.CodeMeaning for item in kept.ProcedureCodeSequence] == ["", "Basic profile"]
+    np.testing.assert_array_equal(kept.pixel_array, pydicom.dcmread(pydicom_file("CT_small.dcm")).pixel_array)
