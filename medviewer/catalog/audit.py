@@ -81,8 +81,10 @@ def audit_path() -> Path:
 
 
 def path_subject(path: str | Path) -> str:
-    """A subject for a file or folder: a digest of its absolute path, as folder names can be patient names."""
-    return "path:" + hashlib.sha256(str(Path(path).expanduser().absolute()).encode()).hexdigest()[:16]
+    """A subject for a file or folder: a keyed digest of its absolute path, as folder names can be patient
+    names (keyed, so a guessed name such as /data/SMITH^JOHN cannot be checked against the trail)."""
+    text = str(Path(path).expanduser().absolute()).encode()
+    return "path:" + hmac.new(_key(), text, hashlib.sha256).hexdigest()[:24]
 
 
 def _connection() -> sqlite3.Connection:
