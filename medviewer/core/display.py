@@ -35,13 +35,25 @@ def label_rgba(labels: np.ndarray, table: np.ndarray) -> np.ndarray:
     return table[safe]
 
 
+def heat_scale(values: np.ndarray, threshold: float | None = None) -> tuple[float, float]:
+    """(low, high) a heatmap is drawn between: ``threshold`` (default: the smallest value) to the largest
+    value, NaN (no value) ignored; never an empty range."""
+    finite = values[np.isfinite(values)]
+    low = float(threshold) if threshold is not None else float(finite.min()) if finite.size else 0.0
+    high = float(finite.max()) if finite.size else low + 1.0
+    return low, max(high, low + 1e-6)
+
+
 def heat_rgba(values: np.ndarray, lut: np.ndarray, low: float, high: float) -> np.ndarray:
-    """RGBA image of a float map through ``lut`` between ``low`` and ``high``; below ``low`` is transparent."""
+    """RGBA image of a float map through ``lut`` between ``low`` and ``high``; below ``low``, and NaN (no
+    value), is transparent."""
+    shown = values >= low  # False for NaN
     span = max(high - low, 1e-12)
-    index = np.clip((values.astype(np.float32) - low) * ((len(lut) - 1) / span), 0, len(lut) - 1).astype(np.intp)
+    scaled = (np.where(shown, values, low).astype(np.float32) - low) * ((len(lut) - 1) / span)
+    index = np.clip(scaled, 0, len(lut) - 1).astype(np.intp)
     rgba = np.empty(values.shape + (4,), dtype=np.uint8)
     rgba[..., :3] = lut[index]
-    rgba[..., 3] = np.where(values >= low, 255, 0)
+    rgba[..., 3] = np.where(shown, 255, 0)
     return rgba
 
 

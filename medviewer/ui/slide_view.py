@@ -44,7 +44,7 @@ from medviewer.annotations.geojson import read_geojson, write_geojson
 from medviewer.annotations.sidecar import in_user_data, load_sidecar
 from medviewer.catalog import audit
 from medviewer.core.colormaps import lookup_table
-from medviewer.core.display import heat_rgba
+from medviewer.core.display import heat_rgba, heat_scale
 from medviewer.core.errors import MedviewerError
 from medviewer.core.tile_grid import Pyramid, TileKey
 from medviewer.core.tissue import tissue_mask
@@ -506,11 +506,9 @@ class SlideView(QWidget):
             self.legend.hide()
             return
         values = np.asarray(values, dtype=np.float32)
-        finite = values[np.isfinite(values)]
-        low = float(threshold) if threshold is not None else float(finite.min()) if finite.size else 0.0
-        high = max(float(finite.max()) if finite.size else low + 1.0, low + 1e-6)
+        low, high = heat_scale(values, threshold)
         lut = lookup_table(colormap)
-        rgba = heat_rgba(np.where(np.isfinite(values), values, -np.inf), lut, low, high)
+        rgba = heat_rgba(values, lut, low, high)
         self.heat_item.setImage(rgba, autoLevels=False, levels=(0, 255))
         rows, columns = values.shape
         self.heat_item.setRect(QRectF(origin[0], origin[1], columns * patch_size[0], rows * patch_size[1]))

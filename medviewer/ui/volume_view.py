@@ -27,7 +27,7 @@ from PySide6.QtWidgets import (
 
 from medviewer.core import mpr
 from medviewer.core.colormaps import COLORMAP_NAMES, lookup_table
-from medviewer.core.display import heat_rgba, label_rgba, label_table
+from medviewer.core.display import heat_rgba, heat_scale, label_rgba, label_table
 from medviewer.core.label_map import LabelMap
 from medviewer.core.measurements import Measurement, MeasurementKind, summary_lines
 from medviewer.core.resample import resample_to
@@ -139,7 +139,7 @@ class VolumeView(QWidget):
         self.preset_box = QComboBox()
         self.preset_box.setToolTip("Window presets (number keys 1-9; 0 for the default)")
         self.preset_box.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
-        self.preset_box.activated.connect(self._preset_chosen)
+        self.preset_box.activated.connect(self.apply_preset)
         bar.addWidget(self.preset_box)
         self.colormap_box = QComboBox()
         self.colormap_box.addItems(COLORMAP_NAMES)
@@ -359,9 +359,6 @@ class VolumeView(QWidget):
             return
         self.preset_box.setCurrentIndex(number)
 
-    def _preset_chosen(self, index: int) -> None:
-        self.apply_preset(index)
-
     def set_colormap(self, name: str) -> None:
         self.colormap = name
         if self.colormap_box.currentText() != name:
@@ -410,12 +407,9 @@ class VolumeView(QWidget):
         else:
             lookup_table(colormap)  # unknown names fail here, before anything is drawn
             values = resample_to(heatmap, self.volume, order=1, fill=np.nan).astype(np.float32)
-            finite = values[np.isfinite(values)]
-            low = float(finite.min()) if threshold is None and finite.size else float(threshold or 0.0)
-            high = float(finite.max()) if finite.size else low + 1.0
-            values = np.where(np.isfinite(values), values, -np.inf).astype(np.float32)
-            self.heatmap = Heatmap(values, name, colormap, float(np.clip(opacity, 0, 1)), low, max(high, low + 1e-6))
-            self.legend.set_scale(name, lookup_table(colormap), low, self.heatmap.maximum)
+            low, high = heat_scale(values, threshold)
+            self.heatmap = Heatmap(values, name, colormap, float(np.clip(opacity, 0, 1)), low, high)
+            self.legend.set_scale(name, lookup_table(colormap), low, high)
             self.legend.show()
             self.legend.raise_()
         if self.volume is not None:
