@@ -18,6 +18,11 @@ TileKey = tuple[int, int, int]  # (level, column, row)
 Rect = tuple[float, float, float, float]  # (x, y, width, height) in level-0 pixels
 
 
+def level0_location(x: int, y: int, downsample: float) -> tuple[int, int]:
+    """The level-0 location a reader turns back into level pixel (x, y), as floor(location / downsample)."""
+    return math.ceil(x * downsample - 1e-9), math.ceil(y * downsample - 1e-9)
+
+
 @dataclass(frozen=True)
 class Pyramid:
     """The level sizes of a slide, enough to lay tile grids on it."""
@@ -30,16 +35,11 @@ class Pyramid:
     def dimensions(self) -> tuple[int, int]:
         return self.level_dimensions[0]
 
-    def scale(self, level: int) -> tuple[float, float]:
-        """Level-0 pixels per level pixel (the level's downsample), per axis."""
-        downsample = self.level_downsamples[level]
-        return downsample, downsample
-
     def level_for(self, level0_per_screen_pixel: float) -> int:
         """The coarsest level still at least as sharp as the screen: no level is magnified past 1:1."""
         best = 0
         for level in range(len(self.level_dimensions)):
-            if self.scale(level)[0] <= level0_per_screen_pixel * 1.01:
+            if self.level_downsamples[level] <= level0_per_screen_pixel * 1.01:
                 best = level
         return best
 
@@ -51,29 +51,27 @@ class Pyramid:
         """What to read for a tile: (level-0 location, (width, height) in level pixels), clipped to the level."""
         level, column, row = key
         w, h = self.level_dimensions[level]
-        sx, sy = self.scale(level)
         x, y = column * self.tile, row * self.tile
         size = (min(self.tile, w - x), min(self.tile, h - y))
-        return (math.ceil(x * sx - 1e-9), math.ceil(y * sy - 1e-9)), size
+        return level0_location(x, y, self.level_downsamples[level]), size
 
     def tile_rect(self, key: TileKey) -> Rect:
         """Where a tile is drawn, in level-0 pixels."""
         level, column, row = key
         _, (width, height) = self.tile_region(key)
-        sx, sy = self.scale(level)
-        return column * self.tile * sx, row * self.tile * sy, width * sx, height * sy
+        scale = self.level_downsamples[level]
+        return column * self.tile * scale, row * self.tile * scale, width * scale, height * scale
 
     def tiles_in(self, level: int, rect: Rect, margin_tiles: int = 0) -> list[TileKey]:
         """Tiles of ``level`` meeting ``rect`` (grown by ``margin_tiles``), nearest to its centre first."""
         x, y, width, height = rect
-        sx, sy = self.scale(level)
+        span = self.tile * self.level_downsamples[level]  # level-0 pixels per tile
         columns, rows = self.grid(level)
-        span = self.tile
-        first_col = max(0, math.floor(x / sx / span) - margin_tiles)
-        last_col = min(columns - 1, math.floor((x + width) / sx / span) + margin_tiles)
-        first_row = max(0, math.floor(y / sy / span) - margin_tiles)
-        last_row = min(rows - 1, math.floor((y + height) / sy / span) + margin_tiles)
-        cx, cy = (x + width / 2) / sx / span, (y + height / 2) / sy / span
+        first_col = max(0, math.floor(x / span) - margin_tiles)
+        last_col = min(columns - 1, math.floor((x + width) / span) + margin_tiles)
+        first_row = max(0, math.floor(y / span) - margin_tiles)
+        last_row = min(rows - 1, math.floor((y + height) / span) + margin_tiles)
+        cx, cy = (x + width / 2) / span, (y + height / 2) / span
         keys = [
             (level, column, row)
             for column in range(first_col, last_col + 1)

@@ -16,6 +16,7 @@ import numpy as np
 from medviewer.core.display import error_pattern
 from medviewer.core.errors import CorruptFileError, UnsupportedFileError
 from medviewer.core.logs import safe_path
+from medviewer.core.tile_grid import level0_location
 from medviewer.io.dicom_series import has_dicom_preamble
 from medviewer.io.slide_backend import SlideBackend
 from medviewer.io.slide_dicom import DicomWsiSlide
@@ -163,7 +164,7 @@ class Slide:
         for y in range(0, level_height, chunk):
             for x in range(0, level_width, chunk):
                 w, h = min(chunk, level_width - x), min(chunk, level_height - y)
-                location = (int(np.ceil(x * downsample - 1e-9)), int(np.ceil(y * downsample - 1e-9)))
+                location = level0_location(x, y, downsample)
                 try:
                     part = self.read_region(location, level, (w, h))
                 except CorruptFileError:
