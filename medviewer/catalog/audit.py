@@ -14,6 +14,7 @@ last hash (``show --json``).
 from __future__ import annotations
 
 import argparse
+import functools
 import hashlib
 import hmac
 import json
@@ -103,7 +104,12 @@ def _connection() -> sqlite3.Connection:
 
 def _key() -> bytes:
     """This installation's audit key, made on first use (32 random bytes, owner-only permissions)."""
-    path = config_dir() / AUDIT_KEY_NAME
+    return _key_in(config_dir() / AUDIT_KEY_NAME)
+
+
+@functools.cache
+def _key_in(path: Path) -> bytes:
+    """Read once per process: ``verify`` hashes every row with it."""
     if not path.exists():
         # Written whole under a temporary name, then published with link(), which fails if another thread or
         # process published first: nobody ever reads a half-written key.
