@@ -161,6 +161,10 @@ class MainWindow(QMainWindow):
         self.settings.setValue("last_directory", str(path.absolute().parent))
         self._rebuild_recent_menu()
 
+    def _last_folder(self) -> str:
+        """Where file dialogs start: the folder of the last file opened."""
+        return str(self.settings.value("last_directory", ""))
+
     def _rebuild_recent_menu(self) -> None:
         self.recent_menu.clear()
         for text in self.recent_paths():
@@ -176,12 +180,12 @@ class MainWindow(QMainWindow):
             self.restoreState(state)
 
     def _ask_open_files(self) -> None:
-        start = str(self.settings.value("last_directory", ""))
+        start = self._last_folder()
         names, _ = QFileDialog.getOpenFileNames(self, "Open images", start, OPEN_FILTER)
         self.open_paths([Path(n) for n in names])
 
     def _ask_open_folder(self) -> None:
-        start = str(self.settings.value("last_directory", ""))
+        start = self._last_folder()
         name = QFileDialog.getExistingDirectory(self, "Open a DICOM folder", start)
         if name:
             self.open_paths([Path(name)])
@@ -190,7 +194,7 @@ class MainWindow(QMainWindow):
         if self.volume_view.volume is None:
             self.message_bar.add("Open a volume first: a label map is drawn over the volume shown.")
             return
-        start = str(self.settings.value("last_directory", ""))
+        start = self._last_folder()
         name, _ = QFileDialog.getOpenFileName(self, "Open a label map", start, OVERLAY_FILTER)
         if name:
             self.open_overlay(Path(name))
@@ -199,7 +203,7 @@ class MainWindow(QMainWindow):
         if self.slide_view.slide is None:
             self.message_bar.add("Open a slide first: annotations are added to the slide shown.")
             return
-        start = str(self.settings.value("last_directory", ""))
+        start = self._last_folder()
         name, _ = QFileDialog.getOpenFileName(self, "Import annotations", start, ANNOTATION_FILTER)
         if name:
             self.import_annotations(Path(name))
@@ -217,7 +221,7 @@ class MainWindow(QMainWindow):
         if self.slide_view.document is None:
             self.message_bar.add("Open a slide first: there are no annotations to export.")
             return
-        start = str(self.settings.value("last_directory", ""))
+        start = self._last_folder()
         name, _ = QFileDialog.getSaveFileName(self, "Export annotations", start, "GeoJSON (*.geojson *.json)")
         if name:
             try:
@@ -229,7 +233,7 @@ class MainWindow(QMainWindow):
                 self.statusBar().showMessage(f"Saved {Path(name).name}")
 
     def _ask_export(self, include_identifiers: bool) -> None:
-        start = str(self.settings.value("last_directory", ""))
+        start = self._last_folder()
         name, _ = QFileDialog.getSaveFileName(self, "Export view as PNG", start, "PNG images (*.png)")
         if name:
             path = Path(name if name.lower().endswith(".png") else name + ".png")

@@ -12,18 +12,14 @@ from medviewer.core.mpr import Plane
 from medviewer.ui.app import make_settings
 from medviewer.ui.main_window import SLIDE_TAB, VOLUME_TAB, MainWindow
 from medviewer.ui.patient_panel import UNASSIGNED_SLIDES
+from tests.ui.conftest import shown
 
 LOAD_TIMEOUT_MS = 60_000
 
 
 @pytest.fixture
 def window(qtbot) -> MainWindow:
-    win = MainWindow(make_settings())
-    qtbot.addWidget(win)
-    win.resize(1600, 1000)
-    win.show()
-    qtbot.waitExposed(win)
-    return win
+    return shown(qtbot, MainWindow(make_settings()), 1600, 1000)
 
 
 def open_and_wait(qtbot, window: MainWindow, *paths: Path) -> None:

@@ -19,6 +19,7 @@ from medviewer.ui.annotation_layer import Tool
 from medviewer.ui.app import make_settings
 from medviewer.ui.slide_view import SlideView
 from tests.conftest import real_file
+from tests.ui.conftest import shown
 
 TIMEOUT_MS = 30_000
 
@@ -35,11 +36,7 @@ def open_view(qtbot, path: Path, cache_mb: int | None = None) -> SlideView:
     settings = make_settings()
     if cache_mb is not None:
         settings.setValue("slide/cache_mb", cache_mb)
-    view = SlideView(settings)
-    qtbot.addWidget(view)
-    view.resize(1200, 800)
-    view.show()
-    qtbot.waitExposed(view)
+    view = shown(qtbot, SlideView(settings))
     slide = open_slide(path)
     view.set_slide(slide, slide.thumbnail(1024))
     settle(qtbot, view)
@@ -293,11 +290,8 @@ def test_a_corrupt_tile_is_drawn_striped_reported_once_and_browsing_goes_on(qtbo
         handle.seek(offset)
         handle.write(bytes(64))
     messages: list[str] = []
-    view = SlideView(make_settings())
-    qtbot.addWidget(view)
+    view = shown(qtbot, SlideView(make_settings()))
     view.message.connect(messages.append)
-    view.resize(1200, 800)
-    view.show()
     slide = open_slide(damaged)
     view.set_slide(slide, slide.thumbnail(512))
     view.set_magnification(40)

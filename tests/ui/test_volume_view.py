@@ -16,6 +16,7 @@ from medviewer.core.volume import Volume
 from medviewer.io import open_volume
 from medviewer.ui.app import make_settings
 from medviewer.ui.volume_view import Layout, Tool, VolumeView
+from tests.ui.conftest import shown
 
 AXIAL, CORONAL, SAGITTAL = mpr.Plane.AXIAL, mpr.Plane.CORONAL, mpr.Plane.SAGITTAL
 
@@ -27,11 +28,7 @@ def demo_ct(demo_dir: Path) -> Volume:
 
 @pytest.fixture
 def viewer(qtbot, demo_ct: Volume) -> VolumeView:
-    view = VolumeView(make_settings())
-    qtbot.addWidget(view)
-    view.resize(1200, 800)
-    view.show()
-    qtbot.waitExposed(view)
+    view = shown(qtbot, VolumeView(make_settings()))
     view.set_volume(demo_ct)
     qtbot.wait(20)
     return view

@@ -15,16 +15,12 @@ from medviewer.core import mpr
 from medviewer.io import open_volume
 from medviewer.ui.app import make_settings
 from medviewer.ui.volume_view import VolumeView
+from tests.ui.conftest import shown
 
 
 @pytest.fixture
 def viewer(qtbot) -> VolumeView:
-    view = VolumeView(make_settings())
-    qtbot.addWidget(view)
-    view.resize(1200, 800)
-    view.show()
-    qtbot.waitExposed(view)
-    return view
+    return shown(qtbot, VolumeView(make_settings()))
 
 
 def acquired_pixels_in_view(viewer: VolumeView, path: Path, plane: mpr.Plane) -> tuple[np.ndarray, np.ndarray]:
