@@ -24,7 +24,7 @@ from PySide6.QtWidgets import (
 )
 
 from medviewer.annotations.class_list import save_classes
-from medviewer.annotations.document import AnnotationDocument
+from medviewer.annotations.document import AnnotationDocument, ChangeEvent
 from medviewer.annotations.model import Annotation, AnnotationEditError
 
 UNCLASSIFIED = "(no class)"
@@ -76,7 +76,7 @@ class AnnotationPanel(QWidget):
         unit = "µm" if mpp else "px"
         self.tree.setHeaderLabels(["Annotation", "Class", f"Area ({unit}²)", f"Perimeter ({unit})"])
         if document is not None:
-            document.changed.append(lambda _event: self.refresh())
+            document.changed.append(self._document_changed)
         self.refresh()
 
     def current_class(self) -> str | None:
@@ -84,7 +84,7 @@ class AnnotationPanel(QWidget):
         return None if text in ("", UNCLASSIFIED) else text
 
     def refresh(self) -> None:
-        """Rebuild the class box and the rows (cheap: a slide holds hundreds, not millions, of annotations)."""
+        """Rebuild the class box and every row."""
         chosen = self.class_box.currentText()
         self.class_box.blockSignals(True)
         self.class_box.clear()
@@ -100,23 +100,36 @@ class AnnotationPanel(QWidget):
         for column in range(4):
             self.tree.resizeColumnToContents(column)
 
+    def _document_changed(self, event: ChangeEvent) -> None:
+        """Rewrite only the rows an edit names (a drag sends one event per mouse step); rebuild the list
+        when annotations came or went, were reordered, or the classes changed."""
+        annotations = self.document.annotations
+        listed = [
+            self.tree.topLevelItem(i).data(0, Qt.ItemDataRole.UserRole) for i in range(self.tree.topLevelItemCount())
+        ]
+        if event.classes_changed or listed != [a.id for a in annotations]:
+            self.refresh()
+            return
+        for number, annotation in enumerate(annotations, start=1):
+            if annotation.id in event.annotation_ids:
+                self._fill(self.tree.topLevelItem(number - 1), number, annotation)
+
     def _row(self, number: int, annotation: Annotation) -> QTreeWidgetItem:
-        title = annotation.name or f"{annotation.kind.value.capitalize()} {number}"
-        cls = annotation.classification
-        item = QTreeWidgetItem(
-            [
-                title + (" (locked)" if annotation.locked else ""),
-                cls.name if cls else "",
-                f"{annotation.area(self.mpp):,.1f}",
-                f"{annotation.perimeter(self.mpp):,.1f}",
-            ]
-        )
-        if cls is not None:
-            item.setIcon(1, colour_icon(cls.colour))
+        item = QTreeWidgetItem()
         item.setData(0, Qt.ItemDataRole.UserRole, annotation.id)
         for column in (2, 3):
             item.setTextAlignment(column, Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+        self._fill(item, number, annotation)
         return item
+
+    def _fill(self, item: QTreeWidgetItem, number: int, annotation: Annotation) -> None:
+        title = annotation.name or f"{annotation.kind.value.capitalize()} {number}"
+        cls = annotation.classification
+        item.setText(0, title + (" (locked)" if annotation.locked else ""))
+        item.setText(1, cls.name if cls else "")
+        item.setIcon(1, colour_icon(cls.colour) if cls is not None else QIcon())
+        item.setText(2, f"{annotation.area(self.mpp):,.1f}")
+        item.setText(3, f"{annotation.perimeter(self.mpp):,.1f}")
 
     def rows(self) -> list[list[str]]:
         return [[self.tree.topLevelItem(i).text(c) for c in range(4)] for i in range(self.tree.topLevelItemCount())]

@@ -200,6 +200,9 @@ def test_drawing_editing_undo_and_autosave(qtbot, cmu_copy: Path):
     view.undo()
     assert document.get(rectangle.id).bounds()[0] == pytest.approx(x0, abs=0.01)  # the whole drag, one step
     view.redo()
+    document.classify({rectangle.id}, "Stroma")  # one row rewritten in place, the others untouched
+    assert [row[1] for row in view.annotation_panel.rows()] == ["Stroma", "Tumor", "Tumor"]
+    document.undo()
     view.annotations.delete_selected()
     assert rectangle.id not in document and len(view.annotation_panel.rows()) == 2
     view.undo()
