@@ -262,7 +262,7 @@ class MainWindow(QMainWindow):
             self.loader.open(path, (path, not activate_first_only or i == 0))
 
     def busy(self) -> bool:
-        return self.loader.pending > 0 or self.ai_panel.probing or self.slide_view.loader.busy()
+        return self.loader.pending > 0 or self.ai_panel.probing or self.slide_view.busy()
 
     def wait_until_idle(self, timeout_ms: int) -> bool:
         """Run the event loop until loads and the runtime probe finish; False on timeout."""

@@ -474,6 +474,10 @@ class SlideView(QWidget):
             if QRectF(*self.pyramid.tile_rect(key)).intersects(self.view_rect()):
                 self._draw_tile(key, pixels)
 
+    def busy(self) -> bool:
+        """Whether tiles are still to come: a view change whose tiles are not yet asked for counts too."""
+        return self._refresh_timer.isActive() or self.loader.busy()
+
     def is_refined(self) -> bool:
         """Whether every visible tile of the view's level is drawn."""
         return all(key in self.tile_items for key in self.visible_tiles)

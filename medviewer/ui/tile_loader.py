@@ -58,6 +58,7 @@ class TileLoader(QObject):
         self._wanted: list[TileKey] = []
         self._in_flight: set[TileKey] = set()
         self._workers = 0  # workers in their loop; counted under the lock so none is missed as it exits
+        self._undelivered = 0  # tiles read whose signal has not yet reached the GUI thread
         self._generation = 0
         self._reported = False
         self._pool = QThreadPool(self)
@@ -95,8 +96,13 @@ class TileLoader(QObject):
             return key in self.cache
 
     def busy(self) -> bool:
+        """Whether a wanted tile is still to be read or to be handed to the view.
+
+        A tile counts until its signal is handled on the GUI thread: otherwise the loader looks idle
+        for the moment between the last read and its delivery, and a caller waiting for a finished
+        view would stop too early."""
         with self._lock:
-            return bool(self._wanted or self._in_flight)
+            return bool(self._wanted or self._in_flight or self._undelivered)
 
     def _next_job(self) -> tuple[TileKey, int] | None:
         with self._lock:
@@ -128,6 +134,7 @@ class TileLoader(QObject):
                 return
             if not failed:  # a failed tile is tried again when next shown (the file may be on a flaky share)
                 self.cache.put(key, pixels)
+            self._undelivered += 1
         self._relay.loaded.emit(key, pixels, generation)
 
     def _report(self, message: str) -> None:
@@ -138,6 +145,8 @@ class TileLoader(QObject):
         self._relay.failed.emit(message)
 
     def _on_loaded(self, key: TileKey, pixels: np.ndarray, generation: int) -> None:
+        with self._lock:
+            self._undelivered -= 1
         if generation == self._generation:
             self.loaded.emit(key, pixels)
 

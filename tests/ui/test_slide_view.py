@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import time
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +19,7 @@ from medviewer.io import open_slide
 from medviewer.ui.annotation_layer import Tool
 from medviewer.ui.app import make_settings
 from medviewer.ui.slide_view import SlideView
+from medviewer.ui.tile_loader import TileLoader
 from tests.conftest import real_file
 from tests.ui.conftest import shown
 
@@ -44,8 +46,7 @@ def open_view(qtbot, path: Path, cache_mb: int | None = None) -> SlideView:
 
 
 def settle(qtbot, view: SlideView) -> None:
-    view.refresh()
-    qtbot.waitUntil(lambda: not view.loader.busy() and view.is_refined(), timeout=TIMEOUT_MS)
+    qtbot.waitUntil(lambda: not view.busy() and view.is_refined(), timeout=TIMEOUT_MS)
 
 
 def grab(widget) -> np.ndarray:
@@ -345,3 +346,22 @@ def test_edits_survive_a_failed_save_stale_selection_and_reselecting_the_slide(q
 
 def _disk_full(path, annotations) -> None:
     raise OSError(28, "No space left on device", str(path))
+
+
+def test_the_loader_is_busy_until_a_read_tile_reaches_the_gui_thread(qtbot, cmu_copy: Path):
+    """A tile read but not yet handed over still counts: waiting for an idle loader must not stop early."""
+    loader = TileLoader(cache_mb=64)
+    slide = open_slide(cmu_copy)
+    loader.set_slide(slide)
+    arrived: list = []
+    loader.loaded.connect(lambda key, pixels: arrived.append(key))
+    key = (slide.level_count - 1, 0, 0)
+    loader.want([key])
+    deadline = time.monotonic() + TIMEOUT_MS / 1000
+    while not loader.cached(key) and time.monotonic() < deadline:
+        time.sleep(0.01)  # no events processed: the tile's signal waits in the queue
+    assert loader.cached(key) and not arrived
+    assert loader.busy()
+    qtbot.waitUntil(lambda: not loader.busy(), timeout=TIMEOUT_MS)
+    assert arrived == [key]
+    loader.shutdown()
