@@ -1,9 +1,11 @@
-"""Render the README's screenshots: the demo CT in three views (lung window, two measurements), and the
-demo slide zoomed on a tumour region with annotations, the minimap and the scale bar.
+"""Render the README's screenshots: the demo CT in three views (lung window, two measurements), the
+demo slide zoomed on a tumour region with annotations, the minimap and the scale bar, and the patient
+panel on a catalog holding the demo data and pydicom's DICOMDIR tree.
 
 Run with ``make screenshots`` (after ``make run`` has made ``demo-data/``). Everything shown is made
 through the same calls the mouse and keys make, so the pictures are what a reader gets. The slide is
-copied to a temporary folder first, so its annotation sidecar is not left in ``demo-data/``.
+copied to a temporary folder first, so its annotation sidecar is not left in ``demo-data/``, and the
+catalog, settings and thumbnails live in a temporary MEDVIEWER_HOME, never the user's own.
 """
 
 from __future__ import annotations
@@ -102,9 +104,35 @@ def slide_screenshot(demo: Path, out: Path, truth: dict) -> None:
         shut_down(app, window)
 
 
+def panel_screenshot(demo: Path, out: Path) -> None:
+    from pydicom.data import get_testdata_file
+
+    os.environ["MEDVIEWER_HOME"] = tempfile.mkdtemp(prefix="medviewer-screenshots-")  # a catalog of its own
+    app = application()
+    window = MainWindow(make_settings())
+    window.resize(*SCREENSHOT_SIZE)
+    window.show()
+    dicomdir = Path(get_testdata_file("DICOMDIR"))
+    window.import_paths([demo / "ct", demo / "ct2", demo / "slide.tiff", dicomdir])
+    if not window.wait_until_idle(SCREENSHOT_TIMEOUT_MS):
+        raise SystemExit("the demo import did not finish in time")
+    panel = window.patient_panel
+    series = next(e for e in panel.entries() if e.kind == "series" and "phantom" in e.label)
+    panel.tree.itemActivated.emit(panel.item_for(series.key), 0)
+    window.wait_until_idle(SCREENSHOT_TIMEOUT_MS)
+    app.processEvents()
+    window.grab().save(str(out), "PNG")
+    print(out)
+    shut_down(app, window)
+    shutil.rmtree(os.environ["MEDVIEWER_HOME"], ignore_errors=True)
+
+
 if __name__ == "__main__":
+    os.environ["MEDVIEWER_HOME"] = tempfile.mkdtemp(prefix="medviewer-screenshots-")
     demo_folder, out_folder = Path(sys.argv[1]), Path(sys.argv[2])
     out_folder.mkdir(parents=True, exist_ok=True)
     ground_truth = json.loads((demo_folder / "ground_truth.json").read_text())
     volume_screenshot(demo_folder, out_folder / "medviewer-mpr.png", ground_truth)
     slide_screenshot(demo_folder, out_folder / "medviewer-slide.png", ground_truth)
+    shutil.rmtree(os.environ["MEDVIEWER_HOME"], ignore_errors=True)
+    panel_screenshot(demo_folder, out_folder / "medviewer-panel.png")

@@ -85,7 +85,7 @@ def path_subject(path: str | Path) -> str:
     """A subject for a file or folder: a keyed digest of its absolute path, as folder names can be patient
     names (keyed, so a guessed name such as /data/SMITH^JOHN cannot be checked against the trail)."""
     text = str(Path(path).expanduser().absolute()).encode()
-    return "path:" + hmac.new(_key(), text, hashlib.sha256).hexdigest()[:24]
+    return "path:" + hmac.new(installation_key(), text, hashlib.sha256).hexdigest()[:24]
 
 
 def _connection() -> sqlite3.Connection:
@@ -102,8 +102,11 @@ def _connection() -> sqlite3.Connection:
     return connection
 
 
-def _key() -> bytes:
-    """This installation's audit key, made on first use (32 random bytes, owner-only permissions)."""
+def installation_key() -> bytes:
+    """This installation's secret (32 random bytes, owner-only permissions, made on first use).
+
+    It keys the audit trail's digests and the display pseudonyms, so neither can be reproduced, or
+    reversed by guessing, on another machine."""
     return _key_in(config_dir() / AUDIT_KEY_NAME)
 
 
@@ -132,7 +135,7 @@ def _row_hash(seq: object, time: object, event: object, subject: object, details
     canonical = json.dumps(
         [seq, time, event, subject, details, prev_hash], separators=(",", ":"), ensure_ascii=True, default=repr
     )
-    return hmac.new(_key(), canonical.encode(), hashlib.sha256).hexdigest()
+    return hmac.new(installation_key(), canonical.encode(), hashlib.sha256).hexdigest()
 
 
 def _canonical_details(event: str, details: Mapping[str, object] | None) -> str:

@@ -17,27 +17,50 @@ from medviewer.core.logs import safe_path
 
 log = logging.getLogger(__name__)
 
+_FLAGGED_TABLES = ("instances", "slides")
+
 
 def check_missing(conn: sqlite3.Connection) -> list[str]:
-    """Flag instances and slides whose file is gone (and clear the flag of those back); the missing paths."""
-    missing: list[str] = []
+    """Flag instances and slides whose file is gone (and clear the flag of those back); the missing paths.
+
+    Thousands of ``stat`` calls on a slow or network drive take seconds, so they run outside any
+    transaction and only the changed flags are written, in one short one: an import running meanwhile
+    is not kept waiting on the write lock. A row an importer rewrote in between (its modification time
+    differs from the one seen) is left as the importer wrote it.
+    """
+    observed = {table: _observe(conn, table) for table in _FLAGGED_TABLES}
+    _write_flags(conn, {table: changes for table, (_, changes) in observed.items() if changes})
+    return sorted(path for missing, _ in observed.values() for path in missing)
+
+
+def _write_flags(conn: sqlite3.Connection, changes: dict[str, list[tuple[int, int, int, int]]]) -> None:
+    """Write the flag changes in one transaction, each only if its row is still as it was observed."""
+    if not changes:
+        return  # nothing to write: no need to wait for the write lock
     conn.execute("BEGIN IMMEDIATE")
     try:
-        for table in ("instances", "slides"):
-            rows = conn.execute(f"SELECT id, path, missing FROM {table}").fetchall()  # noqa: S608 - fixed names
-            changes = []
-            for row_id, path, was_missing in rows:
-                gone = not os.path.isfile(path)
-                if gone:
-                    missing.append(path)
-                if gone != bool(was_missing):
-                    changes.append((int(gone), row_id))
-            conn.executemany(f"UPDATE {table} SET missing = ? WHERE id = ?", changes)  # noqa: S608
+        for table, rows in changes.items():
+            conn.executemany(  # noqa: S608 - fixed table names
+                f"UPDATE {table} SET missing = ? WHERE id = ? AND missing = ? AND mtime_ns = ?", rows
+            )
         conn.execute("COMMIT")
     except BaseException:
         conn.execute("ROLLBACK")
         raise
-    return sorted(missing)
+
+
+def _observe(conn: sqlite3.Connection, table: str) -> tuple[list[str], list[tuple[int, int, int, int]]]:
+    """The paths of ``table`` that are gone, and the flag changes as (missing, id, missing before, mtime_ns)."""
+    rows = conn.execute(f"SELECT id, path, missing, mtime_ns FROM {table}").fetchall()  # noqa: S608 - fixed names
+    missing: list[str] = []
+    changes = []
+    for row_id, path, was_missing, mtime_ns in rows:
+        gone = not os.path.isfile(path)
+        if gone:
+            missing.append(path)
+        if gone != bool(was_missing):
+            changes.append((int(gone), row_id, was_missing, mtime_ns))
+    return missing, changes
 
 
 def recorded_paths(path: Path) -> list[str]:

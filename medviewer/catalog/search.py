@@ -24,6 +24,8 @@ class SeriesHit:
     series_description: str
     series_number: int | None
     instance_count: int
+    #: Instances whose file ``check_missing`` found gone (they still count in ``instance_count``).
+    missing: int
 
 
 def _like(text: str) -> str:
@@ -67,7 +69,8 @@ def search_query(
         params += [_like(description), _like(description)]
     sql = (
         "SELECT p.patient_id, p.name, st.study_uid, st.study_date, st.accession, st.description, se.series_uid,"
-        " se.modality, se.description, se.series_number, se.instance_count"
+        " se.modality, se.description, se.series_number, se.instance_count,"
+        " (SELECT count(*) FROM instances i WHERE i.series_ref = se.id AND i.missing = 1)"
         " FROM patients p JOIN studies st ON st.patient_ref = p.id JOIN series se ON se.study_ref = st.id"
         + (" WHERE " + " AND ".join(where) if where else "")
         + " ORDER BY p.name, p.patient_id, st.study_date, st.study_uid, se.series_number, se.series_uid"
@@ -125,6 +128,7 @@ def tree(conn: sqlite3.Connection) -> list[dict]:
                 "number": hit.series_number,
                 "description": hit.series_description,
                 "instances": hit.instance_count,
+                "missing": hit.missing,
             }
         )
     return list(patients.values())

@@ -27,6 +27,10 @@ class PatientInfo:
 
     @property
     def display_name(self) -> str:
-        """DICOM's ``FAMILY^GIVEN`` as people write it: ``FAMILY, GIVEN``."""
-        parts = [p for p in self.name.split("^") if p]
-        return ", ".join(parts[:2]) if parts else "(no name)"
+        return display_name(self.name)
+
+
+def display_name(name: str) -> str:
+    """DICOM's ``FAMILY^GIVEN`` as people write it: ``FAMILY, GIVEN``."""
+    parts = [p for p in name.split("^") if p]
+    return ", ".join(parts[:2]) if parts else "(no name)"

@@ -5,7 +5,15 @@ Every failure is a ``medviewer.core.errors.MedviewerError`` naming the file and 
 
 from medviewer.io.describe import describe
 from medviewer.io.dicom_stacks import SeriesInfo
-from medviewer.io.open_path import ImageKind, classify, list_series, open_path, open_slide, open_volume
+from medviewer.io.open_path import (
+    ImageKind,
+    classify,
+    list_series,
+    open_path,
+    open_slide,
+    open_volume,
+    open_volume_files,
+)
 from medviewer.io.slide import Slide
 
 __all__ = [
@@ -18,4 +26,5 @@ __all__ = [
     "open_path",
     "open_slide",
     "open_volume",
+    "open_volume_files",
 ]

@@ -155,9 +155,14 @@ def _files_under(path: Path) -> list[Path]:
 
 def scan(path: Path) -> ScanResult:
     """Headers of every DICOM image under ``path`` (a folder or one file), grouped by SeriesInstanceUID."""
+    return scan_files(_files_under(path))
+
+
+def scan_files(paths: list[Path]) -> ScanResult:
+    """Headers of the DICOM images among ``paths`` and nothing else, grouped by SeriesInstanceUID."""
     result = ScanResult()
     groups: dict[str, list[DicomFile]] = defaultdict(list)
-    for file_path in _files_under(path):
+    for file_path in paths:
         if not file_path.is_file():  # FIFOs and devices would block or never end
             result.not_dicom += 1
             continue

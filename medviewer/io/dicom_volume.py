@@ -17,7 +17,7 @@ from medviewer.io.dicom_stacks import Stack
 from medviewer.io.memory_guard import refuse_if_too_large
 
 
-def _file_window(ds: Dataset) -> tuple[float, float] | None:
+def file_window(ds: Dataset) -> tuple[float, float] | None:
     """The first (width, centre) the file suggests, if it gives a usable one."""
     width = first_number(ds.get("WindowWidth"), np.nan)
     centre = first_number(ds.get("WindowCenter"), np.nan)
@@ -61,6 +61,6 @@ def read_stack(stack: Stack, path: Path, time_index: int = 0) -> Volume:
             "time_index": time_index,
         },
         invert_display=str(header.get("PhotometricInterpretation", "")) == "MONOCHROME1",
-        window=_file_window(header),
+        window=file_window(header),
         patient=patient_info(header),
     )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import enum
 import logging
+import os
 from pathlib import Path
 
 from medviewer.core.errors import (
@@ -14,7 +15,7 @@ from medviewer.core.errors import (
 )
 from medviewer.core.logs import safe_path
 from medviewer.core.volume import Volume
-from medviewer.io.dicom_series import DicomFile, ScanResult, has_dicom_preamble, read_header, scan
+from medviewer.io.dicom_series import DicomFile, ScanResult, has_dicom_preamble, read_header, scan, scan_files
 from medviewer.io.dicom_stacks import SeriesInfo, Stack, split_series
 from medviewer.io.dicom_volume import read_stack
 from medviewer.io.nifti import is_nifti, read_nifti
@@ -48,20 +49,23 @@ def classify(path: str | Path) -> ImageKind:
     raise UnsupportedFileError(path, "not a format medviewer opens (DICOM, NIfTI or a whole-slide image)")
 
 
-def _stacks(path: Path) -> tuple[list[Stack], ScanResult]:
-    """Every stack of every DICOM series under ``path`` (a folder or one file), largest first."""
+def _scan_path(path: Path) -> ScanResult:
+    """The images in a folder, or the one in a file, which must then be a DICOM image (else the error says why)."""
     if path.is_dir():
-        found = scan(path)
-    else:
-        dicom_file = DicomFile.read(path)
-        if not dicom_file.is_image:
-            raise UnsupportedFileError(path, "this DICOM file holds no image")
-        found = ScanResult(series={dicom_file.series_uid: [dicom_file]})
+        return scan(path)
+    dicom_file = DicomFile.read(path)
+    if not dicom_file.is_image:
+        raise UnsupportedFileError(path, "this DICOM file holds no image")
+    return ScanResult(series={dicom_file.series_uid: [dicom_file]})
+
+
+def _stacks(found: ScanResult, path: Path) -> list[Stack]:
+    """Every stack of every series ``found``, largest first; ``path`` is what the user opened, for messages."""
     stacks = [stack for uid, files in found.series.items() for stack in split_series(uid, files)]
     if not stacks:
         raise NoImagesFoundError(path, "no DICOM images were found in this folder")
     stacks.sort(key=lambda stack: len(stack.records), reverse=True)
-    return stacks, found
+    return stacks
 
 
 def list_series(path: str | Path) -> list[SeriesInfo]:
@@ -69,7 +73,7 @@ def list_series(path: str | Path) -> list[SeriesInfo]:
     path = Path(path)
     if not path.exists():
         raise PathNotFoundError(path)
-    return [stack.info() for stack in _stacks(path)[0]]
+    return [stack.info() for stack in _stacks(_scan_path(path), path)]
 
 
 def _stack_summary(info: SeriesInfo) -> str:
@@ -78,8 +82,8 @@ def _stack_summary(info: SeriesInfo) -> str:
     return f"{info.orientation},{times} {info.slices} slices of {info.columns}x{info.rows}{kind}"
 
 
-def _open_dicom(path: Path, series_uid: str | None, time_index: int) -> Volume:
-    stacks, found = _stacks(path)
+def _open_dicom(found: ScanResult, path: Path, series_uid: str | None, time_index: int) -> Volume:
+    stacks = _stacks(found, path)
     chosen = stacks
     if series_uid is not None:
         chosen = [s for s in stacks if series_uid in (s.series_uid, s.key)]
@@ -105,6 +109,13 @@ def _open_dicom(path: Path, series_uid: str | None, time_index: int) -> Volume:
     return volume
 
 
+def _opened(volume: Volume, path: Path) -> Volume:
+    """The volume as every viewer receives it (closest to LPS), logged without naming whose it is."""
+    volume = volume.closest_to_lps()
+    log.info("opened volume %s: %s %s", safe_path(path), volume.modality or "?", "x".join(map(str, volume.shape)))
+    return volume
+
+
 def open_volume(path: str | Path, series_uid: str | None = None, time_index: int = 0) -> Volume:
     """A DICOM file or folder, or a NIfTI file, as a Volume.
 
@@ -117,10 +128,24 @@ def open_volume(path: str | Path, series_uid: str | None = None, time_index: int
     if is_nifti(path) and not path.is_dir():
         volume = read_nifti(path, time_index=time_index)
     else:
-        volume = _open_dicom(path, series_uid, time_index)
-    volume = volume.closest_to_lps()
-    log.info("opened volume %s: %s %s", safe_path(path), volume.modality or "?", "x".join(map(str, volume.shape)))
-    return volume
+        volume = _open_dicom(_scan_path(path), path, series_uid, time_index)
+    return _opened(volume, path)
+
+
+def open_volume_files(files: list[Path], series_uid: str | None = None, time_index: int = 0) -> Volume:
+    """Exactly ``files``, as ``open_volume`` opens a folder holding only them (same choice, same warnings).
+
+    The catalog knows which files make a series; reading only those spares the scan of a folder that may
+    hold thousands of others. Messages and the log name the files' common folder.
+    """
+    paths = [Path(f) for f in files]
+    for path in paths:
+        if not path.exists():
+            raise PathNotFoundError(path)
+    if not paths:
+        raise NoImagesFoundError(Path(), "no files were given")
+    where = Path(os.path.commonpath([p.absolute() for p in paths]))
+    return _opened(_open_dicom(scan_files(paths), where, series_uid, time_index), where)
 
 
 def open_slide(path: str | Path) -> Slide:

@@ -12,7 +12,7 @@ import numpy as np
 
 from medviewer.core.display import apply_window, shrink_to_fit
 from medviewer.core.volume import Volume
-from medviewer.io.open_path import open_path
+from medviewer.io.open_path import open_path, open_volume_files
 from medviewer.io.slide import Slide
 
 SLIDE_OVERVIEW_SIZE = 2048
@@ -32,6 +32,13 @@ def volume_preview(volume: Volume) -> np.ndarray:
     width, centre = volume.display_window()
     middle = volume.array[volume.shape[0] // 2]
     return apply_window(middle, width, centre, volume.invert_display)
+
+
+def series_with_preview(files: list[Path], series_uid: str) -> OpenedImage:
+    """A catalog series, opened from exactly its recorded files (its folder may hold other series)."""
+    volume = open_volume_files(files, series_uid)
+    preview = volume_preview(volume)
+    return OpenedImage(files[0].parent, volume, preview, shrink_to_fit(preview, ICON_SIZE))
 
 
 def open_with_preview(path: str | Path) -> OpenedImage:

@@ -2,12 +2,14 @@
 
 Opening is asynchronous: a path goes to the loader, and only a fully opened image reaches a viewer,
 so nothing half-loaded is ever shown. Failures go to the message bar and the status bar, naming the
-file and the reason, and the window carries on.
+file and the reason, and the window carries on. DICOM and slides the user opens are also added to
+the catalog (headers only, in the background), so the patient panel lists them with their history.
 """
 
 from __future__ import annotations
 
 import logging
+import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,23 +19,29 @@ from PySide6.QtWidgets import (
     QDockWidget,
     QFileDialog,
     QMainWindow,
+    QMessageBox,
     QTabWidget,
     QVBoxLayout,
     QWidget,
 )
 
-from medviewer.catalog import audit
-from medviewer.core.errors import MedviewerError
+from medviewer.catalog import ImportReport, Progress, audit, catalog_path, connect
+from medviewer.catalog.browse import record_annotation_file, series_files, slide_key
+from medviewer.catalog.pseudonyms import pseudonym
+from medviewer.core.errors import CorruptFileError, MedviewerError
 from medviewer.core.label_map import LabelMap
 from medviewer.core.logs import safe_path
+from medviewer.core.patient import display_name
 from medviewer.core.volume import Volume
 from medviewer.io.label_maps import open_label_map
-from medviewer.io.preview import OpenedImage
+from medviewer.io.nifti import is_nifti
+from medviewer.io.preview import OpenedImage, series_with_preview
 from medviewer.io.slide import Slide
 from medviewer.ui.ai_panel import AiPanel
+from medviewer.ui.catalog_jobs import ImportJob, MissingCheck, ThumbnailMaker, describe_progress, describe_report
 from medviewer.ui.loader import ImageLoader
 from medviewer.ui.message_bar import MessageBar
-from medviewer.ui.patient_panel import PatientPanel
+from medviewer.ui.patient_panel import PanelEntry, PatientPanel
 from medviewer.ui.slide_view import SlideView
 from medviewer.ui.volume_view import VolumeView
 
@@ -45,6 +53,16 @@ OVERLAY_FILTER = "Label maps (*.nii *.nii.gz *.dcm);;All files (*)"
 OPEN_FILTER = (
     "Images (*.dcm *.dicom *.ima *.nii *.nii.gz *.svs *.tif *.tiff *.ndpi *.mrxs *.scn *.vms *.bif);;All files (*)"
 )
+
+
+@dataclass(frozen=True)
+class OpenRequest:
+    """An image being opened: ``key`` names it among the open images (a path, or a catalog series)."""
+
+    key: str
+    path: Path
+    activate: bool
+    from_catalog: bool = False
 
 
 @dataclass(frozen=True)
@@ -61,7 +79,8 @@ class MainWindow(QMainWindow):
         self.settings = settings
         self.setWindowTitle("medviewer")
         self.setAcceptDrops(True)
-        self.opened: dict[Path, OpenedImage] = {}
+        self.opened: dict[str, OpenedImage] = {}
+        self.shown_key: str | None = None
 
         self.volume_view = VolumeView(settings)
         self.slide_view = SlideView(settings)
@@ -78,7 +97,10 @@ class MainWindow(QMainWindow):
         self.setCentralWidget(central)
 
         self.patient_panel = PatientPanel()
-        self.patient_panel.activated_path.connect(self._show_opened)
+        self.patient_panel.open_requested.connect(self.open_entry)
+        self.patient_panel.import_requested.connect(self._ask_import_folder)
+        self.patient_panel.cancel_import.connect(lambda: self.import_job.cancel())
+        self.patient_panel.refreshed.connect(self._request_thumbnails)
         self.ai_panel = AiPanel()
         for title, widget, area, name in (
             ("Patients", self.patient_panel, Qt.DockWidgetArea.LeftDockWidgetArea, "patientDock"),
@@ -98,10 +120,24 @@ class MainWindow(QMainWindow):
         self.loader = ImageLoader(self)
         self.loader.opened.connect(self._on_opened)
         self.loader.failed.connect(self._on_failed)
+        self.catalog_file = catalog_path()
+        self.catalog: sqlite3.Connection | None = None
+        self.import_job = ImportJob(self.catalog_file, self)
+        self.import_job.progress.connect(self._import_progress)
+        self.import_job.finished.connect(self._import_finished)
+        self.import_job.failed.connect(self._import_failed)
+        self._queued_imports: list[tuple[list[Path], bool, bool]] = []  # (paths, copy to store, quietly)
+        self._importing_quietly = False
+        self.missing_check = MissingCheck(self.catalog_file, self)
+        self.missing_check.finished.connect(lambda _count: self.patient_panel.refresh())
+        self.thumbnails = ThumbnailMaker(parent=self)
+        self.thumbnails.made.connect(self.patient_panel.set_thumbnail)
         self._build_menus()
         self.statusBar().showMessage("Ready")
         self._restore_layout()
         self._raise_tool_dock(self.tabs.currentIndex())
+        self.patient_panel.set_anonymised(self.volume_view.anonymised)
+        self._open_catalog()
 
     def _raise_tool_dock(self, tab: int) -> None:
         """Measurements beside the volume, annotations beside the slide."""
@@ -120,6 +156,19 @@ class MainWindow(QMainWindow):
         menu.addAction(open_folder)
         self.recent_menu = menu.addMenu("&Recent")
         self._rebuild_recent_menu()
+        menu.addSeparator()
+        import_folder = QAction("Import &folder into the catalog…", self)
+        import_folder.triggered.connect(self._ask_import_folder)
+        import_files = QAction("Import files or a &DICOMDIR into the catalog…", self)
+        import_files.triggered.connect(self._ask_import_files)
+        self.copy_action = QAction("&Copy imported files into the managed store", self, checkable=True)
+        self.copy_action.setToolTip("Off: files stay where they are and are referenced in place")
+        self.copy_action.setChecked(bool(self.settings.value("catalog/copy_to_store", False, type=bool)))
+        self.copy_action.toggled.connect(lambda on: self.settings.setValue("catalog/copy_to_store", on))
+        rebuild_action = QAction("&Rebuild the catalog from its files…", self)
+        rebuild_action.triggered.connect(self._confirm_rebuild)
+        for action in (import_folder, import_files, self.copy_action, rebuild_action):
+            menu.addAction(action)
         menu.addSeparator()
         self.overlay_action = QAction("Open &label map overlay…", self)
         self.overlay_action.triggered.connect(self._ask_open_overlay)
@@ -142,13 +191,39 @@ class MainWindow(QMainWindow):
         menu.addAction(quit_action)
         view_menu = self.menuBar().addMenu("&View")
         self.anonymise_action = QAction("&Anonymised display", self, checkable=True)
-        self.anonymise_action.setToolTip("Hide patient name, ID and dates on the views and in exports")
+        self.anonymise_action.setToolTip(
+            "Show stable pseudonyms instead of patient names and IDs, and hide dates, in the panel, the title, "
+            "the views and exports"
+        )
         self.anonymise_action.setChecked(self.volume_view.anonymised)
-        self.anonymise_action.toggled.connect(self.volume_view.set_anonymised)
+        self.anonymise_action.toggled.connect(self.set_anonymised)
         view_menu.addAction(self.anonymise_action)
         reset = QAction("&Reset view", self)
         reset.triggered.connect(self.volume_view.reset_view)
         view_menu.addAction(reset)
+
+    def set_anonymised(self, anonymised: bool) -> None:
+        self.volume_view.set_anonymised(anonymised)
+        self.patient_panel.set_anonymised(anonymised)
+        self._update_title()
+
+    def _update_title(self) -> None:
+        """``medviewer — patient — image``; the patient is a pseudonym under the anonymised display."""
+        opened = self.opened.get(self.shown_key) if self.shown_key else None
+        if opened is None:
+            self.setWindowTitle("medviewer")
+            return
+        parts = ["medviewer"]
+        patient = getattr(opened.image, "patient", None)
+        if patient is not None and (patient.patient_id or patient.name):
+            if self.volume_view.anonymised:
+                parts.append(pseudonym(patient.patient_id, patient.name).name)
+            else:
+                parts.append(display_name(patient.name) if patient.name else patient.patient_id)
+        image = opened.image
+        what = f"{image.modality} {image.description}".strip() if isinstance(image, Volume) else ""
+        parts.append(what or opened.path.name)
+        self.setWindowTitle(" — ".join(parts))
 
     def recent_paths(self) -> list[str]:
         value = self.settings.value("recent", [])
@@ -230,6 +305,8 @@ class MainWindow(QMainWindow):
                 self.message_bar.add(f"{name}: the annotations could not be written ({exc})")
             else:
                 audit.record("export", audit.path_subject(name), {"what": "annotations GeoJSON"})
+                if self.catalog is not None:
+                    record_annotation_file(self.catalog, Path(name), slide_key(self.slide_view.slide.path), "GeoJSON")
                 self.statusBar().showMessage(f"Saved {Path(name).name}")
 
     def _ask_export(self, include_identifiers: bool) -> None:
@@ -259,13 +336,41 @@ class MainWindow(QMainWindow):
         """Start opening ``paths``; the first (or each, interactively) becomes the shown image."""
         for i, path in enumerate(paths):
             self.statusBar().showMessage(f"Opening {path.name}…")
-            self.loader.open(path, (path, not activate_first_only or i == 0))
+            key = str(path.absolute())
+            self.loader.open(path, OpenRequest(key, path, activate=not activate_first_only or i == 0))
+
+    def open_entry(self, entry: PanelEntry) -> None:
+        """Show a patient-panel row: at once if open, else read from its catalogued files."""
+        if entry.key in self.opened:
+            self._show_opened(entry.key)
+        elif entry.missing:
+            self.statusBar().showMessage(f"{entry.label}: its files were moved or deleted since they were imported")
+        elif entry.kind == "slide" and entry.path is not None:
+            self.statusBar().showMessage(f"Opening {entry.label}…")
+            self.loader.open(entry.path, OpenRequest(entry.key, entry.path, activate=True, from_catalog=True))
+        elif entry.kind == "series" and entry.series_uid is not None and self.catalog is not None:
+            files = series_files(self.catalog, entry.series_uid)
+            if not files:
+                self.statusBar().showMessage(f"{entry.label}: its files were moved or deleted since they were imported")
+                return
+            uid = entry.series_uid
+            self.statusBar().showMessage(f"Opening {entry.label}…")
+            request = OpenRequest(entry.key, files[0].parent, activate=True, from_catalog=True)
+            self.loader.submit(files[0].parent, request, lambda: series_with_preview(files, uid))
 
     def busy(self) -> bool:
-        return self.loader.pending > 0 or self.ai_panel.probing or self.slide_view.busy()
+        return (
+            self.loader.pending > 0
+            or self.ai_panel.probing
+            or self.slide_view.busy()
+            or self.import_job.running()
+            or bool(self._queued_imports)
+            or self.missing_check.running()
+            or self.thumbnails.busy()
+        )
 
     def wait_until_idle(self, timeout_ms: int) -> bool:
-        """Run the event loop until loads and the runtime probe finish; False on timeout."""
+        """Run the event loop until loads, imports and the runtime probe finish; False on timeout."""
         loop = QEventLoop()
         timer = QTimer()
         timer.setInterval(50)
@@ -277,26 +382,29 @@ class MainWindow(QMainWindow):
         timer.stop()
         return not self.busy()
 
-    def _on_opened(self, request: tuple[Path, bool] | OverlayRequest, opened: OpenedImage | LabelMap) -> None:
+    def _on_opened(self, request: OpenRequest | OverlayRequest, opened: OpenedImage | LabelMap) -> None:
         if isinstance(request, OverlayRequest):
             self._on_overlay(request, opened)
             return
-        path, activate = request
-        audit.record(
-            "open", audit.path_subject(path), {"kind": "slide" if isinstance(opened.image, Slide) else "volume"}
-        )
-        self.opened[path] = opened
-        self.patient_panel.add_image(opened)
-        self._remember(path)
+        is_slide = isinstance(opened.image, Slide)
+        subject = request.key if request.key.startswith("series:") else audit.path_subject(request.path)
+        audit.record("open", subject, {"kind": "slide" if is_slide else "volume"})
+        self.opened[request.key] = opened
+        if not request.from_catalog:
+            self._remember(request.path)
+            if is_slide or not is_nifti(request.path):
+                self.import_paths([request.path], quietly=True)
+            else:
+                self.patient_panel.add_other_file(opened)
         for warning in getattr(opened.image, "warnings", []):
-            self.message_bar.add(f"{path}: {warning}")
-        if activate:
-            self._show_opened(path)
-        elif isinstance(opened.image, Slide) and self.slide_view.slide is None:
+            self.message_bar.add(f"{request.path}: {warning}")
+        if request.activate:
+            self._show_opened(request.key)
+        elif is_slide and self.slide_view.slide is None:
             self.slide_view.set_slide(opened.image, opened.preview)
-        elif not isinstance(opened.image, Slide) and self.volume_view.volume is None:
+        elif not is_slide and self.volume_view.volume is None:
             self.volume_view.set_volume(opened.image)
-        self.statusBar().showMessage(f"Opened {path.name}")
+        self.statusBar().showMessage(f"Opened {opened.path.name}")
 
     def _on_overlay(self, request: OverlayRequest, label_map: LabelMap) -> None:
         if self.volume_view.volume is not request.volume:
@@ -307,24 +415,142 @@ class MainWindow(QMainWindow):
         self.volume_view.set_label_map(label_map)
         self.statusBar().showMessage(f"Overlay {request.path.name}: {len(label_map.names)} label(s)")
 
-    def _show_opened(self, path: Path) -> None:
-        opened = self.opened.get(path)
+    def _show_opened(self, key: str) -> None:
+        opened = self.opened.get(key)
         if opened is None:
             return
-        self.patient_panel.select_path(path)
+        self.shown_key = key
+        self.patient_panel.select_key(key)
         if isinstance(opened.image, Slide):
             self.slide_view.set_slide(opened.image, opened.preview)
             self.tabs.setCurrentIndex(SLIDE_TAB)
+            self._record_annotation_file(opened.image)
         else:
             self.volume_view.set_volume(opened.image)
             self.tabs.setCurrentIndex(VOLUME_TAB)
+        self._update_title()
 
-    def _on_failed(self, request: tuple[Path, bool] | OverlayRequest, message: str) -> None:
-        path = request.path if isinstance(request, OverlayRequest) else request[0]
+    def _on_failed(self, request: OpenRequest | OverlayRequest, message: str) -> None:
+        path = request.path
         log.warning("open failed for %s", safe_path(path))
         audit.record("failed_open", audit.path_subject(path), {})
         self.message_bar.add(message)
         self.statusBar().showMessage(f"Could not open {path.name}")
+
+    # the catalog ----------------------------------------------------------------------------------
+
+    def _open_catalog(self) -> None:
+        """Connect to the catalog; a damaged one was copied aside by ``connect`` and a rebuild is offered."""
+        try:
+            self.catalog = connect(self.catalog_file)
+        except CorruptFileError as exc:
+            problem = str(exc)
+            self.patient_panel.set_connection(None, f"{problem}. File ▸ Rebuild the catalog… recreates it.")
+            QTimer.singleShot(0, lambda: self._offer_rebuild(problem))
+            return
+        except MedviewerError as exc:
+            self.patient_panel.set_connection(None, str(exc))
+            return
+        self.patient_panel.set_connection(self.catalog)
+        self.missing_check.start()
+
+    def _offer_rebuild(self, problem: str) -> None:
+        answer = QMessageBox.question(
+            self,
+            "The catalog is damaged",
+            f"{problem}.\n\nRebuild the catalog from the files it referenced? Your images are not touched; "
+            "only the index is made again.",
+        )
+        if answer == QMessageBox.StandardButton.Yes:
+            self.rebuild_catalog()
+
+    def _confirm_rebuild(self) -> None:
+        self._offer_rebuild(f"The catalog {self.catalog_file} will be copied aside and made again")
+
+    def rebuild_catalog(self) -> None:
+        if self.import_job.running():
+            self.message_bar.add("Wait for the import to finish (or cancel it) before rebuilding the catalog.")
+            return
+        if self.catalog is not None:
+            self.catalog.close()
+            self.catalog = None
+        self.patient_panel.set_connection(None, "Rebuilding the catalog…")
+        self.patient_panel.show_import_progress(None, "Reading the files the catalog referenced…")
+        self.import_job.start_rebuild()
+
+    def _ask_import_folder(self) -> None:
+        name = QFileDialog.getExistingDirectory(self, "Import a folder into the catalog", self._last_folder())
+        if name:
+            self.import_paths([Path(name)])
+
+    def _ask_import_files(self) -> None:
+        names, _ = QFileDialog.getOpenFileNames(
+            self, "Import files or a DICOMDIR into the catalog", self._last_folder(), "All files (*)"
+        )
+        if names:
+            self.import_paths([Path(n) for n in names])
+
+    def import_paths(self, paths: list[Path], quietly: bool = False) -> None:
+        """Add ``paths`` to the catalog in the background (after any import already running).
+
+        ``quietly`` is for images the user opened: no progress bar, only the panel updating."""
+        copy = self.copy_action.isChecked() and not quietly
+        if self.import_job.running():
+            self._queued_imports.append((paths, copy, quietly))
+            return
+        self._importing_quietly = quietly
+        if not quietly:
+            self.patient_panel.show_import_progress(0.0, "Looking for files…")
+        self.import_job.start_import(paths, copy_to_store=copy)
+
+    def _import_progress(self, progress: Progress) -> None:
+        if not self._importing_quietly and progress.total:
+            self.patient_panel.show_import_progress(progress.done / progress.total, describe_progress(progress))
+
+    def _import_finished(self, report: ImportReport) -> None:
+        self.patient_panel.hide_import_progress()
+        if self.catalog is None:
+            self._open_catalog()
+        else:
+            self.patient_panel.set_connection(self.catalog)
+        if not self._importing_quietly:
+            self.statusBar().showMessage(describe_report(report))
+            if report.unreadable:
+                count = len(report.unreadable)
+                first = "; ".join(f"{u.path}: {u.reason}" for u in report.unreadable[:3])
+                more = f" (and {count - 3} more)" if count > 3 else ""
+                self.message_bar.add(f"{count} file(s) could not be imported: {first}{more}")
+        self._next_import()
+
+    def _import_failed(self, message: str) -> None:
+        self.patient_panel.hide_import_progress()
+        self.message_bar.add(message)
+        if self.catalog is None:
+            self._open_catalog()
+        self._next_import()
+
+    def _next_import(self) -> None:
+        if self._queued_imports:
+            paths, copy, quietly = self._queued_imports.pop(0)
+            self._importing_quietly = quietly
+            if not quietly:
+                self.patient_panel.show_import_progress(0.0, "Looking for files…")
+            self.import_job.start_import(paths, copy_to_store=copy)
+
+    def _request_thumbnails(self) -> None:
+        for key, entry in self.patient_panel.wanted_thumbnails:
+            if entry.kind == "slide" and entry.path is not None:
+                self.thumbnails.slide(key, entry.path)
+            elif entry.kind == "series" and entry.series_uid is not None and self.catalog is not None:
+                files = series_files(self.catalog, entry.series_uid)
+                if files:
+                    self.thumbnails.series(key, files)
+
+    def _record_annotation_file(self, slide: Slide) -> None:
+        """List the slide's annotation sidecar with it in the catalog, once it has one on disk."""
+        autosaver = self.slide_view.autosaver
+        if self.catalog is not None and autosaver is not None and autosaver.path.is_file():
+            record_annotation_file(self.catalog, autosaver.path, slide_key(slide.path), "QuPath GeoJSON")
 
     # drag and drop, closing ---------------------------------------------------------------------
 
@@ -342,9 +568,16 @@ class MainWindow(QMainWindow):
         self.settings.setValue("window/state", self.saveState())
         self.settings.sync()
         self.loader.shutdown()
+        self.import_job.cancel()
+        self.import_job.wait(timeout_s=10)
+        self.thumbnails.shutdown()
         self.slide_view.shutdown()
         self.ai_panel.shutdown()
         for opened in self.opened.values():
             if isinstance(opened.image, Slide):
                 opened.image.close()
+        if self.catalog is not None:
+            self.patient_panel.set_connection(None)
+            self.catalog.close()
+            self.catalog = None
         super().closeEvent(event)

@@ -1,88 +1,373 @@
-"""The patient panel: what is open, grouped patient > study > series, with slides beside them."""
+"""The patient panel: the local catalog as patient > study > series, with slides, searchable.
+
+It shows what the catalog holds, not only what is open: a search box (name, ID, accession, description)
+and modality and date filters narrow it; thumbnails arrive from a background maker; files moved or
+deleted since import are greyed and say so instead of failing on a click. Images opened from outside
+the catalog (NIfTI) are listed in a group of their own. With the anonymised display on, names and IDs
+become stable pseudonyms and study dates are hidden.
+"""
 
 from __future__ import annotations
 
+import datetime
+import sqlite3
+from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 from PySide6.QtCore import QSize, Qt, Signal
-from PySide6.QtWidgets import QTreeWidget, QTreeWidgetItem, QWidget
+from PySide6.QtGui import QBrush, QColor, QIcon
+from PySide6.QtWidgets import (
+    QComboBox,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QProgressBar,
+    QPushButton,
+    QSplitter,
+    QTreeWidget,
+    QTreeWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
 
-from medviewer.core.volume import Volume
+from medviewer.catalog.browse import ai_results_for, annotation_files_for, series_key, slide_key
+from medviewer.catalog.pseudonyms import pseudonym
+from medviewer.catalog.search import SeriesHit, SlideEntry, search, slides
+from medviewer.core.patient import display_name
 from medviewer.io.preview import ICON_SIZE, OpenedImage
-from medviewer.io.slide import Slide
 from medviewer.ui.qt_images import to_icon
 
-PATH_ROLE = Qt.ItemDataRole.UserRole
+ENTRY_ROLE = Qt.ItemDataRole.UserRole
 UNASSIGNED_SLIDES = "Slides without a patient"
+OTHER_FILES = "Open files outside the catalog"
+ANY_MODALITY = "All modalities"
+MISSING_COLOUR = QColor(150, 150, 150)
+THUMBNAIL_SIZE = ICON_SIZE // 2  # every row's picture in the same square, whatever the image's size
+#: Date filter choices: label and how many days back (None: any date).
+DATE_RANGES: tuple[tuple[str, int | None], ...] = (
+    ("Any date", None),
+    ("Today", 0),
+    ("Last 7 days", 7),
+    ("Last 30 days", 30),
+    ("Last year", 365),
+)
 
 
-def _dicom_date(value: str) -> str:
+@dataclass(frozen=True)
+class PanelEntry:
+    """What a row stands for; ``key`` names it in the window's open images and in the catalog's
+    annotation and AI tables (see ``medviewer.catalog.browse``)."""
+
+    kind: str  # "series", "slide" or "file"
+    key: str
+    label: str
+    path: Path | None = None
+    series_uid: str | None = None
+    missing: bool = False
+
+
+def dicom_date(value: str) -> str:
     return f"{value[:4]}-{value[4:6]}-{value[6:8]}" if len(value) == 8 and value.isdigit() else value
 
 
-class PatientPanel(QTreeWidget):
-    """Double-clicking an image row asks the window to show it (``activated_path``)."""
+class PatientPanel(QWidget):
+    """``open_requested(entry)`` on double-click or Enter; ``import_requested()`` from the Import button."""
 
-    activated_path = Signal(Path)
+    open_requested = Signal(object)
+    import_requested = Signal()
+    cancel_import = Signal()
+    refreshed = Signal()  # the tree was rebuilt: rows listed in ``wanted_thumbnails`` have no picture yet
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.setHeaderLabels(["Patient / study / image", "Details"])
-        self.setIconSize(QSize(ICON_SIZE // 2 * 3 // 2, ICON_SIZE // 2 * 3 // 2))
-        self.setColumnWidth(0, 230)
-        self.setUniformRowHeights(False)
-        self.itemDoubleClicked.connect(self._on_double_click)
+        self.conn: sqlite3.Connection | None = None
+        self.anonymised = False
+        self.icons: dict[str, QIcon] = {}
+        self.other_files: dict[str, OpenedImage] = {}
+        self.wanted_thumbnails: list[tuple[str, PanelEntry]] = []
+        self.search_box = QLineEdit()
+        self.search_box.setPlaceholderText("Search name, ID, accession, description")
+        self.search_box.setClearButtonEnabled(True)
+        self.search_box.textChanged.connect(self.refresh)
+        self.modality_box = QComboBox()
+        self.modality_box.addItem(ANY_MODALITY)
+        self.modality_box.currentIndexChanged.connect(self.refresh)
+        self.date_box = QComboBox()
+        for label, _days in DATE_RANGES:
+            self.date_box.addItem(label)
+        self.date_box.currentIndexChanged.connect(self.refresh)
+        import_button = QPushButton("Import…")
+        import_button.setToolTip("Add files, a folder or a DICOMDIR to the catalog (headers only, in the background)")
+        import_button.clicked.connect(self.import_requested)
 
-    def _child(self, parent: QTreeWidget | QTreeWidgetItem, key: str, label: str, details: str) -> QTreeWidgetItem:
-        container = parent.invisibleRootItem() if isinstance(parent, QTreeWidget) else parent
-        for i in range(container.childCount()):
-            if container.child(i).data(0, Qt.ItemDataRole.UserRole + 1) == key:
-                return container.child(i)
-        item = QTreeWidgetItem(container, [label, details])
-        item.setData(0, Qt.ItemDataRole.UserRole + 1, key)
-        item.setExpanded(True)
-        return item
+        self.tree = QTreeWidget()
+        self.tree.setHeaderLabels(["Patient / study / series", "Details"])
+        self.tree.setIconSize(QSize(THUMBNAIL_SIZE, THUMBNAIL_SIZE))
+        self.tree.setColumnWidth(0, 220)
+        self.tree.itemActivated.connect(self._on_activated)
+        self.tree.currentItemChanged.connect(lambda *_: self._show_details())
+        self.details = QTreeWidget()
+        self.details.setHeaderLabels(["Annotations and AI results", "When"])
+        self.details.setRootIsDecorated(False)
+        self.details.setColumnWidth(0, 200)
+        self.status = QLabel()
+        self.status.setWordWrap(True)
+        self.progress = QProgressBar()
+        self.progress_label = QLabel()
+        self.cancel_button = QPushButton("Cancel")
+        self.cancel_button.clicked.connect(self.cancel_import)
 
-    def add_image(self, opened: OpenedImage) -> QTreeWidgetItem:
-        image = opened.image
-        if isinstance(image, Slide):
-            group = self._child(self, "slides", UNASSIGNED_SLIDES, "")
-            w, h = image.dimensions
-            mpp = f", {image.mpp:.3g} µm/px" if image.mpp else ""
-            item = self._child(group, str(opened.path), opened.path.name, f"slide {w}×{h}{mpp}")
-        else:
-            item = self._add_volume(opened.path, image)
-        item.setIcon(0, to_icon(opened.icon))
-        item.setData(0, PATH_ROLE, str(opened.path))
-        return item
+        filters = QHBoxLayout()
+        filters.addWidget(self.modality_box)
+        filters.addWidget(self.date_box)
+        top = QHBoxLayout()
+        top.addWidget(self.search_box, 1)
+        top.addWidget(import_button)
+        progress_row = QHBoxLayout()
+        progress_row.addWidget(self.progress, 1)
+        progress_row.addWidget(self.cancel_button)
+        self.progress_box = QWidget()
+        progress_layout = QVBoxLayout(self.progress_box)
+        progress_layout.setContentsMargins(0, 0, 0, 0)
+        progress_layout.addLayout(progress_row)
+        progress_layout.addWidget(self.progress_label)
+        self.progress_box.hide()
+        splitter = QSplitter(Qt.Orientation.Vertical)
+        splitter.addWidget(self.tree)
+        splitter.addWidget(self.details)
+        splitter.setSizes([600, 140])
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(2, 2, 2, 2)
+        layout.addLayout(top)
+        layout.addLayout(filters)
+        layout.addWidget(self.progress_box)
+        layout.addWidget(self.status)
+        layout.addWidget(splitter, 1)
+        self.status.hide()
 
-    def select_path(self, path: Path) -> None:
+    # what is shown --------------------------------------------------------------------------------
+
+    def set_connection(self, conn: sqlite3.Connection | None, problem: str = "") -> None:
+        """Show this catalog (or, with None, why there is none) and fill the modality filter from it."""
+        self.conn = conn
+        self.status.setText(problem)
+        self.status.setVisible(bool(problem))
+        self._fill_modalities()
+        self.refresh()
+
+    def set_anonymised(self, anonymised: bool) -> None:
+        self.anonymised = anonymised
+        self.refresh()
+
+    def add_other_file(self, opened: OpenedImage) -> None:
+        """An image opened from outside the catalog (a NIfTI file): listed so it can be shown again."""
+        self.other_files[str(opened.path)] = opened
+        self.icons[str(opened.path)] = to_icon(opened.icon, THUMBNAIL_SIZE)
+        self.refresh()
+
+    def set_thumbnail(self, key: str, pixels: np.ndarray) -> None:
+        self.icons[key] = to_icon(pixels, THUMBNAIL_SIZE)
+        for item in self._items():
+            entry = item.data(0, ENTRY_ROLE)
+            if entry is not None and entry.key == key:
+                item.setIcon(0, self.icons[key])
+
+    def select_key(self, key: str) -> None:
         """Highlight the image now shown, so the panel agrees with the viewer whatever finished loading last."""
-        for item in self.findItems("", Qt.MatchFlag.MatchRecursive | Qt.MatchFlag.MatchContains, 0):
-            if item.data(0, PATH_ROLE) == str(path):
-                self.setCurrentItem(item)
+        for item in self._items():
+            entry = item.data(0, ENTRY_ROLE)
+            if entry is not None and entry.key == key:
+                self.tree.setCurrentItem(item)
                 return
 
-    def _add_volume(self, path: Path, volume: Volume) -> QTreeWidgetItem:
-        patient = volume.patient
-        if patient.patient_id or patient.name:
-            patient_item = self._child(
-                self, f"patient:{patient.patient_id}:{patient.name}", patient.display_name, patient.patient_id
-            )
-            study_item = self._child(
-                patient_item,
-                f"study:{patient.study_uid}",
-                patient.study_description or "Study",
-                _dicom_date(patient.study_date),
-            )
-        else:
-            patient_item = self._child(self, "files", "Files without patient data", "")
-            study_item = patient_item
-        nz, ny, nx = volume.shape
-        label = f"{volume.modality or 'Volume'} {volume.description}".strip()
-        return self._child(study_item, str(path), label, f"{nz} slices {nx}×{ny}")
+    def entries(self) -> list[PanelEntry]:
+        return [entry for item in self._items() if (entry := item.data(0, ENTRY_ROLE)) is not None]
 
-    def _on_double_click(self, item: QTreeWidgetItem, _column: int) -> None:
-        path = item.data(0, PATH_ROLE)
-        if path:
-            self.activated_path.emit(Path(path))
+    def item_for(self, key: str) -> QTreeWidgetItem | None:
+        return next((item for item in self._items() if (e := item.data(0, ENTRY_ROLE)) and e.key == key), None)
+
+    def show_import_progress(self, fraction: float | None, text: str) -> None:
+        """A bar with words under it; ``fraction`` None is a busy bar (a rebuild cannot count ahead)."""
+        self.progress_box.show()
+        self.progress.setRange(0, 0 if fraction is None else 1000)
+        if fraction is not None:
+            self.progress.setValue(round(fraction * 1000))
+        self.progress_label.setText(text)
+
+    def hide_import_progress(self) -> None:
+        self.progress_box.hide()
+
+    def refresh(self) -> None:
+        """Rebuild the tree from the catalog with the current search and filters (indexed queries)."""
+        self.tree.clear()
+        self.wanted_thumbnails = []
+        self._patient_rows: dict[str, QTreeWidgetItem] = {}
+        if self.conn is not None:
+            text, modality, date_from = self._criteria()
+            self._add_series(self._search(text, modality, date_from))
+            if modality in (None, "SM"):
+                self._add_slides(slides(self.conn), text)
+        text = self.search_box.text().strip().lower()
+        others = [o for o in self.other_files.values() if not text or text in o.path.name.lower()]
+        if others:
+            group = QTreeWidgetItem(self.tree, [OTHER_FILES, ""])
+            for opened in others:
+                self._add_other(group, opened)
+        self.tree.expandToDepth(1)
+        self.refreshed.emit()
+
+    # building the tree ----------------------------------------------------------------------------
+
+    def _criteria(self) -> tuple[str | None, str | None, str | None]:
+        """(search text, modality, first study date) as the catalog's search takes them."""
+        text = self.search_box.text().strip() or None
+        modality = self.modality_box.currentText()
+        days = DATE_RANGES[self.date_box.currentIndex()][1]
+        date_from = None
+        if days is not None:
+            date_from = (datetime.date.today() - datetime.timedelta(days=days)).strftime("%Y%m%d")
+        return text, (None if modality == ANY_MODALITY else modality), date_from
+
+    def _search(self, text: str | None, modality: str | None, date_from: str | None) -> list[SeriesHit]:
+        """Series whose patient name or ID, accession number or description holds ``text`` (one box, as
+        in PACS worklists), each an indexed query, merged in the catalog's display order."""
+        assert self.conn is not None
+        filters = {"modality": modality, "date_from": date_from}
+        if not text:
+            return search(self.conn, **filters)
+        found: dict[str, SeriesHit] = {}
+        for field in ("patient", "accession", "description"):
+            for hit in search(self.conn, **filters, **{field: text}):
+                found[hit.series_uid] = hit
+        return sorted(
+            found.values(),
+            key=lambda h: (
+                h.patient_name,
+                h.patient_id,
+                h.study_date,
+                h.study_uid,
+                h.series_number or -1,
+                h.series_uid,
+            ),
+        )
+
+    def _add_series(self, hits: list[SeriesHit]) -> None:
+        patients: dict[tuple[str, str], QTreeWidgetItem] = {}
+        studies: dict[str, QTreeWidgetItem] = {}
+        for hit in hits:
+            patient = self._patient_row(hit.patient_id, hit.patient_name)
+            patients[(hit.patient_id, hit.patient_name)] = patient
+            study = studies.get(hit.study_uid)
+            if study is None:
+                date = "" if self.anonymised else dicom_date(hit.study_date)
+                study = QTreeWidgetItem(patient, [hit.study_description or "Study", date])
+                study.setToolTip(0, f"Accession {hit.accession}" if hit.accession and not self.anonymised else "")
+                studies[hit.study_uid] = study
+            label = f"{hit.modality} {hit.series_description}".strip() or "Series"
+            details = f"{hit.instance_count} image(s)"
+            missing = hit.missing >= hit.instance_count > 0
+            if hit.missing:
+                details += f", {hit.missing} missing"
+            entry = PanelEntry("series", series_key(hit.series_uid), label, series_uid=hit.series_uid, missing=missing)
+            self._add_entry(study, entry, details, partly_missing=bool(hit.missing))
+        for patient in patients.values():
+            count = patient.childCount()
+            studies = f"{count} stud{'y' if count == 1 else 'ies'}"
+            patient.setText(1, f"{patient.text(1)}  ·  {studies}" if patient.text(1) else studies)
+
+    def _add_slides(self, entries: list[SlideEntry], text: str | None) -> None:
+        text = (text or "").lower()
+        unassigned: QTreeWidgetItem | None = None
+        for slide in entries:
+            path = Path(slide.path)
+            if text and text not in path.name.lower() and text not in (slide.patient_id or "").lower():
+                continue
+            if slide.patient_id:
+                group = self._patient_row(slide.patient_id, "")
+            else:
+                unassigned = unassigned or QTreeWidgetItem(self.tree, [UNASSIGNED_SLIDES, ""])
+                group = unassigned
+            mpp = f", {slide.mpp:.3g} µm/px" if slide.mpp else ""
+            entry = PanelEntry("slide", slide_key(path), path.name, path=path, missing=slide.missing)
+            self._add_entry(group, entry, f"slide {slide.width}×{slide.height}{mpp}", partly_missing=slide.missing)
+
+    def _add_other(self, group: QTreeWidgetItem, opened: OpenedImage) -> None:
+        image = opened.image
+        shape = getattr(image, "shape", None)
+        details = f"{shape[0]} slices {shape[2]}×{shape[1]}" if shape is not None else ""
+        entry = PanelEntry("file", str(opened.path), opened.path.name, path=opened.path)
+        self._add_entry(group, entry, details, partly_missing=False)
+
+    def _add_entry(self, parent: QTreeWidgetItem, entry: PanelEntry, details: str, partly_missing: bool) -> None:
+        item = QTreeWidgetItem(parent, [entry.label, details])
+        item.setData(0, ENTRY_ROLE, entry)
+        if entry.key in self.icons:
+            item.setIcon(0, self.icons[entry.key])
+        elif not entry.missing and entry.kind != "file":
+            self.wanted_thumbnails.append((entry.key, entry))
+        if partly_missing:
+            for column in (0, 1):
+                item.setForeground(column, QBrush(MISSING_COLOUR))
+            item.setToolTip(0, "Files of this item were moved or deleted since they were imported")
+
+    def _identity(self, patient_id: str, name: str) -> tuple[str, str]:
+        if self.anonymised:
+            alias = pseudonym(patient_id, name)
+            return alias.name, alias.patient_id
+        return (display_name(name) if name else patient_id or "(no name)"), patient_id
+
+    def _patient_row(self, patient_id: str, name: str) -> QTreeWidgetItem:
+        """One row per patient; a slide linked by ID alone joins the row of that ID's DICOM studies."""
+        key = patient_id or f"name:{name}"
+        row = self._patient_rows.get(key)
+        if row is None:
+            label, shown_id = self._identity(patient_id, name)
+            row = QTreeWidgetItem(self.tree, [label, shown_id])
+            self._patient_rows[key] = row
+        return row
+
+    def _fill_modalities(self) -> None:
+        current = self.modality_box.currentText()
+        self.modality_box.blockSignals(True)
+        self.modality_box.clear()
+        self.modality_box.addItem(ANY_MODALITY)
+        if self.conn is not None:
+            found = [row[0] for row in self.conn.execute("SELECT DISTINCT modality FROM series ORDER BY modality")]
+            has_slides = self.conn.execute("SELECT EXISTS (SELECT 1 FROM slides)").fetchone()[0]
+            for modality in sorted({m for m in found if m} | ({"SM"} if has_slides else set())):
+                self.modality_box.addItem(modality)
+        index = self.modality_box.findText(current)
+        self.modality_box.setCurrentIndex(max(index, 0))
+        self.modality_box.blockSignals(False)
+
+    def _items(self) -> list[QTreeWidgetItem]:
+        found: list[QTreeWidgetItem] = []
+        stack = [self.tree.topLevelItem(i) for i in range(self.tree.topLevelItemCount())]
+        while stack:
+            item = stack.pop()
+            found.append(item)
+            stack.extend(item.child(i) for i in range(item.childCount()))
+        return found
+
+    # reacting -------------------------------------------------------------------------------------
+
+    def _on_activated(self, item: QTreeWidgetItem, _column: int) -> None:
+        entry = item.data(0, ENTRY_ROLE)
+        if entry is not None:
+            self.open_requested.emit(entry)
+
+    def _show_details(self) -> None:
+        """The current item's annotation files and AI results, from the catalog."""
+        self.details.clear()
+        item = self.tree.currentItem()
+        entry = item.data(0, ENTRY_ROLE) if item is not None else None
+        if entry is None or self.conn is None or entry.kind == "file":
+            return
+        for note in annotation_files_for(self.conn, [entry.key]):
+            QTreeWidgetItem(self.details, [f"Annotations: {Path(note.path).name}", f"{note.format}, {note.modified}"])
+        for result in ai_results_for(self.conn, [entry.key]):
+            row = QTreeWidgetItem(self.details, [f"AI: {result.model_name} {result.model_version}", result.created])
+            row.setToolTip(0, f"{result.summary}\nmodel SHA-256 {result.model_hash}")
+        if self.details.topLevelItemCount() == 0:
+            QTreeWidgetItem(self.details, ["No annotations or AI results yet", ""])

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import numpy as np
-from PySide6.QtGui import QIcon, QImage, QPixmap
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QIcon, QImage, QPainter, QPixmap
 
 
 def to_qimage(pixels: np.ndarray) -> QImage:
@@ -15,5 +16,15 @@ def to_qimage(pixels: np.ndarray) -> QImage:
     return QImage(data.data, w, h, 3 * w, QImage.Format.Format_RGB888).copy()
 
 
-def to_icon(pixels: np.ndarray) -> QIcon:
-    return QIcon(QPixmap.fromImage(to_qimage(pixels)))
+def to_icon(pixels: np.ndarray, size: int | None = None) -> QIcon:
+    """An icon of the pixels, fitted into a ``size`` square (aspect kept, centred) when one is given."""
+    pixmap = QPixmap.fromImage(to_qimage(pixels))
+    if size is None:
+        return QIcon(pixmap)
+    fitted = pixmap.scaled(size, size, Qt.AspectRatioMode.KeepAspectRatio, Qt.TransformationMode.SmoothTransformation)
+    square = QPixmap(size, size)
+    square.fill(Qt.GlobalColor.transparent)
+    painter = QPainter(square)
+    painter.drawPixmap((size - fitted.width()) // 2, (size - fitted.height()) // 2, fitted)
+    painter.end()
+    return QIcon(square)

@@ -25,6 +25,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from medviewer.catalog.pseudonyms import pseudonym
 from medviewer.core import mpr
 from medviewer.core.colormaps import COLORMAP_NAMES, lookup_table
 from medviewer.core.display import heat_rgba, heat_scale, label_rgba, label_table
@@ -91,6 +92,7 @@ class VolumeView(QWidget):
         self.colormap = "grey"
         self.tool = Tool.CROSSHAIR
         self.anonymised = bool(settings.value("view/anonymised", False, type=bool)) if settings else False
+        self._identity_hidden = False  # while exporting without patient details: not even a pseudonym
         self.label_map: LabelMap | None = None
         self.label_opacity = 0.5
         self.heatmap: Heatmap | None = None
@@ -274,15 +276,14 @@ class VolumeView(QWidget):
         position = volume.index_to_world(centre) @ _plane_normal(volume, plane)
         width, level = self.window()
         patient = volume.patient
-        identity = (
-            ""
-            if self.anonymised
-            else "\n".join(
-                line
-                for line in (patient.name, patient.patient_id and f"ID {patient.patient_id}", patient.study_date)
-                if line
-            )
-        )
+        if self._identity_hidden or not (patient.name or patient.patient_id):
+            identity = ""
+        elif self.anonymised:
+            alias = pseudonym(patient.patient_id, patient.name)
+            identity = f"{alias.name}\nID {alias.patient_id}"
+        else:
+            lines = (patient.name, patient.patient_id and f"ID {patient.patient_id}", patient.study_date)
+            identity = "\n".join(line for line in lines if line)
         self.views[plane].set_corner_text(
             {
                 "top_left": identity,
@@ -293,10 +294,13 @@ class VolumeView(QWidget):
         )
 
     def set_anonymised(self, anonymised: bool) -> None:
-        """Hide patient name, ID and dates from the corner text (and from exports made meanwhile)."""
+        """Pseudonyms instead of patient name and ID, and no dates, in the corner text (and in exports)."""
         self.anonymised = anonymised
         if self.settings is not None:
             self.settings.setValue("view/anonymised", anonymised)
+        self._redraw_corner_text()
+
+    def _redraw_corner_text(self) -> None:
         if self.volume is not None:
             for plane in PLANES:
                 self._update_corner_text(plane)
@@ -542,15 +546,14 @@ class VolumeView(QWidget):
             super().keyPressEvent(event)
 
     def export_png(self, path: str, include_identifiers: bool = True) -> bool:
-        """Save the views as shown; without identifiers, name, ID and dates are left out of the image."""
-        anonymised = self.anonymised
-        if not include_identifiers and self.volume is not None:
-            self.set_anonymised(True)
+        """Save the views as shown; without identifiers, no name, ID, pseudonym or date is in the image."""
+        self._identity_hidden = not include_identifiers
+        self._redraw_corner_text()
         try:
             return self.grid.grab().save(path, "PNG")
         finally:
-            if anonymised != self.anonymised:
-                self.set_anonymised(anonymised)
+            self._identity_hidden = False
+            self._redraw_corner_text()
 
     def resizeEvent(self, event: object) -> None:  # noqa: N802 (Qt naming)
         super().resizeEvent(event)

@@ -26,6 +26,7 @@ def test_import_and_list(dicomdir_tree: Path, capsys):
     data = json.loads(capsys.readouterr().out)
     assert sum(len(s["series"]) for p in data["patients"] for s in p["studies"]) == 13
     assert sum(se["instances"] for p in data["patients"] for s in p["studies"] for se in s["series"]) == 31
+    assert {se["missing"] for p in data["patients"] for s in p["studies"] for se in s["series"]} == {0}
     assert [s["vendor"] for s in data["slides"]] == ["aperio"]
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -112,3 +113,33 @@ def test_copy_to_store_never_writes_outside_it_or_under_a_patient_name(tmp_path:
     assert report.added == 1 and not list(tmp_path.rglob("pwned*"))
     stored = list((data_dir() / "store").rglob("*.dcm"))
     assert len(stored) == 1 and "SMITH" not in str(stored[0]) and "pwned" not in str(stored[0])
+
+
+def test_check_missing_stats_files_without_holding_the_write_lock(generated, monkeypatch: pytest.MonkeyPatch):
+    """Another writer (an import) gets the lock at once while the files are looked at, and its row stands."""
+    from medviewer.catalog import maintenance
+
+    folder = generated("data", 10)
+    Importer([folder]).run()
+    files = sorted(folder.rglob("*.dcm"))
+    files[0].unlink()
+    files[1].unlink()
+    other = sqlite3.connect(catalog_path(), timeout=0, isolation_level=None)
+    stat_calls = []
+    real_isfile = os.path.isfile
+
+    def isfile_while_importing(path: str) -> bool:
+        if not stat_calls:  # as an import re-recording files[1] (back, changed) would, mid-check
+            other.execute("BEGIN IMMEDIATE")  # raises "database is locked" if check_missing held the lock
+            other.execute("UPDATE instances SET mtime_ns = mtime_ns + 1 WHERE path = ?", (str(files[1]),))
+            other.execute("COMMIT")
+        stat_calls.append(path)
+        return real_isfile(path)
+
+    monkeypatch.setattr(maintenance.os.path, "isfile", isfile_while_importing)
+    conn = connect()
+    assert check_missing(conn) == sorted([str(files[0]), str(files[1])])
+    assert len(stat_calls) == 10
+    flagged = conn.execute("SELECT path FROM instances WHERE missing = 1").fetchall()
+    assert flagged == [(str(files[0]),)]  # the row rewritten meanwhile is left as the importer wrote it
+    other.close()

@@ -5,8 +5,8 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from medviewer.catalog import Importer, connect, search
-from medviewer.catalog.search import search_query
+from medviewer.catalog import Importer, check_missing, connect, search
+from medviewer.catalog.search import search_query, tree
 
 
 def test_search_on_the_dicomdir_tree(dicomdir_tree: Path):
@@ -31,6 +31,27 @@ def test_search_on_the_dicomdir_tree(dicomdir_tree: Path):
     accession = next(h.accession for h in everything if h.accession)
     assert {h.accession for h in search(conn, accession=accession)} == {accession}
     assert search(conn, patient="%") == []  # LIKE wildcards are taken literally
+
+
+def test_missing_instances_are_counted_per_series_in_search_and_tree(generated):
+    folder = generated("data", 20)
+    Importer([folder]).run()
+    conn = connect()
+    assert {h.missing for h in search(conn)} == {0}
+    gone = sorted(folder.rglob("*.dcm"))[:3]
+    for path in gone:
+        path.unlink()
+    check_missing(conn)
+    per_series = (
+        "SELECT se.series_uid, count(*) FROM instances i JOIN series se ON se.id = i.series_ref"
+        " WHERE i.path IN (?, ?, ?) GROUP BY se.series_uid"
+    )
+    expected = dict(conn.execute(per_series, [str(p) for p in gone]))
+    hits = search(conn)
+    assert sum(h.missing for h in hits) == 3 and sum(h.instance_count for h in hits) == 20
+    assert {h.series_uid: h.missing for h in hits if h.missing} == expected
+    listed = [se for p in tree(conn) for st in p["studies"] for se in st["series"]]
+    assert {se["series_uid"]: se["missing"] for se in listed if se["missing"]} == expected
 
 
 def _synthetic_catalog(patients: int = 1000, studies_each: int = 5, series_each: int = 4, instances_each: int = 5):
@@ -85,6 +106,7 @@ def test_search_on_100k_instances_uses_indexes_and_is_fast():
     plan = _plan(conn, patient="family00042")
     assert "USING INDEX studies_patient" in plan and "USING INDEX series_study" in plan
     assert "SCAN st" not in plan and "SCAN se" not in plan  # only the small patients table is scanned
+    assert "SEARCH i USING INDEX instances_series" in plan  # missing instances are counted per series
     assert "USING INDEX studies_accession" in _plan(conn, accession="ACC000123")
     assert "studies_date" in _plan(conn, date_from="20050101", date_to="20050131")
 

@@ -13,7 +13,6 @@ from PySide6.QtCore import QPointF, Qt
 from medviewer.core.mpr import Plane
 from medviewer.ui.app import make_settings
 from medviewer.ui.main_window import SLIDE_TAB, VOLUME_TAB, MainWindow
-from medviewer.ui.patient_panel import UNASSIGNED_SLIDES
 from tests.conftest import real_file
 from tests.ui.conftest import shown
 
@@ -86,26 +85,8 @@ def test_each_slide_opened_from_the_window_is_fully_refined_once_the_window_is_i
     reference = openslide.OpenSlide(str(demo_dir / "slide.tiff"))
     for key in view.visible_tiles:
         location, size = view.pyramid.tile_region(key)
-        np.testing.assert_array_equal(view.tile_items[key].image, np.asarray(reference.read_region(location, key[0], size)))
-
-
-def test_patient_panel_lists_two_patients_and_opens_on_double_click(qtbot, window: MainWindow, demo_dir: Path):
-    open_and_wait(qtbot, window, demo_dir / "ct", demo_dir / "ct2", demo_dir / "slide.tiff")
-    panel = window.patient_panel
-    top = [panel.topLevelItem(i).text(0) for i in range(panel.topLevelItemCount())]
-    assert UNASSIGNED_SLIDES in top
-    patients = [t for t in top if t.startswith("DEMO, ")]
-    assert len(patients) == 2
-    series_items = [
-        item
-        for item in panel.findItems("", Qt.MatchFlag.MatchRecursive | Qt.MatchFlag.MatchContains, 0)
-        if item.data(0, Qt.ItemDataRole.UserRole) == str(demo_dir / "ct2")
-    ]
-    assert len(series_items) == 1
-    assert "48 slices" in series_items[0].text(1)
-    assert not series_items[0].icon(0).isNull()
-    panel.itemDoubleClicked.emit(series_items[0], 0)
-    assert window.volume_view.volume.shape == (48, 256, 256)
+        expected = np.asarray(reference.read_region(location, key[0], size))
+        np.testing.assert_array_equal(view.tile_items[key].image, expected)
 
 
 def test_bad_paths_are_reported_and_the_window_carries_on(qtbot, window: MainWindow, tmp_path: Path, demo_dir: Path):
