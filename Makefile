@@ -40,6 +40,7 @@ bench: $(STAMP)
 	$(BIN)/python -m tests.benchmarks.volume_load
 	QT_QPA_PLATFORM=offscreen $(BIN)/python -m tests.benchmarks.volume_view
 	QT_QPA_PLATFORM=offscreen $(BIN)/python -m tests.benchmarks.slide_view
+	$(BIN)/python -m tests.benchmarks.catalog_import
 
 # The README's viewer screenshots, made from the demo data through the viewer's own calls.
 screenshots: $(STAMP) $(DEMO)/ground_truth.json

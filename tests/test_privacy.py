@@ -45,6 +45,7 @@ def test_logs_hold_no_patient_identifiers(tmp_path: Path, medviewer_home: Path, 
     broken = study / "IM0003.dcm"
     broken.write_bytes(broken.read_bytes()[:2000])  # truncated file inside the canary study
     (study.parent / f"{CANARIES[1]}.dcm").write_text("not dicom")
+    assert run_medviewer("import", str(study.parent), home=medviewer_home).returncode == 0
     run_medviewer(
         "--screenshot",
         str(tmp_path / "shot.png"),
@@ -56,6 +57,7 @@ def test_logs_hold_no_patient_identifiers(tmp_path: Path, medviewer_home: Path, 
     logs = list((medviewer_home / "logs").glob("*"))
     text = "\n".join(p.read_text(errors="replace") for p in logs)
     assert "opened volume" in text and "could not open" in text  # the log did record these events
+    assert "import" in text
     for canary in CANARIES + (f"{CANARIES[3][:4]}-{CANARIES[3][4:6]}",):
         assert canary.lower() not in text.lower(), f"log holds identifier {canary}"
 

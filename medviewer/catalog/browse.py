@@ -107,3 +107,21 @@ def record_ai_result(
 
 def _iso_from_ns(mtime_ns: int) -> str:
     return datetime.fromtimestamp(mtime_ns // 1_000_000_000, tz=timezone.utc).isoformat(timespec="seconds")
+
+
+def patients(conn: sqlite3.Connection) -> list[tuple[str, str]]:
+    """(patient ID, name) of every catalogued patient, by name: the choices for assigning a slide."""
+    return [(row[0], row[1]) for row in conn.execute("SELECT patient_id, name FROM patients ORDER BY name, patient_id")]
+
+
+def assign_slide(conn: sqlite3.Connection, path: Path, patient_id: str | None) -> None:
+    """Link a slide whose file names no patient to a catalogued patient (None unlinks it).
+
+    The link survives re-import; a DICOM slide's own patient, read from its header, replaces it."""
+    ref = None
+    if patient_id is not None:
+        row = conn.execute("SELECT id FROM patients WHERE patient_id = ? ORDER BY id LIMIT 1", (patient_id,)).fetchone()
+        if row is None:
+            raise KeyError(f"no patient with this ID in the catalog: {patient_id}")
+        ref = row[0]
+    conn.execute("UPDATE slides SET patient_ref = ? WHERE path = ?", (ref, slide_key(path)))

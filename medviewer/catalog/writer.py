@@ -90,7 +90,8 @@ _SLIDE_UPSERT = (
     "INSERT INTO slides (path, vendor, width, height, mpp, patient_ref, size, mtime_ns)"
     " VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (path) DO UPDATE SET vendor = excluded.vendor,"
     " width = excluded.width, height = excluded.height, mpp = excluded.mpp,"
-    " patient_ref = excluded.patient_ref, size = excluded.size, mtime_ns = excluded.mtime_ns, missing = 0"
+    " patient_ref = COALESCE(excluded.patient_ref, slides.patient_ref), size = excluded.size,"
+    " mtime_ns = excluded.mtime_ns, missing = 0"
 )
 
 #: The parent a recorded row has now, looked up before an upsert may move it to another.
@@ -150,8 +151,10 @@ class _Batch:
     def write_slides(self, slides: list[SlideRow]) -> None:
         rows = []
         for s in slides:
+            # A file naming its patient (DICOM WSI) decides; one that names none keeps the user's assignment.
             patient_ref = self._patient_id(s.header) if s.header else None
-            self._note_move(_SLIDE_PATIENT, s.path, patient_ref, self.vacated.patients)
+            if patient_ref is not None:
+                self._note_move(_SLIDE_PATIENT, s.path, patient_ref, self.vacated.patients)
             rows.append((s.path, s.vendor, s.width, s.height, s.mpp, patient_ref, s.size, s.mtime_ns))
         self.conn.executemany(_SLIDE_UPSERT, rows)
 

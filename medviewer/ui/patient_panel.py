@@ -20,8 +20,10 @@ from PySide6.QtGui import QBrush, QColor, QIcon
 from PySide6.QtWidgets import (
     QComboBox,
     QHBoxLayout,
+    QInputDialog,
     QLabel,
     QLineEdit,
+    QMenu,
     QProgressBar,
     QPushButton,
     QSplitter,
@@ -31,7 +33,14 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from medviewer.catalog.browse import ai_results_for, annotation_files_for, series_key, slide_key
+from medviewer.catalog.browse import (
+    ai_results_for,
+    annotation_files_for,
+    assign_slide,
+    patients,
+    series_key,
+    slide_key,
+)
 from medviewer.catalog.pseudonyms import pseudonym
 from medviewer.catalog.search import SeriesHit, SlideEntry, search, slides
 from medviewer.core.patient import display_name
@@ -106,6 +115,8 @@ class PatientPanel(QWidget):
         self.tree.setIconSize(QSize(THUMBNAIL_SIZE, THUMBNAIL_SIZE))
         self.tree.setColumnWidth(0, 220)
         self.tree.itemActivated.connect(self._on_activated)
+        self.tree.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+        self.tree.customContextMenuRequested.connect(self._context_menu)
         self.tree.currentItemChanged.connect(lambda *_: self._show_details())
         self.details = QTreeWidget()
         self.details.setHeaderLabels(["Annotations and AI results", "When"])
@@ -371,3 +382,32 @@ class PatientPanel(QWidget):
             row.setToolTip(0, f"{result.summary}\nmodel SHA-256 {result.model_hash}")
         if self.details.topLevelItemCount() == 0:
             QTreeWidgetItem(self.details, ["No annotations or AI results yet", ""])
+
+    def assign(self, entry: PanelEntry, patient_id: str | None) -> None:
+        """Link a slide to a catalogued patient (None: unlink), then show it under that patient."""
+        assert self.conn is not None and entry.path is not None
+        assign_slide(self.conn, entry.path, patient_id)
+        self.refresh()
+        self.select_key(entry.key)
+
+    def _context_menu(self, position: object) -> None:
+        item = self.tree.itemAt(position)
+        entry = item.data(0, ENTRY_ROLE) if item is not None else None
+        if entry is None or entry.kind != "slide" or self.conn is None:
+            return
+        menu = QMenu(self)
+        menu.addAction("Assign to a patient…", lambda: self._ask_assign(entry))
+        menu.addAction("Remove the patient link", lambda: self.assign(entry, None))
+        menu.exec(self.tree.viewport().mapToGlobal(position))
+
+    def _ask_assign(self, entry: PanelEntry) -> None:
+        assert self.conn is not None
+        choices = patients(self.conn)
+        if not choices:
+            self.status.setText("The catalog holds no patients yet: import their studies first.")
+            self.status.show()
+            return
+        labels = [" · ".join(self._identity(patient_id, name)) for patient_id, name in choices]
+        label, accepted = QInputDialog.getItem(self, "Assign the slide to a patient", entry.label, labels, 0, False)
+        if accepted:
+            self.assign(entry, choices[labels.index(label)][0])

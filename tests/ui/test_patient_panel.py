@@ -3,6 +3,7 @@ files, and a damaged catalog at start-up."""
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
@@ -218,3 +219,26 @@ def test_a_damaged_catalog_is_kept_aside_and_rebuilt_on_request(
     window.import_paths([tmp_path / "after"])
     idle(qtbot, window)
     assert window.catalog.execute("SELECT COUNT(*) FROM instances").fetchone()[0] == 3
+
+
+def test_a_slide_assigned_to_a_patient_is_listed_under_them_and_keeps_the_link_on_reimport(
+    qtbot, window: MainWindow, demo_dir: Path, tmp_path: Path
+):
+    slide = tmp_path / "slide.tiff"
+    shutil.copy(demo_dir / "slide.tiff", slide)
+    window.import_paths([demo_dir / "ct2", slide])
+    idle(qtbot, window)
+    panel = window.patient_panel
+    entry = next(e for e in panel.entries() if e.kind == "slide")
+    assert panel.item_for(entry.key).parent().text(0) == UNASSIGNED_SLIDES
+    patient_id = window.catalog.execute("SELECT patient_id FROM patients").fetchone()[0]
+    panel.assign(entry, patient_id)
+    assert panel.item_for(entry.key).parent().text(1).startswith(patient_id)
+    later = slide.stat().st_mtime_ns + 10**9
+    os.utime(slide, ns=(later, later))  # changed on disk: read again, and a TIFF names no patient
+    window.import_paths([slide])
+    idle(qtbot, window)
+    assert "1 slide(s)" in window.statusBar().currentMessage()
+    assert panel.item_for(entry.key).parent().text(1).startswith(patient_id)
+    panel.assign(entry, None)
+    assert panel.item_for(entry.key).parent().text(0) == UNASSIGNED_SLIDES
