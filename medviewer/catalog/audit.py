@@ -33,7 +33,16 @@ from medviewer.core.app_dirs import config_dir, data_dir
 
 AUDIT_FILE_NAME = "audit.sqlite"
 AUDIT_KEY_NAME = "audit.key"
-EVENTS = ("import", "open", "inference", "annotation_save", "export", "failed_open")
+EVENTS = (
+    "import",
+    "open",
+    "inference",
+    "annotation_save",
+    "export",
+    "failed_open",
+    "model_approved",
+    "model_refused",
+)
 GENESIS_HASH = "0" * 64
 BUSY_TIMEOUT_MS = 10_000
 

@@ -110,18 +110,21 @@ def _iso_from_ns(mtime_ns: int) -> str:
 
 
 def patients(conn: sqlite3.Connection) -> list[tuple[str, str]]:
-    """(patient ID, name) of every catalogued patient, by name: the choices for assigning a slide."""
+    """(patient ID, name), the catalog's key for a patient, of everyone catalogued, by name: the choices
+    for assigning a slide."""
     return [(row[0], row[1]) for row in conn.execute("SELECT patient_id, name FROM patients ORDER BY name, patient_id")]
 
 
-def assign_slide(conn: sqlite3.Connection, path: Path, patient_id: str | None) -> None:
-    """Link a slide whose file names no patient to a catalogued patient (None unlinks it).
+def assign_slide(conn: sqlite3.Connection, path: Path, patient: tuple[str, str] | None) -> None:
+    """Link a slide whose file names no patient to a catalogued patient, given as (ID, name); None unlinks.
 
-    The link survives re-import; a DICOM slide's own patient, read from its header, replaces it."""
-    ref = None
-    if patient_id is not None:
-        row = conn.execute("SELECT id FROM patients WHERE patient_id = ? ORDER BY id LIMIT 1", (patient_id,)).fetchone()
-        if row is None:
-            raise KeyError(f"no patient with this ID in the catalog: {patient_id}")
-        ref = row[0]
-    conn.execute("UPDATE slides SET patient_ref = ? WHERE path = ?", (ref, slide_key(path)))
+    One statement, so the lookup and the link cannot be split by another writer. The link survives
+    re-import; a DICOM slide's own patient, read from its header, replaces it."""
+    patient_id, name = patient if patient is not None else (None, None)
+    found = "(SELECT id FROM patients WHERE patient_id = ? AND name = ?)"
+    changed = conn.execute(
+        f"UPDATE slides SET patient_ref = {found} WHERE path = ? AND (? IS NULL OR {found} IS NOT NULL)",
+        (patient_id, name, slide_key(path), patient_id, patient_id, name),
+    ).rowcount
+    if not changed:
+        raise KeyError("that slide or patient is no longer in the catalog")

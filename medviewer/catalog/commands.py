@@ -67,7 +67,11 @@ def list_main(argv: list[str]) -> int:
     finally:
         conn.close()
     if args.json:
-        print(json.dumps({"patients": patients, "slides": [vars(s) for s in slide_entries]}, indent=2))
+        listed = [
+            {**vars(s), "patient": s.patient and {"patient_id": s.patient[0], "name": s.patient[1]}}
+            for s in slide_entries
+        ]
+        print(json.dumps({"patients": patients, "slides": listed}, indent=2))
         return 0
     for patient in patients:
         print(

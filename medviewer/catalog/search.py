@@ -42,13 +42,21 @@ def search_query(
     date_to: str | None = None,
     modality: str | None = None,
     description: str | None = None,
+    any_text: str | None = None,
 ) -> tuple[str, list[object]]:
     """The SQL and parameters of ``search`` (separate so a test can ask SQLite for its plan).
 
     ``patient`` matches a case-insensitive substring of the name or the ID; ``description`` of the study or
-    series description; dates are DICOM ``YYYYMMDD`` strings, both ends included.
+    series description; ``any_text`` any of these or the exact accession number (the patient panel's one
+    search box, as in PACS worklists); dates are DICOM ``YYYYMMDD`` strings, both ends included.
     """
     where, params = [], []
+    if any_text:
+        where.append(
+            "(p.name LIKE ? ESCAPE '\\' OR p.patient_id LIKE ? ESCAPE '\\' OR st.accession = ?"
+            " OR st.description LIKE ? ESCAPE '\\' OR se.description LIKE ? ESCAPE '\\')"
+        )
+        params += [_like(any_text), _like(any_text), any_text, _like(any_text), _like(any_text)]
     if patient:
         where.append("(p.name LIKE ? ESCAPE '\\' OR p.patient_id LIKE ? ESCAPE '\\')")
         params += [_like(patient), _like(patient)]
@@ -91,16 +99,19 @@ class SlideEntry:
     width: int
     height: int
     mpp: float | None
-    patient_id: str | None
+    #: The linked patient as (ID, name), the catalog's key for a patient; None when unassigned.
+    patient: tuple[str, str] | None
     missing: bool
 
 
 def slides(conn: sqlite3.Connection) -> list[SlideEntry]:
     rows = conn.execute(
-        "SELECT s.path, s.vendor, s.width, s.height, s.mpp, p.patient_id, s.missing"
+        "SELECT s.path, s.vendor, s.width, s.height, s.mpp, s.patient_ref, p.patient_id, p.name, s.missing"
         " FROM slides s LEFT JOIN patients p ON p.id = s.patient_ref ORDER BY s.path"
     )
-    return [SlideEntry(*row[:6], bool(row[6])) for row in rows]
+    return [
+        SlideEntry(*row[:5], (row[6], row[7]) if row[5] is not None else None, bool(row[8])) for row in rows
+    ]
 
 
 def tree(conn: sqlite3.Connection) -> list[dict]:

@@ -98,9 +98,13 @@ class MissingCheck(QObject):
         super().__init__(parent)
         self.catalog = catalog
         self._active = False
+        self._again = False  # asked again while running: files may have gone since this check looked
         self._ended.connect(self._on_ended)
 
     def start(self) -> None:
+        if self._active:
+            self._again = True
+            return
         self._active = True
         threading.Thread(target=self._run, name="catalog-missing", daemon=True).start()
 
@@ -121,6 +125,9 @@ class MissingCheck(QObject):
 
     def _on_ended(self, count: int) -> None:
         self._active = False
+        if self._again:
+            self._again = False
+            self.start()
         self.finished.emit(count)
 
 
@@ -171,6 +178,7 @@ class ThumbnailMaker(QObject):
     def shutdown(self) -> None:
         self._pool.clear()
         self._pool.waitForDone()
+        self._pending = 0
 
     def _ask(self, key: str, make: Callable[[], np.ndarray]) -> None:
         if key not in self._asked:

@@ -26,8 +26,8 @@ from PySide6.QtWidgets import (
 )
 
 from medviewer.catalog import ImportReport, Progress, audit, catalog_path, connect
-from medviewer.catalog.browse import record_annotation_file, series_files, slide_key
-from medviewer.catalog.pseudonyms import pseudonym
+from medviewer.catalog.browse import SERIES_KEY_PREFIX, record_annotation_file, series_files, series_key, slide_key
+from medviewer.catalog.pseudonyms import file_alias, pseudonym
 from medviewer.core.errors import CorruptFileError, MedviewerError
 from medviewer.core.label_map import LabelMap
 from medviewer.core.logs import safe_path
@@ -128,8 +128,9 @@ class MainWindow(QMainWindow):
         self.import_job.failed.connect(self._import_failed)
         self._queued_imports: list[tuple[list[Path], bool, bool]] = []  # (paths, copy to store, quietly)
         self._importing_quietly = False
+        self._closing = False  # set when the window closes: a job ending afterwards changes nothing
         self.missing_check = MissingCheck(self.catalog_file, self)
-        self.missing_check.finished.connect(lambda _count: self.patient_panel.refresh())
+        self.missing_check.finished.connect(lambda _count: None if self._closing else self.patient_panel.refresh())
         self.thumbnails = ThumbnailMaker(parent=self)
         self.thumbnails.made.connect(self.patient_panel.set_thumbnail)
         self._build_menus()
@@ -206,6 +207,8 @@ class MainWindow(QMainWindow):
         self.volume_view.set_anonymised(anonymised)
         self.patient_panel.set_anonymised(anonymised)
         self._update_title()
+        if anonymised:
+            self.statusBar().clearMessage()  # it may name a file opened before, and file names can be names
 
     def _update_title(self) -> None:
         """``medviewer — patient — image``; the patient is a pseudonym under the anonymised display."""
@@ -222,7 +225,7 @@ class MainWindow(QMainWindow):
                 parts.append(display_name(patient.name) if patient.name else patient.patient_id)
         image = opened.image
         what = f"{image.modality} {image.description}".strip() if isinstance(image, Volume) else ""
-        parts.append(what or opened.path.name)
+        parts.append(what or self._file_label(opened.path))
         self.setWindowTitle(" — ".join(parts))
 
     def recent_paths(self) -> list[str]:
@@ -335,23 +338,34 @@ class MainWindow(QMainWindow):
     def open_paths(self, paths: list[Path], activate_first_only: bool = False) -> None:
         """Start opening ``paths``; the first (or each, interactively) becomes the shown image."""
         for i, path in enumerate(paths):
-            self.statusBar().showMessage(f"Opening {path.name}…")
-            key = str(path.absolute())
-            self.loader.open(path, OpenRequest(key, path, activate=not activate_first_only or i == 0))
+            self.statusBar().showMessage(f"Opening {self._file_label(path)}…")
+            self.loader.open(path, OpenRequest(str(path.absolute()), path, activate=not activate_first_only or i == 0))
 
     def open_entry(self, entry: PanelEntry) -> None:
-        """Show a patient-panel row: at once if open, else read from its catalogued files."""
+        """Show a patient-panel row: at once if open, else read from its catalogued files.
+
+        Files gone since the last check are left out (and the check run again, so the row greys): a moved
+        file is a fact to show, not an error on every click."""
         if entry.key in self.opened:
             self._show_opened(entry.key)
-        elif entry.missing:
-            self.statusBar().showMessage(f"{entry.label}: its files were moved or deleted since they were imported")
+            return
+        gone = f"{entry.label}: its files were moved or deleted since they were imported"
+        if entry.missing:
+            self.statusBar().showMessage(gone)
         elif entry.kind == "slide" and entry.path is not None:
+            if not entry.path.is_file():
+                self.statusBar().showMessage(gone)
+                self.missing_check.start()
+                return
             self.statusBar().showMessage(f"Opening {entry.label}…")
             self.loader.open(entry.path, OpenRequest(entry.key, entry.path, activate=True, from_catalog=True))
         elif entry.kind == "series" and entry.series_uid is not None and self.catalog is not None:
-            files = series_files(self.catalog, entry.series_uid)
+            recorded = series_files(self.catalog, entry.series_uid)
+            files = [f for f in recorded if f.is_file()]
+            if len(files) < len(recorded):
+                self.missing_check.start()
             if not files:
-                self.statusBar().showMessage(f"{entry.label}: its files were moved or deleted since they were imported")
+                self.statusBar().showMessage(gone)
                 return
             uid = entry.series_uid
             self.statusBar().showMessage(f"Opening {entry.label}…")
@@ -387,9 +401,11 @@ class MainWindow(QMainWindow):
             self._on_overlay(request, opened)
             return
         is_slide = isinstance(opened.image, Slide)
-        subject = request.key if request.key.startswith("series:") else audit.path_subject(request.path)
+        key = request.key if request.from_catalog else self._image_key(request.path, opened)
+        from_series = request.from_catalog and key.startswith(SERIES_KEY_PREFIX)
+        subject = key if from_series else audit.path_subject(request.path)  # as the import recorded it
         audit.record("open", subject, {"kind": "slide" if is_slide else "volume"})
-        self.opened[request.key] = opened
+        self.opened[key] = opened
         if not request.from_catalog:
             self._remember(request.path)
             if is_slide or not is_nifti(request.path):
@@ -399,12 +415,25 @@ class MainWindow(QMainWindow):
         for warning in getattr(opened.image, "warnings", []):
             self.message_bar.add(f"{request.path}: {warning}")
         if request.activate:
-            self._show_opened(request.key)
+            self._show_opened(key)
         elif is_slide and self.slide_view.slide is None:
             self.slide_view.set_slide(opened.image, opened.preview)
         elif not is_slide and self.volume_view.volume is None:
             self.volume_view.set_volume(opened.image)
-        self.statusBar().showMessage(f"Opened {opened.path.name}")
+        self.statusBar().showMessage(f"Opened {self._file_label(opened.path)}")
+
+    @staticmethod
+    def _image_key(path: Path, opened: OpenedImage) -> str:
+        """The key the patient panel gives the same image, so its row is highlighted and not read twice."""
+        if isinstance(opened.image, Slide):
+            return slide_key(path)
+        series_uid = opened.image.metadata.get("series_uid")
+        return series_key(series_uid) if series_uid else str(path.absolute())
+
+    def _file_label(self, path: Path) -> str:
+        """A file's name for the status bar and title; under the anonymised display a stand-in, as folder
+        and file names are often patient names."""
+        return file_alias("Image", str(path.absolute())) if self.volume_view.anonymised else path.name
 
     def _on_overlay(self, request: OverlayRequest, label_map: LabelMap) -> None:
         if self.volume_view.volume is not request.volume:
@@ -468,12 +497,13 @@ class MainWindow(QMainWindow):
         self._offer_rebuild(f"The catalog {self.catalog_file} will be copied aside and made again")
 
     def rebuild_catalog(self) -> None:
-        if self.import_job.running():
-            self.message_bar.add("Wait for the import to finish (or cancel it) before rebuilding the catalog.")
+        if self.import_job.running() or self.missing_check.running():
+            self.message_bar.add("Wait for the running import or check to finish before rebuilding the catalog.")
             return
         if self.catalog is not None:
             self.catalog.close()
             self.catalog = None
+        self._importing_quietly = False
         self.patient_panel.set_connection(None, "Rebuilding the catalog…")
         self.patient_panel.show_import_progress(None, "Reading the files the catalog referenced…")
         self.import_job.start_rebuild()
@@ -508,6 +538,8 @@ class MainWindow(QMainWindow):
             self.patient_panel.show_import_progress(progress.done / progress.total, describe_progress(progress))
 
     def _import_finished(self, report: ImportReport) -> None:
+        if self._closing:
+            return
         self.patient_panel.hide_import_progress()
         if self.catalog is None:
             self._open_catalog()
@@ -523,6 +555,8 @@ class MainWindow(QMainWindow):
         self._next_import()
 
     def _import_failed(self, message: str) -> None:
+        if self._closing:
+            return
         self.patient_panel.hide_import_progress()
         self.message_bar.add(message)
         if self.catalog is None:
@@ -567,6 +601,8 @@ class MainWindow(QMainWindow):
         self.settings.setValue("window/geometry", self.saveGeometry())
         self.settings.setValue("window/state", self.saveState())
         self.settings.sync()
+        self._closing = True
+        self._queued_imports.clear()
         self.loader.shutdown()
         self.import_job.cancel()
         self.import_job.wait(timeout_s=10)

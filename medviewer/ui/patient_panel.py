@@ -33,15 +33,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from medviewer.catalog.browse import (
-    ai_results_for,
-    annotation_files_for,
-    assign_slide,
-    patients,
-    series_key,
-    slide_key,
-)
-from medviewer.catalog.pseudonyms import pseudonym
+from medviewer.catalog import browse
+from medviewer.catalog.browse import ai_results_for, annotation_files_for, assign_slide, series_key, slide_key
+from medviewer.catalog.pseudonyms import file_alias, pseudonym
 from medviewer.catalog.search import SeriesHit, SlideEntry, search, slides
 from medviewer.core.patient import display_name
 from medviewer.io.preview import ICON_SIZE, OpenedImage
@@ -173,8 +167,8 @@ class PatientPanel(QWidget):
 
     def add_other_file(self, opened: OpenedImage) -> None:
         """An image opened from outside the catalog (a NIfTI file): listed so it can be shown again."""
-        self.other_files[str(opened.path)] = opened
-        self.icons[str(opened.path)] = to_icon(opened.icon, THUMBNAIL_SIZE)
+        self.other_files[str(opened.path.absolute())] = opened
+        self.icons[str(opened.path.absolute())] = to_icon(opened.icon, THUMBNAIL_SIZE)
         self.refresh()
 
     def set_thumbnail(self, key: str, pixels: np.ndarray) -> None:
@@ -213,10 +207,10 @@ class PatientPanel(QWidget):
         """Rebuild the tree from the catalog with the current search and filters (indexed queries)."""
         self.tree.clear()
         self.wanted_thumbnails = []
-        self._patient_rows: dict[str, QTreeWidgetItem] = {}
+        self._patient_rows: dict[tuple[str, str], QTreeWidgetItem] = {}
         if self.conn is not None:
             text, modality, date_from = self._criteria()
-            self._add_series(self._search(text, modality, date_from))
+            self._add_series(search(self.conn, any_text=text, modality=modality, date_from=date_from))
             if modality in (None, "SM"):
                 self._add_slides(slides(self.conn), text)
         text = self.search_box.text().strip().lower()
@@ -240,35 +234,10 @@ class PatientPanel(QWidget):
             date_from = (datetime.date.today() - datetime.timedelta(days=days)).strftime("%Y%m%d")
         return text, (None if modality == ANY_MODALITY else modality), date_from
 
-    def _search(self, text: str | None, modality: str | None, date_from: str | None) -> list[SeriesHit]:
-        """Series whose patient name or ID, accession number or description holds ``text`` (one box, as
-        in PACS worklists), each an indexed query, merged in the catalog's display order."""
-        assert self.conn is not None
-        filters = {"modality": modality, "date_from": date_from}
-        if not text:
-            return search(self.conn, **filters)
-        found: dict[str, SeriesHit] = {}
-        for field in ("patient", "accession", "description"):
-            for hit in search(self.conn, **filters, **{field: text}):
-                found[hit.series_uid] = hit
-        return sorted(
-            found.values(),
-            key=lambda h: (
-                h.patient_name,
-                h.patient_id,
-                h.study_date,
-                h.study_uid,
-                h.series_number or -1,
-                h.series_uid,
-            ),
-        )
-
     def _add_series(self, hits: list[SeriesHit]) -> None:
-        patients: dict[tuple[str, str], QTreeWidgetItem] = {}
         studies: dict[str, QTreeWidgetItem] = {}
         for hit in hits:
             patient = self._patient_row(hit.patient_id, hit.patient_name)
-            patients[(hit.patient_id, hit.patient_name)] = patient
             study = studies.get(hit.study_uid)
             if study is None:
                 date = "" if self.anonymised else dicom_date(hit.study_date)
@@ -282,32 +251,37 @@ class PatientPanel(QWidget):
                 details += f", {hit.missing} missing"
             entry = PanelEntry("series", series_key(hit.series_uid), label, series_uid=hit.series_uid, missing=missing)
             self._add_entry(study, entry, details, partly_missing=bool(hit.missing))
-        for patient in patients.values():
-            count = patient.childCount()
-            studies = f"{count} stud{'y' if count == 1 else 'ies'}"
-            patient.setText(1, f"{patient.text(1)}  ·  {studies}" if patient.text(1) else studies)
+        for row in self._patient_rows.values():
+            count = row.childCount()
+            counted = f"{count} stud{'y' if count == 1 else 'ies'}"
+            row.setText(1, f"{row.text(1)}  ·  {counted}" if row.text(1) else counted)
+        for study in studies.values():
+            study.setToolTip(1, f"{study.childCount()} series")
 
     def _add_slides(self, entries: list[SlideEntry], text: str | None) -> None:
         text = (text or "").lower()
         unassigned: QTreeWidgetItem | None = None
         for slide in entries:
             path = Path(slide.path)
-            if text and text not in path.name.lower() and text not in (slide.patient_id or "").lower():
+            searched = [path.name, *(slide.patient or ())]
+            if text and not any(text in field.lower() for field in searched):
                 continue
-            if slide.patient_id:
-                group = self._patient_row(slide.patient_id, "")
+            if slide.patient is not None:
+                group = self._patient_row(*slide.patient)
             else:
                 unassigned = unassigned or QTreeWidgetItem(self.tree, [UNASSIGNED_SLIDES, ""])
                 group = unassigned
             mpp = f", {slide.mpp:.3g} µm/px" if slide.mpp else ""
-            entry = PanelEntry("slide", slide_key(path), path.name, path=path, missing=slide.missing)
+            label = file_alias("Slide", str(path)) if self.anonymised else path.name
+            entry = PanelEntry("slide", slide_key(path), label, path=path, missing=slide.missing)
             self._add_entry(group, entry, f"slide {slide.width}×{slide.height}{mpp}", partly_missing=slide.missing)
 
     def _add_other(self, group: QTreeWidgetItem, opened: OpenedImage) -> None:
         image = opened.image
         shape = getattr(image, "shape", None)
         details = f"{shape[0]} slices {shape[2]}×{shape[1]}" if shape is not None else ""
-        entry = PanelEntry("file", str(opened.path), opened.path.name, path=opened.path)
+        label = file_alias("File", str(opened.path)) if self.anonymised else opened.path.name
+        entry = PanelEntry("file", str(opened.path.absolute()), label, path=opened.path)
         self._add_entry(group, entry, details, partly_missing=False)
 
     def _add_entry(self, parent: QTreeWidgetItem, entry: PanelEntry, details: str, partly_missing: bool) -> None:
@@ -329,13 +303,12 @@ class PatientPanel(QWidget):
         return (display_name(name) if name else patient_id or "(no name)"), patient_id
 
     def _patient_row(self, patient_id: str, name: str) -> QTreeWidgetItem:
-        """One row per patient; a slide linked by ID alone joins the row of that ID's DICOM studies."""
-        key = patient_id or f"name:{name}"
-        row = self._patient_rows.get(key)
+        """One row per catalogued patient, keyed as the catalog keys them: by ID and name together."""
+        row = self._patient_rows.get((patient_id, name))
         if row is None:
             label, shown_id = self._identity(patient_id, name)
             row = QTreeWidgetItem(self.tree, [label, shown_id])
-            self._patient_rows[key] = row
+            self._patient_rows[(patient_id, name)] = row
         return row
 
     def _fill_modalities(self) -> None:
@@ -376,17 +349,22 @@ class PatientPanel(QWidget):
         if entry is None or self.conn is None or entry.kind == "file":
             return
         for note in annotation_files_for(self.conn, [entry.key]):
-            QTreeWidgetItem(self.details, [f"Annotations: {Path(note.path).name}", f"{note.format}, {note.modified}"])
+            name = file_alias("File", note.path) if self.anonymised else Path(note.path).name
+            QTreeWidgetItem(self.details, [f"Annotations: {name}", f"{note.format}, {note.modified}"])
         for result in ai_results_for(self.conn, [entry.key]):
             row = QTreeWidgetItem(self.details, [f"AI: {result.model_name} {result.model_version}", result.created])
             row.setToolTip(0, f"{result.summary}\nmodel SHA-256 {result.model_hash}")
         if self.details.topLevelItemCount() == 0:
             QTreeWidgetItem(self.details, ["No annotations or AI results yet", ""])
 
-    def assign(self, entry: PanelEntry, patient_id: str | None) -> None:
-        """Link a slide to a catalogued patient (None: unlink), then show it under that patient."""
+    def assign(self, entry: PanelEntry, patient: tuple[str, str] | None) -> None:
+        """Link a slide to a catalogued patient, as (ID, name) (None: unlink), then show it under them."""
         assert self.conn is not None and entry.path is not None
-        assign_slide(self.conn, entry.path, patient_id)
+        try:
+            assign_slide(self.conn, entry.path, patient)
+        except KeyError as exc:
+            self.status.setText(f"{entry.label}: {exc.args[0]}")
+            self.status.show()
         self.refresh()
         self.select_key(entry.key)
 
@@ -402,7 +380,7 @@ class PatientPanel(QWidget):
 
     def _ask_assign(self, entry: PanelEntry) -> None:
         assert self.conn is not None
-        choices = patients(self.conn)
+        choices = browse.patients(self.conn)
         if not choices:
             self.status.setText("The catalog holds no patients yet: import their studies first.")
             self.status.show()
@@ -410,4 +388,4 @@ class PatientPanel(QWidget):
         labels = [" · ".join(self._identity(patient_id, name)) for patient_id, name in choices]
         label, accepted = QInputDialog.getItem(self, "Assign the slide to a patient", entry.label, labels, 0, False)
         if accepted:
-            self.assign(entry, choices[labels.index(label)][0])
+            self.assign(entry, choices[labels.index(label)])

@@ -16,7 +16,7 @@ from medviewer.catalog import connect
 from medviewer.catalog.browse import record_ai_result, series_key
 from medviewer.ui.app import make_settings
 from medviewer.ui.main_window import MainWindow
-from medviewer.ui.patient_panel import MISSING_COLOUR, UNASSIGNED_SLIDES, PatientPanel
+from medviewer.ui.patient_panel import MISSING_COLOUR, UNASSIGNED_SLIDES, PatientPanel, dicom_date
 from tests.benchmarks.catalog_import import write_files
 from tests.conftest import pydicom_file
 from tests.ui.conftest import shown
@@ -121,50 +121,77 @@ def test_opened_images_join_the_panel_and_nifti_is_listed_outside_the_catalog(
 
 
 def test_anonymised_display_uses_stable_pseudonyms_in_panel_title_and_corner_text(
-    qtbot, window: MainWindow, demo_dir: Path
+    qtbot, window: MainWindow, demo_dir: Path, tmp_path: Path
 ):
-    window.open_paths([demo_dir / "ct"])
+    slide = tmp_path / "SMITH_JOHN_12345.tiff"  # file names can be patients' names
+    shutil.copy(demo_dir / "slide.tiff", slide)
+    window.open_paths([demo_dir / "ct", slide, demo_dir / "ct2"], activate_first_only=True)
     idle(qtbot, window)
-    name = window.volume_view.volume.patient.name
-    family = name.split("^")[0]
+    patient = window.volume_view.volume.patient
+    family = patient.name.split("^")[0]
     assert family in window.windowTitle()
     window.anonymise_action.setChecked(True)
     panel_text, title = all_texts(window.patient_panel), window.windowTitle()
     corner = window.volume_view.views[next(iter(window.volume_view.views))].corner_labels["top_left"].text()
-    for text in (panel_text, title, corner):
-        assert family not in text and window.volume_view.volume.patient.patient_id not in text
+    hidden = (family, patient.patient_id, dicom_date(patient.study_date), "SMITH", "12345")
+    for text in (panel_text, title, corner, window.statusBar().currentMessage()):
+        for value in hidden:
+            assert value not in text
     alias = title.split(" — ")[1]
     assert alias.startswith("Patient ") and alias in panel_text and alias in corner
+    patients = [r for r in top_rows(window.patient_panel) if r.startswith("Patient ")]
+    assert len(set(patients)) == 2  # two patients, two pseudonyms
+    window.open_entry(next(e for e in window.patient_panel.entries() if e.kind == "slide"))
+    assert "SMITH" not in window.windowTitle() and window.windowTitle().startswith("medviewer — Image ")
     window.anonymise_action.setChecked(False)
+    assert "SMITH_JOHN_12345.tiff" in all_texts(window.patient_panel)
     window.anonymise_action.setChecked(True)
-    assert window.windowTitle().split(" — ")[1] == alias  # stable
+    assert alias in all_texts(window.patient_panel)  # the same pseudonym again
 
 
-def test_files_deleted_since_import_are_greyed_and_a_click_says_so(
-    qtbot, window: MainWindow, dicomdir_tree: Path, monkeypatch
-):
+def test_files_deleted_since_import_are_greyed_and_a_click_says_so(qtbot, window: MainWindow, dicomdir_tree: Path):
     window.import_paths([dicomdir_tree / "DICOMDIR"])
     idle(qtbot, window)
     entry = next(e for e in window.patient_panel.entries() if e.kind == "series")
-    conn = connect(window.catalog_file)
-    files = [
-        row[0]
-        for row in conn.execute(
-            "SELECT i.path FROM instances i JOIN series s ON s.id = i.series_ref WHERE s.series_uid = ?",
-            (entry.series_uid,),
-        )
-    ]
-    conn.close()
+    files = [row[0] for row in window.catalog.execute(
+        "SELECT i.path FROM instances i JOIN series s ON s.id = i.series_ref WHERE s.series_uid = ?",
+        (entry.series_uid,),
+    )]
     for path in files:
-        Path(path).unlink()
-    window.missing_check.start()
-    idle(qtbot, window)
+        Path(path).unlink()  # while the window is open: no start-up check has seen it
+    window.patient_panel.tree.itemActivated.emit(window.patient_panel.item_for(entry.key), 0)
+    assert "moved or deleted" in window.statusBar().currentMessage()
+    idle(qtbot, window)  # the click ran the check again, so the row now says so
     item = window.patient_panel.item_for(entry.key)
     assert item.foreground(0).color() == MISSING_COLOUR
     assert f"{len(files)} missing" in item.text(1)
     window.patient_panel.tree.itemActivated.emit(item, 0)
     assert "moved or deleted" in window.statusBar().currentMessage()
     assert window.message_bar.messages == []  # a fact, not an error
+
+
+def test_two_patients_sharing_an_id_keep_their_own_rows_and_search_finds_names_and_descriptions(
+    qtbot, window: MainWindow, dicomdir_tree: Path, tmp_path: Path
+):
+    source = next(p for p in (dicomdir_tree / "98892001").rglob("*") if p.is_file())
+    folder = tmp_path / "same-id"
+    folder.mkdir()
+    for n, name in enumerate(("ALPHA^ANNA", "BETA^BERT")):
+        ds = pydicom.dcmread(source)
+        ds.PatientID, ds.PatientName, ds.AccessionNumber = "SHARED-1", name, f"ACC{n}"
+        ds.StudyInstanceUID, ds.SeriesInstanceUID = f"2.25.{100 + n}", f"2.25.{200 + n}"
+        ds.SOPInstanceUID, ds.StudyDescription = f"2.25.{300 + n}", f"Knee {name[:4]}"
+        ds.save_as(folder / f"{n}.dcm")
+    window.import_paths([folder])
+    idle(qtbot, window)
+    panel = window.patient_panel
+    assert {"ALPHA, ANNA", "BETA, BERT"} <= set(top_rows(panel))
+    panel.search_box.setText("bert")  # part of a name, any case
+    assert top_rows(panel) == ["BETA, BERT"]
+    panel.search_box.setText("ACC0")  # an accession number
+    assert top_rows(panel) == ["ALPHA, ANNA"]
+    panel.search_box.setText("knee")  # a study description
+    assert sorted(top_rows(panel)) == ["ALPHA, ANNA", "BETA, BERT"]
 
 
 def test_earlier_ai_results_are_listed_with_their_series(qtbot, window: MainWindow, demo_dir: Path):
@@ -182,7 +209,7 @@ def test_an_import_shows_progress_and_can_be_cancelled(qtbot, window: MainWindow
     write_files(tmp_path / "many", 1500)
     seen: list[str] = []
     window.import_job.progress.connect(lambda p: seen.append(window.patient_panel.progress_label.text()))
-    window.import_job.progress.connect(lambda p: window.import_job.cancel() if p.done > 0 else None)
+    window.import_job.progress.connect(lambda p: window.patient_panel.cancel_button.click() if p.done > 0 else None)
     window.import_paths([tmp_path / "many"])
     idle(qtbot, window)
     assert seen and "files/s" in seen[0]
@@ -231,8 +258,8 @@ def test_a_slide_assigned_to_a_patient_is_listed_under_them_and_keeps_the_link_o
     panel = window.patient_panel
     entry = next(e for e in panel.entries() if e.kind == "slide")
     assert panel.item_for(entry.key).parent().text(0) == UNASSIGNED_SLIDES
-    patient_id = window.catalog.execute("SELECT patient_id FROM patients").fetchone()[0]
-    panel.assign(entry, patient_id)
+    patient_id, name = window.catalog.execute("SELECT patient_id, name FROM patients").fetchone()
+    panel.assign(entry, (patient_id, name))
     assert panel.item_for(entry.key).parent().text(1).startswith(patient_id)
     later = slide.stat().st_mtime_ns + 10**9
     os.utime(slide, ns=(later, later))  # changed on disk: read again, and a TIFF names no patient

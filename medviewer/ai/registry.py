@@ -1,0 +1,193 @@
+"""The approved-models list: a model file is loaded only if its SHA-256 is on it.
+
+Loading TorchScript runs code from the file, so approval pins the exact bytes a person looked at: a file
+changed after approval (retrained, tampered with, damaged) has another hash and is refused until approved
+again. Approvals live in ``approved_models.json`` in the settings folder; the demo models are approved out
+of the box by ``resources/approved_models.json``, which has the same format. Each entry is
+``{"sha256", "name", "version", "file_name", "approved_at"}``.
+
+Every approval and every refusal goes to the audit trail under ``model:<sha256>``. A damaged list is
+reported and left as it is: rewriting it would silently revoke or forge approvals.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import dataclass, fields
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from medviewer.annotations.atomic_write import write_atomic
+from medviewer.catalog import audit
+from medviewer.core.app_dirs import RESOURCES_DIR, config_dir
+from medviewer.core.errors import MedviewerError
+
+if TYPE_CHECKING:
+    from medviewer.ai.package import ModelPackage
+
+REGISTRY_FILE_NAME = "approved_models.json"
+BUILTIN_FILE = RESOURCES_DIR / REGISTRY_FILE_NAME
+CHUNK_BYTES = 1024 * 1024
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+
+
+class UntrustedModelError(MedviewerError):
+    """The file's SHA-256 is not on the approved list; ``sha256`` is shown so a person can compare it."""
+
+    def __init__(self, path: str | Path, reason: str, sha256: str) -> None:
+        super().__init__(path, reason)
+        self.sha256 = sha256
+
+
+class ModelRegistryError(MedviewerError):
+    """The approved-models list cannot be read; approvals and loads stop until a person repairs it."""
+
+
+@dataclass(frozen=True)
+class Entry:
+    sha256: str
+    name: str
+    version: str
+    file_name: str
+    approved_at: str
+    builtin: bool = False
+
+
+_STORED_FIELDS = tuple(f.name for f in fields(Entry) if f.name != "builtin")
+
+
+def registry_path() -> Path:
+    return config_dir() / REGISTRY_FILE_NAME
+
+
+def sha256_of(path: Path) -> str:
+    """Streamed, so a multi-gigabyte model is hashed without being held in memory."""
+    digest = hashlib.sha256()
+    try:
+        with open(path, "rb") as file:
+            while chunk := file.read(CHUNK_BYTES):
+                digest.update(chunk)
+    except OSError as exc:
+        raise _unreadable(path, exc) from exc
+    return digest.hexdigest()
+
+
+def _unreadable(path: Path, exc: OSError) -> MedviewerError:
+    return MedviewerError(path, f"the model file cannot be read ({exc.strerror or exc})")
+
+
+def entries() -> list[Entry]:
+    """Built-in approvals first, then the user's, in the order they were approved."""
+    return _read(BUILTIN_FILE, builtin=True) + _read(registry_path(), builtin=False)
+
+
+def _read(path: Path, builtin: bool) -> list[Entry]:
+    if not path.exists():
+        return []
+    try:
+        stored = json.loads(path.read_bytes())
+    except ValueError as exc:
+        raise _damaged(path, f"not valid JSON ({exc})") from exc
+    except OSError as exc:
+        raise ModelRegistryError(path, f"the approved-models list cannot be read ({exc.strerror})") from exc
+    if not isinstance(stored, list):
+        raise _damaged(path, f"a JSON {type(stored).__name__}, not a list of entries")
+    read: list[Entry] = []
+    for number, item in enumerate(stored, start=1):
+        if not isinstance(item, dict):
+            raise _damaged(path, f"entry {number} is not an object")
+        for field in _STORED_FIELDS:
+            if not isinstance(item.get(field), str) or not item[field]:
+                raise _damaged(path, f"entry {number}: {field} is missing or not a string")
+        if not _SHA256.fullmatch(item["sha256"]):
+            raise _damaged(path, f"entry {number}: sha256 is not 64 lower-case hexadecimal digits")
+        read.append(Entry(**{field: item[field] for field in _STORED_FIELDS}, builtin=builtin))
+    return read
+
+
+def _damaged(path: Path, problem: str) -> ModelRegistryError:
+    return ModelRegistryError(
+        path, f"the approved-models list is damaged: {problem}; it was left as it is, repair or remove it"
+    )
+
+
+def is_approved(path: Path) -> bool:
+    digest = sha256_of(path)
+    return any(entry.sha256 == digest for entry in entries())
+
+
+def require_approved(path: Path) -> str:
+    """The file's SHA-256 if approved; otherwise the refusal is audited and UntrustedModelError raised."""
+    digest = sha256_of(path)
+    _check(Path(path), digest)
+    return digest
+
+
+def read_approved(path: Path) -> tuple[bytes, str]:
+    """The file's bytes and SHA-256, checked: torch is handed exactly the bytes that were approved."""
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise _unreadable(path, exc) from exc
+    digest = hashlib.sha256(data).hexdigest()
+    _check(path, digest)
+    return data, digest
+
+
+def _check(path: Path, digest: str) -> None:
+    known = entries()
+    if any(entry.sha256 == digest for entry in known):
+        return
+    # Bundles all name their weights models/model.ts, so a file name match suggests, not proves, a changed file.
+    same_name = next((entry for entry in reversed(known) if entry.file_name == path.name), None)
+    if same_name is None:
+        reason = "not approved"
+        message = (
+            f"SHA-256 {digest} is not in the approved models list, so it is not loaded; "
+            f"approve it with 'medviewer models add {path}' after reading its card"
+        )
+    else:
+        reason = "differs from the approved file of the same name"
+        message = (
+            f"SHA-256 {digest} differs from the approved file of the same name ({same_name.name} "
+            f"{same_name.version}, SHA-256 {same_name.sha256}): if it is that file, it was changed after "
+            "approval; it is not loaded"
+        )
+    audit.record("model_refused", "model:" + digest, {"file": path.name, "reason": reason})
+    raise UntrustedModelError(path, message, digest)
+
+
+def approve(path: Path, package: ModelPackage, shown_sha256: str | None = None) -> Entry:
+    """Add one weights file of ``package`` to the user's list (already approved: the existing entry).
+
+    ``shown_sha256`` is the hash the person approved on screen; if the file no longer has it, nothing is
+    approved, so a file swapped while the question was open is not approved in its stead."""
+    path = Path(path)
+    if path not in package.weights.values():
+        raise ValueError(f"{path} is not one of the weights files of {package.name} {package.version}")
+    digest = sha256_of(path)
+    if shown_sha256 is not None and digest != shown_sha256:
+        raise UntrustedModelError(
+            path, f"changed while it was being approved: SHA-256 {digest}, shown {shown_sha256}; not approved", digest
+        )
+    own = _read(registry_path(), builtin=False)  # read before writing: a damaged list raises, never overwritten
+    existing = next((entry for entry in _read(BUILTIN_FILE, builtin=True) + own if entry.sha256 == digest), None)
+    if existing is not None:
+        return existing
+    entry = Entry(digest, package.name, package.version, path.name, datetime.now(UTC).isoformat(timespec="seconds"))
+    stored = [{field: getattr(e, field) for field in _STORED_FIELDS} for e in [*own, entry]]
+    # Audited first: an approval that could not be audited must not take effect.
+    audit.record(
+        "model_approved", "model:" + digest, {"name": package.name, "version": package.version, "file": path.name}
+    )
+    try:
+        write_atomic(registry_path(), (json.dumps(stored, indent=2) + "\n").encode())
+    except OSError as exc:
+        raise ModelRegistryError(
+            registry_path(), f"the approved-models list cannot be written ({exc.strerror})"
+        ) from exc
+    return entry
