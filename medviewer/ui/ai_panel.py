@@ -1,21 +1,47 @@
-"""The AI panel. It reports the compute runtime, probed in the background after the window is up.
+"""The AI panel: the runtime, the model and its card, runs on the shown volume, and what the model thinks.
 
 PyTorch takes seconds to import, so it is imported on a pool thread once the window is showing; the
-panel says what it is doing until then. ``runtime_ready`` fires when the probe has finished.
+panel says what it is doing until then (``runtime_ready`` fires when the probe has finished). Models
+run on the single AI worker thread (``ai_worker.AiWorker``): the window stays responsive, a run can be
+cancelled within one batch, and a failing model ends in a message. Results name the model, its version
+and SHA-256, the device and the time taken; saliency is captioned as model attention, not lesion
+location, and every result of a model not cleared for diagnosis says "not for diagnostic use".
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from pathlib import Path
 
-from PySide6.QtCore import QObject, QRunnable, QThreadPool, QTimer, Signal
-from PySide6.QtWidgets import QGroupBox, QLabel, QVBoxLayout, QWidget
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import QObject, QRunnable, QSettings, QThreadPool, QTimer, Signal
+from PySide6.QtWidgets import (
+    QComboBox,
+    QFileDialog,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QMessageBox,
+    QProgressBar,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
 
+from medviewer.ai import registry
+from medviewer.ai.available import builtin_bundles
+from medviewer.ai.package import ModelPackage, read_package
 from medviewer.ai.runtime import describe_runtime
+from medviewer.core.errors import MedviewerError
 from medviewer.core.logs import log_unexpected
+from medviewer.core.volume import Volume
+from medviewer.ui.ai_worker import AiJob, AiWorker
 
 log = logging.getLogger(__name__)
+SALIENCY_METHODS = (("gradcam", "Grad-CAM"), ("occlusion", "Occlusion"), ("ig", "Integrated gradients"))
+NOT_DIAGNOSTIC = "Not for diagnostic use."
 
 
 class _ProbeRelay(QObject):
@@ -36,23 +62,318 @@ class _ProbeTask(QRunnable):
         self.relay.done.emit(text, time.time())
 
 
-class AiPanel(QWidget):
-    runtime_ready = Signal(float)  # epoch seconds when torch finished importing
+def card_text(package: ModelPackage, hashes: dict[str, str]) -> str:
+    """The model card summary shown before approval and one click away afterwards."""
+    spec = package.spec
+    lines = [
+        f"{package.name} {package.version}",
+        f"Intended use: {package.intended_use or '(not stated)'}",
+        f"Target: {spec.target}; input {'x'.join(map(str, spec.shape))}, {spec.channels} channel(s)",
+        f"Classes: {', '.join(spec.classes)} ({spec.activation})",
+    ]
+    lines += [f"{fmt} weights SHA-256: {digest}" for fmt, digest in hashes.items()]
+    if not spec.diagnostic_use:
+        lines.append(NOT_DIAGNOSTIC)
+    if package.card:
+        lines += ["", package.card.strip()]
+    return "\n".join(lines)
 
-    def __init__(self, parent: QWidget | None = None) -> None:
+
+class AiPanel(QWidget):
+    """``heatmap_ready(volume, caption)`` for the volume view; ``result_ready(job, result)`` for the
+    window to store; ``slice_chosen(index)`` when a point of the per-slice curve is clicked."""
+
+    runtime_ready = Signal(float)  # epoch seconds when torch finished importing
+    heatmap_ready = Signal(object, str)
+    result_ready = Signal(object, object)
+    slice_chosen = Signal(int)
+
+    def __init__(self, settings: QSettings | None = None, parent: QWidget | None = None) -> None:
         super().__init__(parent)
+        self.settings = settings
         self.runtime_label = QLabel("Waiting to load the AI runtime…")
         self.runtime_label.setWordWrap(True)
-        box = QGroupBox("Runtime")
-        QVBoxLayout(box).addWidget(self.runtime_label)
+        runtime_box = QGroupBox("Runtime")
+        QVBoxLayout(runtime_box).addWidget(self.runtime_label)
+
+        self.model_box = QComboBox()
+        self.model_box.currentIndexChanged.connect(self._model_changed)
+        card_button = QPushButton("Model card…")
+        card_button.clicked.connect(self.show_card)
+        add_button = QPushButton("Add model…")
+        add_button.clicked.connect(self._ask_add_model)
+        self.run_slice_button = QPushButton("This slice")
+        self.run_slice_button.clicked.connect(lambda: self.run(every_slice=False))
+        self.run_all_button = QPushButton("Every slice")
+        self.run_all_button.clicked.connect(lambda: self.run(every_slice=True))
+        self.progress = QProgressBar()
+        self.progress.setRange(0, 1000)
+        self.progress_label = QLabel()
+        self.cancel_button = QPushButton("Cancel")
+        self.cancel_button.clicked.connect(lambda: self.worker.cancel())
+        self.result_label = QLabel("No result yet.")
+        self.result_label.setWordWrap(True)
+        self.bars = pg.PlotWidget()
+        self.bars.setFixedHeight(140)
+        self.bars.setMouseEnabled(False, False)
+        self.bars.setYRange(0, 1)
+        self.curve = pg.PlotWidget()
+        self.curve.setFixedHeight(140)
+        self.curve.setLabel("bottom", "slice")
+        self.curve.setYRange(0, 1)
+        self.curve.scene().sigMouseClicked.connect(self._curve_clicked)
+        self.method_box = QComboBox()
+        for key, label in SALIENCY_METHODS:
+            self.method_box.addItem(label, key)
+        self.class_box = QComboBox()
+        self.saliency_button = QPushButton("Show saliency on this slice")
+        self.saliency_button.clicked.connect(self.run_saliency)
+        self.saliency_caption = QLabel()
+        self.saliency_caption.setWordWrap(True)
+
+        model_box = QGroupBox("Model")
+        model_layout = QVBoxLayout(model_box)
+        model_layout.addWidget(self.model_box)
+        buttons = QHBoxLayout()
+        buttons.addWidget(card_button)
+        buttons.addWidget(add_button)
+        model_layout.addLayout(buttons)
+        runs = QHBoxLayout()
+        runs.addWidget(QLabel("Run on:"))
+        runs.addWidget(self.run_slice_button)
+        runs.addWidget(self.run_all_button)
+        model_layout.addLayout(runs)
+        progress_row = QHBoxLayout()
+        progress_row.addWidget(self.progress, 1)
+        progress_row.addWidget(self.cancel_button)
+        model_layout.addLayout(progress_row)
+        model_layout.addWidget(self.progress_label)
+        result_box = QGroupBox("Result")
+        result_layout = QVBoxLayout(result_box)
+        result_layout.addWidget(self.result_label)
+        result_layout.addWidget(self.bars)
+        result_layout.addWidget(self.curve)
+        saliency_box = QGroupBox("Saliency")
+        saliency_layout = QVBoxLayout(saliency_box)
+        choice = QHBoxLayout()
+        choice.addWidget(self.method_box)
+        choice.addWidget(self.class_box)
+        saliency_layout.addLayout(choice)
+        saliency_layout.addWidget(self.saliency_button)
+        saliency_layout.addWidget(self.saliency_caption)
         layout = QVBoxLayout(self)
-        layout.addWidget(box)
+        for box in (runtime_box, model_box, result_box, saliency_box):
+            layout.addWidget(box)
         layout.addStretch(1)
+
         self._relay = _ProbeRelay(self)
         self._relay.done.connect(self._on_probe)
         self._pool = QThreadPool(self)
         self.probing = False
         self.ready = False
+        self.worker = AiWorker(self)
+        self.worker.progress.connect(self._on_progress)
+        self.worker.finished_job.connect(self._on_finished)
+        self.worker.failed.connect(self._on_failed)
+        self.worker.cancelled.connect(self._on_cancelled)
+        self.packages: list[ModelPackage] = []
+        self.volume: Volume | None = None
+        self.slice_index = 0
+        self.last_result: object | None = None
+        self._curve_indices = np.zeros(0, dtype=int)
+        self._set_running(False)
+        self.curve.hide()
+        self.reload_models()
+
+    # models -------------------------------------------------------------------------------------
+
+    def reload_models(self) -> None:
+        """The demo models and the ones added here; unreadable packages are listed in the tooltip."""
+        paths = builtin_bundles() + [Path(p) for p in self._added_paths()]
+        self.packages, problems = [], []
+        for path in paths:
+            try:
+                self.packages.append(read_package(path))
+            except MedviewerError as exc:
+                problems.append(str(exc))
+        self.model_box.blockSignals(True)
+        self.model_box.clear()
+        for package in self.packages:
+            self.model_box.addItem(f"{package.name} {package.version}")
+        self.model_box.blockSignals(False)
+        self.model_box.setToolTip("\n".join(problems))
+        self._model_changed()
+
+    def package(self) -> ModelPackage | None:
+        index = self.model_box.currentIndex()
+        return self.packages[index] if 0 <= index < len(self.packages) else None
+
+    def show_card(self) -> None:
+        package = self.package()
+        if package is not None:
+            hashes = {fmt: registry.sha256_of(path) for fmt, path in package.weights.items()}
+            QMessageBox.information(self, f"Model card: {package.name}", card_text(package, hashes))
+
+    def add_model(self, path: Path, approve: bool) -> ModelPackage:
+        """Read a package and, when ``approve``, add its weights' hashes to the approved list."""
+        package = read_package(path)
+        if approve:
+            for weights in package.weights.values():
+                registry.approve(weights, package)
+        if self.settings is not None and str(path) not in self._added_paths():
+            self.settings.setValue("ai/models", [*self._added_paths(), str(path)])
+        self.reload_models()
+        return package
+
+    def _ask_add_model(self) -> None:
+        name = QFileDialog.getExistingDirectory(self, "Add a model bundle folder")
+        if not name:
+            return
+        try:
+            package = read_package(Path(name))
+        except MedviewerError as exc:
+            QMessageBox.warning(self, "Not a model package", str(exc))
+            return
+        hashes = {fmt: registry.sha256_of(path) for fmt, path in package.weights.items()}
+        answer = QMessageBox.question(
+            self, "Approve this model?", card_text(package, hashes) + "\n\nApprove it to run on this computer?"
+        )
+        self.add_model(Path(name), approve=answer == QMessageBox.StandardButton.Yes)
+
+    def _added_paths(self) -> list[str]:
+        value = self.settings.value("ai/models", []) if self.settings is not None else []
+        return [value] if isinstance(value, str) else list(value or [])
+
+    def _model_changed(self) -> None:
+        package = self.package()
+        self.class_box.clear()
+        if package is None:
+            self.run_slice_button.setEnabled(False)
+            self.run_all_button.setEnabled(False)
+            return
+        self.class_box.addItems(list(package.spec.classes))
+        self.class_box.setCurrentIndex(len(package.spec.classes) - 1)
+        self._set_running(False)
+
+    # context from the window ----------------------------------------------------------------------
+
+    def set_volume(self, volume: Volume | None, slice_index: int = 0) -> None:
+        self.volume = volume
+        self.slice_index = slice_index
+        self._set_running(self.worker.busy())
+
+    def set_slice(self, index: int) -> None:
+        self.slice_index = index
+
+    # runs ---------------------------------------------------------------------------------------
+
+    def run(self, every_slice: bool) -> AiJob | None:
+        """Classify the shown slice, or every slice (a per-slice probability curve), in the background."""
+        package, volume = self.package(), self.volume
+        if package is None or volume is None:
+            return None
+        indices = list(range(volume.shape[0])) if every_slice else [self.slice_index]
+        where = "every slice" if every_slice else f"slice {self.slice_index + 1}"
+        job = AiJob(
+            "slices",
+            f"{package.name} on {where}",
+            lambda progress, cancelled: _run_slices(package, volume, indices, progress, cancelled),
+            {"package": package, "volume": volume},
+        )
+        self._start(job)
+        return job
+
+    def run_saliency(self) -> AiJob | None:
+        package, volume = self.package(), self.volume
+        if package is None or volume is None:
+            return None
+        method = self.method_box.currentData()
+        class_index = max(self.class_box.currentIndex(), 0)
+        index = self.slice_index
+        job = AiJob(
+            "saliency",
+            f"{self.method_box.currentText()} of {package.name} on slice {index + 1}",
+            lambda progress, cancelled: _slice_saliency(package, volume, index, method, class_index, progress),
+            {"package": package, "volume": volume, "method": self.method_box.currentText(),
+             "class": package.spec.classes[class_index]},
+        )
+        self._start(job)
+        return job
+
+    def busy(self) -> bool:
+        return self.probing or self.worker.busy()
+
+    def _start(self, job: AiJob) -> None:
+        self.progress.setValue(0)
+        self.progress_label.setText(f"{job.description}…")
+        self._set_running(True)
+        self.worker.submit(job)
+
+    def _set_running(self, running: bool) -> None:
+        has_input = self.package() is not None and self.volume is not None
+        self.cancel_button.setEnabled(running)
+        self.progress.setVisible(running)
+        for button in (self.run_slice_button, self.run_all_button, self.saliency_button):
+            button.setEnabled(has_input and not running)
+
+    def _on_progress(self, job: AiJob, fraction: float, words: str) -> None:
+        self.progress.setValue(round(fraction * 1000))
+        self.progress_label.setText(words)
+
+    def _on_finished(self, job: AiJob, result: object) -> None:
+        self._set_running(self.worker.busy())
+        self.progress_label.setText(f"Finished: {job.description}")
+        if job.kind == "slices":
+            self._show_slices(job, result)
+        else:
+            heatmap, info = result
+            caption = (
+                f"Model attention ({job.context['method']} for '{job.context['class']}'): where the model looked "
+                f"for this class, not where a lesion is. {_identity(job.context['package'], info)}"
+            )
+            self.saliency_caption.setText(caption)
+            self.heatmap_ready.emit(heatmap, f"{job.context['method']} ({job.context['class']})")
+        self.last_result = result
+        self.result_ready.emit(job, result)
+
+    def _on_failed(self, job: AiJob, message: str) -> None:
+        self._set_running(self.worker.busy())
+        self.progress_label.setText(f"Failed: {message}")
+
+    def _on_cancelled(self, job: AiJob) -> None:
+        self._set_running(self.worker.busy())
+        self.progress_label.setText(f"Cancelled: {job.description}")
+
+    def _show_slices(self, job: AiJob, result: object) -> None:
+        package = job.context["package"]
+        classes = list(result.classes)
+        index, name, probability = result.best()
+        shown = result.probabilities[0] if len(result.indices) == 1 else result.probabilities.max(axis=0)
+        what = "per class" if len(result.indices) == 1 else "highest over the slices, per class"
+        self.result_label.setText(
+            f"{name}: {probability:.2f} ({package.spec.activation}) on slice {index + 1}; bars: {what}.\n"
+            f"{_identity(package, result.info)}"
+        )
+        self.bars.clear()
+        self.bars.addItem(pg.BarGraphItem(x=np.arange(len(classes)), height=shown, width=0.6, brush="#4a90d9"))
+        self.bars.getAxis("bottom").setTicks([list(enumerate(classes))])
+        self.bars.setLabel("left", package.spec.activation)
+        if len(result.indices) > 1:
+            self.curve.clear()
+            last = len(classes) - 1
+            self.curve.plot(list(result.indices), result.probabilities[:, last], pen=pg.mkPen("#d9534f", width=2))
+            self.curve.setLabel("left", f"p({classes[last]})")
+            self.curve.show()
+            self._curve_indices = np.asarray(result.indices)
+
+    def _curve_clicked(self, event: object) -> None:
+        indices = self._curve_indices
+        if not len(indices):
+            return
+        x = self.curve.getPlotItem().vb.mapSceneToView(event.scenePos()).x()
+        self.slice_chosen.emit(int(indices[np.argmin(np.abs(indices - x))]))
+
+    # runtime probe ------------------------------------------------------------------------------
 
     def schedule_probe(self, delay_ms: int = 0) -> None:
         """Probe from the event loop after ``delay_ms``; counts as busy from now on."""
@@ -66,7 +387,8 @@ class AiPanel(QWidget):
         self._pool.start(_ProbeTask(self._relay))
 
     def shutdown(self) -> None:
-        """Let a running probe finish: an import cut off by interpreter exit crashes the process."""
+        """Cancel model jobs and let a running probe finish: an import cut off by exit crashes the process."""
+        self.worker.shutdown()
         self._pool.waitForDone()
 
     def _on_probe(self, text: str, finished_at: float) -> None:
@@ -74,3 +396,67 @@ class AiPanel(QWidget):
         self.probing = False
         self.ready = True
         self.runtime_ready.emit(finished_at)
+
+
+def _identity(package: ModelPackage, info: object) -> str:
+    """Who answered, on what, how long: every result carries it."""
+    words = (
+        f"{info.model_name} {info.model_version} · SHA-256 {info.model_hash[:12]}… · {info.device} "
+        f"{info.precision} · {info.duration_s:.2f} s"
+    )
+    notes = f" ({'; '.join(info.notes)})" if info.notes else ""
+    return words + notes + ("" if package.spec.diagnostic_use else f" · {NOT_DIAGNOSTIC}")
+
+
+_LOADED: dict[Path, object] = {}  # loaded modules by weights path; used on the worker thread only
+
+
+def _loaded(package: ModelPackage) -> object:
+    from medviewer.ai.devices import choose_device
+    from medviewer.ai.package import load_module
+
+    key = package.source
+    if key not in _LOADED:
+        _LOADED[key] = load_module(package, device=choose_device())
+    return _LOADED[key]
+
+
+def _run_slices(package: ModelPackage, volume: Volume, indices: list[int], progress, cancelled) -> object:
+    from medviewer.ai.inference import run_slices
+
+    progress(0.0, f"Loading {package.name}…")
+    return run_slices(_loaded(package), volume, indices, progress=progress, cancelled=cancelled)
+
+
+def _slice_saliency(
+    package: ModelPackage, volume: Volume, index: int, method: str, class_index: int, progress
+) -> tuple[Volume, object]:
+    """The saliency of one slice, put back on the slice's own grid as a one-slice Volume in world space."""
+    from medviewer.ai.inference import RunInfo
+    from medviewer.ai.preprocess import input_to_slice, slice_batch
+    from medviewer.ai.saliency import METHODS
+
+    progress(0.0, f"Loading {package.name}…")
+    loaded = _loaded(package)
+    started = time.perf_counter()
+    progress(0.2, "Computing saliency…")
+    x = slice_batch(volume, [index], package.spec)
+    saliency = METHODS[method](loaded, x, class_index)
+    on_slice = input_to_slice(saliency, volume, index, package.spec)
+    heatmap = Volume(
+        array=on_slice[None].astype(np.float32),
+        spacing=volume.spacing,
+        origin=tuple(volume.index_to_world(np.array([index, 0, 0]))),
+        direction=volume.direction,
+    )
+    info = RunInfo(
+        model_name=package.name,
+        model_version=package.version,
+        model_hash=loaded.sha256,
+        device=loaded.device,
+        precision="float32",
+        duration_s=time.perf_counter() - started,
+        batch_size=1,
+        notes=(),
+    )
+    return heatmap, info

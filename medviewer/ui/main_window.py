@@ -26,7 +26,14 @@ from PySide6.QtWidgets import (
 )
 
 from medviewer.catalog import ImportReport, Progress, audit, catalog_path, connect
-from medviewer.catalog.browse import SERIES_KEY_PREFIX, record_annotation_file, series_files, series_key, slide_key
+from medviewer.catalog.browse import (
+    SERIES_KEY_PREFIX,
+    record_ai_result,
+    record_annotation_file,
+    series_files,
+    series_key,
+    slide_key,
+)
 from medviewer.catalog.pseudonyms import file_alias, pseudonym
 from medviewer.core.errors import CorruptFileError, MedviewerError
 from medviewer.core.label_map import LabelMap
@@ -101,7 +108,13 @@ class MainWindow(QMainWindow):
         self.patient_panel.import_requested.connect(self._ask_import_folder)
         self.patient_panel.cancel_import.connect(lambda: self.import_job.cancel())
         self.patient_panel.refreshed.connect(self._request_thumbnails)
-        self.ai_panel = AiPanel()
+        self.ai_panel = AiPanel(settings)
+        self.ai_panel.heatmap_ready.connect(self._show_heatmap)
+        self.ai_panel.result_ready.connect(self._record_ai_result)
+        self.ai_panel.slice_chosen.connect(self._go_to_slice)
+        self.volume_view.crosshair_moved.connect(
+            lambda: self.ai_panel.set_slice(int(round(self.volume_view.crosshair[0])))
+        )
         for title, widget, area, name in (
             ("Patients", self.patient_panel, Qt.DockWidgetArea.LeftDockWidgetArea, "patientDock"),
             ("AI", self.ai_panel, Qt.DockWidgetArea.RightDockWidgetArea, "aiDock"),
@@ -375,7 +388,7 @@ class MainWindow(QMainWindow):
     def busy(self) -> bool:
         return (
             self.loader.pending > 0
-            or self.ai_panel.probing
+            or self.ai_panel.busy()
             or self.slide_view.busy()
             or self.import_job.running()
             or bool(self._queued_imports)
@@ -456,6 +469,7 @@ class MainWindow(QMainWindow):
             self._record_annotation_file(opened.image)
         else:
             self.volume_view.set_volume(opened.image)
+            self.ai_panel.set_volume(opened.image, int(round(self.volume_view.crosshair[0])))
             self.tabs.setCurrentIndex(VOLUME_TAB)
         self._update_title()
 
@@ -465,6 +479,42 @@ class MainWindow(QMainWindow):
         audit.record("failed_open", audit.path_subject(path), {})
         self.message_bar.add(message)
         self.statusBar().showMessage(f"Could not open {path.name}")
+
+    # AI results ---------------------------------------------------------------------------------
+
+    def _show_heatmap(self, heatmap: Volume, caption: str) -> None:
+        if self.ai_panel.volume is self.volume_view.volume:
+            self.volume_view.set_heatmap(heatmap, name=caption, colormap="jet", opacity=0.45, threshold=0.2)
+
+    def _go_to_slice(self, index: int) -> None:
+        if self.volume_view.volume is not None:
+            point = self.volume_view.crosshair.copy()
+            point[0] = index
+            self.volume_view.set_crosshair(point)
+
+    def _record_ai_result(self, job: object, result: object) -> None:
+        """Every run goes to the audit trail with the model's hash, and to the catalog with its image."""
+        info = result.info if hasattr(result, "info") else result[1]
+        volume = job.context["volume"]
+        series_uid = volume.metadata.get("series_uid")
+        key = series_key(series_uid) if series_uid else None
+        summary = job.description
+        if hasattr(result, "best"):
+            index, name, probability = result.best()
+            summary = f"{name} {probability:.2f} (slice {index + 1}) · {job.description}"
+        audit.record(
+            "inference",
+            key or audit.path_subject(self.shown_key or "."),
+            {
+                "model": info.model_name,
+                "version": info.model_version,
+                "model_hash": info.model_hash,
+                "device": info.device,
+            },
+        )
+        if key is not None and self.catalog is not None:
+            record_ai_result(self.catalog, key, info.model_name, info.model_version, info.model_hash, summary)
+            self.patient_panel.refresh_details()
 
     # the catalog ----------------------------------------------------------------------------------
 

@@ -111,7 +111,7 @@ class PatientPanel(QWidget):
         self.tree.itemActivated.connect(self._on_activated)
         self.tree.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
         self.tree.customContextMenuRequested.connect(self._context_menu)
-        self.tree.currentItemChanged.connect(lambda *_: self._show_details())
+        self.tree.currentItemChanged.connect(lambda *_: self.refresh_details())
         self.details = QTreeWidget()
         self.details.setHeaderLabels(["Annotations and AI results", "When"])
         self.details.setRootIsDecorated(False)
@@ -341,7 +341,7 @@ class PatientPanel(QWidget):
         if entry is not None:
             self.open_requested.emit(entry)
 
-    def _show_details(self) -> None:
+    def refresh_details(self) -> None:
         """The current item's annotation files and AI results, from the catalog."""
         self.details.clear()
         item = self.tree.currentItem()

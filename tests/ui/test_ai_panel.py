@@ -1,0 +1,112 @@
+"""The AI panel in the window: models run in the background on the shown volume, results name the model,
+saliency is laid over the image, failures and cancels leave the window working, results are kept."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from medviewer.catalog import audit
+from medviewer.ui.app import make_settings
+from medviewer.ui.main_window import MainWindow
+from tests.ai.tiny_bundle import export_tiny, metadata_with, write_bundle
+from tests.ui.conftest import shown
+
+TIMEOUT_MS = 120_000
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory: pytest.TempPathFactory):
+    return export_tiny(tmp_path_factory.mktemp("tiny"))
+
+
+@pytest.fixture
+def window(qtbot) -> MainWindow:
+    return shown(qtbot, MainWindow(make_settings()), 1600, 1000)
+
+
+def with_model(qtbot, window: MainWindow, bundle: Path, demo_dir: Path) -> None:
+    window.open_paths([demo_dir / "ct2"])
+    assert window.wait_until_idle(TIMEOUT_MS)
+    package = window.ai_panel.add_model(bundle, approve=True)
+    names = [window.ai_panel.model_box.itemText(i) for i in range(window.ai_panel.model_box.count())]
+    window.ai_panel.model_box.setCurrentIndex(names.index(f"{package.name} {package.version}"))
+
+
+def test_every_slice_runs_in_the_background_and_the_result_names_the_model(
+    qtbot, window: MainWindow, demo_dir: Path, tiny, tmp_path: Path
+):
+    with_model(qtbot, window, write_bundle(tmp_path / "tiny", tiny), demo_dir)
+    panel = window.ai_panel
+    job = panel.run(every_slice=True)
+    assert job is not None and panel.cancel_button.isEnabled()  # the call returned while the model runs
+    assert window.wait_until_idle(TIMEOUT_MS)
+    result = panel.last_result
+    assert result.probabilities.shape == (48, 2)
+    np.testing.assert_allclose(result.probabilities.sum(axis=1), 1.0, rtol=1e-5)  # softmax
+    text = panel.result_label.text()
+    assert "tiny lesion classifier 0.1.0" in text and result.info.model_hash[:12] in text
+    assert "Not for diagnostic use" in text
+    assert panel.curve.isVisible()
+    panel.slice_chosen.emit(7)  # a click on the per-slice curve
+    assert int(window.volume_view.crosshair[0]) == 7
+    inference = [e for e in audit.events() if e.event == "inference"]
+    assert inference and inference[-1].details["model_hash"] == result.info.model_hash
+    series = next(e for e in window.patient_panel.entries() if e.kind == "series")
+    window.patient_panel.tree.setCurrentItem(window.patient_panel.item_for(series.key))
+    details = window.patient_panel.details
+    rows = [details.topLevelItem(i).text(0) for i in range(details.topLevelItemCount())]
+    assert rows == ["AI: tiny lesion classifier 0.1.0"]
+
+
+def test_saliency_is_laid_over_the_slice_as_model_attention(
+    qtbot, window: MainWindow, demo_dir: Path, tiny, tmp_path: Path
+):
+    with_model(qtbot, window, write_bundle(tmp_path / "tiny", tiny), demo_dir)
+    panel = window.ai_panel
+    panel.method_box.setCurrentIndex(panel.method_box.findData("gradcam"))
+    assert panel.run_saliency() is not None
+    assert window.wait_until_idle(TIMEOUT_MS)
+    view = window.volume_view
+    assert view.heatmap is not None and view.legend.isVisible()
+    k = int(view.crosshair[0])
+    assert np.isfinite(view.heatmap.values[k]).all()  # the shown slice is covered
+    assert not np.isfinite(view.heatmap.values[(k + 5) % view.volume.shape[0]]).any()  # other slices are not
+    assert "not where a lesion is" in panel.saliency_caption.text()
+
+
+def test_a_model_whose_output_does_not_match_its_classes_fails_with_a_message_and_the_window_goes_on(
+    qtbot, window: MainWindow, demo_dir: Path, tiny, tmp_path: Path
+):
+    three = {"0": "a", "1": "b", "2": "c"}
+    metadata = metadata_with(
+        {
+            "medviewer.output.classes": ["a", "b", "c"],
+            "network_data_format.outputs.pred.num_channels": 3,
+            "network_data_format.outputs.pred.channel_def": three,
+        }
+    )
+    with_model(qtbot, window, write_bundle(tmp_path / "wrong", tiny, metadata), demo_dir)
+    panel = window.ai_panel
+    panel.run(every_slice=False)
+    assert window.wait_until_idle(TIMEOUT_MS)
+    message = panel.progress_label.text()
+    assert message.startswith("Failed:") and "3" in message and "2" in message
+    assert panel.run_slice_button.isEnabled()  # and the window still works
+    window.ai_panel.model_box.setCurrentIndex(0)
+
+
+def test_cancel_and_closing_stop_the_worker(qtbot, demo_dir: Path, tiny, tmp_path: Path):
+    window = shown(qtbot, MainWindow(make_settings()), 1600, 1000)
+    with_model(qtbot, window, write_bundle(tmp_path / "tiny", tiny), demo_dir)
+    panel = window.ai_panel
+    panel.run(every_slice=True)
+    panel.run(every_slice=True)
+    panel.cancel_button.click()
+    assert window.wait_until_idle(TIMEOUT_MS)
+    assert panel.progress_label.text().startswith("Cancelled")
+    panel.run(every_slice=True)
+    window.close()  # while a run may still be going
+    assert not panel.worker.isRunning()
