@@ -106,6 +106,8 @@ class AiPanel(QWidget):
         self.run_slice_button.clicked.connect(lambda: self.run(every_slice=False))
         self.run_all_button = QPushButton("Every slice")
         self.run_all_button.clicked.connect(lambda: self.run(every_slice=True))
+        self.run_volume_button = QPushButton("Volume")
+        self.run_volume_button.clicked.connect(self.run_volume)
         self.progress = QProgressBar()
         self.progress.setRange(0, 1000)
         self.progress_label = QLabel()
@@ -142,6 +144,7 @@ class AiPanel(QWidget):
         runs.addWidget(QLabel("Run on:"))
         runs.addWidget(self.run_slice_button)
         runs.addWidget(self.run_all_button)
+        runs.addWidget(self.run_volume_button)
         model_layout.addLayout(runs)
         progress_row = QHBoxLayout()
         progress_row.addWidget(self.progress, 1)
@@ -248,8 +251,8 @@ class AiPanel(QWidget):
         package = self.package()
         self.class_box.clear()
         if package is None:
-            self.run_slice_button.setEnabled(False)
-            self.run_all_button.setEnabled(False)
+            for button in (self.run_slice_button, self.run_all_button, self.run_volume_button):
+                button.setEnabled(False)
             return
         self.class_box.addItems(list(package.spec.classes))
         self.class_box.setCurrentIndex(len(package.spec.classes) - 1)
@@ -283,6 +286,20 @@ class AiPanel(QWidget):
         self._start(job)
         return job
 
+    def run_volume(self) -> AiJob | None:
+        """Classify the whole volume with a ``volume`` model, in the background."""
+        package, volume = self.package(), self.volume
+        if package is None or volume is None:
+            return None
+        job = AiJob(
+            "volume",
+            f"{package.name} on the volume",
+            lambda progress, cancelled: _run_volume(package, volume, progress, cancelled),
+            {"package": package, "volume": volume},
+        )
+        self._start(job)
+        return job
+
     def run_saliency(self) -> AiJob | None:
         package, volume = self.package(), self.volume
         if package is None or volume is None:
@@ -310,11 +327,15 @@ class AiPanel(QWidget):
         self.worker.submit(job)
 
     def _set_running(self, running: bool) -> None:
-        has_input = self.package() is not None and self.volume is not None
+        """Buttons for what the chosen model can do on what is shown, while nothing runs."""
+        package = self.package()
+        ready = package is not None and self.volume is not None and not running
+        is_slice = package is not None and package.spec.target == "slice"
         self.cancel_button.setEnabled(running)
         self.progress.setVisible(running)
         for button in (self.run_slice_button, self.run_all_button, self.saliency_button):
-            button.setEnabled(has_input and not running)
+            button.setEnabled(ready and is_slice)
+        self.run_volume_button.setEnabled(ready and package.spec.target == "volume")
 
     def _on_progress(self, job: AiJob, fraction: float, words: str) -> None:
         self.progress.setValue(round(fraction * 1000))
@@ -325,6 +346,8 @@ class AiPanel(QWidget):
         self.progress_label.setText(f"Finished: {job.description}")
         if job.kind == "slices":
             self._show_slices(job, result)
+        elif job.kind == "volume":
+            self._show_volume(job, result)
         else:
             heatmap, info = result
             caption = (
@@ -354,10 +377,7 @@ class AiPanel(QWidget):
             f"{name}: {probability:.2f} ({package.spec.activation}) on slice {index + 1}; bars: {what}.\n"
             f"{_identity(package, result.info)}"
         )
-        self.bars.clear()
-        self.bars.addItem(pg.BarGraphItem(x=np.arange(len(classes)), height=shown, width=0.6, brush="#4a90d9"))
-        self.bars.getAxis("bottom").setTicks([list(enumerate(classes))])
-        self.bars.setLabel("left", package.spec.activation)
+        self._draw_bars(classes, shown, package.spec.activation)
         if len(result.indices) > 1:
             self.curve.clear()
             last = len(classes) - 1
@@ -365,6 +385,23 @@ class AiPanel(QWidget):
             self.curve.setLabel("left", f"p({classes[last]})")
             self.curve.show()
             self._curve_indices = np.asarray(result.indices)
+
+    def _show_volume(self, job: AiJob, result: object) -> None:
+        package = job.context["package"]
+        classes = list(result.classes)
+        best = int(np.argmax(result.probabilities))
+        self.result_label.setText(
+            f"{classes[best]}: {result.probabilities[best]:.2f} ({package.spec.activation}) for the volume.\n"
+            f"{_identity(package, result.info)}"
+        )
+        self._draw_bars(classes, result.probabilities, package.spec.activation)
+        self.curve.hide()
+
+    def _draw_bars(self, classes: list[str], values: np.ndarray, activation: str) -> None:
+        self.bars.clear()
+        self.bars.addItem(pg.BarGraphItem(x=np.arange(len(classes)), height=values, width=0.6, brush="#4a90d9"))
+        self.bars.getAxis("bottom").setTicks([list(enumerate(classes))])
+        self.bars.setLabel("left", activation)
 
     def _curve_clicked(self, event: object) -> None:
         indices = self._curve_indices
@@ -426,6 +463,13 @@ def _run_slices(package: ModelPackage, volume: Volume, indices: list[int], progr
 
     progress(0.0, f"Loading {package.name}…")
     return run_slices(_loaded(package), volume, indices, progress=progress, cancelled=cancelled)
+
+
+def _run_volume(package: ModelPackage, volume: Volume, progress, cancelled) -> object:
+    from medviewer.ai.inference import run_volume
+
+    progress(0.0, f"Loading {package.name}…")
+    return run_volume(_loaded(package), volume, progress=progress, cancelled=cancelled)
 
 
 def _slice_saliency(

@@ -11,6 +11,7 @@ import pytest
 from medviewer.catalog import audit
 from medviewer.ui.app import make_settings
 from medviewer.ui.main_window import MainWindow
+from tests.ai.models_for_tests import TinyVolumeNet, load_scripted, metadata
 from tests.ai.tiny_bundle import export_tiny, metadata_with, write_bundle
 from tests.ui.conftest import shown
 
@@ -110,3 +111,17 @@ def test_cancel_and_closing_stop_the_worker(qtbot, demo_dir: Path, tiny, tmp_pat
     panel.run(every_slice=True)
     window.close()  # while a run may still be going
     assert not panel.worker.isRunning()
+
+
+def test_a_volume_model_runs_on_the_whole_volume(qtbot, window: MainWindow, demo_dir: Path, tmp_path: Path):
+    classes = ["bleed", "fracture"]
+    meta = metadata(target="volume", shape=[4, 8, 8], activation="sigmoid", classes=classes, explain=False)
+    loaded = load_scripted(tmp_path / "volume", TinyVolumeNet(), meta)
+    with_model(qtbot, window, loaded.package.source, demo_dir)
+    panel = window.ai_panel
+    assert panel.run_volume_button.isEnabled() and not panel.run_all_button.isEnabled()
+    panel.run_volume()
+    assert window.wait_until_idle(TIMEOUT_MS)
+    result = panel.last_result
+    assert result.probabilities.shape == (2,) and ((0 <= result.probabilities) & (result.probabilities <= 1)).all()
+    assert "for the volume" in panel.result_label.text() and "test model 1.0" in panel.result_label.text()
