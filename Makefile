@@ -41,6 +41,7 @@ bench: $(STAMP)
 	QT_QPA_PLATFORM=offscreen $(BIN)/python -m tests.benchmarks.volume_view
 	QT_QPA_PLATFORM=offscreen $(BIN)/python -m tests.benchmarks.slide_view
 	$(BIN)/python -m tests.benchmarks.catalog_import
+	QT_QPA_PLATFORM=offscreen $(BIN)/python -m tests.benchmarks.inference
 
 # The README's viewer screenshots, made from the demo data through the viewer's own calls.
 screenshots: $(STAMP) $(DEMO)/ground_truth.json

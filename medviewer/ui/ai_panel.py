@@ -180,6 +180,8 @@ class AiPanel(QWidget):
         self.worker.failed.connect(self._on_failed)
         self.worker.cancelled.connect(self._on_cancelled)
         self.packages: list[ModelPackage] = []
+        stored = settings.value("ai/models", []) if settings is not None else []
+        self.added_paths: list[str] = [stored] if isinstance(stored, str) else list(stored or [])
         self.volume: Volume | None = None
         self.slice_index = 0
         self.last_result: object | None = None
@@ -192,7 +194,7 @@ class AiPanel(QWidget):
 
     def reload_models(self) -> None:
         """The demo models and the ones added here; unreadable packages are listed in the tooltip."""
-        paths = builtin_bundles() + [Path(p) for p in self._added_paths()]
+        paths = builtin_bundles() + [Path(p) for p in self.added_paths]
         self.packages, problems = [], []
         for path in paths:
             try:
@@ -223,8 +225,10 @@ class AiPanel(QWidget):
         if approve:
             for weights in package.weights.values():
                 registry.approve(weights, package)
-        if self.settings is not None and str(path) not in self._added_paths():
-            self.settings.setValue("ai/models", [*self._added_paths(), str(path)])
+        if str(path) not in self.added_paths:
+            self.added_paths.append(str(path))
+            if self.settings is not None:
+                self.settings.setValue("ai/models", self.added_paths)
         self.reload_models()
         return package
 
@@ -242,10 +246,6 @@ class AiPanel(QWidget):
             self, "Approve this model?", card_text(package, hashes) + "\n\nApprove it to run on this computer?"
         )
         self.add_model(Path(name), approve=answer == QMessageBox.StandardButton.Yes)
-
-    def _added_paths(self) -> list[str]:
-        value = self.settings.value("ai/models", []) if self.settings is not None else []
-        return [value] if isinstance(value, str) else list(value or [])
 
     def _model_changed(self) -> None:
         package = self.package()
