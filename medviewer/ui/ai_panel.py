@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -37,6 +38,7 @@ from medviewer.ai.runtime import describe_runtime
 from medviewer.core.errors import MedviewerError
 from medviewer.core.logs import log_unexpected
 from medviewer.core.volume import Volume
+from medviewer.io.slide import Slide
 from medviewer.ui.ai_worker import AiJob, AiWorker
 
 log = logging.getLogger(__name__)
@@ -87,6 +89,8 @@ class AiPanel(QWidget):
     heatmap_ready = Signal(object, str)
     result_ready = Signal(object, object)
     slice_chosen = Signal(int)
+    #: (values (rows, columns), origin, cell size, caption): a map over the slide in level-0 pixels.
+    slide_heatmap_ready = Signal(object, object, object, str)
 
     def __init__(self, settings: QSettings | None = None, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -108,6 +112,13 @@ class AiPanel(QWidget):
         self.run_all_button.clicked.connect(lambda: self.run(every_slice=True))
         self.run_volume_button = QPushButton("Volume")
         self.run_volume_button.clicked.connect(self.run_volume)
+        self.run_slide_button = QPushButton("Slide")
+        self.run_slide_button.setToolTip("Patches over the tissue (or the selected annotation's region)")
+        self.run_slide_button.clicked.connect(self.run_slide)
+        self.export_csv_button = QPushButton("Export CSV…")
+        self.export_csv_button.clicked.connect(lambda: self._ask_export("csv"))
+        self.export_geojson_button = QPushButton("Export GeoJSON…")
+        self.export_geojson_button.clicked.connect(lambda: self._ask_export("geojson"))
         self.progress = QProgressBar()
         self.progress.setRange(0, 1000)
         self.progress_label = QLabel()
@@ -145,6 +156,7 @@ class AiPanel(QWidget):
         runs.addWidget(self.run_slice_button)
         runs.addWidget(self.run_all_button)
         runs.addWidget(self.run_volume_button)
+        runs.addWidget(self.run_slide_button)
         model_layout.addLayout(runs)
         progress_row = QHBoxLayout()
         progress_row.addWidget(self.progress, 1)
@@ -156,6 +168,10 @@ class AiPanel(QWidget):
         result_layout.addWidget(self.result_label)
         result_layout.addWidget(self.bars)
         result_layout.addWidget(self.curve)
+        exports = QHBoxLayout()
+        exports.addWidget(self.export_csv_button)
+        exports.addWidget(self.export_geojson_button)
+        result_layout.addLayout(exports)
         saliency_box = QGroupBox("Saliency")
         saliency_layout = QVBoxLayout(saliency_box)
         choice = QHBoxLayout()
@@ -184,6 +200,9 @@ class AiPanel(QWidget):
         self.added_paths: list[str] = [stored] if isinstance(stored, str) else list(stored or [])
         self.volume: Volume | None = None
         self.slice_index = 0
+        self.slide: Slide | None = None
+        self.slide_region: Callable[[], tuple[float, float, float, float] | None] = lambda: None
+        self.slide_result: object | None = None
         self.last_result: object | None = None
         self._curve_indices = np.zeros(0, dtype=int)
         self._set_running(False)
@@ -251,7 +270,7 @@ class AiPanel(QWidget):
         package = self.package()
         self.class_box.clear()
         if package is None:
-            for button in (self.run_slice_button, self.run_all_button, self.run_volume_button):
+            for button in (self.run_slice_button, self.run_all_button, self.run_volume_button, self.run_slide_button):
                 button.setEnabled(False)
             return
         self.class_box.addItems(list(package.spec.classes))
@@ -267,6 +286,12 @@ class AiPanel(QWidget):
 
     def set_slice(self, index: int) -> None:
         self.slice_index = index
+
+    def set_slide(self, slide: Slide | None, region: Callable[[], tuple[float, float, float, float] | None]) -> None:
+        """The shown slide, and where to ask for the selected annotation's region (None: all tissue)."""
+        self.slide, self.slide_region = slide, region
+        self.slide_result = None
+        self._set_running(self.worker.busy())
 
     # runs ---------------------------------------------------------------------------------------
 
@@ -300,6 +325,67 @@ class AiPanel(QWidget):
         self._start(job)
         return job
 
+    def run_slide(self) -> AiJob | None:
+        """Patches over the tissue (or the selected annotation's box) at the model's MPP, in the background."""
+        package, slide = self.package(), self.slide
+        if package is None or slide is None:
+            return None
+        region = self.slide_region()
+        where = "the selected region" if region is not None else "the tissue"
+        job = AiJob(
+            "slide",
+            f"{package.name} on {where} of {slide.path.name}",
+            lambda progress, cancelled: _run_slide(package, slide, region, progress, cancelled),
+            {"package": package, "slide": slide},
+        )
+        self._start(job)
+        return job
+
+    def patch_clicked(self, x: float, y: float) -> AiJob | None:
+        """Show the clicked patch's probabilities and lay its saliency over it."""
+        result = self.slide_result
+        if result is None or self.worker.busy():
+            return None
+        cell = result.patch_at(x, y)
+        if cell is None or not np.isfinite(result.probabilities[cell]).all():
+            return None
+        package = self.package()
+        row, column = cell
+        self._draw_bars(list(result.classes), result.probabilities[cell], package.spec.activation)
+        method = self.method_box.currentData()
+        class_index = max(self.class_box.currentIndex(), 0)
+        slide, grid = self.slide, result.grid
+        job = AiJob(
+            "patch_saliency",
+            f"{self.method_box.currentText()} of {package.name} on patch {row + 1},{column + 1}",
+            lambda progress, cancelled: _patch_saliency(package, slide, grid, cell, method, class_index),
+            {
+                "package": package,
+                "method": self.method_box.currentText(),
+                "class": package.spec.classes[class_index],
+                "box": grid.box(row, column),
+                "slide": slide,
+            },
+        )
+        self._start(job)
+        return job
+
+    def export_slide_result(self, kind: str, path: Path) -> None:
+        from medviewer.ai.slide_run import write_csv, write_geojson
+
+        (write_csv if kind == "csv" else write_geojson)(self.slide_result, path)
+
+    def _ask_export(self, kind: str) -> None:
+        if self.slide_result is None:
+            return
+        pattern = "CSV (*.csv)" if kind == "csv" else "QuPath GeoJSON (*.geojson)"
+        name, _ = QFileDialog.getSaveFileName(self, "Export the slide result", "", pattern)
+        if name:
+            try:
+                self.export_slide_result(kind, Path(name))
+            except OSError as exc:
+                self.progress_label.setText(f"{name}: could not be written ({exc.strerror})")
+
     def run_saliency(self) -> AiJob | None:
         package, volume = self.package(), self.volume
         if package is None or volume is None:
@@ -311,8 +397,12 @@ class AiPanel(QWidget):
             "saliency",
             f"{self.method_box.currentText()} of {package.name} on slice {index + 1}",
             lambda progress, cancelled: _slice_saliency(package, volume, index, method, class_index, progress),
-            {"package": package, "volume": volume, "method": self.method_box.currentText(),
-             "class": package.spec.classes[class_index]},
+            {
+                "package": package,
+                "volume": volume,
+                "method": self.method_box.currentText(),
+                "class": package.spec.classes[class_index],
+            },
         )
         self._start(job)
         return job
@@ -336,6 +426,11 @@ class AiPanel(QWidget):
         for button in (self.run_slice_button, self.run_all_button, self.saliency_button):
             button.setEnabled(ready and is_slice)
         self.run_volume_button.setEnabled(ready and package.spec.target == "volume")
+        self.run_slide_button.setEnabled(
+            package is not None and self.slide is not None and not running and package.spec.target == "slide_patch"
+        )
+        for button in (self.export_csv_button, self.export_geojson_button):
+            button.setEnabled(self.slide_result is not None and not running)
 
     def _on_progress(self, job: AiJob, fraction: float, words: str) -> None:
         self.progress.setValue(round(fraction * 1000))
@@ -348,6 +443,18 @@ class AiPanel(QWidget):
             self._show_slices(job, result)
         elif job.kind == "volume":
             self._show_volume(job, result)
+        elif job.kind == "slide":
+            self._show_slide(job, result)
+        elif job.kind == "patch_saliency":
+            saliency, info = result
+            x, y, width, height = job.context["box"]
+            rows, columns = saliency.shape
+            caption = f"{job.context['method']} ({job.context['class']}) on the patch"
+            self.saliency_caption.setText(
+                f"Model attention ({job.context['method']} for '{job.context['class']}') inside the clicked patch: "
+                f"where the model looked, not where tumour is. {_identity(job.context['package'], info)}"
+            )
+            self.slide_heatmap_ready.emit(saliency, (x, y), (width / columns, height / rows), caption)
         else:
             heatmap, info = result
             caption = (
@@ -396,6 +503,25 @@ class AiPanel(QWidget):
         )
         self._draw_bars(classes, result.probabilities, package.spec.activation)
         self.curve.hide()
+
+    def _show_slide(self, job: AiJob, result: object) -> None:
+        package = job.context["package"]
+        classes = list(result.classes)
+        last = len(classes) - 1
+        tissue = int(np.isfinite(result.probabilities[..., 0]).sum())
+        mean = np.nanmean(result.probabilities.reshape(-1, len(classes)), axis=0)
+        self.slide_result = result
+        self.result_label.setText(
+            f"{tissue} tissue patches; mean p({classes[last]}) {mean[last]:.2f}. Click a patch for its "
+            f"probabilities and saliency.\n{_identity(package, result.info)}"
+        )
+        self._draw_bars(classes, mean, package.spec.activation)
+        self.curve.hide()
+        grid = result.grid
+        self.slide_heatmap_ready.emit(
+            result.heatmap(last), grid.origin, grid.patch_size_level0, f"p({classes[last]}) per patch"
+        )
+        self._set_running(self.worker.busy())
 
     def _draw_bars(self, classes: list[str], values: np.ndarray, activation: str) -> None:
         self.bars.clear()
@@ -472,11 +598,48 @@ def _run_volume(package: ModelPackage, volume: Volume, progress, cancelled) -> o
     return run_volume(_loaded(package), volume, progress=progress, cancelled=cancelled)
 
 
+def _run_slide(package: ModelPackage, slide: Slide, region, progress, cancelled) -> object:
+    from medviewer.ai.slide_run import patch_grid, run_slide
+
+    progress(0.0, f"Loading {package.name}…")
+    loaded = _loaded(package)
+    progress(0.0, "Finding tissue…")
+    grid = patch_grid(slide, package.spec, region=region)
+    return run_slide(loaded, slide, grid, progress=progress, cancelled=cancelled)
+
+
+def _patch_saliency(
+    package: ModelPackage, slide: Slide, grid: object, cell: tuple[int, int], method: str, class_index: int
+) -> tuple[np.ndarray, object]:
+    from medviewer.ai.saliency import METHODS
+    from medviewer.ai.slide_run import patch_input
+
+    loaded = _loaded(package)
+    started = time.perf_counter()
+    x = patch_input(slide, grid, cell[0], cell[1], package.spec)
+    saliency = METHODS[method](loaded, x, class_index)
+    return saliency, _info(package, loaded, started)
+
+
+def _info(package: ModelPackage, loaded: object, started: float) -> object:
+    from medviewer.ai.inference import RunInfo
+
+    return RunInfo(
+        model_name=package.name,
+        model_version=package.version,
+        model_hash=loaded.sha256,
+        device=loaded.device,
+        precision="float32",
+        duration_s=time.perf_counter() - started,
+        batch_size=1,
+        notes=(),
+    )
+
+
 def _slice_saliency(
     package: ModelPackage, volume: Volume, index: int, method: str, class_index: int, progress
 ) -> tuple[Volume, object]:
     """The saliency of one slice, put back on the slice's own grid as a one-slice Volume in world space."""
-    from medviewer.ai.inference import RunInfo
     from medviewer.ai.preprocess import input_to_slice, slice_batch
     from medviewer.ai.saliency import METHODS
 
@@ -493,14 +656,4 @@ def _slice_saliency(
         origin=tuple(volume.index_to_world(np.array([index, 0, 0]))),
         direction=volume.direction,
     )
-    info = RunInfo(
-        model_name=package.name,
-        model_version=package.version,
-        model_hash=loaded.sha256,
-        device=loaded.device,
-        precision="float32",
-        duration_s=time.perf_counter() - started,
-        batch_size=1,
-        notes=(),
-    )
-    return heatmap, info
+    return heatmap, _info(package, loaded, started)

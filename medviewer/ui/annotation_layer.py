@@ -210,6 +210,7 @@ class AnnotationLayer:
             self._polygon_click(x, y, ev.double())
         elif self.tool is Tool.MOVE:
             self._select_click(x, y, ev)
+            self.view.clicked.emit(x, y)
 
     def _select_click(self, x: float, y: float, ev: object) -> None:
         tolerance = self._tolerance()

@@ -112,6 +112,8 @@ class MainWindow(QMainWindow):
         self.ai_panel.heatmap_ready.connect(self._show_heatmap)
         self.ai_panel.result_ready.connect(self._record_ai_result)
         self.ai_panel.slice_chosen.connect(self._go_to_slice)
+        self.ai_panel.slide_heatmap_ready.connect(self._show_slide_heatmap)
+        self.slide_view.clicked.connect(self.ai_panel.patch_clicked)
         self.volume_view.crosshair_moved.connect(
             lambda: self.ai_panel.set_slice(int(round(self.volume_view.crosshair[0])))
         )
@@ -465,6 +467,7 @@ class MainWindow(QMainWindow):
         self.patient_panel.select_key(key)
         if isinstance(opened.image, Slide):
             self.slide_view.set_slide(opened.image, opened.preview)
+            self.ai_panel.set_slide(opened.image, self._selected_region)
             self.tabs.setCurrentIndex(SLIDE_TAB)
             self._record_annotation_file(opened.image)
         else:
@@ -492,19 +495,32 @@ class MainWindow(QMainWindow):
             point[0] = index
             self.volume_view.set_crosshair(point)
 
+    def _show_slide_heatmap(self, values: object, origin: object, cell: object, caption: str) -> None:
+        self.slide_view.set_heatmap(values, origin, cell, name=caption, colormap="jet", opacity=0.45)
+
+    def _selected_region(self) -> tuple[float, float, float, float] | None:
+        """The selected annotation's bounding box (x, y, width, height), for a slide run on part of it."""
+        document, selected = self.slide_view.document, self.slide_view.annotations.selected
+        if document is None or len(selected) != 1:
+            return None
+        x0, y0, x1, y1 = document.get(next(iter(selected))).bounds()
+        return x0, y0, x1 - x0, y1 - y0
+
     def _record_ai_result(self, job: object, result: object) -> None:
         """Every run goes to the audit trail with the model's hash, and to the catalog with its image."""
         info = result.info if hasattr(result, "info") else result[1]
-        volume = job.context["volume"]
-        series_uid = volume.metadata.get("series_uid")
-        key = series_key(series_uid) if series_uid else None
+        key = None
+        if "slide" in job.context:
+            key = slide_key(job.context["slide"].path)
+        elif job.context["volume"].metadata.get("series_uid"):
+            key = series_key(job.context["volume"].metadata["series_uid"])
         summary = job.description
         if hasattr(result, "best"):
             index, name, probability = result.best()
             summary = f"{name} {probability:.2f} (slice {index + 1}) · {job.description}"
         audit.record(
             "inference",
-            key or audit.path_subject(self.shown_key or "."),
+            key if key and key.startswith(SERIES_KEY_PREFIX) else audit.path_subject(key or self.shown_key or "."),
             {
                 "model": info.model_name,
                 "version": info.model_version,
@@ -512,7 +528,7 @@ class MainWindow(QMainWindow):
                 "device": info.device,
             },
         )
-        if key is not None and self.catalog is not None:
+        if key is not None and self.catalog is not None and job.kind != "patch_saliency":
             record_ai_result(self.catalog, key, info.model_name, info.model_version, info.model_hash, summary)
             self.patient_panel.refresh_details()
 

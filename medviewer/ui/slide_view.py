@@ -143,6 +143,7 @@ class SlideView(QWidget):
     """Emits ``message(text)`` for problems to show the user (a damaged tile, a refused edit)."""
 
     message = Signal(str)
+    clicked = Signal(float, float)  # a click with the Move tool, in level-0 pixels (the AI panel's patch pick)
 
     def __init__(self, settings: QSettings | None = None, parent: QWidget | None = None) -> None:
         super().__init__(parent)

@@ -3,6 +3,8 @@ saliency is laid over the image, failures and cancels leave the window working, 
 
 from __future__ import annotations
 
+import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +14,9 @@ from medviewer.catalog import audit
 from medviewer.ui.app import make_settings
 from medviewer.ui.main_window import MainWindow
 from tests.ai.models_for_tests import TinyVolumeNet, load_scripted, metadata
+from tests.ai.patch_models import load_patch_model
 from tests.ai.tiny_bundle import export_tiny, metadata_with, write_bundle
+from tests.conftest import real_file
 from tests.ui.conftest import shown
 
 TIMEOUT_MS = 120_000
@@ -125,3 +129,40 @@ def test_a_volume_model_runs_on_the_whole_volume(qtbot, window: MainWindow, demo
     result = panel.last_result
     assert result.probabilities.shape == (2,) and ((0 <= result.probabilities) & (result.probabilities <= 1)).all()
     assert "for the volume" in panel.result_label.text() and "test model 1.0" in panel.result_label.text()
+
+
+def test_a_slide_run_lays_patch_probabilities_over_the_slide_and_a_click_shows_the_patch(
+    qtbot, window: MainWindow, tmp_path: Path
+):
+    slide_path = tmp_path / "CMU-1-Small-Region.svs"
+    shutil.copy(real_file("wsi/CMU-1-Small-Region.svs"), slide_path)
+    loaded = load_patch_model(tmp_path / "redness")
+    window.open_paths([slide_path])
+    assert window.wait_until_idle(TIMEOUT_MS)
+    panel = window.ai_panel
+    package = panel.add_model(loaded.package.source, approve=False)  # approved by load_patch_model
+    names = [panel.model_box.itemText(i) for i in range(panel.model_box.count())]
+    panel.model_box.setCurrentIndex(names.index(f"{package.name} {package.version}"))
+    assert panel.run_slide_button.isEnabled() and not panel.run_all_button.isEnabled()
+    panel.run_slide()
+    assert window.wait_until_idle(TIMEOUT_MS)
+    result = panel.slide_result
+    view = window.slide_view
+    assert view.heat_item.isVisible() and view.legend.isVisible()
+    grid = result.grid
+    drawn = view.heat_item.mapRectToView(view.heat_item.boundingRect())
+    assert drawn.width() == pytest.approx(grid.columns * grid.patch_size_level0[0], rel=1e-3)
+    assert (drawn.x(), drawn.y()) == pytest.approx(grid.origin)
+    row, column = grid.tissue_cells()[len(grid.tissue_cells()) // 2]
+    x, y, width, height = grid.box(row, column)
+    view.clicked.emit(x + width / 2, y + height / 2)  # a click on that patch
+    assert window.wait_until_idle(TIMEOUT_MS)
+    assert "inside the clicked patch" in panel.saliency_caption.text()
+    patch = view.heat_item.mapRectToView(view.heat_item.boundingRect())
+    assert (patch.x(), patch.y(), patch.width()) == pytest.approx((x, y, width), rel=1e-3)
+    csv_path, geojson_path = tmp_path / "patches.csv", tmp_path / "patches.geojson"
+    panel.export_slide_result("csv", csv_path)
+    panel.export_slide_result("geojson", geojson_path)
+    assert len(csv_path.read_text().splitlines()) == len(grid.tissue_cells()) + 1
+    features = json.loads(geojson_path.read_text())["features"]
+    assert {f["properties"]["objectType"] for f in features} == {"tile"}
