@@ -30,7 +30,8 @@ def _gui_parser() -> argparse.ArgumentParser:
         epilog="Other commands: 'medviewer demo-data DIR [--seed N]', 'medviewer info PATH [--json]', "
         "'medviewer import PATH...', 'medviewer list [--json]', 'medviewer audit verify|show', "
         "'medviewer export --deidentify --out DIR ITEM...', 'medviewer models add PATH [--yes]|list [--json]', "
-        "'medviewer infer --model M PATH [--saliency gradcam|occlusion|ig --saliency-out FILE] [--json]'. "
+        "'medviewer infer --model M PATH [--saliency gradcam|occlusion|ig --saliency-out FILE] [--json]', "
+        "'medviewer evaluate --model M --labels labels.csv [--json]'. "
         "Add --help after a command for its options.",
     )
     parser.add_argument("paths", nargs="*", type=Path, metavar="PATH", help="files or folders to open")
@@ -137,6 +138,7 @@ SUBCOMMANDS: dict[str, Callable[[Sequence[str]], int]] = {
     "export": _lazy("medviewer.deid.commands", "export_main"),
     "models": _lazy("medviewer.ai.commands", "models_main"),
     "infer": _lazy("medviewer.ai.infer_command", "infer_main"),
+    "evaluate": _lazy("medviewer.ai.evaluate_command", "evaluate_main"),
 }
 
 
