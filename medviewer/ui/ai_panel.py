@@ -17,16 +17,18 @@ from pathlib import Path
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QObject, QRunnable, QSettings, QThreadPool, QTimer, Signal
+from PySide6.QtCore import QObject, QRunnable, QSettings, Qt, QThreadPool, QTimer, Signal
 from PySide6.QtWidgets import (
     QComboBox,
     QFileDialog,
+    QGridLayout,
     QGroupBox,
     QHBoxLayout,
     QLabel,
     QMessageBox,
     QProgressBar,
     QPushButton,
+    QScrollArea,
     QVBoxLayout,
     QWidget,
 )
@@ -44,6 +46,7 @@ from medviewer.ui.ai_worker import AiJob, AiWorker
 log = logging.getLogger(__name__)
 SALIENCY_METHODS = (("gradcam", "Grad-CAM"), ("occlusion", "Occlusion"), ("ig", "Integrated gradients"))
 NOT_DIAGNOSTIC = "Not for diagnostic use."
+PANEL_WIDTH = 340  # room for the run buttons; longer texts wrap
 
 
 class _ProbeRelay(QObject):
@@ -122,6 +125,7 @@ class AiPanel(QWidget):
         self.progress = QProgressBar()
         self.progress.setRange(0, 1000)
         self.progress_label = QLabel()
+        self.progress_label.setWordWrap(True)
         self.cancel_button = QPushButton("Cancel")
         self.cancel_button.clicked.connect(lambda: self.worker.cancel())
         self.result_label = QLabel("No result yet.")
@@ -151,12 +155,12 @@ class AiPanel(QWidget):
         buttons.addWidget(card_button)
         buttons.addWidget(add_button)
         model_layout.addLayout(buttons)
-        runs = QHBoxLayout()
-        runs.addWidget(QLabel("Run on:"))
-        runs.addWidget(self.run_slice_button)
-        runs.addWidget(self.run_all_button)
-        runs.addWidget(self.run_volume_button)
-        runs.addWidget(self.run_slide_button)
+        model_layout.addWidget(QLabel("Run on:"))
+        runs = QGridLayout()
+        for i, button in enumerate(
+            (self.run_slice_button, self.run_all_button, self.run_volume_button, self.run_slide_button)
+        ):
+            runs.addWidget(button, i // 2, i % 2)
         model_layout.addLayout(runs)
         progress_row = QHBoxLayout()
         progress_row.addWidget(self.progress, 1)
@@ -180,10 +184,19 @@ class AiPanel(QWidget):
         saliency_layout.addLayout(choice)
         saliency_layout.addWidget(self.saliency_button)
         saliency_layout.addWidget(self.saliency_caption)
-        layout = QVBoxLayout(self)
+        content = QWidget()
+        column = QVBoxLayout(content)
         for box in (runtime_box, model_box, result_box, saliency_box):
-            layout.addWidget(box)
-        layout.addStretch(1)
+            column.addWidget(box)
+        column.addStretch(1)
+        scroll = QScrollArea()  # a short dock scrolls instead of squeezing the plots into each other
+        scroll.setWidgetResizable(True)
+        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        scroll.setWidget(content)
+        scroll.setMinimumWidth(PANEL_WIDTH)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(scroll)
 
         self._relay = _ProbeRelay(self)
         self._relay.done.connect(self._on_probe)

@@ -528,7 +528,7 @@ class MainWindow(QMainWindow):
                 "device": info.device,
             },
         )
-        if key is not None and self.catalog is not None and job.kind != "patch_saliency":
+        if key is not None and self.catalog is not None and job.kind in ("slices", "volume", "slide"):
             record_ai_result(self.catalog, key, info.model_name, info.model_version, info.model_hash, summary)
             self.patient_panel.refresh_details()
 
@@ -611,6 +611,8 @@ class MainWindow(QMainWindow):
             self._open_catalog()
         else:
             self.patient_panel.set_connection(self.catalog)
+        if self.shown_key is not None and self.patient_panel.tree.currentItem() is None:
+            self.patient_panel.select_key(self.shown_key)  # the image shown has just joined the catalog
         if not self._importing_quietly:
             self.statusBar().showMessage(describe_report(report))
             if report.unreadable:

@@ -204,7 +204,10 @@ class PatientPanel(QWidget):
         self.progress_box.hide()
 
     def refresh(self) -> None:
-        """Rebuild the tree from the catalog with the current search and filters (indexed queries)."""
+        """Rebuild the tree from the catalog with the current search and filters (indexed queries); the
+        current row stays current."""
+        current = self.tree.currentItem()
+        current_entry = current.data(0, ENTRY_ROLE) if current is not None else None
         self.tree.clear()
         self.wanted_thumbnails = []
         self._patient_rows: dict[tuple[str, str], QTreeWidgetItem] = {}
@@ -220,6 +223,8 @@ class PatientPanel(QWidget):
             for opened in others:
                 self._add_other(group, opened)
         self.tree.expandToDepth(1)
+        if current_entry is not None:
+            self.select_key(current_entry.key)
         self.refreshed.emit()
 
     # building the tree ----------------------------------------------------------------------------
