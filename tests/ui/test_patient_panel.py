@@ -201,6 +201,7 @@ def test_earlier_ai_results_are_listed_with_their_series(qtbot, window: MainWind
     entry = next(e for e in panel.entries() if e.kind == "series")
     record_ai_result(window.catalog, series_key(entry.series_uid), "ct-lesion-demo", "1.0", "ab" * 32, "lesion 0.97")
     panel.tree.setCurrentItem(panel.item_for(entry.key))
+    panel.refresh_details()  # as the window does when it records a result
     rows = [panel.details.topLevelItem(i).text(0) for i in range(panel.details.topLevelItemCount())]
     assert rows == ["AI: ct-lesion-demo 1.0"]
 
