@@ -104,6 +104,34 @@ def slide_screenshot(demo: Path, out: Path, truth: dict) -> None:
         shut_down(app, window)
 
 
+def ai_screenshot(demo: Path, out: Path, truth: dict) -> None:
+    """The demo CT model run on every slice, and its Grad-CAM on the slice through the first lesion."""
+    os.environ["MEDVIEWER_HOME"] = tempfile.mkdtemp(prefix="medviewer-screenshots-")  # a catalog of its own
+    app = application()
+    window = MainWindow(make_settings())
+    window.resize(*SCREENSHOT_SIZE)
+    window.show()
+    window.ai_panel.schedule_probe()
+    window.open_paths([demo / "ct"])
+    if not window.wait_until_idle(SCREENSHOT_TIMEOUT_MS):
+        raise SystemExit("the demo CT did not load in time")
+    view, panel = window.volume_view, window.ai_panel
+    names = [panel.model_box.itemText(i) for i in range(panel.model_box.count())]
+    panel.model_box.setCurrentIndex(next(i for i, n in enumerate(names) if n.startswith("ct-slice-lesion-demo")))
+    centre = np.round(view.volume.world_to_index(truth["ct"]["lesions"][0]["center_lps_mm"]))
+    view.set_crosshair(centre)
+    panel.run(every_slice=True)
+    window.wait_until_idle(SCREENSHOT_TIMEOUT_MS)
+    panel.method_box.setCurrentIndex(panel.method_box.findData("gradcam"))
+    panel.run_saliency()
+    window.wait_until_idle(SCREENSHOT_TIMEOUT_MS)
+    app.processEvents()
+    window.grab().save(str(out), "PNG")
+    print(out)
+    shut_down(app, window)
+    shutil.rmtree(os.environ["MEDVIEWER_HOME"], ignore_errors=True)
+
+
 def panel_screenshot(demo: Path, out: Path) -> None:
     from pydicom.data import get_testdata_file
 
@@ -135,4 +163,5 @@ if __name__ == "__main__":
     volume_screenshot(demo_folder, out_folder / "medviewer-mpr.png", ground_truth)
     slide_screenshot(demo_folder, out_folder / "medviewer-slide.png", ground_truth)
     shutil.rmtree(os.environ["MEDVIEWER_HOME"], ignore_errors=True)
+    ai_screenshot(demo_folder, out_folder / "medviewer-ai.png", ground_truth)
     panel_screenshot(demo_folder, out_folder / "medviewer-panel.png")

@@ -490,17 +490,22 @@ class AiPanel(QWidget):
     def _show_slices(self, job: AiJob, result: object) -> None:
         package = job.context["package"]
         classes = list(result.classes)
-        index, name, probability = result.best()
-        shown = result.probabilities[0] if len(result.indices) == 1 else result.probabilities.max(axis=0)
-        what = "per class" if len(result.indices) == 1 else "highest over the slices, per class"
-        self.result_label.setText(
-            f"{name}: {probability:.2f} ({package.spec.activation}) on slice {index + 1}; bars: {what}.\n"
-            f"{_identity(package, result.info)}"
-        )
+        last = len(classes) - 1
+        if len(result.indices) == 1:
+            shown, what = result.probabilities[0], "per class"
+            index, name, probability = result.best()
+            headline = f"{name}: {probability:.2f} ({package.spec.activation}) on slice {index + 1}"
+        else:
+            shown, what = result.probabilities.max(axis=0), "highest over the slices, per class"
+            row = int(np.argmax(result.probabilities[:, last]))
+            headline = (
+                f"p({classes[last]}) highest on slice {result.indices[row] + 1}: "
+                f"{result.probabilities[row, last]:.2f} ({package.spec.activation})"
+            )
+        self.result_label.setText(f"{headline}; bars: {what}.\n{_identity(package, result.info)}")
         self._draw_bars(classes, shown, package.spec.activation)
         if len(result.indices) > 1:
             self.curve.clear()
-            last = len(classes) - 1
             self.curve.plot(list(result.indices), result.probabilities[:, last], pen=pg.mkPen("#d9534f", width=2))
             self.curve.setLabel("left", f"p({classes[last]})")
             self.curve.show()

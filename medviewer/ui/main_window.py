@@ -515,9 +515,10 @@ class MainWindow(QMainWindow):
         elif job.context["volume"].metadata.get("series_uid"):
             key = series_key(job.context["volume"].metadata["series_uid"])
         summary = job.description
-        if hasattr(result, "best"):
-            index, name, probability = result.best()
-            summary = f"{name} {probability:.2f} (slice {index + 1}) · {job.description}"
+        if hasattr(result, "indices"):  # per slice: the slice where the last class is most likely
+            row = int(result.probabilities[:, -1].argmax())
+            name, probability = result.classes[-1], result.probabilities[row, -1]
+            summary = f"p({name}) {probability:.2f} on slice {result.indices[row] + 1} · {job.description}"
         audit.record(
             "inference",
             key if key and key.startswith(SERIES_KEY_PREFIX) else audit.path_subject(key or self.shown_key or "."),
