@@ -142,21 +142,13 @@ def _check(path: Path, digest: str) -> None:
     known = entries()
     if any(entry.sha256 == digest for entry in known):
         return
-    # Bundles all name their weights models/model.ts, so a file name match suggests, not proves, a changed file.
-    same_name = next((entry for entry in reversed(known) if entry.file_name == path.name), None)
-    if same_name is None:
-        reason = "not approved"
-        message = (
-            f"SHA-256 {digest} is not in the approved models list, so it is not loaded; "
-            f"approve it with 'medviewer models add {path}' after reading its card"
-        )
-    else:
-        reason = "differs from the approved file of the same name"
-        message = (
-            f"SHA-256 {digest} differs from the approved file of the same name ({same_name.name} "
-            f"{same_name.version}, SHA-256 {same_name.sha256}): if it is that file, it was changed after "
-            "approval; it is not loaded"
-        )
+    # Bundles all name their weights models/model.ts, so a name cannot tell a changed file from another
+    # model's: the message says both.
+    reason = "not approved"
+    message = (
+        f"SHA-256 {digest} is not in the approved models list (a file changed after its approval has a new "
+        f"hash), so it is not loaded; approve it with 'medviewer models add {path}' after reading its card"
+    )
     audit.record("model_refused", "model:" + digest, {"file": path.name, "reason": reason})
     raise UntrustedModelError(path, message, digest)
 
