@@ -36,7 +36,8 @@ def _input_words(spec: ModelSpec) -> str:
     return ", ".join(parts)
 
 
-def _card_summary(package: ModelPackage, hashes: dict[Path, str]) -> str:
+def card_summary(package: ModelPackage, hashes: dict[Path, str]) -> str:
+    """The model card summary a person reads before approving: on the command line and in the window."""
     spec = package.spec
     lines = [
         f"model         {package.name} {package.version}",
@@ -66,7 +67,7 @@ def _ask(question: str) -> bool:
 def _add(path: Path, assume_yes: bool) -> int:
     package = read_package(path)
     hashes = {file: registry.sha256_of(file) for file in package.weights.values()}
-    print(_card_summary(package, hashes))
+    print(card_summary(package, hashes))
     approved = {entry.sha256 for entry in registry.entries()}
     if all(digest in approved for digest in hashes.values()):
         print(f"{package.name} {package.version} is already approved")

@@ -35,6 +35,7 @@ from PySide6.QtWidgets import (
 
 from medviewer.ai import registry
 from medviewer.ai.available import builtin_bundles
+from medviewer.ai.commands import card_summary
 from medviewer.ai.package import ModelPackage, read_package
 from medviewer.ai.runtime import describe_runtime
 from medviewer.core.errors import MedviewerError
@@ -65,23 +66,6 @@ class _ProbeTask(QRunnable):
             log_unexpected(log, "AI runtime unavailable")
             text = f"The AI runtime could not be loaded ({type(exc).__name__}); images can still be viewed."
         self.relay.done.emit(text, time.time())
-
-
-def card_text(package: ModelPackage, hashes: dict[str, str]) -> str:
-    """The model card summary shown before approval and one click away afterwards."""
-    spec = package.spec
-    lines = [
-        f"{package.name} {package.version}",
-        f"Intended use: {package.intended_use or '(not stated)'}",
-        f"Target: {spec.target}; input {'x'.join(map(str, spec.shape))}, {spec.channels} channel(s)",
-        f"Classes: {', '.join(spec.classes)} ({spec.activation})",
-    ]
-    lines += [f"{fmt} weights SHA-256: {digest}" for fmt, digest in hashes.items()]
-    if not spec.diagnostic_use:
-        lines.append(NOT_DIAGNOSTIC)
-    if package.card:
-        lines += ["", package.card.strip()]
-    return "\n".join(lines)
 
 
 class AiPanel(QWidget):
@@ -248,8 +232,7 @@ class AiPanel(QWidget):
     def show_card(self) -> None:
         package = self.package()
         if package is not None:
-            hashes = {fmt: registry.sha256_of(path) for fmt, path in package.weights.items()}
-            QMessageBox.information(self, f"Model card: {package.name}", card_text(package, hashes))
+            QMessageBox.information(self, f"Model card: {package.name}", card_summary(package, _hashes(package)))
 
     def add_model(self, path: Path, approve: bool) -> ModelPackage:
         """Read a package and, when ``approve``, add its weights' hashes to the approved list."""
@@ -273,9 +256,10 @@ class AiPanel(QWidget):
         except MedviewerError as exc:
             QMessageBox.warning(self, "Not a model package", str(exc))
             return
-        hashes = {fmt: registry.sha256_of(path) for fmt, path in package.weights.items()}
         answer = QMessageBox.question(
-            self, "Approve this model?", card_text(package, hashes) + "\n\nApprove it to run on this computer?"
+            self,
+            "Approve this model?",
+            card_summary(package, _hashes(package)) + "\n\nApprove it to run on this computer?",
         )
         self.add_model(Path(name), approve=answer == QMessageBox.StandardButton.Yes)
 
@@ -577,6 +561,10 @@ class AiPanel(QWidget):
         self.probing = False
         self.ready = True
         self.runtime_ready.emit(finished_at)
+
+
+def _hashes(package: ModelPackage) -> dict[Path, str]:
+    return {path: registry.sha256_of(path) for path in package.weights.values()}
 
 
 def _identity(package: ModelPackage, info: object) -> str:
