@@ -13,6 +13,7 @@ import sys
 import time
 from pathlib import Path
 
+from pyqtgraph.util.garbage_collector import GarbageCollector
 from PySide6.QtCore import QCoreApplication, QEvent, QSettings
 from PySide6.QtGui import QIcon
 from PySide6.QtWidgets import QApplication
@@ -36,8 +37,21 @@ def make_settings() -> QSettings:
     return QSettings(str(config_dir() / "medviewer.ini"), QSettings.Format.IniFormat)
 
 
+GC_INTERVAL_S = 1.0
+_collector: GarbageCollector | None = None
+
+
 def application() -> QApplication:
+    """The QApplication, with Python's cyclic garbage collection moved onto the GUI thread.
+
+    Viewers leave QObjects in reference cycles (pyqtgraph items, signal lambdas). The collector runs on
+    whichever thread happens to allocate, so it could free them on a tile or loader thread, where a
+    QObject's destructor waits for a lock the GUI thread holds while the GUI thread waits for the GIL.
+    pyqtgraph's GarbageCollector turns automatic collection off and collects on a GUI-thread timer."""
+    global _collector
     app = QApplication.instance() or QApplication(sys.argv[:1])
+    if _collector is None:
+        _collector = GarbageCollector(interval=GC_INTERVAL_S)
     app.setApplicationName("medviewer")
     app.setApplicationVersion(__version__)
     app.setOrganizationName("medviewer")
