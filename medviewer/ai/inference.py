@@ -128,19 +128,32 @@ def run_slices(
         if cancelled is not None and cancelled():
             raise Cancelled
         chunk = indices[done : done + batch_size]
-        output = run.forward(slice_batch(volume, chunk, spec))
-        if output is None:  # out of memory: retry the same slices smaller, or on the CPU
-            if batch_size > 1:
-                run.notes.append(f"CUDA ran out of memory; batch {batch_size} -> {batch_size // 2}")
-                batch_size //= 2
-            else:
-                run.to_cpu()
-            continue
+        output, batch_size = forward_in_passes(run, slice_batch(volume, chunk, spec), batch_size)
         rows.append(output)
         done += len(chunk)
         if progress is not None:
             progress(done / len(indices), f"{loaded.package.name}: {done} of {len(indices)} slices")
     return SliceResult(tuple(indices), spec.classes, _frozen(np.concatenate(rows)), run.info(batch_size))
+
+
+def forward_in_passes(run: _Run, x: np.ndarray, size: int) -> tuple[np.ndarray, int]:
+    """Activated outputs for a prepared batch, in forward passes of ``size``; when CUDA runs out of memory
+    the passes are halved, and at one the model moves to the CPU. Returns the outputs and the size that
+    worked, which the caller keeps for its next batches."""
+    outputs: list[np.ndarray] = []
+    first = 0
+    while first < len(x):
+        output = run.forward(x[first : first + size])
+        if output is None:
+            if size > 1:
+                run.notes.append(f"CUDA ran out of memory; batch {size} -> {size // 2}")
+                size //= 2
+            else:
+                run.to_cpu()
+            continue
+        outputs.append(output)
+        first += len(output)
+    return np.concatenate(outputs), size
 
 
 def run_volume(

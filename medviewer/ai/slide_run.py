@@ -44,6 +44,7 @@ from medviewer.ai.inference import (
     _frozen,
     _require_target,
     _Run,
+    forward_in_passes,
     model_file,
 )
 from medviewer.ai.package import LoadedModel, ModelSpec
@@ -335,7 +336,7 @@ def run_slide(
                 pending.append(pool.submit(_read_batch, slide, grid, chunks[following], spec, stop))
             assert batch is not None  # only a stopped producer returns None, and nothing stops it before here
             x, readable = batch
-            output, forward_size = _forward(run, x, forward_size)
+            output, forward_size = forward_in_passes(run, x, forward_size)
             for (row, column), scores, ok in zip(chunk, output, readable, strict=True):
                 if ok:
                     probabilities[row, column] = scores
@@ -382,25 +383,6 @@ def _read_batch(
         except CorruptFileError:
             pixels[i], readable[i] = 255, False
     return model_input(pixels, spec), readable
-
-
-def _forward(run: _Run, x: np.ndarray, size: int) -> tuple[np.ndarray, int]:
-    """Activated outputs for a prepared batch, in forward passes of ``size``, smaller after CUDA runs out of
-    memory (the producer's batches keep their size); returns the outputs and the size that worked."""
-    outputs: list[np.ndarray] = []
-    first = 0
-    while first < len(x):
-        output = run.forward(x[first : first + size])
-        if output is None:
-            if size > 1:
-                run.notes.append(f"CUDA ran out of memory; batch {size} -> {size // 2}")
-                size //= 2
-            else:
-                run.to_cpu()
-            continue
-        outputs.append(output)
-        first += len(output)
-    return np.concatenate(outputs), size
 
 
 # Export --------------------------------------------------------------------------------------------------
