@@ -84,7 +84,7 @@ def _infer(args: argparse.Namespace) -> dict:
             str(k): dict(zip(result.classes, map(float, p), strict=True))
             for k, p in zip(result.indices, result.probabilities, strict=True)
         }
-        explained = index
+        explained = (index, int(np.argmax(result.probabilities[row])))
     info = result.info
     report["model"] = {
         "name": info.model_name,
@@ -99,24 +99,20 @@ def _infer(args: argparse.Namespace) -> dict:
     if args.saliency:
         if explained is None:
             raise MedviewerError(args.model, "saliency is written for slice models in this version")
-        report["saliency"] = _write_saliency(loaded, volume, explained, args.saliency, args.saliency_out)
+        report["saliency"] = _write_saliency(loaded, volume, *explained, args.saliency, args.saliency_out)
     return report
 
 
-def _write_saliency(loaded: object, volume: Volume, index: int, method: str, out: Path) -> dict:
-    """Explain the slice's top class and write the map in the volume's geometry (NIfTI)."""
+def _write_saliency(loaded: object, volume: Volume, index: int, class_index: int, method: str, out: Path) -> dict:
+    """Explain the slice's top class (from the run's own probabilities) and write the map in the volume's
+    geometry (NIfTI)."""
     import SimpleITK as sitk
-    import torch
 
     from medviewer.ai.preprocess import input_to_slice, slice_batch
     from medviewer.ai.saliency import METHODS
 
     spec = loaded.package.spec
-    x = slice_batch(volume, [index], spec)
-    with torch.inference_mode():
-        scores = loaded.module(torch.from_numpy(x).to(loaded.device)).float().cpu().numpy()[0]
-    class_index = int(np.argmax(scores))
-    saliency = METHODS[method](loaded, x, class_index)
+    saliency = METHODS[method](loaded, slice_batch(volume, [index], spec), class_index)
     full = np.zeros(volume.shape, dtype=np.float32)
     full[index] = input_to_slice(saliency, volume, index, spec)
     image = Volume(full, volume.spacing, volume.origin, volume.direction).to_sitk()
