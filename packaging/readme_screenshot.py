@@ -21,6 +21,7 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 import numpy as np  # noqa: E402
 from PySide6.QtCore import QPointF  # noqa: E402
+from PySide6.QtWidgets import QApplication  # noqa: E402
 
 from medviewer.annotations.model import Annotation  # noqa: E402
 from medviewer.core import mpr  # noqa: E402
@@ -31,11 +32,25 @@ from medviewer.ui.main_window import MainWindow  # noqa: E402
 LUNG_PRESET = 1
 
 
-def volume_screenshot(demo: Path, out: Path, truth: dict) -> None:
+def shown_window() -> tuple[QApplication, MainWindow]:
+    """The application and a window at the README's screenshot size, shown."""
     app = application()
     window = MainWindow(make_settings())
     window.resize(*SCREENSHOT_SIZE)
     window.show()
+    return app, window
+
+
+def save_window(app: QApplication, window: MainWindow, out: Path) -> None:
+    """Let pending paints land, then write the window as a PNG and print where."""
+    app.processEvents()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    window.grab().save(str(out), "PNG")
+    print(out)
+
+
+def volume_screenshot(demo: Path, out: Path, truth: dict) -> None:
+    app, window = shown_window()
     window.open_paths([demo / "ct"])
     if not window.wait_until_idle(SCREENSHOT_TIMEOUT_MS):
         raise SystemExit("the demo CT did not load in time")
@@ -66,21 +81,15 @@ def volume_screenshot(demo: Path, out: Path, truth: dict) -> None:
     view.views[mpr.Plane.AXIAL].box.scaleBy((0.5, 0.5), center=QPointF(u, v))
     window.ai_panel.schedule_probe()
     window.wait_until_idle(SCREENSHOT_TIMEOUT_MS)
-    app.processEvents()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    window.grab().save(str(out), "PNG")
-    print(out)
+    save_window(app, window, out)
     window.close()
 
 
 def slide_screenshot(demo: Path, out: Path, truth: dict) -> None:
-    app = application()
     with tempfile.TemporaryDirectory() as folder:
         slide_path = Path(folder) / "slide.tiff"
         shutil.copy(demo / "slide.tiff", slide_path)
-        window = MainWindow(make_settings())
-        window.resize(*SCREENSHOT_SIZE)
-        window.show()
+        app, window = shown_window()
         window.open_paths([slide_path])
         if not window.wait_until_idle(SCREENSHOT_TIMEOUT_MS):
             raise SystemExit("the demo slide did not load in time")
@@ -98,19 +107,14 @@ def slide_screenshot(demo: Path, out: Path, truth: dict) -> None:
         view.centre_on((x0 + x1) / 2, (y0 + y1) / 2 + 300)
         view.annotations.select({document.annotations[0].id})
         window.wait_until_idle(SCREENSHOT_TIMEOUT_MS)
-        app.processEvents()
-        window.grab().save(str(out), "PNG")
-        print(out)
+        save_window(app, window, out)
         shut_down(app, window)
 
 
 def ai_screenshot(demo: Path, out: Path, truth: dict) -> None:
     """The demo CT model run on every slice, and its Grad-CAM on the slice through the first lesion."""
     os.environ["MEDVIEWER_HOME"] = tempfile.mkdtemp(prefix="medviewer-screenshots-")  # a catalog of its own
-    app = application()
-    window = MainWindow(make_settings())
-    window.resize(*SCREENSHOT_SIZE)
-    window.show()
+    app, window = shown_window()
     window.ai_panel.schedule_probe()
     window.open_paths([demo / "ct"])
     if not window.wait_until_idle(SCREENSHOT_TIMEOUT_MS):
@@ -125,9 +129,7 @@ def ai_screenshot(demo: Path, out: Path, truth: dict) -> None:
     panel.method_box.setCurrentIndex(panel.method_box.findData("gradcam"))
     panel.run_saliency()
     window.wait_until_idle(SCREENSHOT_TIMEOUT_MS)
-    app.processEvents()
-    window.grab().save(str(out), "PNG")
-    print(out)
+    save_window(app, window, out)
     shut_down(app, window)
     shutil.rmtree(os.environ["MEDVIEWER_HOME"], ignore_errors=True)
 
@@ -136,10 +138,7 @@ def panel_screenshot(demo: Path, out: Path) -> None:
     from pydicom.data import get_testdata_file
 
     os.environ["MEDVIEWER_HOME"] = tempfile.mkdtemp(prefix="medviewer-screenshots-")  # a catalog of its own
-    app = application()
-    window = MainWindow(make_settings())
-    window.resize(*SCREENSHOT_SIZE)
-    window.show()
+    app, window = shown_window()
     dicomdir = Path(get_testdata_file("DICOMDIR"))
     window.import_paths([demo / "ct", demo / "ct2", demo / "slide.tiff", dicomdir])
     if not window.wait_until_idle(SCREENSHOT_TIMEOUT_MS):
@@ -148,9 +147,7 @@ def panel_screenshot(demo: Path, out: Path) -> None:
     series = next(e for e in panel.entries() if e.kind == "series" and "phantom" in e.label)
     panel.tree.itemActivated.emit(panel.item_for(series.key), 0)
     window.wait_until_idle(SCREENSHOT_TIMEOUT_MS)
-    app.processEvents()
-    window.grab().save(str(out), "PNG")
-    print(out)
+    save_window(app, window, out)
     shut_down(app, window)
     shutil.rmtree(os.environ["MEDVIEWER_HOME"], ignore_errors=True)
 
