@@ -15,7 +15,7 @@ from medviewer.ai.metrics import calibration, evaluate_probabilities, roc_auc_sc
 from medviewer.ai.package import load_module, read_package
 from medviewer.ai.preprocess import slice_batch
 from medviewer.io import open_volume
-from tests.ai.tiny_bundle import export_tiny, write_bundle
+from tests.ai.tiny_bundle import Exported, write_bundle
 
 
 def test_roc_auc_is_the_chance_a_positive_outscores_a_negative():
@@ -39,9 +39,9 @@ def test_confusion_precision_recall_and_calibration():
 
 
 def test_evaluate_command_reports_what_the_model_gives_on_the_labelled_files(
-    demo_dir: Path, tmp_path: Path, capsys
+    demo_dir: Path, tmp_path: Path, capsys, exported: Exported
 ):
-    bundle = write_bundle(tmp_path / "tiny", export_tiny(tmp_path / "export"))
+    bundle = write_bundle(tmp_path / "tiny", exported)
     package = read_package(bundle)
     for weights in package.weights.values():
         registry.approve(weights, package)
@@ -69,8 +69,8 @@ def test_evaluate_command_reports_what_the_model_gives_on_the_labelled_files(
     assert plot.size == (480, 480)
 
 
-def test_unknown_labels_and_missing_files_name_the_line(tmp_path: Path, capsys):
-    bundle = write_bundle(tmp_path / "tiny", export_tiny(tmp_path / "export"))
+def test_unknown_labels_and_missing_files_name_the_line(tmp_path: Path, capsys, exported: Exported):
+    bundle = write_bundle(tmp_path / "tiny", exported)
     labels = tmp_path / "labels.csv"
     labels.write_text("path,label\nnowhere.dcm,normal\n")
     assert evaluate_main(["--model", str(bundle), "--labels", str(labels)]) == 1

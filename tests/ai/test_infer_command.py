@@ -13,12 +13,12 @@ from medviewer.ai import registry
 from medviewer.ai.infer_command import infer_main
 from medviewer.ai.package import read_package
 from medviewer.io import open_volume
-from tests.ai.tiny_bundle import export_tiny, write_bundle
+from tests.ai.tiny_bundle import Exported, write_bundle
 
 
 @pytest.fixture
-def bundle(tmp_path: Path) -> Path:
-    return write_bundle(tmp_path / "tiny", export_tiny(tmp_path / "export"))
+def bundle(tmp_path: Path, exported: Exported) -> Path:
+    return write_bundle(tmp_path / "tiny", exported)
 
 
 def test_infer_prints_probabilities_identity_and_writes_saliency_in_the_volume_geometry(

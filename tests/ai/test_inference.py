@@ -16,14 +16,9 @@ from medviewer.ai.package import LoadedModel, load_module, read_package
 from medviewer.ai.preprocess import slice_batch, volume_input
 from medviewer.core.volume import Volume
 from tests.ai.models_for_tests import TinyVolumeNet, load_scripted, metadata
-from tests.ai.tiny_bundle import METADATA, Exported, TinyNet, export_tiny, write_bundle
+from tests.ai.tiny_bundle import METADATA, Exported, TinyNet, write_bundle
 
 pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit:DeprecationWarning")
-
-
-@pytest.fixture(scope="session")
-def exported(tmp_path_factory: pytest.TempPathFactory) -> Exported:
-    return export_tiny(tmp_path_factory.mktemp("tiny"))
 
 
 @pytest.fixture

@@ -19,16 +19,11 @@ from medviewer.ai.package import (
     read_package,
 )
 from medviewer.core.errors import PathNotFoundError
-from tests.ai.tiny_bundle import CLASSES, METADATA, Exported, TinyNet, export_tiny, metadata_with, write_bundle
+from tests.ai.tiny_bundle import CLASSES, METADATA, Exported, TinyNet, metadata_with, write_bundle
 from tests.conftest import REPO
 
 # torch 2.13 deprecates torch.jit; the tests still write TorchScript because real bundles ship it.
 pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit:DeprecationWarning")
-
-
-@pytest.fixture(scope="session")
-def exported(tmp_path_factory: pytest.TempPathFactory) -> Exported:
-    return export_tiny(tmp_path_factory.mktemp("tiny"))
 
 
 def test_torchscript_from_ckpt_export_reads_alone(exported: Exported):

@@ -15,14 +15,9 @@ from medviewer.ai.package import load_module, read_package
 from medviewer.ai.registry import ModelRegistryError, UntrustedModelError
 from medviewer.catalog import audit
 from medviewer.cli import main
-from tests.ai.tiny_bundle import SHAPE, Exported, export_tiny, write_bundle
+from tests.ai.tiny_bundle import SHAPE, Exported, write_bundle
 
 pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit:DeprecationWarning")
-
-
-@pytest.fixture(scope="session")
-def exported(tmp_path_factory: pytest.TempPathFactory) -> Exported:
-    return export_tiny(tmp_path_factory.mktemp("tiny"))
 
 
 @pytest.fixture

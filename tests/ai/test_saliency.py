@@ -12,7 +12,7 @@ from medviewer.ai import registry
 from medviewer.ai.package import LoadedModel, load_module, read_package
 from medviewer.ai.saliency import METHODS, SaliencyError, grad_cam, integrated_gradients, occlusion
 from tests.ai.models_for_tests import SQUARE, EvidenceNet, evidence_input, load_scripted, metadata
-from tests.ai.tiny_bundle import SHAPE, export_tiny, write_bundle
+from tests.ai.tiny_bundle import SHAPE, Exported, write_bundle
 
 pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit:DeprecationWarning")
 LESION = 1
@@ -60,8 +60,7 @@ def test_no_evidence_for_a_class_is_an_all_zero_map(evidence: LoadedModel):
     assert not integrated_gradients(evidence, evidence_input(), 0).any()
 
 
-def test_grad_cam_on_a_torch_export_program_says_it_needs_torchscript(tmp_path: Path):
-    exported = export_tiny(tmp_path / "export")
+def test_grad_cam_on_a_torch_export_program_says_it_needs_torchscript(tmp_path: Path, exported: Exported):
     bundle = write_bundle(tmp_path / "bundle", exported)
     (bundle / "models" / "model.ts").unlink()
     package = read_package(bundle)
