@@ -51,7 +51,14 @@ if str(REPO) not in sys.path:  # run as a script from anywhere: the medviewer pa
 from medviewer.ai.package import ExplainSpec, IntensityWindow, ModelSpec  # noqa: E402
 from medviewer.ai.preprocess import slice_batch  # noqa: E402
 from medviewer.core.volume import Volume  # noqa: E402
-from medviewer.demo.ct_phantom import CtGeometry, Lesion, make_chest_phantom  # noqa: E402
+from medviewer.demo.ct_phantom import CtGeometry, make_chest_phantom  # noqa: E402
+from medviewer.demo.ct_truth import (  # noqa: E402
+    LESION_MIN_FRACTION,
+    LESION_MIN_LUNG_AROUND,
+    LESION_MIN_RADIUS_MM,
+    Disc,
+    slice_truth,
+)
 from medviewer.demo.generate import MAIN_CT, SECOND_CT  # noqa: E402
 
 NAME = "ct-slice-lesion-demo"
@@ -70,15 +77,6 @@ SPACING_MM = (2.8, 2.8)
 WINDOW = (-1000.0, 400.0)
 CLASSES = ("normal", "lesion")
 FIELD_OF_VIEW_MM = 358.4
-
-#: A slice counts as ``lesion`` when it cuts a lesion in a disc at least this large, both relative to the
-#: lesion and absolutely: the phantom's vessels have radii up to 3.5 mm and touching vessels make blobs nearly
-#: as large as a small lesion's cut, so only discs of 5 mm (the smallest lesion radius planted) or more count.
-LESION_MIN_FRACTION = 0.5
-LESION_MIN_RADIUS_MM = 5.0
-#: ... and only where lung surrounds most of it: the phantom may draw the heart over a lung, and a lesion there
-#: has the heart's density and cannot be seen.
-LESION_MIN_LUNG_AROUND = 0.6
 
 TRAIN_PHANTOMS = 360
 EVAL_PHANTOMS = 60
@@ -171,59 +169,6 @@ def grad_cam(net: nn.Module, x: torch.Tensor, class_index: int) -> torch.Tensor:
 
 
 @dataclass(frozen=True)
-class Disc:
-    """A lesion's cross-section on a slice, in the model's input pixels (row, column, radius)."""
-
-    row: float
-    column: float
-    radius: float
-
-
-def slice_truth(geometry: CtGeometry, lesions: list[Lesion], k: int, hu: np.ndarray) -> tuple[int, list[Disc]]:
-    """Slice ``k``'s label (1 lesion, 0 normal, -1 in between: left out) and its qualifying lesion discs.
-
-    ``hu`` is the slice itself: the phantom may draw the heart over a lung, and a lesion there has the
-    heart's density and cannot be seen, so a disc counts only where lung surrounds most of it.
-    Disc positions are on the model's input grid, which stretches the slice's full extent (as
-    ``slice_batch`` does): input pixel j has its centre at ``left + (j + 0.5) * pixel`` millimetres."""
-    z = geometry.slice_z(k)
-    _, rows, columns = geometry.shape
-    ox, oy, _ = geometry.origin
-    row_mm = rows * geometry.pixel_mm / SHAPE[0]
-    column_mm = columns * geometry.pixel_mm / SHAPE[1]
-    left, top = ox - geometry.pixel_mm / 2, oy - geometry.pixel_mm / 2
-    touched, discs = False, []
-    for lesion in lesions:
-        cx, cy, cz = lesion.center_lps_mm
-        dz = abs(z - cz)
-        if dz >= lesion.radius_mm:
-            continue
-        touched = True
-        radius = math.sqrt(lesion.radius_mm**2 - dz**2)
-        large = radius >= max(LESION_MIN_FRACTION * lesion.radius_mm, LESION_MIN_RADIUS_MM)
-        if large and lung_around(geometry, hu, cx, cy, radius) >= LESION_MIN_LUNG_AROUND:
-            discs.append(Disc((cy - top) / row_mm - 0.5, (cx - left) / column_mm - 0.5, radius / column_mm))
-    if discs:
-        return 1, discs
-    return (-1 if touched else 0), []
-
-
-def lung_around(geometry: CtGeometry, hu: np.ndarray, cx: float, cy: float, radius: float) -> float:
-    """Fraction of the ring 1.5-4 mm outside a disc (LPS mm) that is lung (below -500 HU) on slice ``hu``."""
-    ox, oy, _ = geometry.origin
-    outer = radius + 4.0
-    row0 = max(0, int((cy - outer - oy) / geometry.pixel_mm))
-    row1 = min(hu.shape[0], int((cy + outer - oy) / geometry.pixel_mm) + 2)
-    col0 = max(0, int((cx - outer - ox) / geometry.pixel_mm))
-    col1 = min(hu.shape[1], int((cx + outer - ox) / geometry.pixel_mm) + 2)
-    y = oy + np.arange(row0, row1)[:, None] * geometry.pixel_mm
-    x = ox + np.arange(col0, col1)[None, :] * geometry.pixel_mm
-    distance = np.hypot(x - cx, y - cy)
-    ring = (distance >= radius + 1.5) & (distance <= outer)
-    return float((hu[row0:row1, col0:col1][ring] < -500).mean()) if ring.any() else 0.0
-
-
-@dataclass(frozen=True)
 class PhantomJob:
     seed: int
     index: int
@@ -244,7 +189,7 @@ def _phantom_slices(job: PhantomJob) -> tuple[np.ndarray, list[int], list[int], 
     """One phantom's chosen slices: HU stack, their indices, labels and discs (runs in a worker process)."""
     rng = np.random.default_rng([job.seed, job.index])
     hu, lesions = make_chest_phantom(rng, job.geometry, job.lesion_count)
-    truth = [slice_truth(job.geometry, lesions, k, hu[k]) for k in range(job.geometry.shape[0])]
+    truth = [slice_truth(job.geometry, lesions, k, hu[k], SHAPE) for k in range(job.geometry.shape[0])]
     positives = [k for k, (label, _) in enumerate(truth) if label == 1]
     negatives = [k for k, (label, _) in enumerate(truth) if label == 0]
     if job.normals >= 0:

@@ -4,8 +4,8 @@ random weights does not (the randomisation check of Adebayo et al., 2018, so thi
 
 Nothing is trained here. The held-out phantoms use a seed that neither training nor the training script's
 own evaluation used, at the second demo CT's geometry (1.4 mm pixels, 5 mm slices), so the viewer's
-resampling to the model's 2.8 mm is part of what is tested. Slices are labelled by the training script's
-own rule (``slice_truth``) and preprocessed by ``medviewer.ai.preprocess.slice_batch`` exactly as the
+resampling to the model's 2.8 mm is part of what is tested. Slices are labelled by the rule training used
+(``medviewer.demo.ct_truth.slice_truth``) and preprocessed by ``medviewer.ai.preprocess.slice_batch`` exactly as the
 metadata declares; Grad-CAM is ``medviewer.ai.saliency.grad_cam``.
 """
 
@@ -28,6 +28,7 @@ from medviewer.ai.preprocess import slice_batch
 from medviewer.ai.saliency import grad_cam
 from medviewer.core.volume import Volume
 from medviewer.demo.ct_phantom import make_chest_phantom
+from medviewer.demo.ct_truth import Disc, slice_truth
 from medviewer.demo.generate import SECOND_CT
 from tests.conftest import REPO
 
@@ -43,7 +44,7 @@ RANDOM_WEIGHTS_SEED = 2018
 
 
 def _training_script() -> ModuleType:
-    """models/ct_slice_lesion/train.py as a module (its main() is not run): the labelling rule and the class."""
+    """models/ct_slice_lesion/train.py as a module (its main() is not run), for the network's class."""
     name = "ct_slice_lesion_train"
     if name not in sys.modules:
         spec = importlib.util.spec_from_file_location(name, MODEL_DIR / "train.py")
@@ -58,7 +59,7 @@ def _training_script() -> ModuleType:
 class HeldOut:
     x: np.ndarray  # (N, 1, H, W) as slice_batch makes it
     y: np.ndarray  # index into the model's classes
-    discs: list[list]  # the training script's Disc (row, column, radius on the input grid) per lesion slice
+    discs: list[list[Disc]]  # lesion discs (row, column, radius on the input grid) per lesion slice
 
 
 @pytest.fixture(scope="module")
@@ -69,7 +70,6 @@ def package() -> ModelPackage:
 @pytest.fixture(scope="module")
 def held_out(package: ModelPackage) -> HeldOut:
     """PER_CLASS lesion and PER_CLASS normal slices from fresh phantoms at the second demo CT's geometry."""
-    train = _training_script()
     geometry = SECOND_CT
     spacing = (geometry.pixel_mm, geometry.pixel_mm, geometry.slice_mm)
     pick = np.random.default_rng(HELD_OUT_SEED)
@@ -80,7 +80,7 @@ def held_out(package: ModelPackage) -> HeldOut:
         index += 1
         assert index <= 40, "the phantoms give too few labelled slices; has the labelling rule changed?"
         hu, lesions = make_chest_phantom(np.random.default_rng([HELD_OUT_SEED, index]), geometry, 3)
-        truth = [train.slice_truth(geometry, lesions, k, hu[k]) for k in range(geometry.shape[0])]
+        truth = [slice_truth(geometry, lesions, k, hu[k], package.spec.shape) for k in range(geometry.shape[0])]
         positives = [k for k, (label, _) in enumerate(truth) if label == 1][: PER_CLASS - lesion_count]
         negatives = [k for k, (label, _) in enumerate(truth) if label == 0]
         negatives = sorted(pick.choice(negatives, size=min(2, PER_CLASS - normal_count), replace=False).tolist())
