@@ -27,10 +27,11 @@ def _gui_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="medviewer",
         description="Review DICOM/NIfTI volumes and whole-slide images with AI overlays.",
-        epilog="Other commands: 'medviewer demo-data DIR [--seed N]', 'medviewer info PATH [--json]', "
+        epilog="Other commands: 'medviewer demo-data DIR [--seed N] [--eval-set N]', 'medviewer info PATH [--json]', "
         "'medviewer import PATH...', 'medviewer list [--json]', 'medviewer audit verify|show', "
         "'medviewer export --deidentify --out DIR ITEM...', 'medviewer models add PATH [--yes]|list [--json]', "
-        "'medviewer infer --model M PATH [--saliency gradcam|occlusion|ig --saliency-out FILE] [--json]', "
+        "'medviewer infer --model M PATH [--target slice|volume|slide] [--saliency gradcam|occlusion|ig "
+        "--saliency-out FILE] [--json]', "
         "'medviewer evaluate --model M --labels labels.csv [--json]'. "
         "Add --help after a command for its options.",
     )
@@ -51,11 +52,29 @@ def _demo_data(argv: Sequence[str]) -> int:
     )
     parser.add_argument("dir", type=Path, metavar="DIR")
     parser.add_argument("--seed", type=int, default=0, help="another seed gives another patient (default 0)")
+    parser.add_argument(
+        "--eval-set",
+        type=int,
+        metavar="N",
+        help="also write N labelled CT slices (eval/ct_slices.csv) and N labelled slide patches (eval/patches.csv), "
+        "held out from the demo models' training, for 'medviewer evaluate'",
+    )
     args = parser.parse_args(argv)
+    if args.seed < 0:
+        parser.error(f"--seed must be 0 or more, not {args.seed}")
+    if args.eval_set is not None and args.eval_set < 2:
+        parser.error(f"--eval-set needs at least 2 images (one per class), not {args.eval_set}")
     from medviewer.demo.generate import generate_demo_data
 
     truth = generate_demo_data(args.dir, args.seed)
     print(f"demo data (seed {args.seed}) written to {args.dir} in {truth['seconds']} s")
+    if args.eval_set is not None:
+        from medviewer.demo.eval_sets import write_eval_sets
+
+        started = time.perf_counter()
+        write_eval_sets(args.dir, args.eval_set, args.seed)
+        seconds = time.perf_counter() - started
+        print(f"evaluation sets of {args.eval_set} images each written to {args.dir / 'eval'} in {seconds:.1f} s")
     return 0
 
 

@@ -1,6 +1,7 @@
 """Render the README's screenshots: the demo CT in three views (lung window, two measurements), the
-demo slide zoomed on a tumour region with annotations, the minimap and the scale bar, and the patient
-panel on a catalog holding the demo data and pydicom's DICOMDIR tree.
+demo slide zoomed on a tumour region with annotations, the minimap and the scale bar, the demo models
+at work on the CT and on the slide, and the patient panel on a catalog holding the demo data and
+pydicom's DICOMDIR tree.
 
 Run with ``make screenshots`` (after ``make run`` has made ``demo-data/``). Everything shown is made
 through the same calls the mouse and keys make, so the pictures are what a reader gets. The slide is
@@ -134,6 +135,47 @@ def ai_screenshot(demo: Path, out: Path, truth: dict) -> None:
     shutil.rmtree(os.environ["MEDVIEWER_HOME"], ignore_errors=True)
 
 
+def ai_slide_screenshot(demo: Path, out: Path, truth: dict) -> None:
+    """The demo patch model over the demo slide's tissue, and the Grad-CAM of a patch at a tumour's edge."""
+    from medviewer.demo.patch_truth import tumour_fraction
+
+    os.environ["MEDVIEWER_HOME"] = tempfile.mkdtemp(prefix="medviewer-screenshots-")  # a catalog of its own
+    with tempfile.TemporaryDirectory() as folder:
+        slide_path = Path(folder) / "slide.tiff"
+        shutil.copy(demo / "slide.tiff", slide_path)
+        app, window = shown_window()
+        window.ai_panel.schedule_probe()
+        window.open_paths([slide_path])
+        if not window.wait_until_idle(SCREENSHOT_TIMEOUT_MS):
+            raise SystemExit("the demo slide did not load in time")
+        panel, view = window.ai_panel, window.slide_view
+        names = [panel.model_box.itemText(i) for i in range(panel.model_box.count())]
+        panel.model_box.setCurrentIndex(next(i for i, n in enumerate(names) if n.startswith("slide-patch-tumour-demo")))
+        panel.run_slide()
+        if not window.wait_until_idle(SCREENSHOT_TIMEOUT_MS) or panel.slide_result is None:
+            raise SystemExit("the slide run did not finish in time")
+        result = panel.slide_result
+        grid = result.grid
+        polygons = [np.asarray(region["polygon_level0_px"]) for region in truth["slide"]["tumour_regions"]]
+        fraction = tumour_fraction(polygons[:1], grid.origin, grid.patch_size_level0, grid.rows, grid.columns)
+        tumour = result.heatmap(result.classes.index("tumour"))
+        # The tissue patch most like a tumour's edge: about half tumour, called tumour.
+        edge = [
+            (abs(fraction[c] - 0.5), c) for c in grid.tissue_cells() if 0.3 <= fraction[c] <= 0.7 and tumour[c] > 0.5
+        ]
+        row, column = min(edge)[1]
+        x, y, width, height = grid.box(row, column)
+        view.set_magnification(5.0)
+        view.centre_on(x + width / 2, y + height / 2)
+        panel.method_box.setCurrentIndex(panel.method_box.findData("gradcam"))
+        panel.class_box.setCurrentIndex(result.classes.index("tumour"))
+        panel.patch_clicked(x + width / 2, y + height / 2)
+        window.wait_until_idle(SCREENSHOT_TIMEOUT_MS)
+        save_window(app, window, out)
+        shut_down(app, window)
+    shutil.rmtree(os.environ["MEDVIEWER_HOME"], ignore_errors=True)
+
+
 def panel_screenshot(demo: Path, out: Path) -> None:
     from pydicom.data import get_testdata_file
 
@@ -161,4 +203,5 @@ if __name__ == "__main__":
     slide_screenshot(demo_folder, out_folder / "medviewer-slide.png", ground_truth)
     shutil.rmtree(os.environ["MEDVIEWER_HOME"], ignore_errors=True)
     ai_screenshot(demo_folder, out_folder / "medviewer-ai.png", ground_truth)
+    ai_slide_screenshot(demo_folder, out_folder / "medviewer-ai-slide.png", ground_truth)
     panel_screenshot(demo_folder, out_folder / "medviewer-panel.png")

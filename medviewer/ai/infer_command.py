@@ -2,8 +2,17 @@
 
 It goes through the same package reading, approval check, preprocessing, inference and saliency
 functions as the AI panel, so a result on the command line is the result the window shows. Output is
-JSON (or a line per class); saliency of a volume is written as NIfTI in the volume's own geometry,
-zero away from the explained slice, so any viewer lays it over the image.
+JSON (or a line per class).
+
+PATH is told apart as a volume or a whole-slide image by ``medviewer.io.classify``, the decision every
+other door into medviewer uses. Volumes run slice or volume models; saliency of a volume is written as
+NIfTI in the volume's own geometry, zero away from the explained slice, so any viewer lays it over the
+image. Slides run slide_patch models over all their tissue (``slide_run``); the report summarises the
+patches per class (mean, max and where, how often top) rather than inventing one slide-level probability,
+and ``--csv``/``--geojson`` write every patch. A slide's saliency explains the K patches most probable for
+one class and is written as a PNG over the patch grid with a JSON georeference beside it
+(``slide_saliency``). A model and image that do not go together are refused, naming the file, before
+anything runs.
 """
 
 from __future__ import annotations
@@ -13,6 +22,7 @@ import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -20,20 +30,68 @@ from medviewer.ai.package import read_package
 from medviewer.core.errors import MedviewerError
 from medviewer.core.volume import Volume
 
+if TYPE_CHECKING:
+    from medviewer.ai.inference import RunInfo
+    from medviewer.ai.package import LoadedModel, ModelPackage
+    from medviewer.ai.slide_run import SlideResult
+    from medviewer.io.slide import Slide
+
+#: Patches a slide's saliency explains unless --patches says otherwise.
+DEFAULT_PATCHES = 16
+#: The command line's name for each model target: a slide_patch model runs on a whole slide.
+CLI_TARGETS = {"slice": "slice", "volume": "volume", "slide_patch": "slide"}
+
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="medviewer infer", description="Run an approved model on an image and print what it thinks."
     )
     parser.add_argument("--model", required=True, type=Path, help="model bundle folder, .ts or .pt2 file")
-    parser.add_argument("path", type=Path, metavar="PATH", help="DICOM file or folder, or NIfTI file")
-    parser.add_argument("--target", choices=("slice", "volume"), help="defaults to the model's own target")
+    parser.add_argument(
+        "path", type=Path, metavar="PATH", help="DICOM file or folder, NIfTI file, or whole-slide image"
+    )
+    parser.add_argument(
+        "--target",
+        choices=("slice", "volume", "slide"),
+        help="defaults to the model's own target (slide for a slide_patch model)",
+    )
     parser.add_argument("--slice", type=int, help="for slice models: only this slice (0-based); default every slice")
-    parser.add_argument("--saliency", choices=("gradcam", "occlusion", "ig"), help="explain the top class")
-    parser.add_argument("--saliency-out", type=Path, metavar="FILE", help="NIfTI file for the saliency map")
+    parser.add_argument(
+        "--saliency",
+        choices=("gradcam", "occlusion", "ig"),
+        help="volumes: explain the top class of the best slice; slides: explain --class on the top --patches",
+    )
+    parser.add_argument(
+        "--saliency-out",
+        type=Path,
+        metavar="FILE",
+        help="volumes: a NIfTI file; slides: a .png file, its georeference written beside it as the same name .json",
+    )
+    parser.add_argument(
+        "--class",
+        dest="class_name",
+        metavar="NAME",
+        help="slides: the class whose saliency is shown; default the model's last class (the positive one, "
+        "such as tumour in normal/tumour)",
+    )
+    parser.add_argument(
+        "--patches",
+        type=_positive,
+        metavar="K",
+        help=f"slides: explain the K patches most probable for that class (default {DEFAULT_PATCHES})",
+    )
+    parser.add_argument("--csv", type=Path, metavar="FILE", help="slides: write one row per tissue patch")
+    parser.add_argument("--geojson", type=Path, metavar="FILE", help="slides: write the patches as QuPath tiles")
     parser.add_argument("--device", choices=("cpu", "cuda", "mps"), help="default: CUDA, then MPS, then CPU")
     parser.add_argument("--json", action="store_true", help="print JSON")
     return parser
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
 
 
 def infer_main(argv: Sequence[str]) -> int:
@@ -48,10 +106,19 @@ def infer_main(argv: Sequence[str]) -> int:
         return 1
     if args.json:
         print(json.dumps(report, indent=2))
+        return 0
+    if report["target"] == "slide":
+        count = report["grid"]["tissue_patches"]
+        for name, summary in report["classes"].items():
+            best = report["best"][name]
+            print(
+                f"{name}: mean {summary['mean']:.4f}, max {summary['max']:.4f} (row {best['row']}, column "
+                f"{best['column']}), top class in {summary['top_patches']} of {count} patches"
+            )
     else:
         for name, value in report["probabilities"].items():
             print(f"{name}: {value:.4f}")
-        print(f"model {report['model']['name']} {report['model']['version']} sha256 {report['model']['sha256']}")
+    print(f"model {report['model']['name']} {report['model']['version']} sha256 {report['model']['sha256']}")
     return 0
 
 
@@ -59,12 +126,27 @@ def _infer(args: argparse.Namespace) -> dict:
     from medviewer.ai.devices import choose_device
     from medviewer.ai.inference import run_slices, run_volume, set_torch_threads
     from medviewer.ai.package import load_module
-    from medviewer.io import open_volume
+    from medviewer.io import ImageKind, classify, open_volume
 
     package = read_package(args.model)
-    target = args.target or package.spec.target
-    if target != package.spec.target:
+    own_target = CLI_TARGETS[package.spec.target]
+    target = args.target or own_target
+    if target != own_target:
         raise MedviewerError(args.model, f"the model's target is {package.spec.target}, not {target}")
+    is_slide = classify(args.path) is ImageKind.SLIDE
+    if is_slide != (target == "slide"):
+        raise MedviewerError(args.path, _mismatch(package, is_slide))
+    if is_slide:
+        return _infer_slide(args, package)
+    slide_options = {
+        "--class": args.class_name,
+        "--patches": args.patches,
+        "--csv": args.csv,
+        "--geojson": args.geojson,
+    }
+    for option, value in slide_options.items():
+        if value is not None:
+            raise MedviewerError(args.path, f"{option} is for whole-slide images, and this is a volume")
     set_torch_threads()
     loaded = load_module(package, device=choose_device(args.device))
     volume = open_volume(args.path)
@@ -85,8 +167,30 @@ def _infer(args: argparse.Namespace) -> dict:
             for k, p in zip(result.indices, result.probabilities, strict=True)
         }
         explained = (index, int(np.argmax(result.probabilities[row])))
-    info = result.info
-    report["model"] = {
+    report["model"] = _identity(result.info, package)
+    if args.saliency:
+        if explained is None:
+            raise MedviewerError(args.model, "saliency is written for slice models in this version")
+        report["saliency"] = _write_saliency(loaded, volume, *explained, args.saliency, args.saliency_out)
+    return report
+
+
+def _mismatch(package: ModelPackage, is_slide: bool) -> str:
+    """Why this model cannot run on this image, and what would."""
+    if is_slide:
+        return (
+            f"this is a whole-slide image, but {package.name} is a {package.spec.target} model, which runs on "
+            "volumes (DICOM or NIfTI); a slide needs a slide_patch model"
+        )
+    return (
+        f"this is a volume, but {package.name} is a slide_patch model, which runs on whole-slide images; a volume "
+        "needs a slice or volume model"
+    )
+
+
+def _identity(info: RunInfo, package: ModelPackage) -> dict:
+    """What produced the numbers: every report, and every file written beside one, carries it."""
+    return {
         "name": info.model_name,
         "version": info.model_version,
         "sha256": info.model_hash,
@@ -96,11 +200,123 @@ def _infer(args: argparse.Namespace) -> dict:
         "notes": list(info.notes),
         "diagnostic_use": package.spec.diagnostic_use,
     }
-    if args.saliency:
-        if explained is None:
-            raise MedviewerError(args.model, "saliency is written for slice models in this version")
-        report["saliency"] = _write_saliency(loaded, volume, *explained, args.saliency, args.saliency_out)
+
+
+def _infer_slide(args: argparse.Namespace, package: ModelPackage) -> dict:
+    """A slide_patch model over all of a slide's tissue: a summary per class, the patches as CSV/GeoJSON on
+    request, and the saliency of the top patches as a georeferenced PNG.
+
+    Everything that can be refused (the saliency class and file, the slide's pixel size, no tissue) is
+    checked before the model is loaded, so a mistake costs no run."""
+    from medviewer.ai.devices import choose_device
+    from medviewer.ai.inference import set_torch_threads
+    from medviewer.ai.package import load_module
+    from medviewer.ai.slide_run import patch_grid, run_slide, write_csv, write_geojson
+    from medviewer.io import open_slide
+
+    spec = package.spec
+    if args.slice is not None:
+        raise MedviewerError(args.path, "--slice is for volumes, and this is a whole-slide image")
+    class_index = len(spec.classes) - 1
+    if args.class_name is not None:
+        if args.class_name not in spec.classes:
+            raise MedviewerError(
+                args.model, f"the model has no class {args.class_name!r}; its classes are {', '.join(spec.classes)}"
+            )
+        class_index = spec.classes.index(args.class_name)
+    if args.saliency and args.saliency_out.suffix.lower() != ".png":
+        raise MedviewerError(
+            args.saliency_out, "a slide's saliency is written as a PNG (its georeference beside it as .json)"
+        )
+    with open_slide(args.path) as slide:
+        grid = patch_grid(slide, spec)
+        if not grid.tissue.any():
+            raise MedviewerError(args.path, "no patch of the slide lies on tissue, so there is nothing to run on")
+        set_torch_threads()
+        loaded = load_module(package, device=choose_device(args.device))
+        result = run_slide(loaded, slide, grid)
+        report: dict = {"model": _identity(result.info, package), "image": str(args.path), "target": "slide"}
+        report.update(_slide_summary(result, slide, spec.mpp))
+        for key, out, write in (("csv", args.csv, write_csv), ("geojson", args.geojson, write_geojson)):
+            if out is not None:
+                out.parent.mkdir(parents=True, exist_ok=True)
+                write(result, out)
+                report[key] = str(out)
+        if args.saliency:
+            report["saliency"] = _write_slide_saliency(
+                loaded,
+                slide,
+                result,
+                class_index,
+                args.saliency,
+                args.patches or DEFAULT_PATCHES,
+                args.saliency_out,
+                report["model"],
+            )
     return report
+
+
+def _slide_summary(result: SlideResult, slide: Slide, model_mpp: float | None) -> dict:
+    """The grid in level-0 pixels, and per class: mean and max over the tissue patches that were read, how
+    many patches it is the top class of, and the patch where it is most probable."""
+    grid = result.grid
+    on_tissue = result.probabilities[grid.tissue]
+    read = on_tissue[~np.isnan(on_tissue).any(axis=1)]
+    if not len(read):
+        raise MedviewerError(slide.path, "no tissue patch of the slide could be read (damaged tiles)")
+    top = np.argmax(read, axis=1)
+    classes, best = {}, {}
+    for k, name in enumerate(result.classes):
+        classes[name] = {
+            "mean": float(read[:, k].mean()),
+            "max": float(read[:, k].max()),
+            "top_patches": int((top == k).sum()),
+        }
+        heatmap = result.heatmap(k)
+        row, column = (int(i) for i in np.unravel_index(np.nanargmax(heatmap), heatmap.shape))
+        best[name] = {
+            "row": row,
+            "column": column,
+            "box_level0": [round(v, 3) for v in grid.box(row, column)],
+            "probability": float(result.probabilities[row, column, k]),
+        }
+    return {
+        "grid": {
+            "origin_level0": list(grid.origin),
+            "patch_size_level0": [round(v, 3) for v in grid.patch_size_level0],
+            "rows": grid.rows,
+            "columns": grid.columns,
+            "tissue_patches": int(grid.tissue.sum()),
+            "slide_mpp": slide.mpp,
+            "model_mpp": model_mpp,
+        },
+        "classes": classes,
+        "best": best,
+    }
+
+
+def _write_slide_saliency(
+    loaded: LoadedModel,
+    slide: Slide,
+    result: SlideResult,
+    class_index: int,
+    method: str,
+    count: int,
+    out: Path,
+    identity: dict,
+) -> dict:
+    """Explain the class on the top ``count`` patches and write the PNG and its georeference JSON."""
+    from medviewer.ai.slide_saliency import explain_top_patches, write_png
+
+    saliency = explain_top_patches(loaded, slide, result, class_index, method, count)
+    georeference = write_png(saliency, out, {"model": identity})
+    return {
+        "file": str(out),
+        "georeference": str(georeference),
+        "method": method,
+        "class": saliency.class_name,
+        "patches": len(saliency.patches),
+    }
 
 
 def _write_saliency(loaded: object, volume: Volume, index: int, class_index: int, method: str, out: Path) -> dict:

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from medviewer.ai.inference import activate, model_file
+from medviewer.ai.inference import Cancelled, activate, model_file
 from medviewer.ai.package import LoadedModel
 from medviewer.core.errors import MedviewerError
 
@@ -37,12 +37,17 @@ class SaliencyError(MedviewerError):
     """This saliency method cannot be computed for this model; the message says why and what would work."""
 
 
-def grad_cam(loaded: LoadedModel, x: np.ndarray, class_index: int) -> np.ndarray:
-    """Grad-CAM of ``class_index`` for one input ``x`` (1, C, *spatial), upsampled to the input's size."""
+def grad_cam(
+    loaded: LoadedModel, x: np.ndarray, class_index: int, cancelled: Callable[[], bool] | None = None
+) -> np.ndarray:
+    """Grad-CAM of ``class_index`` for one input ``x`` (1, C, *spatial), upsampled to the input's size.
+
+    One forward and one backward pass: too short to cancel midway, so ``cancelled`` is only asked first."""
     import torch
     import torch.nn.functional as functional
 
     _check_input(loaded, x, class_index)
+    _stop_if(cancelled)
     features_name, features_fn, head_fn = _explain_methods(loaded)
     with torch.inference_mode(False):
         with torch.no_grad():
@@ -66,13 +71,19 @@ def grad_cam(loaded: LoadedModel, x: np.ndarray, class_index: int) -> np.ndarray
 
 
 def occlusion(
-    loaded: LoadedModel, x: np.ndarray, class_index: int, window: int | None = None, stride: int | None = None
+    loaded: LoadedModel,
+    x: np.ndarray,
+    class_index: int,
+    cancelled: Callable[[], bool] | None = None,
+    window: int | None = None,
+    stride: int | None = None,
 ) -> np.ndarray:
     """How much the class probability drops when a ``window``-wide patch is filled with the input's mean.
 
     Each pixel gets the mean drop over the patches that covered it; a rise (the patch argued against the
     class) counts as no evidence. ``window`` defaults to an eighth of the input's smallest side and
-    ``stride`` to half the window, so every pixel is covered by several patches."""
+    ``stride`` to half the window, so every pixel is covered by several patches. A 3-D input takes
+    hundreds of passes, so ``cancelled`` is asked before each and stops with ``inference.Cancelled``."""
     import torch
 
     _check_input(loaded, x, class_index)
@@ -89,6 +100,7 @@ def occlusion(
     with torch.inference_mode(False), torch.no_grad():
         base = _probabilities(loaded, _tensor(loaded, x))[0, class_index]
         for first in range(0, len(patches), OCCLUSION_BATCH):
+            _stop_if(cancelled)
             group = patches[first : first + OCCLUSION_BATCH]
             batch = np.repeat(x, len(group), axis=0)
             for copy, patch in zip(batch, group, strict=True):
@@ -100,11 +112,18 @@ def occlusion(
     return _normalised(np.clip(drop / covered, 0, None))
 
 
-def integrated_gradients(loaded: LoadedModel, x: np.ndarray, class_index: int, steps: int = 32) -> np.ndarray:
+def integrated_gradients(
+    loaded: LoadedModel,
+    x: np.ndarray,
+    class_index: int,
+    cancelled: Callable[[], bool] | None = None,
+    steps: int = 32,
+) -> np.ndarray:
     """Integrated gradients of the class score from a zero baseline, summed over channels as magnitudes.
 
     The score is the model's output before its activation, as for Grad-CAM, because a saturated softmax
-    has almost no gradient. The path integral is a midpoint sum over ``steps`` points."""
+    has almost no gradient. The path integral is a midpoint sum over ``steps`` points; ``cancelled`` is
+    asked before each batch of them."""
     import torch
 
     _check_input(loaded, x, class_index)
@@ -115,6 +134,7 @@ def integrated_gradients(loaded: LoadedModel, x: np.ndarray, class_index: int, s
         total = torch.zeros_like(target)
         alphas = (torch.arange(steps, dtype=torch.float32, device=target.device) + 0.5) / steps
         for first in range(0, steps, IG_BATCH):
+            _stop_if(cancelled)
             alpha = alphas[first : first + IG_BATCH].reshape(-1, *([1] * (x.ndim - 1)))
             path = (alpha * target).requires_grad_(True)  # baseline zeros: baseline + alpha * (x - baseline)
             with torch.enable_grad():
@@ -130,6 +150,11 @@ METHODS: dict[str, Callable[..., np.ndarray]] = {
     "occlusion": occlusion,
     "ig": integrated_gradients,
 }
+
+
+def _stop_if(cancelled: Callable[[], bool] | None) -> None:
+    if cancelled is not None and cancelled():
+        raise Cancelled
 
 
 def _check_input(loaded: LoadedModel, x: np.ndarray, class_index: int) -> None:

@@ -245,10 +245,15 @@ def patch_input(slide: Slide, grid: PatchGrid, row: int, column: int, spec: Mode
 
     It goes through the same reading and preprocessing as the patches of ``run_slide``, so the map
     explains the very input whose probabilities are shown."""
+    return model_input(patch_pixels(slide, grid, row, column)[None], spec)
+
+
+def patch_pixels(slide: Slide, grid: PatchGrid, row: int, column: int) -> np.ndarray:
+    """One patch's RGB uint8 pixels (h, w, 3) as read for the model, before resizing and intensity: what a
+    labelled patch file should hold for ``medviewer evaluate`` to see what a slide run sees."""
     if not (0 <= row < grid.rows and 0 <= column < grid.columns):
         raise ValueError(f"cell ({row}, {column}) is outside the grid's {grid.rows} x {grid.columns}")
-    pixels = _rgb(slide.read_region(grid.location(row, column), grid.level, grid.read_size))
-    return model_input(pixels[None], spec)
+    return _rgb(slide.read_region(grid.location(row, column), grid.level, grid.read_size))
 
 
 def model_input(patches: np.ndarray, spec: ModelSpec) -> np.ndarray:

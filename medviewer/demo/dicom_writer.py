@@ -39,66 +39,71 @@ def deterministic_uid(*parts: object) -> str:
 def write_ct_series(folder: Path, hu: np.ndarray, geometry: CtGeometry, identity: SeriesIdentity) -> list[Path]:
     """One file per slice, numbered from the head down as a scanner does (instance 1 is superior)."""
     folder.mkdir(parents=True, exist_ok=True)
-    nz, ny, nx = hu.shape
-    ox, oy, _ = geometry.origin
     paths = []
-    for instance, k in enumerate(range(nz - 1, -1, -1), start=1):
-        sop_uid = deterministic_uid(identity.series_uid, "instance", instance)
-        meta = FileMetaDataset()
-        meta.MediaStorageSOPClassUID = CTImageStorage
-        meta.MediaStorageSOPInstanceUID = sop_uid
-        meta.TransferSyntaxUID = ExplicitVRLittleEndian
-        meta.ImplementationClassUID = PYDICOM_IMPLEMENTATION_UID
-        ds = Dataset()
-        ds.file_meta = meta
-        ds.SOPClassUID = CTImageStorage
-        ds.SOPInstanceUID = sop_uid
-        patient = identity.patient
-        ds.PatientName = patient.name
-        ds.PatientID = patient.patient_id
-        ds.PatientBirthDate = patient.birth_date
-        ds.PatientSex = "O"
-        ds.StudyInstanceUID = patient.study_uid
-        ds.StudyDate = ds.SeriesDate = ds.ContentDate = patient.study_date
-        ds.StudyTime = ds.SeriesTime = ds.ContentTime = "093000"
-        ds.StudyDescription = patient.study_description
-        ds.StudyID = "1"
-        ds.AccessionNumber = identity.accession
-        ds.ReferringPhysicianName = ""
-        ds.SeriesInstanceUID = identity.series_uid
-        ds.SeriesNumber = 2
-        ds.SeriesDescription = identity.series_description
-        ds.Modality = "CT"
-        ds.Manufacturer = "medviewer synthetic phantom"
-        ds.SoftwareVersions = __version__
-        ds.BodyPartExamined = "CHEST"
-        ds.KVP = "120"
-        ds.ImageType = ["DERIVED", "SECONDARY", "AXIAL"]
-        ds.FrameOfReferenceUID = identity.frame_of_reference_uid
-        ds.PositionReferenceIndicator = ""
-        ds.InstanceNumber = instance
-        ds.ImagePositionPatient = [f"{ox:.4f}", f"{oy:.4f}", f"{geometry.slice_z(k):.4f}"]
-        ds.ImageOrientationPatient = ["1", "0", "0", "0", "1", "0"]
-        ds.SliceLocation = f"{geometry.slice_z(k):.4f}"
-        ds.SliceThickness = f"{geometry.slice_mm:.4f}"
-        ds.PixelSpacing = [f"{geometry.pixel_mm:.6f}", f"{geometry.pixel_mm:.6f}"]
-        ds.SamplesPerPixel = 1
-        ds.PhotometricInterpretation = "MONOCHROME2"
-        ds.Rows, ds.Columns = ny, nx
-        ds.BitsAllocated = 16
-        ds.BitsStored = 16
-        ds.HighBit = 15
-        ds.PixelRepresentation = 1
-        ds.RescaleIntercept = str(-HU_OFFSET)
-        ds.RescaleSlope = "1"
-        ds.RescaleType = "HU"
-        ds.WindowCenter = "40"
-        ds.WindowWidth = "400"
-        ds.PixelData = (hu[k].astype(np.int32) + HU_OFFSET).astype("<i2").tobytes()
+    for instance, k in enumerate(range(hu.shape[0] - 1, -1, -1), start=1):
         path = folder / f"IM{instance:04d}.dcm"
-        ds.save_as(path, enforce_file_format=True)
+        ct_slice_dataset(hu[k], geometry, k, identity, instance).save_as(path, enforce_file_format=True)
         paths.append(path)
     return paths
+
+
+def ct_slice_dataset(hu: np.ndarray, geometry: CtGeometry, k: int, identity: SeriesIdentity, instance: int) -> Dataset:
+    """Slice ``k`` of a phantom (``hu`` is that one slice) as a CT image at its own position."""
+    ny, nx = hu.shape
+    ox, oy, _ = geometry.origin
+    sop_uid = deterministic_uid(identity.series_uid, "instance", instance)
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = CTImageStorage
+    meta.MediaStorageSOPInstanceUID = sop_uid
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    meta.ImplementationClassUID = PYDICOM_IMPLEMENTATION_UID
+    ds = Dataset()
+    ds.file_meta = meta
+    ds.SOPClassUID = CTImageStorage
+    ds.SOPInstanceUID = sop_uid
+    patient = identity.patient
+    ds.PatientName = patient.name
+    ds.PatientID = patient.patient_id
+    ds.PatientBirthDate = patient.birth_date
+    ds.PatientSex = "O"
+    ds.StudyInstanceUID = patient.study_uid
+    ds.StudyDate = ds.SeriesDate = ds.ContentDate = patient.study_date
+    ds.StudyTime = ds.SeriesTime = ds.ContentTime = "093000"
+    ds.StudyDescription = patient.study_description
+    ds.StudyID = "1"
+    ds.AccessionNumber = identity.accession
+    ds.ReferringPhysicianName = ""
+    ds.SeriesInstanceUID = identity.series_uid
+    ds.SeriesNumber = 2
+    ds.SeriesDescription = identity.series_description
+    ds.Modality = "CT"
+    ds.Manufacturer = "medviewer synthetic phantom"
+    ds.SoftwareVersions = __version__
+    ds.BodyPartExamined = "CHEST"
+    ds.KVP = "120"
+    ds.ImageType = ["DERIVED", "SECONDARY", "AXIAL"]
+    ds.FrameOfReferenceUID = identity.frame_of_reference_uid
+    ds.PositionReferenceIndicator = ""
+    ds.InstanceNumber = instance
+    ds.ImagePositionPatient = [f"{ox:.4f}", f"{oy:.4f}", f"{geometry.slice_z(k):.4f}"]
+    ds.ImageOrientationPatient = ["1", "0", "0", "0", "1", "0"]
+    ds.SliceLocation = f"{geometry.slice_z(k):.4f}"
+    ds.SliceThickness = f"{geometry.slice_mm:.4f}"
+    ds.PixelSpacing = [f"{geometry.pixel_mm:.6f}", f"{geometry.pixel_mm:.6f}"]
+    ds.SamplesPerPixel = 1
+    ds.PhotometricInterpretation = "MONOCHROME2"
+    ds.Rows, ds.Columns = ny, nx
+    ds.BitsAllocated = 16
+    ds.BitsStored = 16
+    ds.HighBit = 15
+    ds.PixelRepresentation = 1
+    ds.RescaleIntercept = str(-HU_OFFSET)
+    ds.RescaleSlope = "1"
+    ds.RescaleType = "HU"
+    ds.WindowCenter = "40"
+    ds.WindowWidth = "400"
+    ds.PixelData = (hu.astype(np.int32) + HU_OFFSET).astype("<i2").tobytes()
+    return ds
 
 
 def write_nifti(path: Path, hu: np.ndarray, geometry: CtGeometry) -> None:

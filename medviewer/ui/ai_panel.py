@@ -355,7 +355,7 @@ class AiPanel(QWidget):
         job = AiJob(
             "patch_saliency",
             f"{self.method_box.currentText()} of {package.name} on patch {row + 1},{column + 1}",
-            lambda progress, cancelled: _patch_saliency(package, slide, grid, cell, method, class_index),
+            lambda progress, cancelled: _patch_saliency(package, slide, grid, cell, method, class_index, cancelled),
             {
                 "package": package,
                 "method": self.method_box.currentText(),
@@ -393,7 +393,9 @@ class AiPanel(QWidget):
         job = AiJob(
             "saliency",
             f"{self.method_box.currentText()} of {package.name} on slice {index + 1}",
-            lambda progress, cancelled: _slice_saliency(package, volume, index, method, class_index, progress),
+            lambda progress, cancelled: _slice_saliency(
+                package, volume, index, method, class_index, progress, cancelled
+            ),
             {
                 "package": package,
                 "volume": volume,
@@ -615,7 +617,13 @@ def _run_slide(package: ModelPackage, slide: Slide, region, progress, cancelled)
 
 
 def _patch_saliency(
-    package: ModelPackage, slide: Slide, grid: object, cell: tuple[int, int], method: str, class_index: int
+    package: ModelPackage,
+    slide: Slide,
+    grid: object,
+    cell: tuple[int, int],
+    method: str,
+    class_index: int,
+    cancelled: Callable[[], bool],
 ) -> tuple[np.ndarray, object]:
     from medviewer.ai.saliency import METHODS
     from medviewer.ai.slide_run import patch_input
@@ -623,7 +631,7 @@ def _patch_saliency(
     loaded = _loaded(package)
     started = time.perf_counter()
     x = patch_input(slide, grid, cell[0], cell[1], package.spec)
-    saliency = METHODS[method](loaded, x, class_index)
+    saliency = METHODS[method](loaded, x, class_index, cancelled=cancelled)
     return saliency, _info(package, loaded, started)
 
 
@@ -643,7 +651,13 @@ def _info(package: ModelPackage, loaded: object, started: float) -> object:
 
 
 def _slice_saliency(
-    package: ModelPackage, volume: Volume, index: int, method: str, class_index: int, progress
+    package: ModelPackage,
+    volume: Volume,
+    index: int,
+    method: str,
+    class_index: int,
+    progress: Callable[[float, str], None],
+    cancelled: Callable[[], bool],
 ) -> tuple[Volume, object]:
     """The saliency of one slice, put back on the slice's own grid as a one-slice Volume in world space."""
     from medviewer.ai.preprocess import input_to_slice, slice_batch
@@ -654,7 +668,7 @@ def _slice_saliency(
     started = time.perf_counter()
     progress(0.2, "Computing saliency…")
     x = slice_batch(volume, [index], package.spec)
-    saliency = METHODS[method](loaded, x, class_index)
+    saliency = METHODS[method](loaded, x, class_index, cancelled=cancelled)
     on_slice = input_to_slice(saliency, volume, index, package.spec)
     heatmap = Volume(
         array=on_slice[None].astype(np.float32),

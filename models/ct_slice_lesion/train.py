@@ -25,16 +25,13 @@ Steps, all seeded so that a rerun with the same software gives the same files:
 
 from __future__ import annotations
 
-import json
 import math
 import multiprocessing
 import os
 import sys
 import time
-import warnings
 from concurrent.futures import Executor, ProcessPoolExecutor
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -60,6 +57,7 @@ from medviewer.demo.ct_truth import (  # noqa: E402
     slice_truth,
 )
 from medviewer.demo.generate import MAIN_CT, SECOND_CT  # noqa: E402
+from models.bundle_tools import check_exports, export, file_sizes, files_table, update_approvals  # noqa: E402
 
 NAME = "ct-slice-lesion-demo"
 VERSION = "1.0.0"
@@ -68,7 +66,6 @@ EVAL_SEED = 777_001  # held-out phantoms: a different seed from training
 THREADS = 2
 
 BUNDLE = HERE / "bundle"
-APPROVALS = REPO / "resources" / "approved_models.json"
 
 #: The model's input: 128 x 128 pixels of 2.8 mm cover the demo CTs' whole 358.4 mm field of view
 #: (512 x 0.7 mm and 256 x 1.4 mm), so resampling to the spacing already gives the shape.
@@ -458,73 +455,10 @@ def metadata(results: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def export(net: CtSliceLesionNet, meta: dict[str, Any]) -> dict[str, Path]:
-    text = json.dumps(meta, indent=2) + "\n"
-    (BUNDLE / "configs").mkdir(parents=True, exist_ok=True)
-    (BUNDLE / "models").mkdir(parents=True, exist_ok=True)
-    (BUNDLE / "configs" / "metadata.json").write_text(text, encoding="utf-8")
-    ts, pt2 = BUNDLE / "models" / "model.ts", BUNDLE / "models" / "model.pt2"
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=r"`torch\.jit\.\w+` is deprecated", category=DeprecationWarning)
-        scripted = torch.jit.script(net)
-        torch.jit.save(scripted, str(ts), _extra_files={"metadata.json": text})
-    example = torch.rand(2, 1, *SHAPE, generator=torch.Generator().manual_seed(SEED))
-    program = torch.export.export(net, (example,), dynamic_shapes={"x": {0: torch.export.Dim("batch")}})
-    torch.export.save(program, pt2, extra_files={"metadata.json": text})
-    return {"torchscript": ts, "export": pt2}
-
-
-def check_exports(net: CtSliceLesionNet, files: dict[str, Path], x: np.ndarray) -> None:
-    """The bundle reads as a package whose spec is the one training used; both files load and agree with the
-    trained network, for batches of one and many."""
-    from medviewer.ai.package import read_package
-
-    declared = read_package(BUNDLE).spec
-    if declared != SPEC:
-        raise SystemExit(f"the exported metadata declares {declared}, but training used {SPEC}")
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=r"`torch\.jit\.\w+` is deprecated", category=DeprecationWarning)
-        scripted = torch.jit.load(str(files["torchscript"])).eval()
-    exported = torch.export.load(files["export"]).module()
-    for n in (1, 5):
-        batch = torch.from_numpy(x[:n])
-        with torch.no_grad():
-            expected = net(batch)
-            for name, module in (("TorchScript", scripted), ("torch.export", exported)):
-                got = module(batch)
-                if not torch.allclose(got, expected, atol=1e-5):
-                    raise SystemExit(f"{name} export disagrees with the trained network on a batch of {n}")
-            features = scripted.forward_features(batch)
-            if not torch.allclose(scripted.forward_head(features), expected, atol=1e-5):
-                raise SystemExit("TorchScript forward_head(forward_features(x)) differs from forward(x)")
-
-
-def update_approvals(files: dict[str, Path]) -> list[dict[str, str]]:
-    """This model's entries in the built-in approvals replaced by the new files' (others kept as they are);
-    an entry whose file did not change keeps its approval date, so a rerun that reproduces the files changes
-    nothing."""
-    from medviewer.ai.registry import sha256_of
-
-    stored = json.loads(APPROVALS.read_text(encoding="utf-8")) if APPROVALS.exists() else []
-    previous = {entry["sha256"]: entry for entry in stored if entry.get("name") == NAME}
-    today = datetime.now(UTC).isoformat(timespec="seconds")
-    ours = []
-    for file in files.values():
-        digest = sha256_of(file)
-        entry = previous.get(digest) or {"sha256": digest, "name": NAME, "version": VERSION, "file_name": file.name}
-        ours.append({**entry, "approved_at": entry.get("approved_at", today)})
-    kept = [entry for entry in stored if entry.get("name") != NAME]
-    APPROVALS.write_text(json.dumps(kept + ours, indent=2) + "\n", encoding="utf-8")
-    return ours
-
-
 def write_card(results: dict[str, Any], files: dict[str, Path], approvals: list[dict[str, str]]) -> None:
     held, demo = results["held_out"], results["demo_geometry"]
     parameters = sum(p.numel() for p in CtSliceLesionNet().parameters())
-    rows = "".join(
-        f"| `models/{entry['file_name']}` | {files_size(files, entry['file_name'])} | `{entry['sha256']}` |\n"
-        for entry in approvals
-    )
+    rows = files_table(files, approvals)
     card = f"""# {NAME} {VERSION}: demo CT slice lesion classifier
 
 **Trained on synthetic phantoms for demonstration, not for diagnostic use.** This model has never seen a real
@@ -663,19 +597,16 @@ def main() -> int:
         print("Held-out accuracy is below the required 0.95: nothing exported.", file=sys.stderr)
         return 1
 
-    files = export(net, metadata(results))
-    check_exports(net, files, held_out.x)
-    approvals = update_approvals(files)
+    example = torch.rand(2, 1, *SHAPE, generator=torch.Generator().manual_seed(SEED))
+    files = export(net, metadata(results), BUNDLE, example)
+    check_exports(net, BUNDLE, files, SPEC, torch.from_numpy(held_out.x))
+    approvals = update_approvals(files, NAME, VERSION)
     results["seconds"] = time.perf_counter() - started
     write_card(results, files, approvals)
     for entry in approvals:
-        print(f"  {entry['file_name']}: {files_size(files, entry['file_name'])} bytes, SHA-256 {entry['sha256']}")
+        print(f"  {entry['file_name']}: {file_sizes(files)[entry['file_name']]} bytes, SHA-256 {entry['sha256']}")
     print(f"Done in {results['seconds']:.0f} s; bundle in {BUNDLE.relative_to(REPO)}")
     return 0
-
-
-def files_size(files: dict[str, Path], name: str) -> int:
-    return next(path.stat().st_size for path in files.values() if path.name == name)
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from medviewer.ai import registry
+from medviewer.ai.inference import Cancelled
 from medviewer.ai.package import LoadedModel, load_module, read_package
 from medviewer.ai.saliency import METHODS, SaliencyError, grad_cam, integrated_gradients, occlusion
 from tests.ai.models_for_tests import SQUARE, EvidenceNet, evidence_input, load_scripted, metadata
@@ -53,6 +54,24 @@ def test_occlusion_window_and_stride_are_honoured(evidence: LoadedModel):
     assert np.argwhere(saliency == 1).tolist() == [[r, c] for r in range(4, 8) for c in range(8, 12)]  # the spot's
     with pytest.raises(ValueError, match="window 20 and stride 1 do not fit"):
         occlusion(evidence, evidence_input(), LESION, window=20, stride=1)
+
+
+@pytest.mark.parametrize(
+    ("method", "options", "passes"),
+    [(occlusion, {"window": 2, "stride": 1}, 225 // 32 + 1), (integrated_gradients, {"steps": 64}, 64 // 16)],
+)
+def test_a_cancel_stops_a_long_saliency_between_passes(evidence: LoadedModel, method, options: dict, passes: int):
+    asked = []
+
+    def cancelled() -> bool:
+        asked.append(True)
+        return len(asked) == 2  # cancel as the second pass is about to start
+
+    with pytest.raises(Cancelled):
+        method(evidence, evidence_input(), LESION, cancelled=cancelled, **options)
+    assert len(asked) == 2 < passes  # stopped long before the end, not after every pass ran
+    never = method(evidence, evidence_input(), LESION, cancelled=lambda: False, **options)
+    assert inside_square(never)
 
 
 def test_no_evidence_for_a_class_is_an_all_zero_map(evidence: LoadedModel):

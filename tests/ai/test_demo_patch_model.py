@@ -1,0 +1,177 @@
+"""The demo pathology patch model as shipped in models/slide_patch_tumour/bundle: approved out of the box,
+accurate on a freshly generated slide, its Grad-CAM on tumour where a patch is only partly tumour, which the
+same network with random weights does not manage (the randomisation check of Adebayo et al., 2018, so this
+test can fail), and a slide run over the demo slide lights up the planted tumours.
+
+Nothing is trained here. The held-out slide uses a seed that neither training nor the training script's own
+evaluation used; it is written as a real pyramidal TIFF and cut by ``slide_run.patch_grid`` and
+``patch_input``, the viewer's own reading, and labelled by ``medviewer.demo.patch_truth``, the rule training
+used. Grad-CAM is ``medviewer.ai.saliency.grad_cam`` on the TorchScript file.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+
+import numpy as np
+import pytest
+import torch
+from skimage.measure import points_in_poly
+
+from medviewer.ai import registry
+from medviewer.ai.package import LoadedModel, ModelPackage, load_module, read_package
+from medviewer.ai.saliency import grad_cam
+from medviewer.ai.slide_run import patch_grid, patch_input, run_slide
+from medviewer.demo.patch_truth import LEFT_OUT, TUMOUR, patch_labels, patch_mask, tumour_fraction
+from medviewer.demo.slide_phantom import SlideGeometry, write_demo_slide
+from medviewer.io import open_slide
+from tests.conftest import REPO
+
+pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit:DeprecationWarning")
+
+MODEL_DIR = REPO / "models" / "slide_patch_tumour"
+BUNDLE = MODEL_DIR / "bundle"
+NAME = "slide-patch-tumour-demo"
+HELD_OUT_SEED = 63_001  # neither a training seed nor one of the training script's evaluation seeds
+HELD_OUT_SLIDE = SlideGeometry(width=10240, height=8192, mpp=0.5)
+SHIFTS = (0.0, 0.25, 0.5, 0.75)  # the grid and three shifted grids: more patches cut across the tumour edge
+EDGE_MAX_FRACTION = 0.7
+RANDOM_WEIGHTS_SEED = 2018
+
+
+def _training_script() -> ModuleType:
+    """models/slide_patch_tumour/train.py as a module (its main() is not run), for the network's class."""
+    name = "slide_patch_tumour_train"
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, MODEL_DIR / "train.py")
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module  # dataclasses look their module up while the file executes
+        spec.loader.exec_module(module)
+    return sys.modules[name]
+
+
+@dataclass(frozen=True)
+class HeldOut:
+    x: np.ndarray  # (N, 3, H, W) as patch_input makes it
+    y: np.ndarray  # index into the model's classes
+    fraction: np.ndarray  # tumour fraction per patch
+    masks: np.ndarray  # (N, H, W) input pixels inside tumour
+
+
+@pytest.fixture(scope="module")
+def package() -> ModelPackage:
+    return read_package(BUNDLE)
+
+
+@pytest.fixture(scope="module")
+def held_out(package: ModelPackage, tmp_path_factory: pytest.TempPathFactory) -> HeldOut:
+    path = tmp_path_factory.mktemp("held-out") / "slide.tiff"
+    polygons = write_demo_slide(path, HELD_OUT_SEED, HELD_OUT_SLIDE, tumour_count=2, levels=3)
+    spec = package.spec
+    xs, ys, fractions, masks = [], [], [], []
+    with open_slide(path) as slide:
+        side = patch_grid(slide, spec).patch_size_level0[0]
+        for shift in SHIFTS:
+            grid = patch_grid(slide, spec, region=(shift * side, shift * side, *slide.dimensions))
+            fraction = tumour_fraction(polygons, grid.origin, grid.patch_size_level0, grid.rows, grid.columns)
+            labels = patch_labels(fraction)
+            for row, column in grid.tissue_cells():
+                if labels[row, column] == LEFT_OUT:
+                    continue
+                xs.append(patch_input(slide, grid, row, column, spec)[0])
+                ys.append(spec.classes.index("tumour" if labels[row, column] == TUMOUR else "normal"))
+                fractions.append(fraction[row, column])
+                masks.append(patch_mask(polygons, grid.box(row, column), spec.shape))
+    return HeldOut(np.stack(xs), np.asarray(ys), np.asarray(fractions), np.stack(masks))
+
+
+@pytest.fixture
+def loaded(package: ModelPackage) -> LoadedModel:
+    return load_module(package, prefer="torchscript")
+
+
+def test_bundle_reads_and_both_files_are_approved_out_of_the_box(package: ModelPackage):
+    assert (package.name, package.version) == (NAME, "1.0.0")
+    assert set(package.weights) == {"torchscript", "export"}
+    spec = package.spec
+    assert (spec.target, spec.channels, spec.classes, spec.mpp) == ("slide_patch", 3, ("normal", "tumour"), 2.0)
+    assert spec.explain is not None and spec.diagnostic_use is False
+    assert "not for diagnostic use" in package.intended_use
+    assert "synthetic phantoms" in package.card and "Held-out accuracy" in package.card
+    builtin = {entry.sha256: entry for entry in registry.entries() if entry.builtin}
+    for file in package.weights.values():
+        digest = registry.sha256_of(file)
+        assert digest in builtin, f"{file.name} (SHA-256 {digest}) is not in resources/approved_models.json"
+        assert (builtin[digest].name, builtin[digest].file_name) == (NAME, file.name)
+        assert digest in package.card, "the model card lists the files' hashes"
+        assert read_package(file).spec == spec  # each file carries the metadata, as ckpt_export writes it
+    assert sum(file.stat().st_size for file in package.weights.values()) < 2 * 1024 * 1024
+    assert json.loads((BUNDLE / "configs" / "metadata.json").read_text())["name"] == NAME
+
+
+def test_held_out_accuracy_on_a_fresh_slide(package: ModelPackage, held_out: HeldOut):
+    counts = np.bincount(held_out.y, minlength=2)
+    assert counts.min() >= 40, f"the held-out slide gave too few patches of a class: {counts.tolist()}"
+    for weights_format in ("torchscript", "export"):
+        loaded = load_module(package, prefer=weights_format)  # type: ignore[arg-type]
+        with torch.no_grad():
+            probabilities = torch.softmax(loaded.module(torch.from_numpy(held_out.x)), dim=1).numpy()
+        predicted = probabilities.argmax(1)
+        for label in (0, 1):  # each class on its own, so many normal patches cannot hide missed tumour
+            accuracy = float((predicted[held_out.y == label] == label).mean())
+            assert accuracy >= 0.95, f"{weights_format}: {package.spec.classes[label]} accuracy {accuracy:.3f}"
+
+
+def _cam_hit_rate(loaded: LoadedModel, data: HeldOut) -> tuple[float, int]:
+    """Share of edge tumour patches whose tumour Grad-CAM maximum lies on a tumour pixel, and their number."""
+    tumour = loaded.package.spec.classes.index("tumour")
+    edge = np.flatnonzero((data.y == tumour) & (data.fraction < EDGE_MAX_FRACTION))
+    hits = []
+    for i in edge:
+        cam = grad_cam(loaded, data.x[i : i + 1], tumour)
+        assert cam.shape == loaded.package.spec.shape
+        hits.append(bool(data.masks[i].flat[int(cam.argmax())]))
+    return float(np.mean(hits)), len(hits)
+
+
+def test_grad_cam_lies_on_the_tumour_part_of_edge_patches_and_random_weights_do_not(
+    loaded: LoadedModel, held_out: HeldOut
+):
+    trained, count = _cam_hit_rate(loaded, held_out)
+    assert count >= 20, f"only {count} held-out patches straddle a tumour edge"
+    with torch.random.fork_rng():
+        torch.manual_seed(RANDOM_WEIGHTS_SEED)
+        network = _training_script().PatchTumourNet().eval()
+    randomised = LoadedModel(loaded.package, torch.jit.script(network), "torchscript", "random-weights", "cpu")
+    random, _ = _cam_hit_rate(randomised, held_out)
+    assert trained >= 0.8, f"Grad-CAM maximum on tumour for {trained:.0%} of {count} edge patches"
+    assert random <= trained - 0.25, f"random weights {random:.0%} vs trained {trained:.0%}: Grad-CAM ignores weights"
+
+
+def test_a_slide_run_over_the_demo_slide_finds_each_planted_tumour(loaded: LoadedModel, demo_dir: Path):
+    truth = json.loads((demo_dir / "ground_truth.json").read_text())
+    polygons = [np.asarray(region["polygon_level0_px"]) for region in truth["slide"]["tumour_regions"]]
+    with open_slide(demo_dir / "slide.tiff") as slide:
+        grid = patch_grid(slide, loaded.package.spec)
+        result = run_slide(loaded, slide, grid)
+    tumour = result.heatmap(result.classes.index("tumour"))
+    centres = np.array(
+        [
+            [grid.box(r, c)[0] + grid.box(r, c)[2] / 2, grid.box(r, c)[1] + grid.box(r, c)[3] / 2]
+            for r, c in grid.tissue_cells()
+        ]
+    )
+    probabilities = np.array([tumour[r, c] for r, c in grid.tissue_cells()])
+    for polygon in polygons:
+        inside = points_in_poly(centres, polygon)
+        assert inside.sum() >= 10
+        assert np.median(probabilities[inside]) > 0.9
+    fraction = tumour_fraction(polygons, grid.origin, grid.patch_size_level0, grid.rows, grid.columns)
+    clear = np.array([fraction[r, c] == 0 for r, c in grid.tissue_cells()])
+    assert (probabilities[clear] > 0.5).mean() < 0.02, "tumour called on tissue far from every planted tumour"
