@@ -165,8 +165,9 @@ def ai_slide_screenshot(demo: Path, out: Path, truth: dict) -> None:
         ]
         row, column = min(edge)[1]
         x, y, width, height = grid.box(row, column)
-        view.set_magnification(5.0)
-        view.centre_on(x + width / 2, y + height / 2)
+        view.set_magnification(7.5)
+        centre = polygons[0].mean(axis=0)  # between the tumour and the clicked patch: both in view
+        view.centre_on((x + width / 2 + centre[0]) / 2, (y + height / 2 + centre[1]) / 2)
         panel.method_box.setCurrentIndex(panel.method_box.findData("gradcam"))
         panel.class_box.setCurrentIndex(result.classes.index("tumour"))
         panel.patch_clicked(x + width / 2, y + height / 2)

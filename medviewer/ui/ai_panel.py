@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +21,7 @@ import pyqtgraph as pg
 from PySide6.QtCore import QObject, QRunnable, QSettings, Qt, QThreadPool, QTimer, Signal
 from PySide6.QtWidgets import (
     QComboBox,
+    QDoubleSpinBox,
     QFileDialog,
     QGridLayout,
     QGroupBox,
@@ -29,6 +31,7 @@ from PySide6.QtWidgets import (
     QProgressBar,
     QPushButton,
     QScrollArea,
+    QSlider,
     QVBoxLayout,
     QWidget,
 )
@@ -38,6 +41,7 @@ from medviewer.ai.available import builtin_bundles
 from medviewer.ai.commands import card_summary
 from medviewer.ai.package import ModelPackage, read_package
 from medviewer.ai.runtime import describe_runtime
+from medviewer.core.colormaps import COLORMAP_NAMES
 from medviewer.core.errors import MedviewerError
 from medviewer.core.logs import log_unexpected
 from medviewer.core.volume import Volume
@@ -48,6 +52,16 @@ log = logging.getLogger(__name__)
 SALIENCY_METHODS = (("gradcam", "Grad-CAM"), ("occlusion", "Occlusion"), ("ig", "Integrated gradients"))
 NOT_DIAGNOSTIC = "Not for diagnostic use."
 PANEL_WIDTH = 340  # room for the run buttons; longer texts wrap
+
+
+@dataclass(frozen=True)
+class OverlayStyle:
+    """How model overlays are drawn: one choice for probability heatmaps and saliency alike, so comparing
+    two overlays never means comparing two colour scales. Below ``threshold`` is left transparent."""
+
+    colormap: str = "jet"
+    opacity: float = 0.45
+    threshold: float = 0.2
 
 
 class _ProbeRelay(QObject):
@@ -76,8 +90,11 @@ class AiPanel(QWidget):
     heatmap_ready = Signal(object, str)
     result_ready = Signal(object, object)
     slice_chosen = Signal(int)
-    #: (values (rows, columns), origin, cell size, caption): a map over the slide in level-0 pixels.
+    #: (values (rows, columns), origin, cell size, caption): a map over the slide in level-0 pixels; the
+    #: heatmap of a run, and the detail (a clicked patch's saliency) laid over it.
     slide_heatmap_ready = Signal(object, object, object, str)
+    slide_detail_ready = Signal(object, object, object, str)
+    overlay_style_changed = Signal()
 
     def __init__(self, settings: QSettings | None = None, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -131,6 +148,23 @@ class AiPanel(QWidget):
         self.saliency_button.clicked.connect(self.run_saliency)
         self.saliency_caption = QLabel()
         self.saliency_caption.setWordWrap(True)
+        default = OverlayStyle()
+        self.colormap_box = QComboBox()
+        for name in COLORMAP_NAMES:
+            self.colormap_box.addItem(name)
+        self.colormap_box.setCurrentText(default.colormap)
+        self.opacity_slider = QSlider(Qt.Orientation.Horizontal)
+        self.opacity_slider.setRange(5, 100)
+        self.opacity_slider.setValue(round(default.opacity * 100))
+        self.opacity_slider.setToolTip("Overlay opacity")
+        self.threshold_spin = QDoubleSpinBox()
+        self.threshold_spin.setRange(0.0, 0.95)
+        self.threshold_spin.setSingleStep(0.05)
+        self.threshold_spin.setValue(default.threshold)
+        self.threshold_spin.setToolTip("Values below this are not drawn")
+        self.colormap_box.currentTextChanged.connect(self.overlay_style_changed)
+        self.opacity_slider.valueChanged.connect(self.overlay_style_changed)
+        self.threshold_spin.valueChanged.connect(self.overlay_style_changed)
 
         model_box = QGroupBox("Model")
         model_layout = QVBoxLayout(model_box)
@@ -168,6 +202,14 @@ class AiPanel(QWidget):
         saliency_layout.addLayout(choice)
         saliency_layout.addWidget(self.saliency_button)
         saliency_layout.addWidget(self.saliency_caption)
+        style = QGridLayout()
+        style.addWidget(QLabel("Colours"), 0, 0)
+        style.addWidget(self.colormap_box, 0, 1)
+        style.addWidget(QLabel("Opacity"), 1, 0)
+        style.addWidget(self.opacity_slider, 1, 1)
+        style.addWidget(QLabel("Hide below"), 2, 0)
+        style.addWidget(self.threshold_spin, 2, 1)
+        saliency_layout.addLayout(style)
         content = QWidget()
         column = QVBoxLayout(content)
         for box in (runtime_box, model_box, result_box, saliency_box):
@@ -409,6 +451,11 @@ class AiPanel(QWidget):
     def busy(self) -> bool:
         return self.probing or self.worker.busy()
 
+    def overlay_style(self) -> OverlayStyle:
+        return OverlayStyle(
+            self.colormap_box.currentText(), self.opacity_slider.value() / 100.0, self.threshold_spin.value()
+        )
+
     def _start(self, job: AiJob) -> None:
         self.progress.setValue(0)
         self.progress_label.setText(f"{job.description}…")
@@ -453,7 +500,7 @@ class AiPanel(QWidget):
                 f"Model attention ({job.context['method']} for '{job.context['class']}') inside the clicked patch: "
                 f"where the model looked, not where tumour is. {_identity(job.context['package'], info)}"
             )
-            self.slide_heatmap_ready.emit(saliency, (x, y), (width / columns, height / rows), caption)
+            self.slide_detail_ready.emit(saliency, (x, y), (width / columns, height / rows), caption)
         else:
             heatmap, info = result
             caption = (

@@ -109,10 +109,14 @@ class MainWindow(QMainWindow):
         self.patient_panel.cancel_import.connect(lambda: self.import_job.cancel())
         self.patient_panel.refreshed.connect(self._request_thumbnails)
         self.ai_panel = AiPanel(settings)
+        #: The model overlays drawn, with the image each lies on, so a change of style redraws them.
+        self._overlays: dict[str, tuple[object, tuple]] = {}
         self.ai_panel.heatmap_ready.connect(self._show_heatmap)
         self.ai_panel.result_ready.connect(self._record_ai_result)
         self.ai_panel.slice_chosen.connect(self._go_to_slice)
         self.ai_panel.slide_heatmap_ready.connect(self._show_slide_heatmap)
+        self.ai_panel.slide_detail_ready.connect(self._show_slide_detail)
+        self.ai_panel.overlay_style_changed.connect(self._restyle_overlays)
         self.slide_view.clicked.connect(self.ai_panel.patch_clicked)
         self.volume_view.crosshair_moved.connect(
             lambda: self.ai_panel.set_slice(int(round(self.volume_view.crosshair[0])))
@@ -487,7 +491,11 @@ class MainWindow(QMainWindow):
 
     def _show_heatmap(self, heatmap: Volume, caption: str) -> None:
         if self.ai_panel.volume is self.volume_view.volume:
-            self.volume_view.set_heatmap(heatmap, name=caption, colormap="jet", opacity=0.45, threshold=0.2)
+            self._overlays["volume"] = (self.volume_view.volume, (heatmap, caption))
+            style = self.ai_panel.overlay_style()
+            self.volume_view.set_heatmap(
+                heatmap, name=caption, colormap=style.colormap, opacity=style.opacity, threshold=style.threshold
+            )
 
     def _go_to_slice(self, index: int) -> None:
         if self.volume_view.volume is not None:
@@ -496,7 +504,32 @@ class MainWindow(QMainWindow):
             self.volume_view.set_crosshair(point)
 
     def _show_slide_heatmap(self, values: object, origin: object, cell: object, caption: str) -> None:
-        self.slide_view.set_heatmap(values, origin, cell, name=caption, colormap="jet", opacity=0.45)
+        self._overlays["slide"] = (self.slide_view.slide, (values, origin, cell, caption))
+        self._overlays.pop("detail", None)
+        style = self.ai_panel.overlay_style()
+        self.slide_view.set_heatmap(
+            values, origin, cell, caption, colormap=style.colormap, opacity=style.opacity, threshold=style.threshold
+        )
+
+    def _show_slide_detail(self, values: object, origin: object, pixel: object, caption: str) -> None:
+        """A patch's saliency over the slide's heatmap, more opaque so it reads through the heatmap's colour."""
+        self._overlays["detail"] = (self.slide_view.slide, (values, origin, pixel, caption))
+        style = self.ai_panel.overlay_style()
+        opacity = min(1.0, style.opacity + 0.25)
+        self.slide_view.set_detail(
+            values, origin, pixel, caption, colormap=style.colormap, opacity=opacity, threshold=style.threshold
+        )
+
+    def _restyle_overlays(self) -> None:
+        """Draw the overlays shown again in the panel's new colours, opacity or threshold (only those on the
+        image still shown: another image's overlay must not reappear on this one)."""
+        shown = {"volume": self.volume_view.volume, "slide": self.slide_view.slide, "detail": self.slide_view.slide}
+        draw = {"volume": self._show_heatmap, "slide": self._show_slide_heatmap, "detail": self._show_slide_detail}
+        drawn = dict(self._overlays)  # redrawing the slide's heatmap forgets its detail: keep it to redraw
+        for key in ("volume", "slide", "detail"):  # the slide's heatmap before the detail it clears
+            image, arguments = drawn.get(key, (None, ()))
+            if image is not None and image is shown[key]:
+                draw[key](*arguments)
 
     def _selected_region(self) -> tuple[float, float, float, float] | None:
         """The selected annotation's bounding box (x, y, width, height), for a slide run on part of it."""

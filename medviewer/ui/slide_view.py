@@ -169,7 +169,9 @@ class SlideView(QWidget):
         self.box.addItem(self.overview)
         self.tissue_item = pg.ImageItem(axisOrder="row-major")
         self.heat_item = pg.ImageItem(axisOrder="row-major")
-        for z, item in ((50, self.tissue_item), (51, self.heat_item)):
+        self.detail_item = pg.ImageItem(axisOrder="row-major")
+        self.heat_name = ""
+        for z, item in ((50, self.tissue_item), (51, self.heat_item), (52, self.detail_item)):
             item.setZValue(z)
             item.hide()
             self.box.addItem(item, ignoreBounds=True)
@@ -505,21 +507,59 @@ class SlideView(QWidget):
         threshold: float | None = None,
     ) -> None:
         """Per-patch values (rows, columns) over the slide: patch (r, c) covers level-0 pixels
-        [x0 + c*pw, x0 + (c+1)*pw) x [y0 + r*ph, y0 + (r+1)*ph). Below ``threshold`` is transparent."""
+        [x0 + c*pw, x0 + (c+1)*pw) x [y0 + r*ph, y0 + (r+1)*ph). Below ``threshold`` is transparent.
+
+        A new heatmap is a new result, so any detail drawn over the old one is removed."""
+        self.set_detail(None)
         if values is None:
             self.heat_item.hide()
             self.legend.hide()
+            self.heat_name = ""
             return
+        self.heat_name = name
+        self._draw_heat(self.heat_item, values, origin, patch_size, name, colormap, opacity, threshold)
+
+    def set_detail(
+        self,
+        values: np.ndarray | None,
+        origin: tuple[float, float] = (0.0, 0.0),
+        pixel_size: tuple[float, float] = (1.0, 1.0),
+        name: str = "detail",
+        colormap: str = "jet",
+        opacity: float = 0.6,
+        threshold: float | None = None,
+    ) -> None:
+        """A finer map over part of the slide (a clicked patch's saliency), drawn above the heatmap, which
+        stays: the reader sees why this patch scored as it did without losing the slide-wide picture."""
+        if values is None:
+            self.detail_item.hide()
+            if self.heat_item.isVisible():
+                self.legend.title = self.heat_name
+                self.legend.update()
+            return
+        title = f"{self.heat_name}; {name}" if self.heat_item.isVisible() else name
+        self._draw_heat(self.detail_item, values, origin, pixel_size, title, colormap, opacity, threshold)
+
+    def _draw_heat(
+        self,
+        item: pg.ImageItem,
+        values: np.ndarray,
+        origin: tuple[float, float],
+        cell: tuple[float, float],
+        title: str,
+        colormap: str,
+        opacity: float,
+        threshold: float | None,
+    ) -> None:
         values = np.asarray(values, dtype=np.float32)
         low, high = heat_scale(values, threshold)
         lut = lookup_table(colormap)
-        rgba = heat_rgba(values, lut, low, high)
-        self.heat_item.setImage(rgba, autoLevels=False, levels=(0, 255))
+        item.setImage(heat_rgba(values, lut, low, high), autoLevels=False, levels=(0, 255))
         rows, columns = values.shape
-        self.heat_item.setRect(QRectF(origin[0], origin[1], columns * patch_size[0], rows * patch_size[1]))
-        self.heat_item.setOpacity(float(np.clip(opacity, 0.0, 1.0)))
-        self.heat_item.show()
-        self.legend.set_scale(name, lut, low, high)
+        item.setRect(QRectF(origin[0], origin[1], columns * cell[0], rows * cell[1]))
+        item.setOpacity(float(np.clip(opacity, 0.0, 1.0)))
+        item.show()
+        self.legend.set_scale(title, lut, low, high)
         self.legend.show()
         self._place_overlays()
 

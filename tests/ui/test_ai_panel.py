@@ -158,8 +158,21 @@ def test_a_slide_run_lays_patch_probabilities_over_the_slide_and_a_click_shows_t
     view.clicked.emit(x + width / 2, y + height / 2)  # a click on that patch
     assert window.wait_until_idle(TIMEOUT_MS)
     assert "inside the clicked patch" in panel.saliency_caption.text()
-    patch = view.heat_item.mapRectToView(view.heat_item.boundingRect())
+    patch = view.detail_item.mapRectToView(view.detail_item.boundingRect())
     assert (patch.x(), patch.y(), patch.width()) == pytest.approx((x, y, width), rel=1e-3)
+    # The slide's heatmap stays under the patch's saliency, and the legend names both.
+    assert view.heat_item.isVisible() and view.heat_item.mapRectToView(view.heat_item.boundingRect()) == drawn
+    assert view.legend.title.startswith("p(tumour) per patch;") and "on the patch" in view.legend.title
+    # The overlay style applies to what is shown: patches below the threshold become transparent.
+    panel.opacity_slider.setValue(80)
+    panel.threshold_spin.setValue(0.5)
+    assert view.heat_item.opacity() == pytest.approx(0.8) and view.detail_item.isVisible()
+    tumour = result.heatmap(result.classes.index("tumour"))
+    alpha = view.heat_item.image[..., 3]
+    assert (alpha[np.nan_to_num(tumour) < 0.5] == 0).all() and (alpha[tumour >= 0.5] > 0).all()
+    panel.run_slide()  # a new run's heatmap replaces the old result's patch detail
+    assert window.wait_until_idle(TIMEOUT_MS)
+    assert view.heat_item.isVisible() and not view.detail_item.isVisible()
     csv_path, geojson_path = tmp_path / "patches.csv", tmp_path / "patches.geojson"
     panel.export_slide_result("csv", csv_path)
     panel.export_slide_result("geojson", geojson_path)
