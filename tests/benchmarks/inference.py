@@ -47,6 +47,7 @@ SHAPE = [256, 256]
 PATCH_MODEL = "slide-patch-tumour-demo"
 SLIDE_BATCH = 32  # run_slide's default, as the panel runs it
 ROUNDS = 3
+PANEL_SLIDE_RUNS = 5
 
 
 class SmallCnn(torch.nn.Module):
@@ -152,9 +153,10 @@ def slide_phase(panel: AiPanel) -> list[float]:
     panel.run_slide()  # load the model, outside the measurement
     heartbeat_gaps(lambda: not panel.worker.busy())
     started = time.perf_counter()
-    panel.run_slide()
+    for _ in range(PANEL_SLIDE_RUNS):  # queued one after another: a run of a few seconds to watch
+        panel.run_slide()
     busy = heartbeat_gaps(lambda: not panel.worker.busy())
-    panel_s = time.perf_counter() - started
+    panel_s = (time.perf_counter() - started) / PANEL_SLIDE_RUNS
 
     set_torch_threads()  # what the worker sets, for both measurements below
     loaded = load_module(package)
@@ -174,7 +176,7 @@ def slide_phase(panel: AiPanel) -> list[float]:
         )
     print(f"{PATCH_MODEL} over the tissue of a {DEMO_SLIDE.width}x{DEMO_SLIDE.height} demo slide: {patches} patches")
     print(describe("GUI heartbeat, slide run", busy))
-    print(f"  panel job (tissue mask, reading, model): {panel_s:.2f} s")
+    print(f"  panel job (tissue mask, reading, model): {panel_s:.2f} s each, {PANEL_SLIDE_RUNS} queued")
     print(f"  slide run / model-alone patch throughput: median {statistics.median(ratios):.2f} (goal >= 0.85)")
     slide.close()
     return busy
