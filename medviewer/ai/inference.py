@@ -91,10 +91,18 @@ def set_torch_threads() -> int:
     thread and makes the window stutter while a model runs."""
     import torch
 
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    threads = max(1, cores - 1)
+    threads = model_threads()
     torch.set_num_threads(threads)
     return threads
+
+
+def usable_cores() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+def model_threads() -> int:
+    """All cores this process may use but one, and at least one: the threads a model runs on."""
+    return max(1, usable_cores() - 1)
 
 
 def model_file(loaded: LoadedModel) -> Path:

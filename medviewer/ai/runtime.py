@@ -7,7 +7,9 @@ def describe_runtime() -> str:
     """PyTorch version and usable devices, in words. Imports torch (seconds, on first call)."""
     import torch
 
-    devices = [f"CPU ({torch.get_num_threads()} threads)"]
+    from medviewer.ai.inference import model_threads, usable_cores
+
+    devices = [f"CPU ({model_threads()} of {usable_cores()} cores for models)"]
     if torch.cuda.is_available():
         devices.insert(0, ", ".join(torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())))
     mps = getattr(torch.backends, "mps", None)

@@ -33,7 +33,9 @@ class ColourLegend(QWidget):
         width = int(np.clip(metrics.horizontalAdvance(title) + 12, *WIDTH_RANGE))
         wrapped = metrics.boundingRect(QRect(0, 0, width - 8, 1000), Qt.TextFlag.TextWordWrap, title)
         self.title_height = max(18, wrapped.height() + 4)
+        right = self.x() + self.width()  # the views pin the legend by its right edge: keep it there
         self.resize(width, BAR_HEIGHT + self.title_height + 26)
+        self.move(right - width, self.y())
         self.update()
 
     def paintEvent(self, event: QPaintEvent) -> None:  # noqa: N802 (Qt naming)

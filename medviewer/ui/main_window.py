@@ -135,6 +135,12 @@ class MainWindow(QMainWindow):
         self.tabs.currentChanged.connect(self._raise_tool_dock)
         self.resizeDocks([self.findChild(QDockWidget, "patientDock")], [330], Qt.Orientation.Horizontal)
         self.resizeDocks([self.findChild(QDockWidget, "aiDock")], [260], Qt.Orientation.Horizontal)
+        # The AI panel's results and plots need the height more than the measurement and annotation lists.
+        self.resizeDocks(
+            [self.findChild(QDockWidget, "aiDock"), self.findChild(QDockWidget, "measureDock")],
+            [650, 300],
+            Qt.Orientation.Vertical,
+        )
 
         self.loader = ImageLoader(self)
         self.loader.opened.connect(self._on_opened)
