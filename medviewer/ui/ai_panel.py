@@ -321,6 +321,8 @@ class AiPanel(QWidget):
     def set_volume(self, volume: Volume | None, slice_index: int = 0) -> None:
         self.volume = volume
         self.slice_index = slice_index
+        if volume is not None:
+            self._offer_model_for(("slice", "volume"))
         self._set_running(self.worker.busy())
 
     def set_slice(self, index: int) -> None:
@@ -330,7 +332,20 @@ class AiPanel(QWidget):
         """The shown slide, and where to ask for the selected annotation's region (None: all tissue)."""
         self.slide, self.slide_region = slide, region
         self.slide_result = None
+        if slide is not None:
+            self._offer_model_for(("slide_patch",))
         self._set_running(self.worker.busy())
+
+    def _offer_model_for(self, targets: tuple[str, ...]) -> None:
+        """Choose the first model that runs on the image just shown, unless the chosen one already does: a
+        CT model left selected over a slide would leave every run button greyed out for no visible reason."""
+        current = self.package()
+        if current is not None and current.spec.target in targets:
+            return
+        for index, package in enumerate(self.packages):
+            if package.spec.target in targets:
+                self.model_box.setCurrentIndex(index)
+                return
 
     # runs ---------------------------------------------------------------------------------------
 

@@ -140,6 +140,8 @@ def test_a_slide_run_lays_patch_probabilities_over_the_slide_and_a_click_shows_t
     window.open_paths([slide_path])
     assert window.wait_until_idle(TIMEOUT_MS)
     panel = window.ai_panel
+    # A slide shown: the panel offers a model that runs on slides (the demo patch model), not the CT one.
+    assert panel.package().spec.target == "slide_patch" and panel.run_slide_button.isEnabled()
     package = panel.add_model(loaded.package.source, approve=False)  # approved by load_patch_model
     names = [panel.model_box.itemText(i) for i in range(panel.model_box.count())]
     panel.model_box.setCurrentIndex(names.index(f"{package.name} {package.version}"))
