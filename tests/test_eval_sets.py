@@ -63,11 +63,17 @@ def test_patches_are_model_sized_pngs_labelled_by_the_tumour_polygons(eval_dir: 
     assert [r["label"] for r in rows].count("tumour") == COUNT // 2
     assert [r["label"] for r in rows].count("normal") == COUNT // 2
     provenance = {p["path"]: p for p in json.loads((eval_dir / "provenance.json").read_text())["patches"]}
+    dark: dict[str, list[float]] = {"tumour": [], "normal": []}
     for row in rows:
         with Image.open(eval_dir / row["path"]) as image:
             assert image.mode == "RGB" and image.size == (PATCH_PIXELS, PATCH_PIXELS)
+            pixels = np.asarray(image)
         fraction = provenance[row["path"]]["tumour_fraction"]
         assert fraction >= TUMOUR_MIN_FRACTION if row["label"] == "tumour" else fraction == 0
+        dark[row["label"]].append(float((pixels[..., 1] < 110).mean()))
+    # Checked on the pixels too, not only against the writer's own record: the phantom's tumour nuclei are
+    # dense, large and dark, so every tumour patch shows more nucleus than any normal one.
+    assert min(dark["tumour"]) > max(dark["normal"])
     assert not list(eval_dir.glob("*.tiff")), "the slides the patches were cut from are deleted"
 
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -98,6 +99,9 @@ def infer_main(argv: Sequence[str]) -> int:
     args = _parser().parse_args(list(argv))
     if args.saliency and not args.saliency_out:
         print("medviewer infer: --saliency needs --saliency-out FILE", file=sys.stderr)
+        return 2
+    if not args.saliency and (args.class_name is not None or args.patches is not None):
+        print("medviewer infer: --class and --patches choose what --saliency explains; add --saliency", file=sys.stderr)
         return 2
     try:
         report = _infer(args)
@@ -228,6 +232,9 @@ def _infer_slide(args: argparse.Namespace, package: ModelPackage) -> dict:
         raise MedviewerError(
             args.saliency_out, "a slide's saliency is written as a PNG (its georeference beside it as .json)"
         )
+    for out in (args.csv, args.geojson, args.saliency_out if args.saliency else None):
+        if out is not None:
+            _check_writable(out)
     with open_slide(args.path) as slide:
         grid = patch_grid(slide, spec)
         if not grid.tissue.any():
@@ -239,8 +246,10 @@ def _infer_slide(args: argparse.Namespace, package: ModelPackage) -> dict:
         report.update(_slide_summary(result, slide, spec.mpp))
         for key, out, write in (("csv", args.csv, write_csv), ("geojson", args.geojson, write_geojson)):
             if out is not None:
-                out.parent.mkdir(parents=True, exist_ok=True)
-                write(result, out)
+                try:
+                    write(result, out)
+                except OSError as exc:
+                    raise MedviewerError(out, f"could not be written ({exc.strerror or exc})") from exc
                 report[key] = str(out)
         if args.saliency:
             report["saliency"] = _write_slide_saliency(
@@ -254,6 +263,16 @@ def _infer_slide(args: argparse.Namespace, package: ModelPackage) -> dict:
                 report["model"],
             )
     return report
+
+
+def _check_writable(out: Path) -> None:
+    """Refuse an output the run could not write, before the run rather than after it."""
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise MedviewerError(out, f"its folder cannot be made ({exc.strerror or exc})") from exc
+    if not os.access(out.parent, os.W_OK) or (out.exists() and not os.access(out, os.W_OK)):
+        raise MedviewerError(out, "cannot be written here (no permission)")
 
 
 def _slide_summary(result: SlideResult, slide: Slide, model_mpp: float | None) -> dict:
@@ -309,7 +328,10 @@ def _write_slide_saliency(
     from medviewer.ai.slide_saliency import explain_top_patches, write_png
 
     saliency = explain_top_patches(loaded, slide, result, class_index, method, count)
-    georeference = write_png(saliency, out, {"model": identity})
+    try:
+        georeference = write_png(saliency, out, {"model": identity})
+    except OSError as exc:
+        raise MedviewerError(out, f"could not be written ({exc.strerror or exc})") from exc
     return {
         "file": str(out),
         "georeference": str(georeference),

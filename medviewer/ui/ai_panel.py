@@ -499,6 +499,13 @@ class AiPanel(QWidget):
 
     def _on_finished(self, job: AiJob, result: object) -> None:
         self._set_running(self.worker.busy())
+        image = job.context.get("slide", job.context.get("volume"))
+        if image is not self.slide and image is not self.volume:
+            # Another image is shown now: drawing this result would lay it over the wrong one. It is still
+            # a result of the image it ran on, so the window records it.
+            self.progress_label.setText(f"Finished: {job.description} (not shown: another image is open now)")
+            self.result_ready.emit(job, result)
+            return
         self.progress_label.setText(f"Finished: {job.description}")
         if job.kind == "slices":
             self._show_slices(job, result)

@@ -109,8 +109,9 @@ class MainWindow(QMainWindow):
         self.patient_panel.cancel_import.connect(lambda: self.import_job.cancel())
         self.patient_panel.refreshed.connect(self._request_thumbnails)
         self.ai_panel = AiPanel(settings)
-        #: The model overlays drawn, with the image each lies on, so a change of style redraws them.
-        self._overlays: dict[str, tuple[object, tuple]] = {}
+        #: The slide overlays drawn ("slide", "detail"), with the slide each lies on, so a change of style
+        #: redraws them (the volume view keeps its own heatmap).
+        self._slide_overlays: dict[str, tuple[object, tuple]] = {}
         self.ai_panel.heatmap_ready.connect(self._show_heatmap)
         self.ai_panel.result_ready.connect(self._record_ai_result)
         self.ai_panel.slice_chosen.connect(self._go_to_slice)
@@ -497,7 +498,6 @@ class MainWindow(QMainWindow):
 
     def _show_heatmap(self, heatmap: Volume, caption: str) -> None:
         if self.ai_panel.volume is self.volume_view.volume:
-            self._overlays["volume"] = (self.volume_view.volume, (heatmap, caption))
             style = self.ai_panel.overlay_style()
             self.volume_view.set_heatmap(
                 heatmap, name=caption, colormap=style.colormap, opacity=style.opacity, threshold=style.threshold
@@ -510,31 +510,33 @@ class MainWindow(QMainWindow):
             self.volume_view.set_crosshair(point)
 
     def _show_slide_heatmap(self, values: object, origin: object, cell: object, caption: str) -> None:
-        self._overlays["slide"] = (self.slide_view.slide, (values, origin, cell, caption))
-        self._overlays.pop("detail", None)
+        """A run's per-patch probabilities, on a fixed 0..1 scale: a probability of 0.3 is never drawn red
+        because it happens to be the slide's highest."""
+        self._slide_overlays = {"slide": (self.slide_view.slide, (values, origin, cell, caption))}
         style = self.ai_panel.overlay_style()
         self.slide_view.set_heatmap(
-            values, origin, cell, caption, colormap=style.colormap, opacity=style.opacity, threshold=style.threshold
+            values, origin, cell, caption, style.colormap, style.opacity, style.threshold, maximum=1.0
         )
 
     def _show_slide_detail(self, values: object, origin: object, pixel: object, caption: str) -> None:
-        """A patch's saliency over the slide's heatmap, more opaque so it reads through the heatmap's colour."""
-        self._overlays["detail"] = (self.slide_view.slide, (values, origin, pixel, caption))
+        """A patch's saliency (0..1, like the probabilities under it, so one legend reads both), more opaque
+        so it reads through the heatmap's colour."""
+        self._slide_overlays["detail"] = (self.slide_view.slide, (values, origin, pixel, caption))
         style = self.ai_panel.overlay_style()
         opacity = min(1.0, style.opacity + 0.25)
-        self.slide_view.set_detail(
-            values, origin, pixel, caption, colormap=style.colormap, opacity=opacity, threshold=style.threshold
-        )
+        self.slide_view.set_detail(values, origin, pixel, caption, style.colormap, opacity, style.threshold, 1.0)
 
     def _restyle_overlays(self) -> None:
-        """Draw the overlays shown again in the panel's new colours, opacity or threshold (only those on the
-        image still shown: another image's overlay must not reappear on this one)."""
-        shown = {"volume": self.volume_view.volume, "slide": self.slide_view.slide, "detail": self.slide_view.slide}
-        draw = {"volume": self._show_heatmap, "slide": self._show_slide_heatmap, "detail": self._show_slide_detail}
-        drawn = dict(self._overlays)  # redrawing the slide's heatmap forgets its detail: keep it to redraw
-        for key in ("volume", "slide", "detail"):  # the slide's heatmap before the detail it clears
+        """Draw the overlays on screen again in the panel's new colours, opacity or threshold: only those
+        still shown, on the image they were made for (a cleared or another image's overlay must not return)."""
+        style = self.ai_panel.overlay_style()
+        self.volume_view.restyle_heatmap(style.colormap, style.opacity, style.threshold)
+        drawn = dict(self._slide_overlays)  # redrawing the heatmap forgets its detail: keep it to redraw
+        visible = {"slide": self.slide_view.heat_item.isVisible(), "detail": self.slide_view.detail_item.isVisible()}
+        draw = {"slide": self._show_slide_heatmap, "detail": self._show_slide_detail}
+        for key in ("slide", "detail"):  # the heatmap before the detail it clears
             image, arguments = drawn.get(key, (None, ()))
-            if image is not None and image is shown[key]:
+            if visible[key] and image is not None and image is self.slide_view.slide:
                 draw[key](*arguments)
 
     def _selected_region(self) -> tuple[float, float, float, float] | None:

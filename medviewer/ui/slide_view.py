@@ -505,9 +505,11 @@ class SlideView(QWidget):
         colormap: str = "jet",
         opacity: float = 0.5,
         threshold: float | None = None,
+        maximum: float | None = None,
     ) -> None:
         """Per-patch values (rows, columns) over the slide: patch (r, c) covers level-0 pixels
-        [x0 + c*pw, x0 + (c+1)*pw) x [y0 + r*ph, y0 + (r+1)*ph). Below ``threshold`` is transparent.
+        [x0 + c*pw, x0 + (c+1)*pw) x [y0 + r*ph, y0 + (r+1)*ph). Below ``threshold`` is transparent;
+        colours run from the threshold to ``maximum`` (default: the largest value).
 
         A new heatmap is a new result, so any detail drawn over the old one is removed."""
         self.set_detail(None)
@@ -517,7 +519,7 @@ class SlideView(QWidget):
             self.heat_name = ""
             return
         self.heat_name = name
-        self._draw_heat(self.heat_item, values, origin, patch_size, name, colormap, opacity, threshold)
+        self._draw_heat(self.heat_item, values, origin, patch_size, name, colormap, opacity, threshold, maximum)
 
     def set_detail(
         self,
@@ -528,9 +530,12 @@ class SlideView(QWidget):
         colormap: str = "jet",
         opacity: float = 0.6,
         threshold: float | None = None,
+        maximum: float | None = None,
     ) -> None:
         """A finer map over part of the slide (a clicked patch's saliency), drawn above the heatmap, which
-        stays: the reader sees why this patch scored as it did without losing the slide-wide picture."""
+        stays: the reader sees why this patch scored as it did without losing the slide-wide picture. The
+        legend then names both, so the two must share one colour scale: give both the same ``threshold`` and
+        ``maximum``."""
         if values is None:
             self.detail_item.hide()
             if self.heat_item.isVisible():
@@ -538,7 +543,7 @@ class SlideView(QWidget):
                 self.legend.update()
             return
         title = f"{self.heat_name}; {name}" if self.heat_item.isVisible() else name
-        self._draw_heat(self.detail_item, values, origin, pixel_size, title, colormap, opacity, threshold)
+        self._draw_heat(self.detail_item, values, origin, pixel_size, title, colormap, opacity, threshold, maximum)
 
     def _draw_heat(
         self,
@@ -550,9 +555,12 @@ class SlideView(QWidget):
         colormap: str,
         opacity: float,
         threshold: float | None,
+        maximum: float | None,
     ) -> None:
         values = np.asarray(values, dtype=np.float32)
         low, high = heat_scale(values, threshold)
+        if maximum is not None:
+            high = max(float(maximum), low + 1e-6)
         lut = lookup_table(colormap)
         item.setImage(heat_rgba(values, lut, low, high), autoLevels=False, levels=(0, 255))
         rows, columns = values.shape

@@ -411,13 +411,25 @@ class VolumeView(QWidget):
         else:
             lookup_table(colormap)  # unknown names fail here, before anything is drawn
             values = resample_to(heatmap, self.volume, order=1, fill=np.nan).astype(np.float32)
-            low, high = heat_scale(values, threshold)
-            self.heatmap = Heatmap(values, name, colormap, float(np.clip(opacity, 0, 1)), low, high)
-            self.legend.set_scale(name, lookup_table(colormap), low, high)
-            self.legend.show()
-            self.legend.raise_()
+            self._show_heat(values, name, colormap, opacity, threshold)
         if self.volume is not None:
             self._draw_all()
+
+    def restyle_heatmap(self, colormap: str, opacity: float, threshold: float | None) -> None:
+        """The shown heatmap in other colours, opacity or threshold, without resampling it again (which takes
+        a good part of a second on a CT: too long for a slider)."""
+        if self.heatmap is None or self.volume is None:
+            return
+        lookup_table(colormap)
+        self._show_heat(self.heatmap.values, self.heatmap.name, colormap, opacity, threshold)
+        self._draw_all()
+
+    def _show_heat(self, values: np.ndarray, name: str, colormap: str, opacity: float, threshold: float | None) -> None:
+        low, high = heat_scale(values, threshold)
+        self.heatmap = Heatmap(values, name, colormap, float(np.clip(opacity, 0, 1)), low, high)
+        self.legend.set_scale(name, lookup_table(colormap), low, high)
+        self.legend.show()
+        self.legend.raise_()
 
     # measurements -------------------------------------------------------------------------------------
 

@@ -229,8 +229,27 @@ def test_slide_options_are_checked_before_anything_runs(
     nifti = tmp_path / "saliency.nii.gz"
     error = refused(capsys, "--model", model, slide_path, "--saliency", "ig", "--saliency-out", nifti)
     assert str(nifti) in error and "PNG" in error
-    error = refused(capsys, "--model", model, slide_path, "--class", "lesion")
+    error = refused(
+        capsys,
+        "--model",
+        model,
+        slide_path,
+        "--saliency",
+        "ig",
+        "--saliency-out",
+        tmp_path / "s.png",
+        "--class",
+        "lesion",
+    )
     assert str(model) in error and "no class 'lesion'" in error and "normal, tumour" in error
+    # An output that cannot be written is refused before the run, not after it.
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    error = refused(capsys, "--model", model, slide_path, "--csv", blocker / "p.csv")
+    assert str(blocker / "p.csv") in error and "cannot be made" in error
+    # --class without --saliency would be silently ignored: it is refused instead.
+    assert infer_main(["--model", str(model), str(slide_path), "--class", "tumour"]) == 2
+    assert "add --saliency" in capsys.readouterr().err
     error = refused(capsys, "--model", model, slide_path, "--slice", "3")
     assert str(slide_path) in error and "--slice" in error
     slice_model = load_scripted(tmp_path / "slice", EvidenceNet(), metadata(target="slice")).package.source

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from medviewer.catalog import audit
+from medviewer.io import open_slide
 from medviewer.ui.app import make_settings
 from medviewer.ui.main_window import MainWindow
 from tests.ai.models_for_tests import TinyVolumeNet, load_scripted, metadata
@@ -166,18 +167,33 @@ def test_a_slide_run_lays_patch_probabilities_over_the_slide_and_a_click_shows_t
     assert view.heat_item.isVisible() and view.heat_item.mapRectToView(view.heat_item.boundingRect()) == drawn
     assert view.legend.title.startswith("p(tumour) per patch;") and "on the patch" in view.legend.title
     # The overlay style applies to what is shown: patches below the threshold become transparent.
-    panel.opacity_slider.setValue(80)
-    panel.threshold_spin.setValue(0.5)
-    assert view.heat_item.opacity() == pytest.approx(0.8) and view.detail_item.isVisible()
     tumour = result.heatmap(result.classes.index("tumour"))
+    threshold = round(float(np.nanmedian(tumour)), 2)
+    panel.opacity_slider.setValue(80)
+    panel.threshold_spin.setValue(threshold)
+    assert view.heat_item.opacity() == pytest.approx(0.8) and view.detail_item.isVisible()
     alpha = view.heat_item.image[..., 3]
-    assert (alpha[np.nan_to_num(tumour) < 0.5] == 0).all() and (alpha[tumour >= 0.5] > 0).all()
+    kept = tumour >= threshold
+    assert 0 < kept.sum() < np.isfinite(tumour).sum()
+    assert (alpha[np.nan_to_num(tumour) < threshold] == 0).all() and (alpha[kept] > 0).all()
+    # Probabilities and saliency share one fixed 0..1 scale, so the one legend reads both.
+    assert (view.legend.low, view.legend.high) == pytest.approx((threshold, 1.0))
     panel.run_slide()  # a new run's heatmap replaces the old result's patch detail
     assert window.wait_until_idle(TIMEOUT_MS)
     assert view.heat_item.isVisible() and not view.detail_item.isVisible()
+    view.set_heatmap(None)  # cleared, as opening another slide clears it: a style change must not bring it back
+    panel.threshold_spin.setValue(0.1)
+    assert not view.heat_item.isVisible()
     csv_path, geojson_path = tmp_path / "patches.csv", tmp_path / "patches.geojson"
     panel.export_slide_result("csv", csv_path)
     panel.export_slide_result("geojson", geojson_path)
     assert len(csv_path.read_text().splitlines()) == len(grid.tissue_cells()) + 1
     features = json.loads(geojson_path.read_text())["features"]
     assert {f["properties"]["objectType"] for f in features} == {"tile"}
+    # A run that ends after another image was opened is not drawn over that image.
+    panel.run_slide()
+    other = open_slide(slide_path)
+    panel.set_slide(other, lambda: None)
+    assert window.wait_until_idle(TIMEOUT_MS)
+    assert not view.heat_item.isVisible() and "not shown: another image is open now" in panel.progress_label.text()
+    other.close()

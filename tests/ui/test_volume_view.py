@@ -245,6 +245,12 @@ def test_label_map_and_heatmap_overlays_are_drawn_in_their_colours(qtbot, viewer
     assert r > 100 and b < 60  # top of the jet map: dark red
     corner = voxel_where(demo_ct, demo_ct.array[centre[0]] < -900, AXIAL, centre[0])
     assert drawn_colour(viewer, AXIAL, corner).max() < 20  # below the threshold: nothing drawn over air
+    # Restyled (the AI panel's colours and opacity) without resampling again: the same values, drawn anew.
+    values = viewer.heatmap.values
+    viewer.restyle_heatmap("hot", 0.0, 0.5)
+    assert viewer.heatmap.values is values and viewer.heatmap.colormap == "hot"
+    r, g, b = drawn_colour(viewer, AXIAL, inside)
+    assert abs(int(r) - int(g)) < 3  # fully transparent: only the grey image
 
 
 def test_anonymised_display_and_export_leave_out_identifiers(qtbot, viewer: VolumeView, demo_ct, tmp_path):
