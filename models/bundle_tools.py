@@ -1,23 +1,160 @@
-"""What every demo model's ``train.py`` does after training: write the bundle, check it, and approve it.
+"""What the demo models' ``train.py`` scripts share: reproducible set-up, the score-map classifier both
+networks are, the Grad-CAM their checks use, and writing, checking and approving the bundle.
 
-Shared by ``models/*/train.py`` so the demo bundles are all exported, checked and approved one way: TorchScript
-with ``metadata.json`` in its extra files (as MONAI's ``ckpt_export`` writes it), a torch.export ``.pt2`` with
-a dynamic batch dimension, and the weights files' SHA-256 in ``resources/approved_models.json``.
+So the demo bundles are all made one way: TorchScript with ``metadata.json`` in its extra files (as MONAI's
+``ckpt_export`` writes it), a torch.export ``.pt2`` with a dynamic batch dimension, and the weights files'
+SHA-256 in ``resources/approved_models.json``.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import sys
 import warnings
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
+import torch.nn.functional as F  # noqa: N812 - the name every PyTorch reader knows
 from torch import nn
 
 REPO = Path(__file__).resolve().parents[1]
 APPROVALS = REPO / "resources" / "approved_models.json"
+
+
+def run_reproducibly(main: Callable[[], int], threads: int) -> None:
+    """Run a training script's ``main`` with fixed string hashing, ``threads`` torch threads and deterministic
+    algorithms, and exit with its status.
+
+    TorchScript writes a module's constants in set order, which follows Python's randomised string hashing:
+    without ``PYTHONHASHSEED=0`` each run's model.ts (and its SHA-256) differs though the weights agree, so the
+    script restarts itself with it."""
+    if os.environ.get("PYTHONHASHSEED") != "0":
+        os.execve(sys.executable, [sys.executable, *sys.argv], {**os.environ, "PYTHONHASHSEED": "0"})
+    torch.set_num_threads(threads)
+    torch.use_deterministic_algorithms(True)
+    torch.utils.deterministic.fill_uninitialized_memory = False  # NaN-filling every new tensor doubles the time
+    sys.exit(main())
+
+
+def conv_block(inputs: int, outputs: int, stride: int = 1, dilation: int = 1) -> nn.Sequential:
+    """3x3 convolution, batch norm, ReLU."""
+    return nn.Sequential(
+        nn.Conv2d(inputs, outputs, 3, stride=stride, padding=dilation, dilation=dilation, bias=False),
+        nn.BatchNorm2d(outputs),
+        nn.ReLU(inplace=True),
+    )
+
+
+class ScoreMapClassifier(nn.Module):
+    """Features, a per-position linear score for "the positive class here", global max pooling of that score,
+    and a linear layer to the classes.
+
+    An image is as suspicious as its most suspicious position, so a small finding is not averaged away. The
+    positive logit rises with the score and the others fall with it (signs kept by ``constrain_signs`` after
+    each training step), so the Grad-CAM of the positive class is the network's own score map. The split at the
+    feature map is exported (``forward_features``, ``forward_head``), so Grad-CAM works on the TorchScript file.
+
+    ``features`` is built by the caller before this is constructed, so the order of random initialisation (and
+    with it every trained weight) is that of features, score, classifier."""
+
+    def __init__(
+        self, features: nn.Sequential, channels: int, classes: int, positive: int, score_bias: float | None = None
+    ) -> None:
+        super().__init__()
+        self.features = features
+        self.score = nn.Conv2d(channels, 1, 1)
+        if score_bias is not None:
+            nn.init.constant_(self.score.bias, score_bias)
+        self.pool = nn.AdaptiveMaxPool2d(1)
+        self.classifier = nn.Linear(1, classes)
+        self.positive = positive
+        self.constrain_signs()
+
+    def constrain_signs(self) -> None:
+        with torch.no_grad():
+            for index in range(self.classifier.out_features):
+                if index == self.positive:
+                    self.classifier.weight[index].clamp_(min=0.0)
+                else:
+                    self.classifier.weight[index].clamp_(max=0.0)
+
+    @torch.jit.export
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.features(x)
+
+    @torch.jit.export
+    def forward_head(self, features: torch.Tensor) -> torch.Tensor:
+        return self.classifier(torch.flatten(self.pool(self.score(features)), 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward_head(self.forward_features(x))
+
+
+def grad_cam(net: nn.Module, x: torch.Tensor, class_index: int) -> torch.Tensor:
+    """(N, H, W) Grad-CAM over the input grid through forward_features / forward_head and autograd, for a whole
+    batch at once (the viewer's own ``medviewer.ai.saliency.grad_cam`` explains one input)."""
+    features = net.forward_features(x).detach().requires_grad_()
+    logits = net.forward_head(features)
+    (grads,) = torch.autograd.grad(logits[:, class_index].sum(), features)
+    weights = grads.mean(dim=(2, 3), keepdim=True)
+    cam = torch.relu((weights * features).sum(dim=1, keepdim=True))
+    return F.interpolate(cam, size=x.shape[-2:], mode="bilinear", align_corners=False)[:, 0].detach()
+
+
+def probabilities(net: nn.Module, x: np.ndarray) -> np.ndarray:
+    """Softmax of ``net`` over ``x`` in batches of 256."""
+    with torch.no_grad():
+        batches = [torch.softmax(net(torch.from_numpy(x[i : i + 256])), 1) for i in range(0, len(x), 256)]
+    return torch.cat(batches).numpy()
+
+
+def accuracy(net: nn.Module, x: np.ndarray, y: np.ndarray) -> dict[str, float]:
+    """Accuracy, sensitivity (class 1 found) and specificity (class 0 kept) of a two-class ``net``, and the count."""
+    predicted = probabilities(net, x).argmax(1)
+    positive, negative = y == 1, y == 0
+    return {
+        "accuracy": float((predicted == y).mean()),
+        "sensitivity": float((predicted[positive] == 1).mean()),
+        "specificity": float((predicted[negative] == 0).mean()),
+        "count": len(y),
+    }
+
+
+def metadata_header(name: str, version: str) -> dict[str, Any]:
+    """The MONAI bundle metadata fields every demo model fills the same way, in MONAI's order."""
+    import monai
+
+    return {
+        "schema": "https://github.com/Project-MONAI/MONAI-extra-test-data/releases/download/0.8.1/meta_schema_20220324.json",
+        "name": name,
+        "version": version,
+        "changelog": {version: "first demo release"},
+        "monai_version": monai.__version__,
+        "pytorch_version": torch.__version__.split("+")[0],
+        "numpy_version": np.__version__,
+        "required_packages_version": {},
+    }
+
+
+def class_probabilities_output(classes: tuple[str, ...]) -> dict[str, Any]:
+    """``network_data_format.outputs`` of a classifier: one logit per class, probabilities after softmax."""
+    return {
+        "pred": {
+            "type": "probabilities",
+            "format": "classes",
+            "num_channels": len(classes),
+            "spatial_shape": [len(classes)],
+            "dtype": "float32",
+            "value_range": [0, 1],
+            "is_onehot": False,
+            "channel_def": {str(i): name for i, name in enumerate(classes)},
+        }
+    }
 
 
 def export(net: nn.Module, meta: dict[str, Any], bundle: Path, example: torch.Tensor) -> dict[str, Path]:

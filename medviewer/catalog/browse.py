@@ -81,12 +81,14 @@ class AiResultEntry:
     #: When the result was recorded, ISO 8601 in UTC.
     created: str
     summary: str
+    #: The file in ``stored_results.results_folder()`` holding the result's numbers; '' when none was kept.
+    result_file: str = ""
 
 
 def ai_results_for(conn: sqlite3.Connection, image_keys: list[str]) -> list[AiResultEntry]:
     """AI results recorded for any of ``image_keys``, newest first."""
     rows = conn.execute(
-        "SELECT image_path, model_name, model_version, model_hash, created, summary FROM ai_results"
+        "SELECT image_path, model_name, model_version, model_hash, created, summary, result_file FROM ai_results"
         f" WHERE image_path IN {_KEYS} ORDER BY created DESC, id DESC",
         (json.dumps(image_keys),),
     )
@@ -94,14 +96,20 @@ def ai_results_for(conn: sqlite3.Connection, image_keys: list[str]) -> list[AiRe
 
 
 def record_ai_result(
-    conn: sqlite3.Connection, image_key: str, model_name: str, model_version: str, model_hash: str, summary: str
+    conn: sqlite3.Connection,
+    image_key: str,
+    model_name: str,
+    model_version: str,
+    model_hash: str,
+    summary: str,
+    result_file: str = "",
 ) -> None:
     # Fixed-width microseconds: the text sorts in time order, which ``ai_results_for`` relies on.
     created = datetime.now(timezone.utc).isoformat(timespec="microseconds")
     conn.execute(
-        "INSERT INTO ai_results (image_path, model_name, model_version, model_hash, created, summary)"
-        " VALUES (?, ?, ?, ?, ?, ?)",
-        (image_key, model_name, model_version, model_hash, created, summary),
+        "INSERT INTO ai_results (image_path, model_name, model_version, model_hash, created, summary, result_file)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?)",
+        (image_key, model_name, model_version, model_hash, created, summary, result_file),
     )
 
 

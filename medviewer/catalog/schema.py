@@ -104,8 +104,14 @@ CREATE INDEX annotation_files_image ON annotation_files(image_path);
 CREATE INDEX ai_results_image ON ai_results(image_path);
 """
 
+#: Version 2: an AI result names the file holding its numbers (``medviewer.ai.stored_results``), so an image
+#: opened again shows the result itself, not only a line saying there was one. Older rows have none ('').
+_V2 = """
+ALTER TABLE ai_results ADD COLUMN result_file TEXT NOT NULL DEFAULT ''
+"""
+
 #: Schema changes in order; entry i moves a catalog from user_version i to i + 1. Append, never edit.
-MIGRATIONS: tuple[str, ...] = (_V1,)
+MIGRATIONS: tuple[str, ...] = (_V1, _V2)
 
 
 def catalog_path() -> Path:

@@ -41,6 +41,7 @@ from medviewer.ai.available import builtin_bundles
 from medviewer.ai.commands import card_summary
 from medviewer.ai.package import ModelPackage, read_package
 from medviewer.ai.runtime import describe_runtime
+from medviewer.ai.stored_results import StoredResult
 from medviewer.core.colormaps import COLORMAP_NAMES
 from medviewer.core.errors import MedviewerError
 from medviewer.core.logs import log_unexpected
@@ -242,6 +243,7 @@ class AiPanel(QWidget):
         self.slide: Slide | None = None
         self.slide_region: Callable[[], tuple[float, float, float, float] | None] = lambda: None
         self.slide_result: object | None = None
+        self.slide_shown: StoredResult | None = None  # the slide result with how to read it, for patch clicks
         self.last_result: object | None = None
         self._curve_indices = np.zeros(0, dtype=int)
         self._set_running(False)
@@ -331,7 +333,7 @@ class AiPanel(QWidget):
     def set_slide(self, slide: Slide | None, region: Callable[[], tuple[float, float, float, float] | None]) -> None:
         """The shown slide, and where to ask for the selected annotation's region (None: all tissue)."""
         self.slide, self.slide_region = slide, region
-        self.slide_result = None
+        self.slide_result = self.slide_shown = None
         if slide is not None:
             self._offer_model_for(("slide_patch",))
         self._set_running(self.worker.busy())
@@ -403,9 +405,16 @@ class AiPanel(QWidget):
         cell = result.patch_at(x, y)
         if cell is None or not np.isfinite(result.probabilities[cell]).all():
             return None
-        package = self.package()
+        shown = self.slide_shown
         row, column = cell
-        self._draw_bars(list(result.classes), result.probabilities[cell], package.spec.activation)
+        self._draw_bars(list(result.classes), result.probabilities[cell], shown.activation)
+        package = self._model_of(shown)
+        if package is None:
+            self.saliency_caption.setText(
+                f"The model that made this result ({result.info.model_name} {result.info.model_version}, SHA-256 "
+                f"{result.info.model_hash[:12]}…) is not installed here, so its saliency cannot be computed."
+            )
+            return None
         method = self.method_box.currentData()
         class_index = max(self.class_box.currentIndex(), 0)
         slide, grid = self.slide, result.grid
@@ -507,12 +516,9 @@ class AiPanel(QWidget):
             self.result_ready.emit(job, result)
             return
         self.progress_label.setText(f"Finished: {job.description}")
-        if job.kind == "slices":
-            self._show_slices(job, result)
-        elif job.kind == "volume":
-            self._show_volume(job, result)
-        elif job.kind == "slide":
-            self._show_slide(job, result)
+        if job.kind in ("slices", "volume", "slide"):
+            spec = job.context["package"].spec
+            self._show_result(StoredResult(job.kind, result, spec.activation, spec.diagnostic_use))
         elif job.kind == "patch_saliency":
             saliency, info = result
             x, y, width, height = job.context["box"]
@@ -520,14 +526,16 @@ class AiPanel(QWidget):
             caption = f"{job.context['method']} ({job.context['class']}) on the patch"
             self.saliency_caption.setText(
                 f"Model attention ({job.context['method']} for '{job.context['class']}') inside the clicked patch: "
-                f"where the model looked, not where tumour is. {_identity(job.context['package'], info)}"
+                "where the model looked, not where tumour is. "
+                f"{_identity(info, job.context['package'].spec.diagnostic_use)}"
             )
             self.slide_detail_ready.emit(saliency, (x, y), (width / columns, height / rows), caption)
         else:
             heatmap, info = result
             caption = (
                 f"Model attention ({job.context['method']} for '{job.context['class']}'): where the model looked "
-                f"for this class, not where a lesion is. {_identity(job.context['package'], info)}"
+                "for this class, not where a lesion is. "
+                f"{_identity(info, job.context['package'].spec.diagnostic_use)}"
             )
             self.saliency_caption.setText(caption)
             self.heatmap_ready.emit(heatmap, f"{job.context['method']} ({job.context['class']})")
@@ -542,59 +550,81 @@ class AiPanel(QWidget):
         self._set_running(self.worker.busy())
         self.progress_label.setText(f"Cancelled: {job.description}")
 
-    def _show_slices(self, job: AiJob, result: object) -> None:
-        package = job.context["package"]
+    def clear_result(self) -> None:
+        """Forget the shown result: another image is shown now."""
+        self.result_label.setText("No result yet.")
+        self.bars.clear()
+        self.curve.hide()
+        self.saliency_caption.clear()
+        self.last_result = None
+
+    def show_stored(self, stored: StoredResult, created: str) -> bool:
+        """Show a result kept from an earlier run on the image shown now (``created``: when, ISO 8601 UTC), as
+        a fresh one is shown and marked as stored; False when it belongs to another kind of image than the one
+        shown (a slide result with no slide open)."""
+        if self.slide is None if stored.kind == "slide" else self.volume is None:
+            return False
+        self._show_result(stored, note=f"Stored result of {created[:16].replace('T', ' ')} UTC. ")
+        self.last_result = stored.result
+        return True
+
+    def _show_result(self, stored: StoredResult, note: str = "") -> None:
+        """Bars, the per-slice curve or the slide heatmap of a result, with who computed it and how."""
+        result, activation = stored.result, stored.activation
         classes = list(result.classes)
         last = len(classes) - 1
-        if len(result.indices) == 1:
-            shown, what = result.probabilities[0], "per class"
-            index, name, probability = result.best()
-            headline = f"{name}: {probability:.2f} ({package.spec.activation}) on slice {index + 1}"
-        else:
-            shown, what = result.probabilities.max(axis=0), "highest over the slices, per class"
-            row = int(np.argmax(result.probabilities[:, last]))
-            headline = (
-                f"p({classes[last]}) highest on slice {result.indices[row] + 1}: "
-                f"{result.probabilities[row, last]:.2f} ({package.spec.activation})"
+        identity = _identity(result.info, stored.diagnostic_use)
+        self.curve.hide()
+        if stored.kind == "slices":
+            if len(result.indices) == 1:
+                shown, what = result.probabilities[0], "per class"
+                index, name, probability = result.best()
+                headline = f"{name}: {probability:.2f} ({activation}) on slice {index + 1}"
+            else:
+                shown, what = result.probabilities.max(axis=0), "highest over the slices, per class"
+                row = int(np.argmax(result.probabilities[:, last]))
+                headline = (
+                    f"p({classes[last]}) highest on slice {result.indices[row] + 1}: "
+                    f"{result.probabilities[row, last]:.2f} ({activation})"
+                )
+            self.result_label.setText(f"{note}{headline}; bars: {what}.\n{identity}")
+            self._draw_bars(classes, shown, activation)
+            if len(result.indices) > 1:
+                self.curve.clear()
+                self.curve.plot(list(result.indices), result.probabilities[:, last], pen=pg.mkPen("#d9534f", width=2))
+                self.curve.setLabel("left", f"p({classes[last]})")
+                self.curve.show()
+                self._curve_indices = np.asarray(result.indices)
+        elif stored.kind == "volume":
+            best = int(np.argmax(result.probabilities))
+            self.result_label.setText(
+                f"{note}{classes[best]}: {result.probabilities[best]:.2f} ({activation}) for the volume.\n{identity}"
             )
-        self.result_label.setText(f"{headline}; bars: {what}.\n{_identity(package, result.info)}")
-        self._draw_bars(classes, shown, package.spec.activation)
-        if len(result.indices) > 1:
-            self.curve.clear()
-            self.curve.plot(list(result.indices), result.probabilities[:, last], pen=pg.mkPen("#d9534f", width=2))
-            self.curve.setLabel("left", f"p({classes[last]})")
-            self.curve.show()
-            self._curve_indices = np.asarray(result.indices)
-
-    def _show_volume(self, job: AiJob, result: object) -> None:
-        package = job.context["package"]
-        classes = list(result.classes)
-        best = int(np.argmax(result.probabilities))
-        self.result_label.setText(
-            f"{classes[best]}: {result.probabilities[best]:.2f} ({package.spec.activation}) for the volume.\n"
-            f"{_identity(package, result.info)}"
-        )
-        self._draw_bars(classes, result.probabilities, package.spec.activation)
-        self.curve.hide()
-
-    def _show_slide(self, job: AiJob, result: object) -> None:
-        package = job.context["package"]
-        classes = list(result.classes)
-        last = len(classes) - 1
-        tissue = int(np.isfinite(result.probabilities[..., 0]).sum())
-        mean = np.nanmean(result.probabilities.reshape(-1, len(classes)), axis=0)
-        self.slide_result = result
-        self.result_label.setText(
-            f"{tissue} tissue patches; mean p({classes[last]}) {mean[last]:.2f}. Click a patch for its "
-            f"probabilities and saliency.\n{_identity(package, result.info)}"
-        )
-        self._draw_bars(classes, mean, package.spec.activation)
-        self.curve.hide()
-        grid = result.grid
-        self.slide_heatmap_ready.emit(
-            result.heatmap(last), grid.origin, grid.patch_size_level0, f"p({classes[last]}) per patch"
-        )
+            self._draw_bars(classes, result.probabilities, activation)
+        else:
+            tissue = int(np.isfinite(result.probabilities[..., 0]).sum())
+            mean = np.nanmean(result.probabilities.reshape(-1, len(classes)), axis=0)
+            self.slide_result, self.slide_shown = result, stored
+            self.result_label.setText(
+                f"{note}{tissue} tissue patches; mean p({classes[last]}) {mean[last]:.2f}. Click a patch for its "
+                f"probabilities and saliency.\n{identity}"
+            )
+            self._draw_bars(classes, mean, activation)
+            grid = result.grid
+            self.slide_heatmap_ready.emit(
+                result.heatmap(last), grid.origin, grid.patch_size_level0, f"p({classes[last]}) per patch"
+            )
         self._set_running(self.worker.busy())
+
+    def _model_of(self, stored: StoredResult) -> ModelPackage | None:
+        """The installed package whose weights made ``stored`` (same SHA-256), for saliency on its patches."""
+        info = stored.result.info
+        for package in self.packages:
+            if (package.name, package.version) != (info.model_name, info.model_version):
+                continue
+            if any(registry.sha256_of(path) == info.model_hash for path in package.weights.values()):
+                return package
+        return None
 
     def _draw_bars(self, classes: list[str], values: np.ndarray, activation: str) -> None:
         self.bars.clear()
@@ -638,14 +668,14 @@ def _hashes(package: ModelPackage) -> dict[Path, str]:
     return {path: registry.sha256_of(path) for path in package.weights.values()}
 
 
-def _identity(package: ModelPackage, info: object) -> str:
+def _identity(info: object, diagnostic_use: bool) -> str:
     """Who answered, on what, how long: every result carries it."""
     words = (
         f"{info.model_name} {info.model_version} · SHA-256 {info.model_hash[:12]}… · {info.device} "
         f"{info.precision} · {info.duration_s:.2f} s"
     )
     notes = f" ({'; '.join(info.notes)})" if info.notes else ""
-    return words + notes + ("" if package.spec.diagnostic_use else f" · {NOT_DIAGNOSTIC}")
+    return words + notes + ("" if diagnostic_use else f" · {NOT_DIAGNOSTIC}")
 
 
 _LOADED: dict[Path, object] = {}  # loaded modules by weights path; used on the worker thread only

@@ -25,9 +25,11 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from medviewer.ai.stored_results import StoredResult, load_result, results_folder, save_result
 from medviewer.catalog import ImportReport, Progress, audit, catalog_path, connect
 from medviewer.catalog.browse import (
     SERIES_KEY_PREFIX,
+    ai_results_for,
     record_ai_result,
     record_annotation_file,
     series_files,
@@ -476,6 +478,7 @@ class MainWindow(QMainWindow):
             return
         self.shown_key = key
         self.patient_panel.select_key(key)
+        self.ai_panel.clear_result()
         if isinstance(opened.image, Slide):
             self.slide_view.set_slide(opened.image, opened.preview)
             self.ai_panel.set_slide(opened.image, self._selected_region)
@@ -485,7 +488,22 @@ class MainWindow(QMainWindow):
             self.volume_view.set_volume(opened.image)
             self.ai_panel.set_volume(opened.image, int(round(self.volume_view.crosshair[0])))
             self.tabs.setCurrentIndex(VOLUME_TAB)
+        self._show_stored_result(key)
         self._update_title()
+
+    def _show_stored_result(self, key: str) -> None:
+        """The latest AI result kept for this image, shown again as it was computed (no model run)."""
+        if self.catalog is None:
+            return
+        kept = next((row for row in ai_results_for(self.catalog, [key]) if row.result_file), None)
+        if kept is None:
+            return
+        try:
+            stored = load_result(results_folder() / kept.result_file)
+        except MedviewerError as exc:
+            self.message_bar.add(f"The AI result of {kept.model_name} kept for this image cannot be shown: {exc}")
+            return
+        self.ai_panel.show_stored(stored, kept.created)
 
     def _on_failed(self, request: OpenRequest | OverlayRequest, message: str) -> None:
         path = request.path
@@ -571,7 +589,15 @@ class MainWindow(QMainWindow):
             },
         )
         if key is not None and self.catalog is not None and job.kind in ("slices", "volume", "slide"):
-            record_ai_result(self.catalog, key, info.model_name, info.model_version, info.model_hash, summary)
+            spec = job.context["package"].spec
+            try:
+                kept = save_result(StoredResult(job.kind, result, spec.activation, spec.diagnostic_use)).name
+            except OSError as exc:  # the catalog line is still worth having
+                log.warning("AI result not kept: %s", exc.strerror)
+                kept = ""
+            record_ai_result(
+                self.catalog, key, info.model_name, info.model_version, info.model_hash, summary, result_file=kept
+            )
             self.patient_panel.refresh_details()
 
     # the catalog ----------------------------------------------------------------------------------

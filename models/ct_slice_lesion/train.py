@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import math
 import multiprocessing
-import os
 import sys
 import time
 from concurrent.futures import Executor, ProcessPoolExecutor
@@ -57,7 +56,20 @@ from medviewer.demo.ct_truth import (  # noqa: E402
     slice_truth,
 )
 from medviewer.demo.generate import MAIN_CT, SECOND_CT  # noqa: E402
-from models.bundle_tools import check_exports, export, file_sizes, files_table, update_approvals  # noqa: E402
+from models.bundle_tools import (  # noqa: E402
+    ScoreMapClassifier,
+    accuracy,
+    check_exports,
+    class_probabilities_output,
+    conv_block,
+    export,
+    file_sizes,
+    files_table,
+    grad_cam,
+    metadata_header,
+    run_reproducibly,
+    update_approvals,
+)
 
 NAME = "ct-slice-lesion-demo"
 VERSION = "1.0.0"
@@ -102,64 +114,20 @@ SPEC = ModelSpec(
 # --------------------------------------------------------------------------------------------- network
 
 
-def _block(inputs: int, outputs: int, stride: int = 1, dilation: int = 1) -> nn.Sequential:
-    return nn.Sequential(
-        nn.Conv2d(inputs, outputs, 3, stride=stride, padding=dilation, dilation=dilation, bias=False),
-        nn.BatchNorm2d(outputs),
-        nn.ReLU(inplace=True),
-    )
-
-
-class CtSliceLesionNet(nn.Module):
-    """Five conv blocks down to a 32 x 32 feature map (dilations widen the view to about 160 mm), a per-position
-    linear score for "lesion here", global max pooling of that score and a linear layer to the two classes.
-
-    The slice is as suspicious as its most suspicious position, so a lesion of a few pixels is not averaged
-    away. The ``lesion`` logit rises with the score (its weight is kept non-negative), so the Grad-CAM of
-    ``lesion`` is the network's own lesion score map. The split at the feature map is exported
-    (``forward_features``, ``forward_head``), so Grad-CAM works on the TorchScript file too."""
+class CtSliceLesionNet(ScoreMapClassifier):
+    """Five conv blocks down to a 32 x 32 feature map (dilations widen the view to about 160 mm), scored per
+    position for "lesion here" (``ScoreMapClassifier``): the Grad-CAM of ``lesion`` is that score map."""
 
     def __init__(self) -> None:
-        super().__init__()
-        self.features = nn.Sequential(
-            _block(1, 16, stride=2),
-            _block(16, 24),
-            _block(24, 32, stride=2),
-            _block(32, 32, dilation=2),
-            _block(32, 32, dilation=4),
+        features = nn.Sequential(
+            conv_block(1, 16, stride=2),
+            conv_block(16, 24),
+            conv_block(24, 32, stride=2),
+            conv_block(32, 32, dilation=2),
+            conv_block(32, 32, dilation=4),
         )
-        self.score = nn.Conv2d(32, 1, 1)
-        nn.init.constant_(self.score.bias, -4.0)  # lesions are rare: start with "no lesion here" everywhere
-        self.pool = nn.AdaptiveMaxPool2d(1)
-        self.classifier = nn.Linear(1, len(CLASSES))
-        self.constrain_signs()
-
-    def constrain_signs(self) -> None:
-        """Keep the score counting for ``lesion`` and against ``normal`` (called after each training step)."""
-        with torch.no_grad():
-            self.classifier.weight[CLASSES.index("lesion")].clamp_(min=0.0)
-            self.classifier.weight[CLASSES.index("normal")].clamp_(max=0.0)
-
-    @torch.jit.export
-    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        return self.features(x)
-
-    @torch.jit.export
-    def forward_head(self, features: torch.Tensor) -> torch.Tensor:
-        return self.classifier(torch.flatten(self.pool(self.score(features)), 1))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.forward_head(self.forward_features(x))
-
-
-def grad_cam(net: nn.Module, x: torch.Tensor, class_index: int) -> torch.Tensor:
-    """(N, H, W) Grad-CAM over the input grid through forward_features / forward_head and autograd."""
-    features = net.forward_features(x).detach().requires_grad_()
-    logits = net.forward_head(features)
-    (grads,) = torch.autograd.grad(logits[:, class_index].sum(), features)
-    weights = grads.mean(dim=(2, 3), keepdim=True)
-    cam = torch.relu((weights * features).sum(dim=1, keepdim=True))
-    return F.interpolate(cam, size=x.shape[-2:], mode="bilinear", align_corners=False)[:, 0].detach()
+        # Lesions are rare: the score starts at "no lesion here" everywhere.
+        super().__init__(features, 32, len(CLASSES), CLASSES.index("lesion"), score_bias=-4.0)
 
 
 # ------------------------------------------------------------------------------------------------ data
@@ -334,23 +302,6 @@ def train(data: SliceSet) -> CtSliceLesionNet:
 # ------------------------------------------------------------------------------------------ evaluation
 
 
-def probabilities(net: nn.Module, x: np.ndarray) -> np.ndarray:
-    with torch.no_grad():
-        batches = [torch.softmax(net(torch.from_numpy(x[i : i + 256])), 1) for i in range(0, len(x), 256)]
-    return torch.cat(batches).numpy()
-
-
-def accuracy(net: nn.Module, data: SliceSet) -> dict[str, float]:
-    predicted = probabilities(net, data.x).argmax(1)
-    positives, negatives = data.y == 1, data.y == 0
-    return {
-        "accuracy": float((predicted == data.y).mean()),
-        "sensitivity": float((predicted[positives] == 1).mean()),
-        "specificity": float((predicted[negatives] == 0).mean()),
-        "slices": len(data.y),
-    }
-
-
 def cam_hits(net: nn.Module, x: np.ndarray, discs: list[list[Disc]], margin: float = 1.0) -> np.ndarray:
     """Per lesion slice: does the lesion-class Grad-CAM maximum lie inside a planted lesion's disc (+margin)?"""
     hits = []
@@ -379,17 +330,8 @@ def demo_geometry_jobs(seed: int) -> list[PhantomJob]:
 
 
 def metadata(results: dict[str, Any]) -> dict[str, Any]:
-    import monai
-
     return {
-        "schema": "https://github.com/Project-MONAI/MONAI-extra-test-data/releases/download/0.8.1/meta_schema_20220324.json",
-        "name": NAME,
-        "version": VERSION,
-        "changelog": {VERSION: "first demo release"},
-        "monai_version": monai.__version__,
-        "pytorch_version": torch.__version__.split("+")[0],
-        "numpy_version": np.__version__,
-        "required_packages_version": {},
+        **metadata_header(NAME, VERSION),
         "task": "Classify an axial CT slice as showing a lung lesion or not (demonstration)",
         "description": (
             "A small CNN that says whether an axial chest CT slice cuts a round soft-tissue lesion in the lungs. "
@@ -427,18 +369,7 @@ def metadata(results: dict[str, Any]) -> dict[str, Any]:
                     "channel_def": {"0": "image"},
                 }
             },
-            "outputs": {
-                "pred": {
-                    "type": "probabilities",
-                    "format": "classes",
-                    "num_channels": len(CLASSES),
-                    "spatial_shape": [len(CLASSES)],
-                    "dtype": "float32",
-                    "value_range": [0, 1],
-                    "is_onehot": False,
-                    "channel_def": {str(i): name for i, name in enumerate(CLASSES)},
-                }
-            },
+            "outputs": class_probabilities_output(CLASSES),
         },
         "medviewer": {
             "target": "slice",
@@ -507,9 +438,9 @@ Augmentation: left-right mirroring, shifts of up to 6 pixels, slight blur, grey-
 
 | Set | Slices (balanced) | Accuracy | Sensitivity | Specificity |
 |---|---|---|---|---|
-| {EVAL_PHANTOMS} phantoms at the training resolutions | {held["slices"]} | {held["accuracy"]:.3f} | \
+| {EVAL_PHANTOMS} phantoms at the training resolutions | {held["count"]} | {held["accuracy"]:.3f} | \
 {held["sensitivity"]:.3f} | {held["specificity"]:.3f} |
-| 20 phantoms at the demo CTs' geometries (0.7 mm and 2.5 mm slices; 1.4 mm and 5 mm) | {demo["slices"]} | \
+| 20 phantoms at the demo CTs' geometries (0.7 mm and 2.5 mm slices; 1.4 mm and 5 mm) | {demo["count"]} | \
 {demo["accuracy"]:.3f} | {demo["sensitivity"]:.3f} | {demo["specificity"]:.3f} |
 
 **Held-out accuracy: {held["accuracy"]:.3f}** (the project requires at least 0.95).
@@ -559,9 +490,6 @@ are new files, which the viewer trusts only through that list.
 
 def main() -> int:
     started = time.perf_counter()
-    torch.set_num_threads(THREADS)
-    torch.use_deterministic_algorithms(True)
-    torch.utils.deterministic.fill_uninitialized_memory = False  # NaN-filling every new tensor doubles the time
 
     # Phantoms are made in fresh worker processes (numpy only); torch stays in this one.
     with ProcessPoolExecutor(THREADS, mp_context=multiprocessing.get_context("spawn")) as pool:
@@ -580,8 +508,8 @@ def main() -> int:
     lesion_discs = [discs for discs, positive in zip(held_out.discs, lesion, strict=True) if positive]
     results: dict[str, Any] = {
         "train_slices": len(training.y),
-        "held_out": accuracy(net, held_out),
-        "demo_geometry": accuracy(net, demo),
+        "held_out": accuracy(net, held_out.x, held_out.y),
+        "demo_geometry": accuracy(net, demo.x, demo.y),
         "cam_trained": float(cam_hits(net, held_out.x[lesion], lesion_discs).mean()),
         "cam_random": float(cam_hits(random_copy(SEED + 1), held_out.x[lesion], lesion_discs).mean()),
         "cam_slices": int(lesion.sum()),
@@ -590,7 +518,7 @@ def main() -> int:
         r = results[key]
         print(
             f"{key}: accuracy {r['accuracy']:.4f} (sensitivity {r['sensitivity']:.3f}, "
-            f"specificity {r['specificity']:.3f}, {r['slices']} slices)"
+            f"specificity {r['specificity']:.3f}, {r['count']} slices)"
         )
     print(f"Grad-CAM maximum in the lesion: trained {results['cam_trained']:.3f}, random {results['cam_random']:.3f}")
     if results["held_out"]["accuracy"] < 0.95:
@@ -610,8 +538,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    if os.environ.get("PYTHONHASHSEED") != "0":
-        # TorchScript writes a module's constants in set order, which follows Python's randomised string
-        # hashing: without a fixed seed each run's model.ts (and its SHA-256) differs though the weights agree.
-        os.execve(sys.executable, [sys.executable, *sys.argv], {**os.environ, "PYTHONHASHSEED": "0"})
-    sys.exit(main())
+    run_reproducibly(main, THREADS)

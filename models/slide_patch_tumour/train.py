@@ -25,7 +25,6 @@ Steps, all seeded so that a rerun with the same software gives the same weights:
 from __future__ import annotations
 
 import multiprocessing
-import os
 import sys
 import tempfile
 import time
@@ -59,7 +58,20 @@ from medviewer.demo.patch_truth import (  # noqa: E402
 )
 from medviewer.demo.slide_phantom import SlideGeometry, write_demo_slide  # noqa: E402
 from medviewer.io import open_slide  # noqa: E402
-from models.bundle_tools import check_exports, export, file_sizes, files_table, update_approvals  # noqa: E402
+from models.bundle_tools import (  # noqa: E402
+    ScoreMapClassifier,
+    accuracy,
+    check_exports,
+    class_probabilities_output,
+    conv_block,
+    export,
+    file_sizes,
+    files_table,
+    grad_cam,
+    metadata_header,
+    run_reproducibly,
+    update_approvals,
+)
 
 NAME = "slide-patch-tumour-demo"
 VERSION = "1.0.0"
@@ -105,64 +117,20 @@ SPEC = ModelSpec(
 # --------------------------------------------------------------------------------------------- network
 
 
-def _block(inputs: int, outputs: int, stride: int = 1, dilation: int = 1) -> nn.Sequential:
-    return nn.Sequential(
-        nn.Conv2d(inputs, outputs, 3, stride=stride, padding=dilation, dilation=dilation, bias=False),
-        nn.BatchNorm2d(outputs),
-        nn.ReLU(inplace=True),
-    )
-
-
-class PatchTumourNet(nn.Module):
-    """Five conv blocks down to a 16 x 16 feature map (each position sees about 40 µm: several nuclei), a
-    per-position linear score for "tumour here", global max pooling of that score and a linear layer to the
-    two classes.
-
-    A patch is as suspicious as its most suspicious place, so a tumour filling a third of the patch is not
-    averaged away by the stroma beside it. The ``tumour`` logit rises with the score (its weight is kept
-    non-negative), so the Grad-CAM of ``tumour`` is the network's own score map; ``forward_features`` and
-    ``forward_head`` are exported so Grad-CAM works on the TorchScript file."""
+class PatchTumourNet(ScoreMapClassifier):
+    """Five conv blocks down to a 16 x 16 feature map (each position sees about 40 µm: several nuclei), scored
+    per position for "tumour here" (``ScoreMapClassifier``): a tumour filling a third of the patch is not
+    averaged away by the stroma beside it, and the Grad-CAM of ``tumour`` is the score map."""
 
     def __init__(self) -> None:
-        super().__init__()
-        self.features = nn.Sequential(
-            _block(3, 16, stride=2),
-            _block(16, 32),
-            _block(32, 32, stride=2),
-            _block(32, 48),
-            _block(48, 48, dilation=2),
+        features = nn.Sequential(
+            conv_block(3, 16, stride=2),
+            conv_block(16, 32),
+            conv_block(32, 32, stride=2),
+            conv_block(32, 48),
+            conv_block(48, 48, dilation=2),
         )
-        self.score = nn.Conv2d(48, 1, 1)
-        self.pool = nn.AdaptiveMaxPool2d(1)
-        self.classifier = nn.Linear(1, len(CLASSES))
-        self.constrain_signs()
-
-    def constrain_signs(self) -> None:
-        """Keep the score counting for ``tumour`` and against ``normal`` (called after each training step)."""
-        with torch.no_grad():
-            self.classifier.weight[CLASSES.index("tumour")].clamp_(min=0.0)
-            self.classifier.weight[CLASSES.index("normal")].clamp_(max=0.0)
-
-    @torch.jit.export
-    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        return self.features(x)
-
-    @torch.jit.export
-    def forward_head(self, features: torch.Tensor) -> torch.Tensor:
-        return self.classifier(torch.flatten(self.pool(self.score(features)), 1))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.forward_head(self.forward_features(x))
-
-
-def grad_cam(net: nn.Module, x: torch.Tensor, class_index: int) -> torch.Tensor:
-    """(N, H, W) Grad-CAM over the input grid through forward_features / forward_head and autograd."""
-    features = net.forward_features(x).detach().requires_grad_()
-    logits = net.forward_head(features)
-    (grads,) = torch.autograd.grad(logits[:, class_index].sum(), features)
-    weights = grads.mean(dim=(2, 3), keepdim=True)
-    cam = torch.relu((weights * features).sum(dim=1, keepdim=True))
-    return F.interpolate(cam, size=x.shape[-2:], mode="bilinear", align_corners=False)[:, 0].detach()
+        super().__init__(features, 48, len(CLASSES), CLASSES.index("tumour"))
 
 
 # ------------------------------------------------------------------------------------------------ data
@@ -288,23 +256,6 @@ def train(data: PatchSet) -> PatchTumourNet:
 # ------------------------------------------------------------------------------------------ evaluation
 
 
-def probabilities(net: nn.Module, x: np.ndarray) -> np.ndarray:
-    with torch.no_grad():
-        batches = [torch.softmax(net(torch.from_numpy(x[i : i + 256])), 1) for i in range(0, len(x), 256)]
-    return torch.cat(batches).numpy()
-
-
-def accuracy(net: nn.Module, data: PatchSet) -> dict[str, float]:
-    predicted = probabilities(net, data.x).argmax(1)
-    tumour, normal = data.y == 1, data.y == 0
-    return {
-        "accuracy": float((predicted == data.y).mean()),
-        "sensitivity": float((predicted[tumour] == 1).mean()),
-        "specificity": float((predicted[normal] == 0).mean()),
-        "patches": len(data.y),
-    }
-
-
 def cam_hits(net: nn.Module, x: np.ndarray, masks: np.ndarray) -> np.ndarray:
     """Per patch: does the tumour-class Grad-CAM maximum lie on a tumour pixel of the patch?"""
     hits = []
@@ -335,17 +286,8 @@ def edge_patches(data: PatchSet) -> PatchSet:
 
 
 def metadata(results: dict[str, Any]) -> dict[str, Any]:
-    import monai
-
     return {
-        "schema": "https://github.com/Project-MONAI/MONAI-extra-test-data/releases/download/0.8.1/meta_schema_20220324.json",
-        "name": NAME,
-        "version": VERSION,
-        "changelog": {VERSION: "first demo release"},
-        "monai_version": monai.__version__,
-        "pytorch_version": torch.__version__.split("+")[0],
-        "numpy_version": np.__version__,
-        "required_packages_version": {},
+        **metadata_header(NAME, VERSION),
         "task": "Classify an H&E-like slide patch as tumour-like or normal texture (demonstration)",
         "description": (
             "A small CNN that says whether a 128 µm patch of an H&E-like slide shows tumour-like texture (dense, "
@@ -382,18 +324,7 @@ def metadata(results: dict[str, Any]) -> dict[str, Any]:
                     "channel_def": {"0": "R", "1": "G", "2": "B"},
                 }
             },
-            "outputs": {
-                "pred": {
-                    "type": "probabilities",
-                    "format": "classes",
-                    "num_channels": len(CLASSES),
-                    "spatial_shape": [len(CLASSES)],
-                    "dtype": "float32",
-                    "value_range": [0, 1],
-                    "is_onehot": False,
-                    "channel_def": {str(i): name for i, name in enumerate(CLASSES)},
-                }
-            },
+            "outputs": class_probabilities_output(CLASSES),
         },
         "medviewer": {
             "target": "slide_patch",
@@ -460,10 +391,10 @@ match the tumour patches in number over the four grids, so the classes are nearl
 
 | Set | Patches | Accuracy | Sensitivity | Specificity |
 |---|---|---|---|---|
-| {EVAL_SLIDES} slides of seeds {EVAL_SEED} to {EVAL_SEED + EVAL_SLIDES - 1} | {held["patches"]} | \
+| {EVAL_SLIDES} slides of seeds {EVAL_SEED} to {EVAL_SEED + EVAL_SLIDES - 1} | {held["count"]} | \
 {held["accuracy"]:.3f} | {held["sensitivity"]:.3f} | {held["specificity"]:.3f} |
 | the demo slide of `medviewer demo-data` (seed {DEMO_SEED}, {DEMO_SLIDE.width} x {DEMO_SLIDE.height}) | \
-{demo["patches"]} | {demo["accuracy"]:.3f} | {demo["sensitivity"]:.3f} | {demo["specificity"]:.3f} |
+{demo["count"]} | {demo["accuracy"]:.3f} | {demo["sensitivity"]:.3f} | {demo["specificity"]:.3f} |
 
 **Held-out accuracy: {held["accuracy"]:.3f}** (the project requires at least 0.95).
 
@@ -509,9 +440,6 @@ bytes change are new files, which the viewer trusts only through that list.
 
 def main() -> int:
     started = time.perf_counter()
-    torch.set_num_threads(THREADS)
-    torch.use_deterministic_algorithms(True)
-    torch.utils.deterministic.fill_uninitialized_memory = False  # NaN-filling every new tensor doubles the time
 
     with (
         tempfile.TemporaryDirectory(prefix="medviewer-train-") as scratch,
@@ -530,10 +458,11 @@ def main() -> int:
     net = train(training)
 
     edges = edge_patches(held_out)
+    held_once, demo_once = unshifted(held_out), unshifted(demo)
     results: dict[str, Any] = {
         "train_patches": len(training.y),
-        "held_out": accuracy(net, unshifted(held_out)),
-        "demo_slide": accuracy(net, unshifted(demo)),
+        "held_out": accuracy(net, held_once.x, held_once.y),
+        "demo_slide": accuracy(net, demo_once.x, demo_once.y),
         "cam_trained": float(cam_hits(net, edges.x, edges.masks).mean()),
         "cam_random": float(cam_hits(random_copy(SEED + 1), edges.x, edges.masks).mean()),
         "cam_patches": len(edges.y),
@@ -542,7 +471,7 @@ def main() -> int:
         r = results[key]
         print(
             f"{key}: accuracy {r['accuracy']:.4f} (sensitivity {r['sensitivity']:.3f}, "
-            f"specificity {r['specificity']:.3f}, {r['patches']} patches)"
+            f"specificity {r['specificity']:.3f}, {r['count']} patches)"
         )
     print(
         f"Grad-CAM maximum on tumour in {len(edges.y)} edge patches: trained {results['cam_trained']:.3f}, "
@@ -565,8 +494,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    if os.environ.get("PYTHONHASHSEED") != "0":
-        # TorchScript writes a module's constants in set order, which follows Python's randomised string
-        # hashing: without a fixed seed each run's model.ts (and its SHA-256) differs though the weights agree.
-        os.execve(sys.executable, [sys.executable, *sys.argv], {**os.environ, "PYTHONHASHSEED": "0"})
-    sys.exit(main())
+    run_reproducibly(main, THREADS)

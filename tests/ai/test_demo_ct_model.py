@@ -11,12 +11,8 @@ metadata declares; Grad-CAM is ``medviewer.ai.saliency.grad_cam``.
 
 from __future__ import annotations
 
-import importlib.util
-import json
 import math
-import sys
 from dataclasses import dataclass
-from types import ModuleType
 
 import numpy as np
 import pytest
@@ -30,29 +26,17 @@ from medviewer.core.volume import Volume
 from medviewer.demo.ct_phantom import make_chest_phantom
 from medviewer.demo.ct_truth import Disc, slice_truth
 from medviewer.demo.generate import SECOND_CT
+from tests.ai.demo_models import assert_shipped_as_promised, training_script
 from tests.conftest import REPO
 
 # torch 2.13 deprecates torch.jit; the demo model still ships TorchScript because Grad-CAM needs it.
 pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit:DeprecationWarning")
 
-MODEL_DIR = REPO / "models" / "ct_slice_lesion"
-BUNDLE = MODEL_DIR / "bundle"
+BUNDLE = REPO / "models" / "ct_slice_lesion" / "bundle"
 NAME = "ct-slice-lesion-demo"
 HELD_OUT_SEED = 31_337  # neither the training seed nor the training script's evaluation seed
 PER_CLASS = 20
 RANDOM_WEIGHTS_SEED = 2018
-
-
-def _training_script() -> ModuleType:
-    """models/ct_slice_lesion/train.py as a module (its main() is not run), for the network's class."""
-    name = "ct_slice_lesion_train"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, MODEL_DIR / "train.py")
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module  # dataclasses look their module up while the file executes
-        spec.loader.exec_module(module)
-    return sys.modules[name]
 
 
 @dataclass(frozen=True)
@@ -103,24 +87,9 @@ def loaded(package: ModelPackage) -> LoadedModel:
 
 
 def test_bundle_reads_and_both_files_are_approved_out_of_the_box(package: ModelPackage):
-    assert (package.name, package.version) == (NAME, "1.0.0")
-    assert set(package.weights) == {"torchscript", "export"}
+    assert_shipped_as_promised(package, NAME, BUNDLE)
     spec = package.spec
     assert (spec.target, spec.channels, spec.classes, spec.activation) == ("slice", 1, ("normal", "lesion"), "softmax")
-    assert spec.explain is not None and spec.diagnostic_use is False
-    assert "not for diagnostic use" in package.intended_use
-    assert "synthetic phantoms" in package.card and "Held-out accuracy" in package.card
-    builtin = {entry.sha256: entry for entry in registry.entries() if entry.builtin}
-    for file in package.weights.values():
-        digest = registry.sha256_of(file)
-        assert digest in builtin, f"{file.name} (SHA-256 {digest}) is not in resources/approved_models.json"
-        assert (builtin[digest].name, builtin[digest].file_name) == (NAME, file.name)
-        assert digest in package.card, "the model card lists the files' hashes"
-    assert sum(file.stat().st_size for file in package.weights.values()) < 2 * 1024 * 1024
-    # Each weights file carries the same metadata, so it also reads on its own (as ckpt_export writes it).
-    for file in package.weights.values():
-        assert read_package(file).spec == spec
-    assert json.loads((BUNDLE / "configs" / "metadata.json").read_text())["name"] == NAME
 
 
 @pytest.mark.parametrize("weights_format", ["torchscript", "export"])
@@ -166,7 +135,7 @@ def test_grad_cam_finds_the_lesions_and_random_weights_do_not(loaded: LoadedMode
     trained = _cam_hit_rate(loaded, held_out)
     with torch.random.fork_rng():
         torch.manual_seed(RANDOM_WEIGHTS_SEED)
-        network = _training_script().CtSliceLesionNet().eval()
+        network = training_script("ct_slice_lesion").CtSliceLesionNet().eval()
     # The same export path as the shipped file, so the random model differs from it in its weights only.
     randomised = LoadedModel(loaded.package, torch.jit.script(network), "torchscript", "random-weights", "cpu")
     random = _cam_hit_rate(randomised, held_out)

@@ -11,49 +11,33 @@ used. Grad-CAM is ``medviewer.ai.saliency.grad_cam`` on the TorchScript file.
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from dataclasses import dataclass
 from pathlib import Path
-from types import ModuleType
 
 import numpy as np
 import pytest
 import torch
 from skimage.measure import points_in_poly
 
-from medviewer.ai import registry
 from medviewer.ai.package import LoadedModel, ModelPackage, load_module, read_package
 from medviewer.ai.saliency import grad_cam
 from medviewer.ai.slide_run import patch_grid, patch_input, run_slide
 from medviewer.demo.patch_truth import LEFT_OUT, TUMOUR, patch_labels, patch_mask, tumour_fraction
 from medviewer.demo.slide_phantom import SlideGeometry, write_demo_slide
 from medviewer.io import open_slide
+from tests.ai.demo_models import assert_shipped_as_promised, training_script
 from tests.conftest import REPO
 
 pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit:DeprecationWarning")
 
-MODEL_DIR = REPO / "models" / "slide_patch_tumour"
-BUNDLE = MODEL_DIR / "bundle"
+BUNDLE = REPO / "models" / "slide_patch_tumour" / "bundle"
 NAME = "slide-patch-tumour-demo"
 HELD_OUT_SEED = 63_001  # neither a training seed nor one of the training script's evaluation seeds
 HELD_OUT_SLIDE = SlideGeometry(width=10240, height=8192, mpp=0.5)
 SHIFTS = (0.0, 0.25, 0.5, 0.75)  # the grid and three shifted grids: more patches cut across the tumour edge
 EDGE_MAX_FRACTION = 0.7
 RANDOM_WEIGHTS_SEED = 2018
-
-
-def _training_script() -> ModuleType:
-    """models/slide_patch_tumour/train.py as a module (its main() is not run), for the network's class."""
-    name = "slide_patch_tumour_train"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, MODEL_DIR / "train.py")
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module  # dataclasses look their module up while the file executes
-        spec.loader.exec_module(module)
-    return sys.modules[name]
 
 
 @dataclass(frozen=True)
@@ -97,22 +81,9 @@ def loaded(package: ModelPackage) -> LoadedModel:
 
 
 def test_bundle_reads_and_both_files_are_approved_out_of_the_box(package: ModelPackage):
-    assert (package.name, package.version) == (NAME, "1.0.0")
-    assert set(package.weights) == {"torchscript", "export"}
+    assert_shipped_as_promised(package, NAME, BUNDLE)
     spec = package.spec
     assert (spec.target, spec.channels, spec.classes, spec.mpp) == ("slide_patch", 3, ("normal", "tumour"), 2.0)
-    assert spec.explain is not None and spec.diagnostic_use is False
-    assert "not for diagnostic use" in package.intended_use
-    assert "synthetic phantoms" in package.card and "Held-out accuracy" in package.card
-    builtin = {entry.sha256: entry for entry in registry.entries() if entry.builtin}
-    for file in package.weights.values():
-        digest = registry.sha256_of(file)
-        assert digest in builtin, f"{file.name} (SHA-256 {digest}) is not in resources/approved_models.json"
-        assert (builtin[digest].name, builtin[digest].file_name) == (NAME, file.name)
-        assert digest in package.card, "the model card lists the files' hashes"
-        assert read_package(file).spec == spec  # each file carries the metadata, as ckpt_export writes it
-    assert sum(file.stat().st_size for file in package.weights.values()) < 2 * 1024 * 1024
-    assert json.loads((BUNDLE / "configs" / "metadata.json").read_text())["name"] == NAME
 
 
 def test_held_out_accuracy_on_a_fresh_slide(package: ModelPackage, held_out: HeldOut):
@@ -147,7 +118,7 @@ def test_grad_cam_lies_on_the_tumour_part_of_edge_patches_and_random_weights_do_
     assert count >= 20, f"only {count} held-out patches straddle a tumour edge"
     with torch.random.fork_rng():
         torch.manual_seed(RANDOM_WEIGHTS_SEED)
-        network = _training_script().PatchTumourNet().eval()
+        network = training_script("slide_patch_tumour").PatchTumourNet().eval()
     randomised = LoadedModel(loaded.package, torch.jit.script(network), "torchscript", "random-weights", "cpu")
     random, _ = _cam_hit_rate(randomised, held_out)
     assert trained >= 0.8, f"Grad-CAM maximum on tumour for {trained:.0%} of {count} edge patches"

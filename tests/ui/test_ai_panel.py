@@ -197,3 +197,35 @@ def test_a_slide_run_lays_patch_probabilities_over_the_slide_and_a_click_shows_t
     assert window.wait_until_idle(TIMEOUT_MS)
     assert not view.heat_item.isVisible() and "not shown: another image is open now" in panel.progress_label.text()
     other.close()
+
+
+def test_a_slide_result_is_shown_again_when_the_slide_is_opened_again(qtbot, tmp_path: Path):
+    slide_path = tmp_path / "CMU-1-Small-Region.svs"
+    shutil.copy(real_file("wsi/CMU-1-Small-Region.svs"), slide_path)
+    loaded = load_patch_model(tmp_path / "redness")
+    first = shown(qtbot, MainWindow(make_settings()), 1600, 1000)
+    first.open_paths([slide_path])
+    assert first.wait_until_idle(TIMEOUT_MS)
+    package = first.ai_panel.add_model(loaded.package.source, approve=False)
+    names = [first.ai_panel.model_box.itemText(i) for i in range(first.ai_panel.model_box.count())]
+    first.ai_panel.model_box.setCurrentIndex(names.index(f"{package.name} {package.version}"))
+    first.ai_panel.run_slide()
+    assert first.wait_until_idle(TIMEOUT_MS)
+    computed = first.ai_panel.slide_result
+    first.close()
+
+    again = shown(qtbot, MainWindow(make_settings()), 1600, 1000)  # a new session on the same catalog
+    again.open_paths([slide_path])
+    assert again.wait_until_idle(TIMEOUT_MS)
+    panel, view = again.ai_panel, again.slide_view
+    assert panel.result_label.text().startswith("Stored result of") and computed.info.model_hash[:12] in (
+        panel.result_label.text()
+    )
+    np.testing.assert_array_equal(panel.slide_result.probabilities, computed.probabilities)
+    assert view.heat_item.isVisible() and view.heat_item.image.shape[:2] == computed.probabilities.shape[:2]
+    # The model is installed, so a click on a patch of the kept result explains it with that same model.
+    row, column = computed.grid.tissue_cells()[0]
+    x, y, width, height = computed.grid.box(row, column)
+    view.clicked.emit(x + width / 2, y + height / 2)
+    assert again.wait_until_idle(TIMEOUT_MS)
+    assert view.detail_item.isVisible() and "inside the clicked patch" in panel.saliency_caption.text()

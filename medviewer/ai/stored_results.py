@@ -1,0 +1,131 @@
+"""AI results kept on disk, so a study or slide opened again shows what the model said without running it again.
+
+A result is one ``.npz`` file in ``data_dir()/ai_results``: its arrays (probabilities; slice indices, or the
+patch grid's tissue mask) and a JSON header with the rest (classes, the run's ``RunInfo``, the grid's geometry,
+the model's activation and whether it is cleared for diagnosis, which the display needs even when the model
+is no longer installed). The catalog's ``ai_results`` row names the file. No pickles: ``np.load`` reads the
+file with ``allow_pickle=False``, so a planted file cannot run code.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import uuid
+import zipfile
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from medviewer.ai.inference import RunInfo, SliceResult, VolumeResult
+from medviewer.ai.slide_run import PatchGrid, SlideResult
+from medviewer.annotations.atomic_write import write_atomic
+from medviewer.core.app_dirs import data_dir
+from medviewer.core.errors import CorruptFileError, MedviewerError
+
+RESULTS_FOLDER = "ai_results"
+FORMAT = "medviewer-ai-result"
+VERSION = 1
+
+ResultKind = Literal["slices", "volume", "slide"]
+Result = SliceResult | VolumeResult | SlideResult
+
+
+@dataclass(frozen=True, eq=False)
+class StoredResult:
+    """A result as the panel shows it: what was computed, and how the model's outputs are to be read."""
+
+    kind: ResultKind
+    result: Result
+    activation: str
+    diagnostic_use: bool
+
+
+def results_folder() -> Path:
+    return data_dir() / RESULTS_FOLDER
+
+
+def save_result(stored: StoredResult, folder: Path | None = None) -> Path:
+    """Write the result to a new file in ``folder`` (default ``results_folder()``) and return its path."""
+    folder = folder or results_folder()
+    result = stored.result
+    header: dict[str, Any] = {
+        "format": FORMAT,
+        "version": VERSION,
+        "kind": stored.kind,
+        "classes": list(result.classes),
+        "activation": stored.activation,
+        "diagnostic_use": stored.diagnostic_use,
+        "info": {**asdict(result.info), "notes": list(result.info.notes)},
+    }
+    arrays = {"probabilities": np.asarray(result.probabilities, dtype=np.float32)}
+    if isinstance(result, SliceResult):
+        arrays["indices"] = np.asarray(result.indices, dtype=np.int64)
+    elif isinstance(result, SlideResult):
+        grid = result.grid
+        header["grid"] = {
+            "origin": list(grid.origin),
+            "patch_size_level0": list(grid.patch_size_level0),
+            "rows": grid.rows,
+            "columns": grid.columns,
+            "level": grid.level,
+            "read_size": list(grid.read_size),
+        }
+        arrays["tissue"] = np.asarray(grid.tissue, dtype=bool)
+    buffer = io.BytesIO()
+    np.savez_compressed(buffer, header=np.frombuffer(json.dumps(header).encode("utf-8"), dtype=np.uint8), **arrays)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{uuid.uuid4().hex}.npz"
+    write_atomic(path, buffer.getvalue())
+    return path
+
+
+def load_result(path: Path) -> StoredResult:
+    """The result in ``path``; a missing file is a ``MedviewerError``, a damaged one a ``CorruptFileError``."""
+    if not path.is_file():
+        raise MedviewerError(path, "the stored AI result is missing")
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            header = json.loads(bytes(data["header"]).decode("utf-8"))
+            arrays = {name: data[name] for name in data.files if name != "header"}
+        if header.get("format") != FORMAT or header.get("version") != VERSION:
+            raise ValueError(f"not a version {VERSION} {FORMAT} file")
+        return _stored(header, arrays)
+    except (OSError, ValueError, KeyError, TypeError, zipfile.BadZipFile) as exc:
+        raise CorruptFileError(path, f"the stored AI result cannot be read ({exc})") from exc
+
+
+def _stored(header: dict[str, Any], arrays: dict[str, np.ndarray]) -> StoredResult:
+    info = RunInfo(**{**header["info"], "notes": tuple(header["info"]["notes"])})
+    classes = tuple(header["classes"])
+    probabilities = arrays["probabilities"].astype(np.float32)
+    probabilities.flags.writeable = False
+    if probabilities.shape[-1] != len(classes):
+        raise ValueError(f"{probabilities.shape[-1]} probabilities per item for {len(classes)} classes")
+    kind = header["kind"]
+    result: Result
+    if kind == "slices":
+        result = SliceResult(tuple(int(i) for i in arrays["indices"]), classes, probabilities, info)
+    elif kind == "volume":
+        result = VolumeResult(classes, probabilities, info)
+    elif kind == "slide":
+        g = header["grid"]
+        tissue = arrays["tissue"].astype(bool)
+        tissue.flags.writeable = False
+        grid = PatchGrid(
+            (float(g["origin"][0]), float(g["origin"][1])),
+            (float(g["patch_size_level0"][0]), float(g["patch_size_level0"][1])),
+            int(g["rows"]),
+            int(g["columns"]),
+            int(g["level"]),
+            (int(g["read_size"][0]), int(g["read_size"][1])),
+            tissue,
+        )
+        if probabilities.shape[:2] != (grid.rows, grid.columns) or tissue.shape != (grid.rows, grid.columns):
+            raise ValueError("the probabilities do not match the patch grid")
+        result = SlideResult(grid, classes, probabilities, info)
+    else:
+        raise ValueError(f"unknown kind {kind!r}")
+    return StoredResult(kind, result, str(header["activation"]), bool(header["diagnostic_use"]))
