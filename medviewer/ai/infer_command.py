@@ -6,13 +6,13 @@ JSON (or a line per class).
 
 PATH is told apart as a volume or a whole-slide image by ``medviewer.io.classify``, the decision every
 other door into medviewer uses. Volumes run slice or volume models; saliency of a volume is written as
-NIfTI in the volume's own geometry, zero away from the explained slice, so any viewer lays it over the
-image. Slides run slide_patch models over all their tissue (``slide_run``); the report summarises the
-patches per class (mean, max and where, how often top) rather than inventing one slide-level probability,
-and ``--csv``/``--geojson`` write every patch. A slide's saliency explains the K patches most probable for
-one class and is written as a PNG over the patch grid with a JSON georeference beside it
-(``slide_saliency``). A model and image that do not go together are refused, naming the file, before
-anything runs.
+NIfTI in the volume's own geometry (for a slice model zero away from the explained slice; for a volume
+model over the whole volume), so any viewer lays it over the image. Slides run slide_patch models over
+all their tissue (``slide_run``); the report summarises the patches per class (mean, max and where, how
+often top) rather than inventing one slide-level probability, and ``--csv``/``--geojson`` write every
+patch. A slide's saliency explains the K patches most probable for one class and is written as a PNG over
+the patch grid with a JSON georeference beside it (``slide_saliency``). A model and image that do not go
+together are refused, naming the file, before anything runs.
 """
 
 from __future__ import annotations
@@ -158,7 +158,7 @@ def _infer(args: argparse.Namespace) -> dict:
     if target == "volume":
         result = run_volume(loaded, volume)
         report["probabilities"] = dict(zip(result.classes, map(float, result.probabilities), strict=True))
-        explained = None
+        explained = (None, int(np.argmax(result.probabilities)))
     else:
         indices = [args.slice] if args.slice is not None else list(range(volume.shape[0]))
         result = run_slices(loaded, volume, indices)
@@ -173,8 +173,6 @@ def _infer(args: argparse.Namespace) -> dict:
         explained = (index, int(np.argmax(result.probabilities[row])))
     report["model"] = _identity(result.info, package)
     if args.saliency:
-        if explained is None:
-            raise MedviewerError(args.model, "saliency is written for slice models in this version")
         report["saliency"] = _write_saliency(loaded, volume, *explained, args.saliency, args.saliency_out)
     return report
 
@@ -341,19 +339,27 @@ def _write_slide_saliency(
     }
 
 
-def _write_saliency(loaded: object, volume: Volume, index: int, class_index: int, method: str, out: Path) -> dict:
-    """Explain the slice's top class (from the run's own probabilities) and write the map in the volume's
-    geometry (NIfTI)."""
+def _write_saliency(
+    loaded: object, volume: Volume, index: int | None, class_index: int, method: str, out: Path
+) -> dict:
+    """Explain the top class (from the run's own probabilities) of slice ``index`` for a slice model, or of
+    the whole volume for a volume model (``index`` None), and write the map in the volume's geometry (NIfTI)."""
     import SimpleITK as sitk
 
-    from medviewer.ai.preprocess import input_to_slice, slice_batch
+    from medviewer.ai.preprocess import input_to_slice, input_to_volume, slice_batch, volume_input
     from medviewer.ai.saliency import METHODS
 
     spec = loaded.package.spec
-    saliency = METHODS[method](loaded, slice_batch(volume, [index], spec), class_index)
-    full = np.zeros(volume.shape, dtype=np.float32)
-    full[index] = input_to_slice(saliency, volume, index, spec)
+    if index is None:
+        full = input_to_volume(METHODS[method](loaded, volume_input(volume, spec), class_index), volume, spec)
+    else:
+        full = np.zeros(volume.shape, dtype=np.float32)
+        saliency = METHODS[method](loaded, slice_batch(volume, [index], spec), class_index)
+        full[index] = input_to_slice(saliency, volume, index, spec)
     image = Volume(full, volume.spacing, volume.origin, volume.direction).to_sitk()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    sitk.WriteImage(image, str(out))
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        sitk.WriteImage(image, str(out))
+    except (OSError, RuntimeError) as exc:  # SimpleITK reports a failed write as RuntimeError
+        raise MedviewerError(out, f"could not be written ({exc})") from exc
     return {"file": str(out), "method": method, "class": spec.classes[class_index], "slice": index}

@@ -16,8 +16,10 @@ Both spatial steps are MONAI ``Resize`` calls that stretch the image's full exte
 resampling to a spacing is a resize to the size that spacing gives over the same extent. Shrinking averages
 the pixels each new one covers ("area"), so fine detail cannot alias; anything else interpolates linearly.
 (MONAI's ``anti_aliasing`` is not used: its Gaussian pads with zeros and darkens the image's edges.)
-Every step maps the image's edges onto the input's edges, so ``input_to_slice`` undoes them all with one
-resize, and a heatmap lines up with the pixels it explains.
+Every step maps the image's edges onto the input's edges, so ``input_to_slice`` and ``input_to_volume`` undo
+them all with one resize, and a heatmap lines up with the pixels it explains. Orientation is settled before
+any of this: ``medviewer.io`` hands every volume over in the axis order closest to LPS (``Volume.closest_to_lps``),
+so a model always sees axial slices with the patient's right on the image's left, as radiologists view them.
 """
 
 from __future__ import annotations
@@ -71,6 +73,14 @@ def input_to_slice(saliency: np.ndarray, volume: Volume, index: int, spec: Model
     if saliency.shape != tuple(spec.shape):
         raise ValueError(f"the map has shape {list(saliency.shape)}, not the model's input shape {list(spec.shape)}")
     return _resize_to(saliency[None].astype(np.float32), volume.shape[1:])[0]
+
+
+def input_to_volume(saliency: np.ndarray, volume: Volume, spec: ModelSpec) -> np.ndarray:
+    """A map over a volume model's (D, H, W) input laid back onto the volume's own (z, y, x) grid: one resize,
+    for the reason ``input_to_slice`` gives."""
+    if saliency.shape != tuple(spec.shape):
+        raise ValueError(f"the map has shape {list(saliency.shape)}, not the model's input shape {list(spec.shape)}")
+    return _resize_to(saliency[None].astype(np.float32), volume.shape)[0]
 
 
 def _resize(image: np.ndarray, spacing: Sequence[float], spec: ModelSpec) -> np.ndarray:

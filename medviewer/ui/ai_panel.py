@@ -14,6 +14,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -456,12 +457,14 @@ class AiPanel(QWidget):
         method = self.method_box.currentData()
         class_index = max(self.class_box.currentIndex(), 0)
         index = self.slice_index
+        if package.spec.target == "volume":
+            where, work = "the volume", partial(_volume_saliency, package, volume, method, class_index)
+        else:
+            where, work = f"slice {index + 1}", partial(_slice_saliency, package, volume, index, method, class_index)
         job = AiJob(
             "saliency",
-            f"{self.method_box.currentText()} of {package.name} on slice {index + 1}",
-            lambda progress, cancelled: _slice_saliency(
-                package, volume, index, method, class_index, progress, cancelled
-            ),
+            f"{self.method_box.currentText()} of {package.name} on {where}",
+            work,
             {
                 "package": package,
                 "volume": volume,
@@ -493,8 +496,11 @@ class AiPanel(QWidget):
         is_slice = package is not None and package.spec.target == "slice"
         self.cancel_button.setEnabled(running)
         self.progress.setVisible(running)
-        for button in (self.run_slice_button, self.run_all_button, self.saliency_button):
+        for button in (self.run_slice_button, self.run_all_button):
             button.setEnabled(ready and is_slice)
+        is_volume = package is not None and package.spec.target == "volume"
+        self.saliency_button.setEnabled(ready and (is_slice or is_volume))
+        self.saliency_button.setText("Show saliency on the volume" if is_volume else "Show saliency on this slice")
         self.run_volume_button.setEnabled(ready and package.spec.target == "volume")
         self.run_slide_button.setEnabled(
             package is not None and self.slide is not None and not running and package.spec.target == "slide_patch"
@@ -747,6 +753,28 @@ def _info(package: ModelPackage, loaded: object, started: float) -> object:
         batch_size=1,
         notes=(),
     )
+
+
+def _volume_saliency(
+    package: ModelPackage,
+    volume: Volume,
+    method: str,
+    class_index: int,
+    progress: Callable[[float, str], None],
+    cancelled: Callable[[], bool],
+) -> tuple[Volume, object]:
+    """The saliency of a volume model on the whole volume, put back on the volume's own grid in world space."""
+    from medviewer.ai.preprocess import input_to_volume, volume_input
+    from medviewer.ai.saliency import METHODS
+
+    progress(0.0, f"Loading {package.name}…")
+    loaded = _loaded(package)
+    started = time.perf_counter()
+    progress(0.2, "Computing saliency…")
+    saliency = METHODS[method](loaded, volume_input(volume, package.spec), class_index, cancelled=cancelled)
+    values = input_to_volume(saliency, volume, package.spec)
+    heatmap = Volume(array=values, spacing=volume.spacing, origin=volume.origin, direction=volume.direction)
+    return heatmap, _info(package, loaded, started)
 
 
 def _slice_saliency(

@@ -57,6 +57,19 @@ class TinyVolumeNet(torch.nn.Module):
         return self.fc(torch.relu(self.conv(x)).mean((2, 3, 4)))
 
 
+class BoxVolumeNet(torch.nn.Module):
+    """A ``volume`` model whose "lesion" evidence is the mean of the input inside BOX_3D and nothing else, so
+    its saliency is known: inside the box, and zero outside it."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        score = x[:, :, 1:3, 3:5, 3:5].mean((1, 2, 3, 4))
+        return torch.stack([-score, score], 1)
+
+
+#: Where BoxVolumeNet looks, on its (4, 8, 8) input.
+BOX_3D = (slice(1, 3), slice(3, 5), slice(3, 5))
+
+
 def evidence_input() -> np.ndarray:
     """(1, 1, 16, 16): dim background, a bright decoy first in raster order, and a bright spot inside SQUARE."""
     x = np.full((1, 1, SIZE, SIZE), 0.2, dtype=np.float32)

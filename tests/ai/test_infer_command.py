@@ -13,6 +13,7 @@ from medviewer.ai import registry
 from medviewer.ai.infer_command import infer_main
 from medviewer.ai.package import read_package
 from medviewer.io import open_volume
+from tests.ai.models_for_tests import BoxVolumeNet, load_scripted, metadata
 from tests.ai.tiny_bundle import Exported, write_bundle
 
 
@@ -52,3 +53,25 @@ def test_an_unapproved_model_is_refused_with_its_hash(bundle: Path, demo_dir: Pa
     assert infer_main(["--model", str(bundle), str(demo_dir / "ct2")]) == 1
     error = capsys.readouterr().err
     assert "model.ts" in error and registry.sha256_of(bundle / "models" / "model.ts") in error
+
+
+def test_a_volume_models_saliency_covers_the_volume_where_the_model_looks(demo_dir: Path, tmp_path: Path, capsys):
+    meta = metadata(target="volume", shape=[4, 8, 8], intensity={"window": [-1000, 400]}, explain=False)
+    loaded = load_scripted(tmp_path / "box", BoxVolumeNet(), meta)
+    out = tmp_path / "volume-saliency.nii.gz"
+    model = str(loaded.package.source)
+    arguments = ["--model", model, str(demo_dir / "ct2"), "--json", "--saliency", "ig", "--saliency-out", str(out)]
+    assert infer_main(arguments) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["saliency"]["slice"] is None and report["target"] == "volume"
+    volume = open_volume(demo_dir / "ct2")
+    image = sitk.ReadImage(str(out))
+    assert image.GetSize() == (256, 256, 48)
+    np.testing.assert_allclose(image.GetOrigin(), volume.origin, atol=1e-3)
+    values = sitk.GetArrayFromImage(image)
+    # The box is input voxels z 1-2, y and x 3-4: volume z 12-36, y and x 96-160 (12 slices, 32 pixels each).
+    z, y, x = np.unravel_index(int(values.argmax()), values.shape)
+    assert 12 <= z < 36 and 96 <= y < 160 and 96 <= x < 160
+    outside = np.ones(values.shape, bool)
+    outside[12 - 12 : 36 + 12, 96 - 32 : 160 + 32, 96 - 32 : 160 + 32] = False  # the box and one input voxel round
+    assert values.max() > 0.9 and not values[outside].any()

@@ -130,6 +130,14 @@ def test_a_volume_model_runs_on_the_whole_volume(qtbot, window: MainWindow, demo
     result = panel.last_result
     assert result.probabilities.shape == (2,) and ((0 <= result.probabilities) & (result.probabilities <= 1)).all()
     assert "for the volume" in panel.result_label.text() and "test model 1.0" in panel.result_label.text()
+    # Saliency of a volume model covers the whole volume, laid over it in its own geometry.
+    assert panel.saliency_button.isEnabled() and panel.saliency_button.text() == "Show saliency on the volume"
+    panel.method_box.setCurrentIndex(panel.method_box.findData("occlusion"))
+    panel.run_saliency()
+    assert window.wait_until_idle(TIMEOUT_MS)
+    view = window.volume_view
+    assert view.heatmap is not None and view.heatmap.values.shape == view.volume.shape
+    assert view.legend.isVisible() and "Occlusion" in view.legend.title
 
 
 def test_a_slide_run_lays_patch_probabilities_over_the_slide_and_a_click_shows_the_patch(
