@@ -346,16 +346,15 @@ def _write_saliency(
     the whole volume for a volume model (``index`` None), and write the map in the volume's geometry (NIfTI)."""
     import SimpleITK as sitk
 
-    from medviewer.ai.preprocess import input_to_slice, input_to_volume, slice_batch, volume_input
-    from medviewer.ai.saliency import METHODS
+    from medviewer.ai.saliency import saliency_on_volume
 
     spec = loaded.package.spec
+    explained = saliency_on_volume(loaded, volume, index, method, class_index)
     if index is None:
-        full = input_to_volume(METHODS[method](loaded, volume_input(volume, spec), class_index), volume, spec)
+        full = explained.array
     else:
         full = np.zeros(volume.shape, dtype=np.float32)
-        saliency = METHODS[method](loaded, slice_batch(volume, [index], spec), class_index)
-        full[index] = input_to_slice(saliency, volume, index, spec)
+        full[index] = explained.array[0]
     image = Volume(full, volume.spacing, volume.origin, volume.direction).to_sitk()
     try:
         out.parent.mkdir(parents=True, exist_ok=True)

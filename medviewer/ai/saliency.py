@@ -23,6 +23,7 @@ import numpy as np
 from medviewer.ai.inference import Cancelled, activate, model_file
 from medviewer.ai.package import LoadedModel
 from medviewer.core.errors import MedviewerError
+from medviewer.core.volume import Volume
 
 if TYPE_CHECKING:
     import torch
@@ -150,6 +151,30 @@ METHODS: dict[str, Callable[..., np.ndarray]] = {
     "occlusion": occlusion,
     "ig": integrated_gradients,
 }
+
+
+def saliency_on_volume(
+    loaded: LoadedModel,
+    volume: Volume,
+    index: int | None,
+    method: str,
+    class_index: int,
+    cancelled: Callable[[], bool] | None = None,
+) -> Volume:
+    """``method``'s map of the class in world space: over slice ``index`` for a slice model (a one-slice
+    volume at that slice's position), over the whole volume for a volume model (``index`` None). Made from
+    exactly the input the model scored (``slice_batch``, ``volume_input``) and laid back by the inverse of
+    its preprocessing, so it lines up with the voxels it explains."""
+    from medviewer.ai.preprocess import input_to_slice, input_to_volume, slice_batch, volume_input
+
+    spec = loaded.package.spec
+    explain = METHODS[method]
+    if index is None:
+        saliency = explain(loaded, volume_input(volume, spec), class_index, cancelled=cancelled)
+        return Volume(input_to_volume(saliency, volume, spec), volume.spacing, volume.origin, volume.direction)
+    saliency = explain(loaded, slice_batch(volume, [index], spec), class_index, cancelled=cancelled)
+    on_slice = input_to_slice(saliency, volume, index, spec)[None]
+    return Volume(on_slice, volume.spacing, tuple(volume.index_to_world(np.array([index, 0, 0]))), volume.direction)
 
 
 def _stop_if(cancelled: Callable[[], bool] | None) -> None:

@@ -456,11 +456,11 @@ class AiPanel(QWidget):
             return None
         method = self.method_box.currentData()
         class_index = max(self.class_box.currentIndex(), 0)
-        index = self.slice_index
         if package.spec.target == "volume":
-            where, work = "the volume", partial(_volume_saliency, package, volume, method, class_index)
+            index, where = None, "the volume"
         else:
-            where, work = f"slice {index + 1}", partial(_slice_saliency, package, volume, index, method, class_index)
+            index, where = self.slice_index, f"slice {self.slice_index + 1}"
+        work = partial(_saliency, package, volume, index, method, class_index)
         job = AiJob(
             "saliency",
             f"{self.method_box.currentText()} of {package.name} on {where}",
@@ -755,52 +755,22 @@ def _info(package: ModelPackage, loaded: object, started: float) -> object:
     )
 
 
-def _volume_saliency(
+def _saliency(
     package: ModelPackage,
     volume: Volume,
+    index: int | None,
     method: str,
     class_index: int,
     progress: Callable[[float, str], None],
     cancelled: Callable[[], bool],
 ) -> tuple[Volume, object]:
-    """The saliency of a volume model on the whole volume, put back on the volume's own grid in world space."""
-    from medviewer.ai.preprocess import input_to_volume, volume_input
-    from medviewer.ai.saliency import METHODS
+    """The saliency of slice ``index`` (a slice model) or of the whole volume (a volume model, ``index`` None)
+    in world space, for the volume view's heatmap."""
+    from medviewer.ai.saliency import saliency_on_volume
 
     progress(0.0, f"Loading {package.name}…")
     loaded = _loaded(package)
     started = time.perf_counter()
     progress(0.2, "Computing saliency…")
-    saliency = METHODS[method](loaded, volume_input(volume, package.spec), class_index, cancelled=cancelled)
-    values = input_to_volume(saliency, volume, package.spec)
-    heatmap = Volume(array=values, spacing=volume.spacing, origin=volume.origin, direction=volume.direction)
-    return heatmap, _info(package, loaded, started)
-
-
-def _slice_saliency(
-    package: ModelPackage,
-    volume: Volume,
-    index: int,
-    method: str,
-    class_index: int,
-    progress: Callable[[float, str], None],
-    cancelled: Callable[[], bool],
-) -> tuple[Volume, object]:
-    """The saliency of one slice, put back on the slice's own grid as a one-slice Volume in world space."""
-    from medviewer.ai.preprocess import input_to_slice, slice_batch
-    from medviewer.ai.saliency import METHODS
-
-    progress(0.0, f"Loading {package.name}…")
-    loaded = _loaded(package)
-    started = time.perf_counter()
-    progress(0.2, "Computing saliency…")
-    x = slice_batch(volume, [index], package.spec)
-    saliency = METHODS[method](loaded, x, class_index, cancelled=cancelled)
-    on_slice = input_to_slice(saliency, volume, index, package.spec)
-    heatmap = Volume(
-        array=on_slice[None].astype(np.float32),
-        spacing=volume.spacing,
-        origin=tuple(volume.index_to_world(np.array([index, 0, 0]))),
-        direction=volume.direction,
-    )
+    heatmap = saliency_on_volume(loaded, volume, index, method, class_index, cancelled)
     return heatmap, _info(package, loaded, started)
