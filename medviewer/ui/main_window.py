@@ -29,6 +29,7 @@ from medviewer.ai.stored_results import StoredResult, load_result, results_folde
 from medviewer.catalog import ImportReport, Progress, audit, catalog_path, connect
 from medviewer.catalog.browse import (
     SERIES_KEY_PREFIX,
+    AiResultEntry,
     ai_results_for,
     record_ai_result,
     record_annotation_file,
@@ -107,6 +108,7 @@ class MainWindow(QMainWindow):
 
         self.patient_panel = PatientPanel()
         self.patient_panel.open_requested.connect(self.open_entry)
+        self.patient_panel.result_requested.connect(self._open_kept_result)
         self.patient_panel.import_requested.connect(self._ask_import_folder)
         self.patient_panel.cancel_import.connect(lambda: self.import_job.cancel())
         self.patient_panel.refreshed.connect(self._request_thumbnails)
@@ -114,6 +116,8 @@ class MainWindow(QMainWindow):
         #: The slide overlays drawn ("slide", "detail"), with the slide each lies on, so a change of style
         #: redraws them (the volume view keeps its own heatmap).
         self._slide_overlays: dict[str, tuple[object, tuple]] = {}
+        #: A kept AI result chosen in the patient panel, by image key, shown once its image is.
+        self._chosen_results: dict[str, AiResultEntry] = {}
         self.ai_panel.heatmap_ready.connect(self._show_heatmap)
         self.ai_panel.result_ready.connect(self._record_ai_result)
         self.ai_panel.slice_chosen.connect(self._go_to_slice)
@@ -491,11 +495,17 @@ class MainWindow(QMainWindow):
         self._show_stored_result(key)
         self._update_title()
 
+    def _open_kept_result(self, entry: PanelEntry, kept: AiResultEntry) -> None:
+        """Show a kept AI result chosen in the patient panel on its image, opening the image first if needed."""
+        self._chosen_results[entry.key] = kept
+        self.open_entry(entry)
+
     def _show_stored_result(self, key: str) -> None:
-        """The latest AI result kept for this image, shown again as it was computed (no model run)."""
-        if self.catalog is None:
-            return
-        kept = next((row for row in ai_results_for(self.catalog, [key]) if row.result_file), None)
+        """The AI result chosen for this image in the patient panel, else the latest kept for it, shown again
+        as it was computed (no model run)."""
+        kept = self._chosen_results.pop(key, None)
+        if kept is None and self.catalog is not None:
+            kept = next((row for row in ai_results_for(self.catalog, [key]) if row.result_file), None)
         if kept is None:
             return
         try:

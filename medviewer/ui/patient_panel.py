@@ -78,6 +78,8 @@ class PatientPanel(QWidget):
     """``open_requested(entry)`` on double-click or Enter; ``import_requested()`` from the Import button."""
 
     open_requested = Signal(object)
+    #: (entry, AiResultEntry): a kept AI result double-clicked in the details list, to be shown on its image.
+    result_requested = Signal(object, object)
     import_requested = Signal()
     cancel_import = Signal()
     refreshed = Signal()  # the tree was rebuilt: rows listed in ``wanted_thumbnails`` have no picture yet
@@ -116,6 +118,7 @@ class PatientPanel(QWidget):
         self.details.setHeaderLabels(["Annotations and AI results", "When"])
         self.details.setRootIsDecorated(False)
         self.details.setColumnWidth(0, 200)
+        self.details.itemActivated.connect(self._on_detail_activated)
         self.status = QLabel()
         self.status.setWordWrap(True)
         self.progress = QProgressBar()
@@ -346,6 +349,12 @@ class PatientPanel(QWidget):
         if entry is not None:
             self.open_requested.emit(entry)
 
+    def _on_detail_activated(self, item: QTreeWidgetItem, _column: int) -> None:
+        result, tree_item = item.data(0, ENTRY_ROLE), self.tree.currentItem()
+        entry = tree_item.data(0, ENTRY_ROLE) if tree_item is not None else None
+        if entry is not None and getattr(result, "result_file", ""):
+            self.result_requested.emit(entry, result)
+
     def refresh_details(self) -> None:
         """The current item's annotation files and AI results, from the catalog."""
         self.details.clear()
@@ -358,7 +367,9 @@ class PatientPanel(QWidget):
             QTreeWidgetItem(self.details, [f"Annotations: {name}", f"{note.format}, {note.modified}"])
         for result in ai_results_for(self.conn, [entry.key]):
             row = QTreeWidgetItem(self.details, [f"AI: {result.model_name} {result.model_version}", result.created])
-            row.setToolTip(0, f"{result.summary}\nmodel SHA-256 {result.model_hash}")
+            shown = "\nDouble-click to show it." if result.result_file else ""
+            row.setToolTip(0, f"{result.summary}\nmodel SHA-256 {result.model_hash}{shown}")
+            row.setData(0, ENTRY_ROLE, result)
         if self.details.topLevelItemCount() == 0:
             QTreeWidgetItem(self.details, ["No annotations or AI results yet", ""])
 

@@ -220,15 +220,28 @@ def test_a_slide_result_is_shown_again_when_the_slide_is_opened_again(qtbot, tmp
     first.ai_panel.run_slide()
     assert first.wait_until_idle(TIMEOUT_MS)
     computed = first.ai_panel.slide_result
+    demo = next(i for i, name in enumerate(names) if name.startswith("slide-patch-tumour-demo"))
+    first.ai_panel.model_box.setCurrentIndex(demo)  # a second run, with another model: the latest one
+    first.ai_panel.run_slide()
+    assert first.wait_until_idle(TIMEOUT_MS)
+    latest = first.ai_panel.slide_result
     first.close()
 
     again = shown(qtbot, MainWindow(make_settings()), 1600, 1000)  # a new session on the same catalog
     again.open_paths([slide_path])
     assert again.wait_until_idle(TIMEOUT_MS)
     panel, view = again.ai_panel, again.slide_view
-    assert panel.result_label.text().startswith("Stored result of") and computed.info.model_hash[:12] in (
+    assert panel.result_label.text().startswith("Stored result of") and latest.info.model_hash[:12] in (
         panel.result_label.text()
     )
+    np.testing.assert_array_equal(panel.slide_result.probabilities, latest.probabilities)
+    # The earlier run, chosen in the patient panel's list, is shown instead.
+    details = again.patient_panel.details
+    rows = [details.topLevelItem(i) for i in range(details.topLevelItemCount())]
+    earlier = next(row for row in rows if row.text(0) == "AI: test model 1.0")
+    details.itemActivated.emit(earlier, 0)
+    assert again.wait_until_idle(TIMEOUT_MS)
+    assert computed.info.model_hash[:12] in panel.result_label.text()
     np.testing.assert_array_equal(panel.slide_result.probabilities, computed.probabilities)
     assert view.heat_item.isVisible() and view.heat_item.image.shape[:2] == computed.probabilities.shape[:2]
     # The model is installed, so a click on a patch of the kept result explains it with that same model.
