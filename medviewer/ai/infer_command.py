@@ -151,6 +151,8 @@ def _infer(args: argparse.Namespace) -> dict:
     for option, value in slide_options.items():
         if value is not None:
             raise MedviewerError(args.path, f"{option} is for whole-slide images, and this is a volume")
+    if args.saliency:
+        _check_writable(args.saliency_out)
     set_torch_threads()
     loaded = load_module(package, device=choose_device(args.device))
     volume = open_volume(args.path)

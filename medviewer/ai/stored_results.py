@@ -12,7 +12,6 @@ from __future__ import annotations
 import io
 import json
 import uuid
-import zipfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -20,6 +19,7 @@ from typing import Any, Literal
 import numpy as np
 
 from medviewer.ai.inference import RunInfo, SliceResult, VolumeResult
+from medviewer.ai.package import ModelPackage
 from medviewer.ai.slide_run import PatchGrid, SlideResult
 from medviewer.annotations.atomic_write import write_atomic
 from medviewer.core.app_dirs import data_dir
@@ -41,6 +41,22 @@ class StoredResult:
     result: Result
     activation: str
     diagnostic_use: bool
+    #: The image it was computed on: a volume's (z, y, x) shape, or a slide's level-0 (width, height). An image
+    #: at the same key that no longer matches (a series re-imported with other slices, a slide replaced) must
+    #: not be shown the old result.
+    image_shape: tuple[int, ...]
+
+
+def of_run(kind: ResultKind, result: Result, package: ModelPackage, image: object) -> StoredResult:
+    """A fresh run's result, with what the display needs of its model and the image it ran on."""
+    spec = package.spec
+    return StoredResult(kind, result, spec.activation, spec.diagnostic_use, shape_of(image))
+
+
+def shape_of(image: object) -> tuple[int, ...]:
+    """What identifies an image's grid for a kept result: a slide's level-0 (width, height), a volume's shape."""
+    dimensions = getattr(image, "dimensions", None)  # a Slide; a Volume has a shape instead
+    return tuple(int(n) for n in (dimensions if dimensions is not None else image.shape))  # type: ignore[attr-defined]
 
 
 def results_folder() -> Path:
@@ -58,6 +74,7 @@ def save_result(stored: StoredResult, folder: Path | None = None) -> Path:
         "classes": list(result.classes),
         "activation": stored.activation,
         "diagnostic_use": stored.diagnostic_use,
+        "image_shape": [int(n) for n in stored.image_shape],
         "info": {**asdict(result.info), "notes": list(result.info.notes)},
     }
     arrays = {"probabilities": np.asarray(result.probabilities, dtype=np.float32)}
@@ -93,8 +110,8 @@ def load_result(path: Path) -> StoredResult:
         if header.get("format") != FORMAT or header.get("version") != VERSION:
             raise ValueError(f"not a version {VERSION} {FORMAT} file")
         return _stored(header, arrays)
-    except (OSError, ValueError, KeyError, TypeError, zipfile.BadZipFile) as exc:
-        raise CorruptFileError(path, f"the stored AI result cannot be read ({exc})") from exc
+    except Exception as exc:  # noqa: BLE001 - a damaged zip or header fails in many ways (zlib, zipfile, json, ...)
+        raise CorruptFileError(path, f"the stored AI result cannot be read ({type(exc).__name__}: {exc})") from exc
 
 
 def _stored(header: dict[str, Any], arrays: dict[str, np.ndarray]) -> StoredResult:
@@ -102,12 +119,16 @@ def _stored(header: dict[str, Any], arrays: dict[str, np.ndarray]) -> StoredResu
     classes = tuple(header["classes"])
     probabilities = arrays["probabilities"].astype(np.float32)
     probabilities.flags.writeable = False
-    if probabilities.shape[-1] != len(classes):
-        raise ValueError(f"{probabilities.shape[-1]} probabilities per item for {len(classes)} classes")
     kind = header["kind"]
+    dimensions = {"slices": 2, "volume": 1, "slide": 3}
+    if kind not in dimensions or probabilities.ndim != dimensions[kind] or probabilities.shape[-1] != len(classes):
+        raise ValueError(f"probabilities of shape {probabilities.shape} for a {kind} result of {len(classes)} classes")
     result: Result
     if kind == "slices":
-        result = SliceResult(tuple(int(i) for i in arrays["indices"]), classes, probabilities, info)
+        indices = tuple(int(i) for i in arrays["indices"])
+        if not indices or len(indices) != len(probabilities) or min(indices) < 0:
+            raise ValueError(f"{len(indices)} slice numbers for {len(probabilities)} rows of probabilities")
+        result = SliceResult(indices, classes, probabilities, info)
     elif kind == "volume":
         result = VolumeResult(classes, probabilities, info)
     elif kind == "slide":
@@ -126,6 +147,5 @@ def _stored(header: dict[str, Any], arrays: dict[str, np.ndarray]) -> StoredResu
         if probabilities.shape[:2] != (grid.rows, grid.columns) or tissue.shape != (grid.rows, grid.columns):
             raise ValueError("the probabilities do not match the patch grid")
         result = SlideResult(grid, classes, probabilities, info)
-    else:
-        raise ValueError(f"unknown kind {kind!r}")
-    return StoredResult(kind, result, str(header["activation"]), bool(header["diagnostic_use"]))
+    image_shape = tuple(int(n) for n in header["image_shape"])
+    return StoredResult(kind, result, str(header["activation"]), bool(header["diagnostic_use"]), image_shape)

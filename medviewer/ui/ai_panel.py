@@ -42,7 +42,7 @@ from medviewer.ai.available import builtin_bundles
 from medviewer.ai.commands import card_summary
 from medviewer.ai.package import ModelPackage, read_package
 from medviewer.ai.runtime import describe_runtime
-from medviewer.ai.stored_results import StoredResult
+from medviewer.ai.stored_results import StoredResult, of_run, shape_of
 from medviewer.core.colormaps import COLORMAP_NAMES
 from medviewer.core.errors import MedviewerError
 from medviewer.core.logs import log_unexpected
@@ -94,7 +94,7 @@ class AiPanel(QWidget):
     slice_chosen = Signal(int)
     #: (values (rows, columns), origin, cell size, caption): a map over the slide in level-0 pixels; the
     #: heatmap of a run, and the detail (a clicked patch's saliency) laid over it.
-    slide_heatmap_ready = Signal(object, object, object, str)
+    slide_heatmap_ready = Signal(object, object, object, str, object)  # ... and the top of the scale, or None
     slide_detail_ready = Signal(object, object, object, str)
     overlay_style_changed = Signal()
 
@@ -245,6 +245,8 @@ class AiPanel(QWidget):
         self.slide_region: Callable[[], tuple[float, float, float, float] | None] = lambda: None
         self.slide_result: object | None = None
         self.slide_shown: StoredResult | None = None  # the slide result with how to read it, for patch clicks
+        self.slide_package: ModelPackage | None = None  # the model that made it, once known
+        self.shown: object | None = None  # the image on screen: results of another are not drawn
         self.last_result: object | None = None
         self._curve_indices = np.zeros(0, dtype=int)
         self._set_running(False)
@@ -325,8 +327,13 @@ class AiPanel(QWidget):
         self.volume = volume
         self.slice_index = slice_index
         if volume is not None:
+            self.shown = volume
             self._offer_model_for(("slice", "volume"))
         self._set_running(self.worker.busy())
+
+    def set_shown(self, image: object | None) -> None:
+        """The image on screen now (the window's tab changed): only its results are drawn."""
+        self.shown = image
 
     def set_slice(self, index: int) -> None:
         self.slice_index = index
@@ -334,8 +341,9 @@ class AiPanel(QWidget):
     def set_slide(self, slide: Slide | None, region: Callable[[], tuple[float, float, float, float] | None]) -> None:
         """The shown slide, and where to ask for the selected annotation's region (None: all tissue)."""
         self.slide, self.slide_region = slide, region
-        self.slide_result = self.slide_shown = None
+        self.slide_result = self.slide_shown = self.slide_package = None
         if slide is not None:
+            self.shown = slide
             self._offer_model_for(("slide_patch",))
         self._set_running(self.worker.busy())
 
@@ -515,7 +523,7 @@ class AiPanel(QWidget):
     def _on_finished(self, job: AiJob, result: object) -> None:
         self._set_running(self.worker.busy())
         image = job.context.get("slide", job.context.get("volume"))
-        if image is not self.slide and image is not self.volume:
+        if image is not self.shown:
             # Another image is shown now: drawing this result would lay it over the wrong one. It is still
             # a result of the image it ran on, so the window records it.
             self.progress_label.setText(f"Finished: {job.description} (not shown: another image is open now)")
@@ -523,8 +531,7 @@ class AiPanel(QWidget):
             return
         self.progress_label.setText(f"Finished: {job.description}")
         if job.kind in ("slices", "volume", "slide"):
-            spec = job.context["package"].spec
-            self._show_result(StoredResult(job.kind, result, spec.activation, spec.diagnostic_use))
+            self._show_result(of_run(job.kind, result, job.context["package"], image), job.context["package"])
         elif job.kind == "patch_saliency":
             saliency, info = result
             x, y, width, height = job.context["box"]
@@ -564,18 +571,26 @@ class AiPanel(QWidget):
         self.saliency_caption.clear()
         self.last_result = None
 
-    def show_stored(self, stored: StoredResult, created: str) -> bool:
+    def show_stored(self, stored: StoredResult, created: str) -> str | None:
         """Show a result kept from an earlier run on the image shown now (``created``: when, ISO 8601 UTC), as
-        a fresh one is shown and marked as stored; False when it belongs to another kind of image than the one
-        shown (a slide result with no slide open)."""
-        if self.slide is None if stored.kind == "slide" else self.volume is None:
-            return False
-        self._show_result(stored, note=f"Stored result of {created[:16].replace('T', ' ')} UTC. ")
+        a fresh one is shown and marked as stored. Returns why it is not shown, or None: the image shown must
+        be of its kind and have the grid it was computed on (a series re-imported with other slices, or a
+        slide replaced at the same path, would put the old numbers in the wrong places)."""
+        image = self.slide if stored.kind == "slide" else self.volume
+        if image is None or image is not self.shown:
+            return "it belongs to another kind of image than the one shown"
+        if shape_of(image) != stored.image_shape:
+            return (
+                f"it was computed on an image of {' x '.join(map(str, stored.image_shape))} and this one is "
+                f"{' x '.join(map(str, shape_of(image)))}: run the model again"
+            )
+        self._show_result(stored, None, note=f"Stored result of {created[:16].replace('T', ' ')} UTC. ")
         self.last_result = stored.result
-        return True
+        return None
 
-    def _show_result(self, stored: StoredResult, note: str = "") -> None:
-        """Bars, the per-slice curve or the slide heatmap of a result, with who computed it and how."""
+    def _show_result(self, stored: StoredResult, package: ModelPackage | None, note: str = "") -> None:
+        """Bars, the per-slice curve or the slide heatmap of a result, with who computed it and how. ``package``
+        is the model that made it when known (a fresh run); a kept result's is looked up on a patch click."""
         result, activation = stored.result, stored.activation
         classes = list(result.classes)
         last = len(classes) - 1
@@ -610,26 +625,39 @@ class AiPanel(QWidget):
         else:
             tissue = int(np.isfinite(result.probabilities[..., 0]).sum())
             mean = np.nanmean(result.probabilities.reshape(-1, len(classes)), axis=0)
-            self.slide_result, self.slide_shown = result, stored
+            self.slide_result, self.slide_shown, self.slide_package = result, stored, package
             self.result_label.setText(
                 f"{note}{tissue} tissue patches; mean p({classes[last]}) {mean[last]:.2f}. Click a patch for its "
                 f"probabilities and saliency.\n{identity}"
             )
             self._draw_bars(classes, mean, activation)
             grid = result.grid
+            probability = activation in ("softmax", "sigmoid")  # else raw scores, drawn on their own range
             self.slide_heatmap_ready.emit(
-                result.heatmap(last), grid.origin, grid.patch_size_level0, f"p({classes[last]}) per patch"
+                result.heatmap(last),
+                grid.origin,
+                grid.patch_size_level0,
+                f"p({classes[last]}) per patch" if probability else f"{classes[last]} score per patch",
+                1.0 if probability else None,
             )
         self._set_running(self.worker.busy())
 
     def _model_of(self, stored: StoredResult) -> ModelPackage | None:
-        """The installed package whose weights made ``stored`` (same SHA-256), for saliency on its patches."""
+        """The installed package whose weights made a kept result (same SHA-256), for saliency on its patches;
+        found once per result (hashing a large model takes a while) and None when no file matches."""
+        if self.slide_package is not None:
+            return self.slide_package
         info = stored.result.info
         for package in self.packages:
             if (package.name, package.version) != (info.model_name, info.model_version):
                 continue
-            if any(registry.sha256_of(path) == info.model_hash for path in package.weights.values()):
-                return package
+            for path in package.weights.values():
+                try:
+                    if registry.sha256_of(path) == info.model_hash:
+                        self.slide_package = package
+                        return package
+                except OSError:  # a weights file gone since the package was listed
+                    continue
         return None
 
     def _draw_bars(self, classes: list[str], values: np.ndarray, activation: str) -> None:

@@ -25,7 +25,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from medviewer.ai.stored_results import StoredResult, load_result, results_folder, save_result
+from medviewer.ai.stored_results import load_result, of_run, results_folder, save_result
 from medviewer.catalog import ImportReport, Progress, audit, catalog_path, connect
 from medviewer.catalog.browse import (
     SERIES_KEY_PREFIX,
@@ -140,6 +140,9 @@ class MainWindow(QMainWindow):
             self.addDockWidget(area, dock)
         self.tabifyDockWidget(self.findChild(QDockWidget, "measureDock"), self.findChild(QDockWidget, "annotationDock"))
         self.tabs.currentChanged.connect(self._raise_tool_dock)
+        self.tabs.currentChanged.connect(
+            lambda tab: self.ai_panel.set_shown(self.slide_view.slide if tab == SLIDE_TAB else self.volume_view.volume)
+        )
         self.resizeDocks([self.findChild(QDockWidget, "patientDock")], [330], Qt.Orientation.Horizontal)
         self.resizeDocks([self.findChild(QDockWidget, "aiDock")], [260], Qt.Orientation.Horizontal)
         # The AI panel's results and plots need the height more than the measurement and annotation lists.
@@ -513,10 +516,14 @@ class MainWindow(QMainWindow):
         except MedviewerError as exc:
             self.message_bar.add(f"The AI result of {kept.model_name} kept for this image cannot be shown: {exc}")
             return
-        self.ai_panel.show_stored(stored, kept.created)
+        refused = self.ai_panel.show_stored(stored, kept.created)
+        if refused is not None:
+            self.message_bar.add(f"The AI result of {kept.model_name} kept for this image is not shown: {refused}")
 
     def _on_failed(self, request: OpenRequest | OverlayRequest, message: str) -> None:
         path = request.path
+        if isinstance(request, OpenRequest):
+            self._chosen_results.pop(request.key, None)  # not to surface at a later, unrelated open
         log.warning("open failed for %s", safe_path(path))
         audit.record("failed_open", audit.path_subject(path), {})
         self.message_bar.add(message)
@@ -537,13 +544,15 @@ class MainWindow(QMainWindow):
             point[0] = index
             self.volume_view.set_crosshair(point)
 
-    def _show_slide_heatmap(self, values: object, origin: object, cell: object, caption: str) -> None:
-        """A run's per-patch probabilities, on a fixed 0..1 scale: a probability of 0.3 is never drawn red
-        because it happens to be the slide's highest."""
-        self._slide_overlays = {"slide": (self.slide_view.slide, (values, origin, cell, caption))}
+    def _show_slide_heatmap(
+        self, values: object, origin: object, cell: object, caption: str, maximum: float | None
+    ) -> None:
+        """A run's per-patch values; probabilities on a fixed 0..1 scale (``maximum`` 1), so a probability of 0.3
+        is never drawn red because it happens to be the slide's highest."""
+        self._slide_overlays = {"slide": (self.slide_view.slide, (values, origin, cell, caption, maximum))}
         style = self.ai_panel.overlay_style()
         self.slide_view.set_heatmap(
-            values, origin, cell, caption, style.colormap, style.opacity, style.threshold, maximum=1.0
+            values, origin, cell, caption, style.colormap, style.opacity, style.threshold, maximum=maximum
         )
 
     def _show_slide_detail(self, values: object, origin: object, pixel: object, caption: str) -> None:
@@ -599,9 +608,9 @@ class MainWindow(QMainWindow):
             },
         )
         if key is not None and self.catalog is not None and job.kind in ("slices", "volume", "slide"):
-            spec = job.context["package"].spec
+            image = job.context.get("slide", job.context.get("volume"))
             try:
-                kept = save_result(StoredResult(job.kind, result, spec.activation, spec.diagnostic_use)).name
+                kept = save_result(of_run(job.kind, result, job.context["package"], image)).name
             except OSError as exc:  # the catalog line is still worth having
                 log.warning("AI result not kept: %s", exc.strerror)
                 kept = ""

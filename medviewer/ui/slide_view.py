@@ -533,17 +533,19 @@ class SlideView(QWidget):
         maximum: float | None = None,
     ) -> None:
         """A finer map over part of the slide (a clicked patch's saliency), drawn above the heatmap, which
-        stays: the reader sees why this patch scored as it did without losing the slide-wide picture. The
-        legend then names both, so the two must share one colour scale: give both the same ``threshold`` and
-        ``maximum``."""
+        stays: the reader sees why this patch scored as it did without losing the slide-wide picture. Over a
+        heatmap the legend keeps the heatmap's numbers and adds the detail's name: it is the same colour scale
+        when both run over the same range (probabilities and saliency, 0..1)."""
         if values is None:
             self.detail_item.hide()
             if self.heat_item.isVisible():
-                self.legend.title = self.heat_name
-                self.legend.update()
+                self.legend.set_scale(self.heat_name, self.legend.lut, self.legend.low, self.legend.high)
             return
-        title = f"{self.heat_name}; {name}" if self.heat_item.isVisible() else name
-        self._draw_heat(self.detail_item, values, origin, pixel_size, title, colormap, opacity, threshold, maximum)
+        over_heat = self.heat_item.isVisible()
+        title = f"{self.heat_name}; {name}" if over_heat else name
+        self._draw_heat(
+            self.detail_item, values, origin, pixel_size, title, colormap, opacity, threshold, maximum, not over_heat
+        )
 
     def _draw_heat(
         self,
@@ -556,6 +558,7 @@ class SlideView(QWidget):
         opacity: float,
         threshold: float | None,
         maximum: float | None,
+        rescale_legend: bool = True,
     ) -> None:
         values = np.asarray(values, dtype=np.float32)
         low, high = heat_scale(values, threshold)
@@ -567,7 +570,10 @@ class SlideView(QWidget):
         item.setRect(QRectF(origin[0], origin[1], columns * cell[0], rows * cell[1]))
         item.setOpacity(float(np.clip(opacity, 0.0, 1.0)))
         item.show()
-        self.legend.set_scale(title, lut, low, high)
+        if rescale_legend:
+            self.legend.set_scale(title, lut, low, high)
+        else:
+            self.legend.set_scale(title, lut, self.legend.low, self.legend.high)
         self.legend.show()
         self._place_overlays()
 

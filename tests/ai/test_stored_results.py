@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 from pathlib import Path
 
 import numpy as np
@@ -33,9 +34,12 @@ def _slide_result() -> SlideResult:
             SliceResult((3, 4, 9), CLASSES, np.array([[0.9, 0.1], [0.4, 0.6], [0.2, 0.8]]), INFO),
             "softmax",
             False,
+            (10, 64, 64),
         ),
-        StoredResult("volume", VolumeResult(("bleed", "fracture"), np.array([0.3, 0.7]), INFO), "sigmoid", True),
-        StoredResult("slide", _slide_result(), "softmax", False),
+        StoredResult(
+            "volume", VolumeResult(("bleed", "fracture"), np.array([0.3, 0.7]), INFO), "sigmoid", True, (10, 64, 64)
+        ),
+        StoredResult("slide", _slide_result(), "softmax", False, (900, 600)),
     ],
     ids=["slices", "volume", "slide"],
 )
@@ -70,8 +74,19 @@ def test_missing_damaged_and_pickled_files_are_refused_naming_them(tmp_path: Pat
     with pytest.raises(MedviewerError, match="missing") as missing:
         load_result(tmp_path / "gone.npz")
     assert "gone.npz" in str(missing.value)
-    path = save_result(StoredResult("volume", VolumeResult(CLASSES, np.array([0.5, 0.5]), INFO), "softmax", False))
-    path.write_bytes(path.read_bytes()[:100])
+    path = save_result(StoredResult("slide", _slide_result(), "softmax", False, (900, 600)))
+    whole = path.read_bytes()
+    rng = np.random.default_rng(0)
+    for _ in range(200):  # flipped bytes anywhere: read as before, or refused as damaged, never another error
+        damaged = bytearray(whole)
+        for position in rng.integers(0, len(whole), 3):
+            damaged[position] ^= int(rng.integers(1, 256))
+        path.write_bytes(bytes(damaged))
+        try:
+            load_result(path)
+        except CorruptFileError as exc:
+            assert path.name in str(exc)
+    path.write_bytes(whole[:100])
     with pytest.raises(CorruptFileError) as damaged:
         load_result(path)
     assert path.name in str(damaged.value)
@@ -81,3 +96,44 @@ def test_missing_damaged_and_pickled_files_are_refused_naming_them(tmp_path: Pat
     planted.write_bytes(buffer.getvalue())
     with pytest.raises(CorruptFileError):  # an object array would need pickle, which is never allowed
         load_result(planted)
+
+
+def _written(path: Path, header: dict, **arrays: np.ndarray) -> Path:
+    buffer = io.BytesIO()
+    np.savez(buffer, header=np.frombuffer(json.dumps(header).encode(), dtype=np.uint8), **arrays)
+    path.write_bytes(buffer.getvalue())
+    return path
+
+
+@pytest.mark.parametrize(
+    ("kind", "arrays"),
+    [
+        ("slices", {"probabilities": np.zeros((0, 2)), "indices": np.zeros(0, np.int64)}),  # no slices
+        ("slices", {"probabilities": np.zeros((2, 2)), "indices": np.array([1, 2, 3])}),  # more slices than rows
+        ("slices", {"probabilities": np.zeros((1, 2)), "indices": np.array([-4])}),  # a slice before the first
+        ("volume", {"probabilities": np.zeros((2, 2))}),  # a volume result is one row
+        ("slide", {"probabilities": np.zeros((2, 2)), "tissue": np.ones((2, 2), bool)}),  # not a grid
+    ],
+)
+def test_a_result_whose_numbers_do_not_add_up_is_refused(kind: str, arrays: dict, tmp_path: Path):
+    info = {**INFO.__dict__, "notes": list(INFO.notes)}
+    header = {
+        "format": "medviewer-ai-result",
+        "version": 1,
+        "kind": kind,
+        "classes": list(CLASSES),
+        "activation": "softmax",
+        "diagnostic_use": False,
+        "image_shape": [2, 2],
+        "info": info,
+        "grid": {
+            "origin": [0, 0],
+            "patch_size_level0": [1, 1],
+            "rows": 2,
+            "columns": 2,
+            "level": 0,
+            "read_size": [1, 1],
+        },
+    }
+    with pytest.raises(CorruptFileError):
+        load_result(_written(tmp_path / "odd.npz", header, **arrays))

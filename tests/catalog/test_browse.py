@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sqlite3
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -22,6 +23,7 @@ from medviewer.catalog.browse import (
     series_key,
     slide_key,
 )
+from medviewer.catalog.schema import MIGRATIONS
 from medviewer.catalog.search import slides
 from tests.conftest import REPO, pydicom_file
 
@@ -114,3 +116,24 @@ def test_any_number_of_keys_can_be_asked_for(tmp_path: Path):
     record_ai_result(conn, series_key("2.25.39999"), "m", "1", "00" * 32, "last of many")
     keys = [series_key(f"2.25.{n}") for n in range(40_000)]  # above SQLite's limit on parameters
     assert [r.summary for r in ai_results_for(conn, keys)] == ["last of many"]
+
+
+def test_a_catalog_of_the_first_schema_gains_kept_result_files_and_keeps_its_ai_rows(tmp_path: Path):
+    path = tmp_path / "old.sqlite"
+    old = sqlite3.connect(path, isolation_level=None)
+    for statement in MIGRATIONS[0].split(";"):
+        if statement.strip():
+            old.execute(statement)
+    old.execute("PRAGMA user_version = 1")
+    old.execute(
+        "INSERT INTO ai_results (image_path, model_name, model_version, model_hash, created, summary)"
+        " VALUES ('slide:/x.svs', 'demo', '1.0', 'ab', '2026-01-01T00:00:00.000000+00:00', 'a run')"
+    )
+    old.close()
+    conn = connect(path)
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS)
+    (before,) = ai_results_for(conn, ["slide:/x.svs"])
+    assert (before.model_name, before.summary, before.result_file) == ("demo", "a run", "")
+    record_ai_result(conn, "slide:/x.svs", "demo", "1.1", "cd", "another run", result_file="abc.npz")
+    newest = ai_results_for(conn, ["slide:/x.svs"])[0]
+    assert (newest.model_version, newest.result_file) == ("1.1", "abc.npz")

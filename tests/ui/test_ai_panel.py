@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from medviewer.ai.stored_results import StoredResult
 from medviewer.catalog import audit
 from medviewer.io import open_slide
 from medviewer.ui.app import make_settings
@@ -173,7 +174,8 @@ def test_a_slide_run_lays_patch_probabilities_over_the_slide_and_a_click_shows_t
     assert (patch.x(), patch.y(), patch.width()) == pytest.approx((x, y, width), rel=1e-3)
     # The slide's heatmap stays under the patch's saliency, and the legend names both.
     assert view.heat_item.isVisible() and view.heat_item.mapRectToView(view.heat_item.boundingRect()) == drawn
-    assert view.legend.title.startswith("p(tumour) per patch;") and "on the patch" in view.legend.title
+    # The test model gives raw scores (activation "none"): named as scores, on their own range.
+    assert view.legend.title.startswith("tumour score per patch;") and "on the patch" in view.legend.title
     # The overlay style applies to what is shown: patches below the threshold become transparent.
     tumour = result.heatmap(result.classes.index("tumour"))
     threshold = round(float(np.nanmedian(tumour)), 2)
@@ -184,8 +186,8 @@ def test_a_slide_run_lays_patch_probabilities_over_the_slide_and_a_click_shows_t
     kept = tumour >= threshold
     assert 0 < kept.sum() < np.isfinite(tumour).sum()
     assert (alpha[np.nan_to_num(tumour) < threshold] == 0).all() and (alpha[kept] > 0).all()
-    # Probabilities and saliency share one fixed 0..1 scale, so the one legend reads both.
-    assert (view.legend.low, view.legend.high) == pytest.approx((threshold, 1.0))
+    # The legend keeps the heatmap's numbers under the patch's saliency.
+    assert (view.legend.low, view.legend.high) == pytest.approx((threshold, float(np.nanmax(tumour))))
     panel.run_slide()  # a new run's heatmap replaces the old result's patch detail
     assert window.wait_until_idle(TIMEOUT_MS)
     assert view.heat_item.isVisible() and not view.detail_item.isVisible()
@@ -250,3 +252,24 @@ def test_a_slide_result_is_shown_again_when_the_slide_is_opened_again(qtbot, tmp
     view.clicked.emit(x + width / 2, y + height / 2)
     assert again.wait_until_idle(TIMEOUT_MS)
     assert view.detail_item.isVisible() and "inside the clicked patch" in panel.saliency_caption.text()
+
+
+def test_results_are_drawn_only_on_the_image_they_belong_to(qtbot, window: MainWindow, demo_dir: Path, tiny, tmp_path):
+    with_model(qtbot, window, write_bundle(tmp_path / "tiny", tiny), demo_dir)
+    panel = window.ai_panel
+    panel.run(every_slice=True)
+    window.tabs.setCurrentIndex(1)  # the slide tab (no slide): the volume is no longer on screen
+    assert window.wait_until_idle(TIMEOUT_MS)
+    assert "not shown: another image is open now" in panel.progress_label.text()
+    assert panel.result_label.text() == "No result yet." and panel.last_result is None
+    window.tabs.setCurrentIndex(0)
+    panel.run(every_slice=True)
+    assert window.wait_until_idle(TIMEOUT_MS)
+    result = panel.last_result
+    # A kept result of a series that has since changed (one slice fewer) is refused, not drawn misplaced.
+    volume = window.volume_view.volume
+    stale = StoredResult("slices", result, "softmax", False, (volume.shape[0] - 1, *volume.shape[1:]))
+    reason = panel.show_stored(stale, "2026-01-01T00:00:00.000000+00:00")
+    assert reason is not None and "run the model again" in reason
+    assert panel.show_stored(StoredResult("slices", result, "softmax", False, volume.shape), "2026-01-01T00:00") is None
+    assert panel.result_label.text().startswith("Stored result of 2026-01-01 00:00 UTC.")
