@@ -65,6 +65,11 @@ class OverlayStyle:
     opacity: float = 0.45
     threshold: float = 0.2
 
+    @property
+    def detail_opacity(self) -> float:
+        """A clicked patch's saliency, more opaque than the heatmap under it, so it reads through its colour."""
+        return min(1.0, self.opacity + 0.25)
+
 
 class _ProbeRelay(QObject):
     done = Signal(str, float)

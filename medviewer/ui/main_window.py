@@ -113,9 +113,6 @@ class MainWindow(QMainWindow):
         self.patient_panel.cancel_import.connect(lambda: self.import_job.cancel())
         self.patient_panel.refreshed.connect(self._request_thumbnails)
         self.ai_panel = AiPanel(settings)
-        #: The slide overlays drawn ("slide", "detail"), with the slide each lies on, so a change of style
-        #: redraws them (the volume view keeps its own heatmap).
-        self._slide_overlays: dict[str, tuple[object, tuple]] = {}
         #: A kept AI result chosen in the patient panel, by image key, shown once its image is.
         self._chosen_results: dict[str, AiResultEntry] = {}
         self.ai_panel.heatmap_ready.connect(self._show_heatmap)
@@ -549,32 +546,23 @@ class MainWindow(QMainWindow):
     ) -> None:
         """A run's per-patch values; probabilities on a fixed 0..1 scale (``maximum`` 1), so a probability of 0.3
         is never drawn red because it happens to be the slide's highest."""
-        self._slide_overlays = {"slide": (self.slide_view.slide, (values, origin, cell, caption, maximum))}
         style = self.ai_panel.overlay_style()
         self.slide_view.set_heatmap(
             values, origin, cell, caption, style.colormap, style.opacity, style.threshold, maximum=maximum
         )
 
     def _show_slide_detail(self, values: object, origin: object, pixel: object, caption: str) -> None:
-        """A patch's saliency (0..1, like the probabilities under it, so one legend reads both), more opaque
-        so it reads through the heatmap's colour."""
-        self._slide_overlays["detail"] = (self.slide_view.slide, (values, origin, pixel, caption))
+        """A patch's saliency (0..1, like the probabilities under it, so one legend reads both)."""
         style = self.ai_panel.overlay_style()
-        opacity = min(1.0, style.opacity + 0.25)
-        self.slide_view.set_detail(values, origin, pixel, caption, style.colormap, opacity, style.threshold, 1.0)
+        self.slide_view.set_detail(
+            values, origin, pixel, caption, style.colormap, style.detail_opacity, style.threshold, 1.0
+        )
 
     def _restyle_overlays(self) -> None:
-        """Draw the overlays on screen again in the panel's new colours, opacity or threshold: only those
-        still shown, on the image they were made for (a cleared or another image's overlay must not return)."""
+        """The overlays on screen, drawn again in the panel's new colours, opacity or threshold."""
         style = self.ai_panel.overlay_style()
         self.volume_view.restyle_heatmap(style.colormap, style.opacity, style.threshold)
-        drawn = dict(self._slide_overlays)  # redrawing the heatmap forgets its detail: keep it to redraw
-        visible = {"slide": self.slide_view.heat_item.isVisible(), "detail": self.slide_view.detail_item.isVisible()}
-        draw = {"slide": self._show_slide_heatmap, "detail": self._show_slide_detail}
-        for key in ("slide", "detail"):  # the heatmap before the detail it clears
-            image, arguments = drawn.get(key, (None, ()))
-            if visible[key] and image is not None and image is self.slide_view.slide:
-                draw[key](*arguments)
+        self.slide_view.restyle_overlays(style.colormap, style.opacity, style.threshold, style.detail_opacity)
 
     def _selected_region(self) -> tuple[float, float, float, float] | None:
         """The selected annotation's bounding box (x, y, width, height), for a slide run on part of it."""

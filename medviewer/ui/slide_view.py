@@ -171,6 +171,9 @@ class SlideView(QWidget):
         self.heat_item = pg.ImageItem(axisOrder="row-major")
         self.detail_item = pg.ImageItem(axisOrder="row-major")
         self.heat_name = ""
+        #: What the heatmap and detail show, without their style: (values, origin, cell size, name, maximum).
+        self._heat: tuple | None = None
+        self._detail: tuple | None = None
         for z, item in ((50, self.tissue_item), (51, self.heat_item), (52, self.detail_item)):
             item.setZValue(z)
             item.hide()
@@ -516,9 +519,9 @@ class SlideView(QWidget):
         if values is None:
             self.heat_item.hide()
             self.legend.hide()
-            self.heat_name = ""
+            self.heat_name, self._heat = "", None
             return
-        self.heat_name = name
+        self.heat_name, self._heat = name, (values, origin, patch_size, name, maximum)
         self._draw_heat(self.heat_item, values, origin, patch_size, name, colormap, opacity, threshold, maximum)
 
     def set_detail(
@@ -538,14 +541,28 @@ class SlideView(QWidget):
         when both run over the same range (probabilities and saliency, 0..1)."""
         if values is None:
             self.detail_item.hide()
+            self._detail = None
             if self.heat_item.isVisible():
                 self.legend.set_scale(self.heat_name, self.legend.lut, self.legend.low, self.legend.high)
             return
+        self._detail = (values, origin, pixel_size, name, maximum)
         over_heat = self.heat_item.isVisible()
         title = f"{self.heat_name}; {name}" if over_heat else name
         self._draw_heat(
             self.detail_item, values, origin, pixel_size, title, colormap, opacity, threshold, maximum, not over_heat
         )
+
+    def restyle_overlays(self, colormap: str, opacity: float, threshold: float | None, detail_opacity: float) -> None:
+        """The heatmap and detail shown, drawn again in other colours, opacity or threshold (nothing when none is
+        shown: a cleared overlay stays cleared)."""
+        heat, detail = self._heat, self._detail  # redrawing the heatmap clears the detail: keep it to redraw
+        if heat is None:
+            return
+        values, origin, patch_size, name, maximum = heat
+        self.set_heatmap(values, origin, patch_size, name, colormap, opacity, threshold, maximum)
+        if detail is not None:
+            values, origin, pixel_size, name, maximum = detail
+            self.set_detail(values, origin, pixel_size, name, colormap, detail_opacity, threshold, maximum)
 
     def _draw_heat(
         self,
