@@ -527,7 +527,7 @@ class AiPanel(QWidget):
 
     def _on_finished(self, job: AiJob, result: object) -> None:
         self._set_running(self.worker.busy())
-        image = job.context.get("slide", job.context.get("volume"))
+        image = job.image
         if image is not self.shown:
             # Another image is shown now: drawing this result would lay it over the wrong one. It is still
             # a result of the image it ran on, so the window records it.

@@ -36,6 +36,11 @@ class AiJob:
     context: dict = field(default_factory=dict)
     cancel_event: threading.Event = field(default_factory=threading.Event)
 
+    @property
+    def image(self) -> object | None:
+        """The slide or volume the job works on (``context["slide"]`` or ``["volume"]``)."""
+        return self.context.get("slide", self.context.get("volume"))
+
 
 class _Stop:
     """Put on the queue to end the thread."""

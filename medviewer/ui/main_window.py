@@ -596,9 +596,8 @@ class MainWindow(QMainWindow):
             },
         )
         if key is not None and self.catalog is not None and job.kind in ("slices", "volume", "slide"):
-            image = job.context.get("slide", job.context.get("volume"))
             try:
-                kept = save_result(of_run(job.kind, result, job.context["package"], image)).name
+                kept = save_result(of_run(job.kind, result, job.context["package"], job.image)).name
             except OSError as exc:  # the catalog line is still worth having
                 log.warning("AI result not kept: %s", exc.strerror)
                 kept = ""
