@@ -27,7 +27,7 @@ import numpy as np
 from medviewer.ai.package import LoadedModel
 from medviewer.ai.preprocess import _resize_to
 from medviewer.ai.saliency import METHODS
-from medviewer.ai.slide_run import SlideResult, patch_input
+from medviewer.ai.slide_run import PatchGrid, SlideResult, patch_input
 from medviewer.annotations.atomic_write import write_atomic
 
 if TYPE_CHECKING:
@@ -107,6 +107,21 @@ def pixels_per_patch(result: SlideResult, input_shape: tuple[int, ...], max_side
     return max(1, math.floor(width * factor)), max(1, math.floor(height * factor))
 
 
+def saliency_on_patch(
+    loaded: LoadedModel,
+    slide: Slide,
+    grid: PatchGrid,
+    cell: tuple[int, int],
+    method: str,
+    class_index: int,
+    cancelled: Callable[[], bool] | None = None,
+) -> np.ndarray:
+    """``method``'s (H, W) map of the class over one patch, computed on exactly the input a slide run scores
+    for it (``patch_input``), so it explains the probabilities shown for that patch."""
+    x = patch_input(slide, grid, cell[0], cell[1], loaded.package.spec)
+    return METHODS[method](loaded, x, class_index, cancelled=cancelled)
+
+
 def explain_top_patches(
     loaded: LoadedModel,
     slide: Slide,
@@ -121,13 +136,14 @@ def explain_top_patches(
     stitched over its grid; ``cancelled`` is asked before each patch and each pass of the method, and stops with
     ``inference.Cancelled``."""
     spec = loaded.package.spec
-    explain = METHODS[method]
+    if method not in METHODS:  # fail before any patch is read
+        raise KeyError(method)
     grid = result.grid
     cell_width, cell_height = pixels_per_patch(result, spec.shape, max_side)
     image = np.zeros((grid.rows * cell_height, grid.columns * cell_width), dtype=np.float32)
     explained = []
     for row, column in top_patches(result, class_index, count):
-        saliency = explain(loaded, patch_input(slide, grid, row, column, spec), class_index, cancelled=cancelled)
+        saliency = saliency_on_patch(loaded, slide, grid, (row, column), method, class_index, cancelled)
         shrunk = _resize_to(saliency[None].astype(np.float32), (cell_height, cell_width))[0]
         top, left = row * cell_height, column * cell_width
         image[top : top + cell_height, left : left + cell_width] = np.clip(shrunk, 0.0, 1.0)

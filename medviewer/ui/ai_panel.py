@@ -763,13 +763,11 @@ def _patch_saliency(
     class_index: int,
     cancelled: Callable[[], bool],
 ) -> tuple[np.ndarray, object]:
-    from medviewer.ai.saliency import METHODS
-    from medviewer.ai.slide_run import patch_input
+    from medviewer.ai.slide_saliency import saliency_on_patch
 
     loaded = _loaded(package)
     started = time.perf_counter()
-    x = patch_input(slide, grid, cell[0], cell[1], package.spec)
-    saliency = METHODS[method](loaded, x, class_index, cancelled=cancelled)
+    saliency = saliency_on_patch(loaded, slide, grid, cell, method, class_index, cancelled)
     return saliency, _info(package, loaded, started)
 
 
