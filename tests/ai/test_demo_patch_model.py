@@ -4,16 +4,16 @@ same network with random weights does not manage (the randomisation check of Ade
 test can fail), and a slide run over the demo slide lights up the planted tumours.
 
 Nothing is trained here. The held-out slide uses a seed that neither training nor the training script's own
-evaluation used; it is written as a real pyramidal TIFF and cut by ``slide_run.patch_grid`` and
-``patch_input``, the viewer's own reading, and labelled by ``medviewer.demo.patch_truth``, the rule training
-used. Grad-CAM is ``medviewer.ai.saliency.grad_cam`` on the TorchScript file.
+evaluation used; it is written as a real pyramidal TIFF and cut and labelled by the training script's own
+``slide_patches`` (``slide_run.patch_grid`` and ``patch_input``, the viewer's own reading; labels from
+``medviewer.demo.patch_truth``). Grad-CAM is ``medviewer.ai.saliency.grad_cam`` on the TorchScript file.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 
 import numpy as np
 import pytest
@@ -22,8 +22,8 @@ from skimage.measure import points_in_poly
 
 from medviewer.ai.package import LoadedModel, ModelPackage, load_module, read_package
 from medviewer.ai.saliency import grad_cam
-from medviewer.ai.slide_run import patch_grid, patch_input, run_slide
-from medviewer.demo.patch_truth import LEFT_OUT, TUMOUR, patch_labels, patch_mask, tumour_fraction
+from medviewer.ai.slide_run import patch_grid, run_slide
+from medviewer.demo.patch_truth import tumour_fraction
 from medviewer.demo.slide_phantom import SlideGeometry, write_demo_slide
 from medviewer.io import open_slide
 from tests.ai.demo_models import assert_shipped_as_promised, training_script
@@ -35,17 +35,7 @@ BUNDLE = REPO / "models" / "slide_patch_tumour" / "bundle"
 NAME = "slide-patch-tumour-demo"
 HELD_OUT_SEED = 63_001  # neither a training seed nor one of the training script's evaluation seeds
 HELD_OUT_SLIDE = SlideGeometry(width=10240, height=8192, mpp=0.5)
-SHIFTS = (0.0, 0.25, 0.5, 0.75)  # the grid and three shifted grids: more patches cut across the tumour edge
-EDGE_MAX_FRACTION = 0.7
 RANDOM_WEIGHTS_SEED = 2018
-
-
-@dataclass(frozen=True)
-class HeldOut:
-    x: np.ndarray  # (N, 3, H, W) as patch_input makes it
-    y: np.ndarray  # index into the model's classes
-    fraction: np.ndarray  # tumour fraction per patch
-    masks: np.ndarray  # (N, H, W) input pixels inside tumour
 
 
 @pytest.fixture(scope="module")
@@ -54,25 +44,19 @@ def package() -> ModelPackage:
 
 
 @pytest.fixture(scope="module")
-def held_out(package: ModelPackage, tmp_path_factory: pytest.TempPathFactory) -> HeldOut:
+def script() -> ModuleType:
+    return training_script("slide_patch_tumour")
+
+
+@pytest.fixture(scope="module")
+def held_out(package: ModelPackage, script: ModuleType, tmp_path_factory: pytest.TempPathFactory):
+    """Every labelled patch of a fresh slide on the grid and three shifted grids (more patches cut across the
+    tumour edge), cut and labelled by the training script's own ``slide_patches`` with the spec it trained
+    on, which must be the spec the bundle declares."""
+    assert script.SPEC == package.spec
     path = tmp_path_factory.mktemp("held-out") / "slide.tiff"
     polygons = write_demo_slide(path, HELD_OUT_SEED, HELD_OUT_SLIDE, tumour_count=2, levels=3)
-    spec = package.spec
-    xs, ys, fractions, masks = [], [], [], []
-    with open_slide(path) as slide:
-        side = patch_grid(slide, spec).patch_size_level0[0]
-        for shift in SHIFTS:
-            grid = patch_grid(slide, spec, region=(shift * side, shift * side, *slide.dimensions))
-            fraction = tumour_fraction(polygons, grid.origin, grid.patch_size_level0, grid.rows, grid.columns)
-            labels = patch_labels(fraction)
-            for row, column in grid.tissue_cells():
-                if labels[row, column] == LEFT_OUT:
-                    continue
-                xs.append(patch_input(slide, grid, row, column, spec)[0])
-                ys.append(spec.classes.index("tumour" if labels[row, column] == TUMOUR else "normal"))
-                fractions.append(fraction[row, column])
-                masks.append(patch_mask(polygons, grid.box(row, column), spec.shape))
-    return HeldOut(np.stack(xs), np.asarray(ys), np.asarray(fractions), np.stack(masks))
+    return script.slide_patches(path, HELD_OUT_SEED, polygons, None)
 
 
 @pytest.fixture
@@ -86,7 +70,7 @@ def test_bundle_reads_and_both_files_are_approved_out_of_the_box(package: ModelP
     assert (spec.target, spec.channels, spec.classes, spec.mpp) == ("slide_patch", 3, ("normal", "tumour"), 2.0)
 
 
-def test_held_out_accuracy_on_a_fresh_slide(package: ModelPackage, held_out: HeldOut):
+def test_held_out_accuracy_on_a_fresh_slide(package: ModelPackage, held_out):
     counts = np.bincount(held_out.y, minlength=2)
     assert counts.min() >= 40, f"the held-out slide gave too few patches of a class: {counts.tolist()}"
     for weights_format in ("torchscript", "export"):
@@ -99,10 +83,10 @@ def test_held_out_accuracy_on_a_fresh_slide(package: ModelPackage, held_out: Hel
             assert accuracy >= 0.95, f"{weights_format}: {package.spec.classes[label]} accuracy {accuracy:.3f}"
 
 
-def _cam_hit_rate(loaded: LoadedModel, data: HeldOut) -> tuple[float, int]:
+def _cam_hit_rate(loaded: LoadedModel, data, edge_max_fraction: float) -> tuple[float, int]:
     """Share of edge tumour patches whose tumour Grad-CAM maximum lies on a tumour pixel, and their number."""
     tumour = loaded.package.spec.classes.index("tumour")
-    edge = np.flatnonzero((data.y == tumour) & (data.fraction < EDGE_MAX_FRACTION))
+    edge = np.flatnonzero((data.y == tumour) & (data.fraction < edge_max_fraction))
     hits = []
     for i in edge:
         cam = grad_cam(loaded, data.x[i : i + 1], tumour)
@@ -112,15 +96,15 @@ def _cam_hit_rate(loaded: LoadedModel, data: HeldOut) -> tuple[float, int]:
 
 
 def test_grad_cam_lies_on_the_tumour_part_of_edge_patches_and_random_weights_do_not(
-    loaded: LoadedModel, held_out: HeldOut
+    loaded: LoadedModel, held_out, script: ModuleType
 ):
-    trained, count = _cam_hit_rate(loaded, held_out)
+    trained, count = _cam_hit_rate(loaded, held_out, script.EDGE_MAX_FRACTION)
     assert count >= 20, f"only {count} held-out patches straddle a tumour edge"
     with torch.random.fork_rng():
         torch.manual_seed(RANDOM_WEIGHTS_SEED)
-        network = training_script("slide_patch_tumour").PatchTumourNet().eval()
+        network = script.PatchTumourNet().eval()
     randomised = LoadedModel(loaded.package, torch.jit.script(network), "torchscript", "random-weights", "cpu")
-    random, _ = _cam_hit_rate(randomised, held_out)
+    random, _ = _cam_hit_rate(randomised, held_out, script.EDGE_MAX_FRACTION)
     assert trained >= 0.8, f"Grad-CAM maximum on tumour for {trained:.0%} of {count} edge patches"
     assert random <= trained - 0.25, f"random weights {random:.0%} vs trained {trained:.0%}: Grad-CAM ignores weights"
 
