@@ -76,20 +76,19 @@ def read_labels(path: Path, package: ModelPackage) -> list[tuple[Path, int]]:
 
 
 def evaluate_model(package: ModelPackage, rows: list[tuple[Path, int]]) -> Evaluation:
-    import torch
-
+    """Through the forward passes the window's runs use (``inference.forward_in_passes``): the same output
+    checks, activation and out-of-memory fallback, so a model that fails says so as it does in the window."""
     from medviewer.ai.devices import choose_device
-    from medviewer.ai.inference import activate, set_torch_threads
+    from medviewer.ai.inference import _Run, forward_in_passes, set_torch_threads
     from medviewer.ai.package import load_module
 
     set_torch_threads()
-    loaded = load_module(package, device=choose_device())
-    outputs = []
+    run = _Run(load_module(package, device=choose_device()), "float32")
+    outputs, size = [], BATCH
     for start in range(0, len(rows), BATCH):
         x = _inputs(package, [image for image, _ in rows[start : start + BATCH]])
-        with torch.inference_mode():
-            scores = loaded.module(torch.from_numpy(x).to(loaded.device))
-        outputs.append(activate(scores, package.spec.activation).cpu().numpy())
+        output, size = forward_in_passes(run, x, size)
+        outputs.append(output)
     labels = np.array([label for _, label in rows])
     return evaluate_probabilities(np.concatenate(outputs), labels, package.spec.classes)
 
