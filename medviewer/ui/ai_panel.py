@@ -316,15 +316,14 @@ class AiPanel(QWidget):
         self.add_model(Path(name), approve=answer == QMessageBox.StandardButton.Yes)
 
     def _model_changed(self) -> None:
+        """The chosen model's classes, and the buttons for what it can run; a job still running keeps its
+        Cancel button (``_set_running`` disables every run button when there is no model)."""
         package = self.package()
         self.class_box.clear()
-        if package is None:
-            for button in (self.run_slice_button, self.run_all_button, self.run_volume_button, self.run_slide_button):
-                button.setEnabled(False)
-            return
-        self.class_box.addItems(list(package.spec.classes))
-        self.class_box.setCurrentIndex(len(package.spec.classes) - 1)
-        self._set_running(False)
+        if package is not None:
+            self.class_box.addItems(list(package.spec.classes))
+            self.class_box.setCurrentIndex(len(package.spec.classes) - 1)
+        self._set_running(self.worker.busy())
 
     # context from the window ----------------------------------------------------------------------
 

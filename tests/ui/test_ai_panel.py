@@ -49,6 +49,10 @@ def test_every_slice_runs_in_the_background_and_the_result_names_the_model(
     panel = window.ai_panel
     job = panel.run(every_slice=True)
     assert job is not None and panel.cancel_button.isEnabled()  # the call returned while the model runs
+    chosen = panel.model_box.currentIndex()
+    panel.model_box.setCurrentIndex(0 if chosen else 1)  # another model chosen meanwhile: the run stays cancellable
+    assert panel.cancel_button.isEnabled() and not panel.run_all_button.isEnabled()
+    panel.model_box.setCurrentIndex(chosen)
     assert window.wait_until_idle(TIMEOUT_MS)
     result = panel.last_result
     assert result.probabilities.shape == (48, 2)
