@@ -224,3 +224,21 @@ def files_table(files: dict[str, Path], approvals: list[dict[str, str]]) -> str:
 
 def file_sizes(files: dict[str, Path]) -> dict[str, int]:
     return {path.name: path.stat().st_size for path in files.values()}
+
+
+def publish(
+    net: nn.Module,
+    meta: dict[str, Any],
+    spec: object,
+    bundle: Path,
+    example: torch.Tensor,
+    check_inputs: torch.Tensor,
+) -> tuple[dict[str, Path], list[dict[str, str]]]:
+    """Export, check and approve a trained demo model: the files written and their approval entries, whose sizes
+    and hashes are printed."""
+    files = export(net, meta, bundle, example)
+    check_exports(net, bundle, files, spec, check_inputs)
+    approvals = update_approvals(files, meta["name"], meta["version"])
+    for entry in approvals:
+        print(f"  {entry['file_name']}: {file_sizes(files)[entry['file_name']]} bytes, SHA-256 {entry['sha256']}")
+    return files, approvals

@@ -59,16 +59,13 @@ from medviewer.demo.generate import MAIN_CT, SECOND_CT  # noqa: E402
 from models.bundle_tools import (  # noqa: E402
     ScoreMapClassifier,
     accuracy,
-    check_exports,
     class_probabilities_output,
     conv_block,
-    export,
-    file_sizes,
     files_table,
     grad_cam,
     metadata_header,
+    publish,
     run_reproducibly,
-    update_approvals,
 )
 
 NAME = "ct-slice-lesion-demo"
@@ -526,13 +523,9 @@ def main() -> int:
         return 1
 
     example = torch.rand(2, 1, *SHAPE, generator=torch.Generator().manual_seed(SEED))
-    files = export(net, metadata(results), BUNDLE, example)
-    check_exports(net, BUNDLE, files, SPEC, torch.from_numpy(held_out.x))
-    approvals = update_approvals(files, NAME, VERSION)
+    files, approvals = publish(net, metadata(results), SPEC, BUNDLE, example, torch.from_numpy(held_out.x))
     results["seconds"] = time.perf_counter() - started
     write_card(results, files, approvals)
-    for entry in approvals:
-        print(f"  {entry['file_name']}: {file_sizes(files)[entry['file_name']]} bytes, SHA-256 {entry['sha256']}")
     print(f"Done in {results['seconds']:.0f} s; bundle in {BUNDLE.relative_to(REPO)}")
     return 0
 

@@ -61,16 +61,13 @@ from medviewer.io import open_slide  # noqa: E402
 from models.bundle_tools import (  # noqa: E402
     ScoreMapClassifier,
     accuracy,
-    check_exports,
     class_probabilities_output,
     conv_block,
-    export,
-    file_sizes,
     files_table,
     grad_cam,
     metadata_header,
+    publish,
     run_reproducibly,
-    update_approvals,
 )
 
 NAME = "slide-patch-tumour-demo"
@@ -482,13 +479,9 @@ def main() -> int:
         return 1
 
     example = torch.from_numpy(held_out.x[:2])
-    files = export(net, metadata(results), BUNDLE, example)
-    check_exports(net, BUNDLE, files, SPEC, torch.from_numpy(held_out.x))
-    approvals = update_approvals(files, NAME, VERSION)
+    files, approvals = publish(net, metadata(results), SPEC, BUNDLE, example, torch.from_numpy(held_out.x))
     results["seconds"] = time.perf_counter() - started
     write_card(results, files, approvals)
-    for entry in approvals:
-        print(f"  {entry['file_name']}: {file_sizes(files)[entry['file_name']]} bytes, SHA-256 {entry['sha256']}")
     print(f"Done in {results['seconds']:.0f} s; bundle in {BUNDLE.relative_to(REPO)}")
     return 0
 
