@@ -4,12 +4,32 @@ from __future__ import annotations
 
 import numpy as np
 
+from medviewer.core.volume import VoiTransform
 
-def apply_window(values: np.ndarray, width: float, centre: float, invert: bool = False) -> np.ndarray:
-    """Map values through a DICOM linear window to uint8 (PS3.3 C.11.2.1.2, simplified)."""
-    low = centre - width / 2.0
-    scaled = (values.astype(np.float32) - low) * (255.0 / max(width, 1e-6))
-    out = np.clip(scaled, 0, 255).astype(np.uint8)
+
+def apply_voi_lut(values: np.ndarray, voi: VoiTransform) -> np.ndarray:
+    """Values through the VOI LUT Sequence table, if there is one (PS3.3 C.11.2.1.1): indices below the
+    first mapped value take the first entry and those past the end the last; else the values as they are."""
+    if voi.lut is None:
+        return values
+    index = np.clip(values.astype(np.int64, copy=False) - voi.first_mapped, 0, len(voi.lut) - 1)
+    return voi.lut[index]
+
+
+def apply_window(
+    values: np.ndarray, width: float, centre: float, invert: bool = False, function: str = "LINEAR"
+) -> np.ndarray:
+    """Map values through a DICOM window to uint8 with the VOI LUT Function's formula (PS3.3 C.11.2.1.2
+    to C.11.2.1.3.2): LINEAR (centre - 0.5 and width - 1, as the standard writes it), LINEAR_EXACT, SIGMOID."""
+    values = values.astype(np.float32, copy=False)
+    if function == "SIGMOID":
+        out = 255.0 / (1.0 + np.exp(np.clip(-4.0 * (values - centre) / max(width, 1e-6), -80, 80)))
+    elif function == "LINEAR_EXACT":
+        out = (values - (centre - width / 2.0)) * (255.0 / max(width, 1e-6))
+    else:
+        span = max(width - 1.0, 1e-6)
+        out = ((values - (centre - 0.5)) / span + 0.5) * 255.0
+    out = np.clip(out, 0, 255).astype(np.uint8)
     return 255 - out if invert else out
 
 

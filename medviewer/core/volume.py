@@ -12,6 +12,7 @@ geometry is decided once. Conventions, chosen to match DICOM and ITK so nothing 
 from __future__ import annotations
 
 import dataclasses
+import enum
 import warnings
 from dataclasses import dataclass, field
 from typing import Any
@@ -35,6 +36,34 @@ def percentile_window(values: np.ndarray, percentiles: tuple[float, float]) -> t
     return float(max(high - low, 1e-3)), float((high + low) / 2)
 
 
+class Presentation(enum.Enum):
+    """How an image is meant to be looked at, decided by ``medviewer.io`` from what the file says.
+
+    Only a stack of slices with a known place in the patient can be reformatted; a radiograph, a
+    secondary capture or an ultrasound frame is a picture of a projection or of an unknown plane, and
+    a cine is the same plane over time. Showing either in three MPR views would invent anatomy.
+    """
+
+    VOLUME = "volume"  # a 3-D stack: three linked MPR views
+    IMAGE = "image"  # 2-D images (one or more unrelated frames): one view, no reformatting
+    CINE = "cine"  # frames of one plane over time: one view and a player
+
+
+@dataclass(frozen=True)
+class VoiTransform:
+    """The VOI stage of the greyscale pipeline (PS3.3 C.11.2) that a plain linear window cannot express.
+
+    ``lut`` is a VOI LUT Sequence table (output values indexed by ``value - first_mapped``, clamped at
+    both ends); when present it replaces the window, and the user's window then acts on its output.
+    ``function`` is the VOI LUT Function that applies to windows: LINEAR, LINEAR_EXACT or SIGMOID.
+    """
+
+    lut: np.ndarray | None = None
+    first_mapped: int = 0
+    function: str = "LINEAR"
+    explanation: str = ""
+
+
 @dataclass
 class Volume:
     array: np.ndarray
@@ -51,6 +80,24 @@ class Volume:
     #: Window (width, centre) the file suggests; None lets ``display_window`` choose.
     window: tuple[float, float] | None = None
     patient: PatientInfo = field(default_factory=PatientInfo)
+    presentation: Presentation = Presentation.VOLUME
+    #: Whether the file says where the image lies in the patient; letters are never drawn otherwise.
+    orientation_known: bool = True
+    #: For 2-D images: the patient directions of the rows (to the right) and of the columns (down),
+    #: from PatientOrientation (e.g. ("L", "F") or ("A", "FR")); None when the file does not say.
+    patient_orientation: tuple[str, str] | None = None
+    #: Whether ``spacing`` in the image plane is a real pixel size (else it is 1 and means "pixels").
+    spacing_known: bool = True
+    #: Shown next to the scale bar, e.g. that the pixel size is at the detector, not at the patient.
+    spacing_note: str = ""
+    #: Milliseconds between cine frames, from FrameTime, FrameTimeVector or CineRate; None when unknown.
+    frame_time_ms: float | None = None
+    #: (z, y, x, 3) uint8 RGB of colour images as the file means them; ``array`` then holds luminance,
+    #: which measurements, the probe and models use.
+    colour: np.ndarray | None = None
+    voi: VoiTransform = field(default_factory=VoiTransform)
+    #: (z, y, x) bool: the DICOM overlay planes (60xx groups) burnt together; None when there are none.
+    overlay: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         if self.array.ndim != 3:
@@ -92,27 +139,43 @@ class Volume:
         flips = [bool(self.direction[k, old] < 0) for k, old in enumerate(perm)]
         if perm == [0, 1, 2] and not any(flips):
             return self
-        size_xyz = self.array.shape[::-1]
-        array = np.transpose(self.array, [2 - perm[2], 2 - perm[1], 2 - perm[0]])
+        size_xyz = self.array.shape[:3][::-1]
+        axes = [2 - perm[2], 2 - perm[1], 2 - perm[0]]
+
+        def reorder(voxels: np.ndarray | None) -> np.ndarray | None:
+            """The same permutation and flips for every per-voxel array (colour keeps its last axis)."""
+            if voxels is None:
+                return None
+            moved = np.transpose(voxels, axes + list(range(3, voxels.ndim)))
+            for k in range(3):
+                if flips[k]:
+                    moved = np.flip(moved, axis=2 - k)
+            return np.ascontiguousarray(moved)
+
         direction = self.direction[:, perm].copy()
         origin = np.asarray(self.origin, dtype=float).copy()
         for k, old in enumerate(perm):
             if flips[k]:
-                array = np.flip(array, axis=2 - k)
                 origin += self.direction[:, old] * self.spacing[old] * (size_xyz[old] - 1)
                 direction[:, k] = -direction[:, k]
         return dataclasses.replace(
             self,
-            array=np.ascontiguousarray(array),
+            array=reorder(self.array),
+            colour=reorder(self.colour),
+            overlay=reorder(self.overlay),
             spacing=tuple(self.spacing[old] for old in perm),
             origin=tuple(origin),
             direction=direction,
         )
 
     def display_window(self) -> tuple[float, float]:
-        """(width, centre) to show first: the file's own, the modality's, or the data's 1-99 %."""
+        """(width, centre) to show first: the file's own, the VOI LUT's output range, the modality's, or
+        the data's 1-99 %."""
         if self.window is not None:
             return self.window
+        if self.voi.lut is not None:
+            low, high = float(self.voi.lut.min()), float(self.voi.lut.max())
+            return max(high - low, 1.0), (high + low) / 2
         if self.modality in MODALITY_WINDOWS:
             return MODALITY_WINDOWS[self.modality]
         sample = self.array[:: max(1, self.shape[0] // 16), ::4, ::4]

@@ -82,6 +82,8 @@ class Heatmap:
 
 class VolumeView(QWidget):
     crosshair_moved = Signal()
+    #: A measurement was added or deleted by the user (not when a volume replaces the list).
+    measurements_changed = Signal()
 
     def __init__(self, settings: QSettings | None = None, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -499,16 +501,26 @@ class VolumeView(QWidget):
         graphic.set_visible(measurement.slice_index == self.slice_index(measurement.plane))
         self.graphics.append(graphic)
         self.measurement_panel.add(measurement, text)
+        self.measurements_changed.emit()
         return text
 
+    @property
+    def measurements(self) -> list[Measurement]:
+        return [graphic.measurement for graphic in self.graphics]
+
     def delete_measurement(self, row: int) -> None:
+        self._remove_measurement(row)
+        self.measurements_changed.emit()
+
+    def _remove_measurement(self, row: int) -> None:
         graphic = self.graphics.pop(row)
         graphic.remove()
         self.measurement_panel.remove(row)
 
     def clear_measurements(self) -> None:
+        """Empty the list without reporting a change: a new volume replaces it, nothing was deleted."""
         while self.graphics:
-            self.delete_measurement(len(self.graphics) - 1)
+            self._remove_measurement(len(self.graphics) - 1)
 
     # probe and crosshair by mouse ----------------------------------------------------------------------------
 
