@@ -57,6 +57,8 @@ def read_stack(stack: Stack, path: Path, time_index: int = 0) -> Volume:
             "study_uid": str(header.get("StudyInstanceUID", "")),
             "frame_of_reference_uid": str(header.get("FrameOfReferenceUID", "")),
             "files": len({r.file.path for r in records}),
+            # the files read, for writing objects that reference them (measurement reports); never logged
+            "source_files": [str(p) for p in dict.fromkeys(r.file.path for r in records)],
             "time_points": count,
             "time_index": time_index,
         },
