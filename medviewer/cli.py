@@ -80,7 +80,22 @@ def _demo_data(argv: Sequence[str]) -> int:
 
 def _format_info(info: dict[str, Any]) -> str:
     lines = [f"{info['path']}: {info['kind']}"]
-    if info["kind"] == "volume":
+    if info["kind"] != "slide" and info.get("presentation", "volume") != "volume":
+        size, spacing = info["size"], info["spacing"]
+        orientation = info["patient_orientation"]
+        pixel = f"{spacing[1]:.4g} x {spacing[0]:.4g} mm" if info["spacing_known"] else "unknown"
+        rate = f", {1000 / info['frame_time_ms']:.3g} frames/s" if info["frame_time_ms"] else ""
+        window = info["display_window"]
+        lines += [
+            f"  modality    {info['modality'] or 'unknown'} ({info['photometric']})",
+            f"  size        {size[0]} x {size[1]} pixels x {info['frames']} frame(s){rate}",
+            f"  pixel size  {pixel}" + (f" ({info['spacing_note']})" if info["spacing_note"] else ""),
+            "  orientation " + (f"rows to {orientation[0]}, columns to {orientation[1]}" if orientation else "unknown"),
+            f"  window      W {window['width']:g} L {window['centre']:g}"
+            + (f" ({info['window_note']})" if info["window_note"] else ""),
+        ]
+        lines += [f"  warning     {w}" for w in info["warnings"]]
+    elif info["kind"] != "slide":
         size, spacing = info["size"], info["spacing"]
         lines += [
             f"  modality    {info['modality'] or 'unknown'} ({info['source']})",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from medviewer.core.volume import VoiTransform
+from medviewer.core.volume import VoiTransform, Volume
 
 
 def apply_voi_lut(values: np.ndarray, voi: VoiTransform) -> np.ndarray:
@@ -31,6 +31,15 @@ def apply_window(
         out = ((values - (centre - 0.5)) / span + 0.5) * 255.0
     out = np.clip(out, 0, 255).astype(np.uint8)
     return 255 - out if invert else out
+
+
+def display_frame(volume: Volume, index: int, width: float, centre: float) -> np.ndarray:
+    """Frame ``index`` (axial slice) as it is shown: RGB with the window applied per channel (as Horos and
+    Weasis do) for colour images, else grey through the VOI LUT, the window and the inversion."""
+    if volume.colour is not None:
+        return apply_window(volume.colour[index], width, centre)
+    values = apply_voi_lut(volume.array[index], volume.voi)
+    return apply_window(values, width, centre, volume.invert_display, volume.voi.function)
 
 
 def shrink_to_fit(image: np.ndarray, max_size: int) -> np.ndarray:

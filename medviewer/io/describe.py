@@ -6,6 +6,7 @@ import dataclasses
 from pathlib import Path
 from typing import Any
 
+from medviewer.core.volume import Presentation
 from medviewer.io.dicom_stacks import SeriesInfo
 from medviewer.io.nifti import is_nifti
 from medviewer.io.open_path import ImageKind, classify, list_series, open_slide, open_volume
@@ -30,14 +31,30 @@ def describe(path: str | Path) -> dict[str, Any]:
                 "associated_images": slide.associated_image_names,
             }
     volume = open_volume(path)
+    width, centre = volume.display_window()
     info = {
-        "kind": "volume",
+        "kind": volume.metadata.get("kind", "volume"),
+        "presentation": volume.presentation.value,
         "path": str(path),
         "size": [volume.shape[2], volume.shape[1], volume.shape[0]],
+        "frames": volume.shape[0] if volume.presentation is not Presentation.VOLUME else 1,
         "dtype": str(volume.array.dtype),
+        "photometric": volume.metadata.get("photometric", "MONOCHROME2"),
+        "colour": volume.colour is not None,
         "spacing": [round(s, 6) for s in volume.spacing],
+        "spacing_known": volume.spacing_known,
+        "spacing_note": volume.spacing_note,
         "origin": [round(o, 4) for o in volume.origin],
         "direction": [[round(v, 6) for v in row] for row in volume.direction.tolist()],
+        "orientation_known": volume.orientation_known,
+        "patient_orientation": list(volume.patient_orientation) if volume.patient_orientation else None,
+        "frame_time_ms": volume.frame_time_ms,
+        "display_window": {"width": round(width, 4), "centre": round(centre, 4)},
+        "window_note": volume.metadata.get("window_note", ""),
+        "voi_lut": volume.voi.explanation if volume.voi.lut is not None else None,
+        "voi_function": volume.voi.function,
+        "inverted": volume.invert_display,
+        "overlay_planes": volume.overlay is not None,
         "modality": volume.modality,
         "source": volume.metadata.get("source", ""),
         "warnings": volume.warnings,

@@ -5,7 +5,10 @@ threads (one per core) so that compressed series decode on all cores. Uncompress
 frames are read from the file straight into the output (the header scan already knows where the
 pixel data starts); everything else goes through pydicom's decoders. Values stay in the stored type
 when no rescale applies; an integer rescale becomes int16 in place when every value fits (CT
-Hounsfield units); any other rescale gives float32.
+Hounsfield units); any other rescale gives float32. A Modality LUT Sequence replaces the rescale
+(pydicom applies it, so values match its own pipeline). Colour frames (RGB, YBR, which pydicom turns
+into RGB, and PALETTE COLOR through the file's own lookup tables) are kept as 8-bit RGB for display,
+with their luminance as the grey values that measurements and models use.
 """
 
 from __future__ import annotations
@@ -20,8 +23,9 @@ from pathlib import Path
 from typing import BinaryIO
 
 import numpy as np
-from pydicom.pixels import iter_pixels
-from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
+from pydicom.dataset import Dataset
+from pydicom.pixels import apply_color_lut, apply_modality_lut, iter_pixels
+from pydicom.uid import UID, ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
 from medviewer.core.errors import CorruptFileError
 from medviewer.io.dicom_frames import FrameRecord
@@ -43,6 +47,13 @@ class PixelFormat:
     stored: np.dtype
     samples: int
     direct: bool
+    palette: bool = False
+    #: Bits that carry a colour sample's value, to bring 16- and 32-bit colour down to 8 bits for display.
+    colour_bits: int = 8
+
+    @property
+    def colour(self) -> bool:
+        return self.samples > 1 or self.palette
 
     @classmethod
     def of(cls, dicom_file: DicomFile) -> PixelFormat:
@@ -50,6 +61,7 @@ class PixelFormat:
         bits = int(header.get("BitsAllocated") or 0)
         signed = int(header.get("PixelRepresentation") or 0) == 1
         samples = int(header.get("SamplesPerPixel") or 1)
+        palette = str(header.get("PhotometricInterpretation", "")).strip().upper() == "PALETTE COLOR"
         if bits not in (8, 16, 32):
             stored = np.dtype(np.uint8)  # bit-packed (1-bit) frames decode to uint8
         else:
@@ -58,17 +70,35 @@ class PixelFormat:
         direct = (
             syntax in (ExplicitVRLittleEndian, ImplicitVRLittleEndian)
             and samples == 1
+            and not palette
+            and "ModalityLUTSequence" not in header
             and bits in (8, 16, 32)
             # signed values narrower than their container need sign extension: pydicom does it
             and (not signed or int(header.get("BitsStored") or bits) == bits)
         )
-        return cls(stored, samples, direct)
+        return cls(stored, samples, direct, palette, _colour_bits(header, palette, bits))
+
+
+def _colour_bits(header: Dataset, palette: bool, bits: int) -> int:
+    """Significant bits of a colour sample: the palette's entry size (LUT descriptor), else BitsStored."""
+    if palette:
+        descriptor = header.get("RedPaletteColorLookupTableDescriptor")
+        try:
+            return int(descriptor[2]) if descriptor is not None and len(descriptor) == 3 else 16
+        except (TypeError, ValueError):
+            return 16
+    try:
+        return min(int(header.get("BitsStored") or bits), bits or 8)
+    except (TypeError, ValueError):
+        return bits or 8
 
 
 @dataclass
 class StackPixels:
     array: np.ndarray
     warnings: list[str]
+    #: (frames, rows, columns, 3) uint8 RGB when the frames are in colour
+    colour: np.ndarray | None = None
 
 
 def _pixel_data_start(handle: BinaryIO, dicom_file: DicomFile, needed: int) -> int:
@@ -114,20 +144,59 @@ def _decoded_frames(dicom_file: DicomFile, frames: list[int]) -> Iterator[np.nda
     try:
         yield from iter_pixels(dataset, indices=frames)
     except Exception as exc:  # pydicom and its decoder plugins raise many types for damaged data
-        raise CorruptFileError(dicom_file.path, f"the pixel data cannot be decoded: {exc}") from exc
+        raise CorruptFileError(dicom_file.path, _undecodable(dataset, exc)) from exc
 
 
-def _store(pixels: np.ndarray, out: np.ndarray, record: FrameRecord, slot: int) -> None:
-    """Write one frame into its slot: colour as luminance, float32 output rescaled, others as stored."""
-    if pixels.ndim == 3:
-        grey = pixels.astype(np.float32) @ LUMINANCE
-        if out.dtype.kind in "iu":
-            limits = np.iinfo(out.dtype)
-            grey = np.clip(np.rint(grey), limits.min, limits.max)
-        pixels = grey
+def _undecodable(dataset: Dataset, exc: Exception) -> str:
+    """Why pixels could not be decoded, naming the transfer syntax, without the decoders' internals."""
+    meta = getattr(dataset, "file_meta", None)
+    syntax = UID(str(meta.get("TransferSyntaxUID", ""))) if meta is not None else None
+    named = f"{syntax.name} ({syntax})" if syntax else "an unnamed transfer syntax"
+    bits = dataset.get("BitsStored")
+    sample = f", {bits}-bit samples" if bits else ""
+    if "Unable to decode" in str(exc) or "no pixel data decoders" in str(exc).lower():
+        return (
+            f"its pixel data, in {named}{sample}, cannot be decoded by any installed decoder (pylibjpeg, "
+            "Pillow, GDCM): the codestream is damaged or uses a form they do not support"
+        )
+    return f"its pixel data, in {named}{sample}, cannot be decoded ({type(exc).__name__})"
+
+
+def _display_rgb(pixels: np.ndarray, fmt: PixelFormat, header: Dataset) -> np.ndarray:
+    """An 8-bit RGB frame as the file means it: palette indices through the file's LUTs, deep samples shifted."""
+    if fmt.palette:
+        pixels = apply_color_lut(pixels, header)
+    if pixels.dtype != np.uint8:
+        shift = max(0, fmt.colour_bits - 8)
+        pixels = np.clip(pixels.astype(np.int64) >> shift, 0, 255).astype(np.uint8)
+    return pixels
+
+
+def _store(
+    pixels: np.ndarray,
+    out: np.ndarray,
+    record: FrameRecord,
+    slot: int,
+    fmt: PixelFormat,
+    colour: np.ndarray | None,
+) -> None:
+    """Write one frame into its slot: colour as RGB and luminance, float32 output rescaled (or through the
+    Modality LUT), others as stored."""
+    header = record.file.header
+    if fmt.colour:
+        if colour is None:
+            raise CorruptFileError(record.file.path, "colour and grey frames are mixed in one stack")
+        rgb = _display_rgb(pixels, fmt, header)
+        if rgb.shape != colour.shape[1:]:
+            raise CorruptFileError(record.file.path, f"a frame of {rgb.shape} pixels does not match {colour.shape[1:]}")
+        colour[slot] = rgb
+        out[slot] = np.clip(np.rint(rgb.astype(np.float32) @ LUMINANCE), 0, 255)
+        return
     if pixels.shape != out.shape[1:]:
         raise CorruptFileError(record.file.path, f"a frame of {pixels.shape} pixels does not match {out.shape[1:]}")
-    if out.dtype == np.float32:
+    if "ModalityLUTSequence" in header:
+        out[slot] = apply_modality_lut(pixels, header)
+    elif out.dtype == np.float32:
         np.multiply(pixels, np.float32(record.slope), out=out[slot], casting="unsafe")
         out[slot] += np.float32(record.intercept)
     else:
@@ -140,17 +209,22 @@ def _read_file(
     items: list[tuple[int, int, FrameRecord]],
     out: np.ndarray,
     ranges: np.ndarray | None,
+    colour: np.ndarray | None,
 ) -> None:
     """Read one file's frames into their slots; with ``ranges``, note each slot's (min, max) while in cache."""
     items = sorted(items, key=lambda item: item[0])
-    _read_frames(dicom_file, fmt, items, out)
+    _read_frames(dicom_file, fmt, items, out, colour)
     if ranges is not None:
         for _, slot, _ in items:
             ranges[slot] = out[slot].min(), out[slot].max()
 
 
 def _read_frames(
-    dicom_file: DicomFile, fmt: PixelFormat, items: list[tuple[int, int, FrameRecord]], out: np.ndarray
+    dicom_file: DicomFile,
+    fmt: PixelFormat,
+    items: list[tuple[int, int, FrameRecord]],
+    out: np.ndarray,
+    colour: np.ndarray | None,
 ) -> None:
     frames = [frame for frame, _, _ in items]
     slots = [slot for _, slot, _ in items]
@@ -159,15 +233,19 @@ def _read_frames(
         source = _direct_frames(dicom_file, fmt, frames, out if in_place else None, slots)
         for pixels, (_, slot, record) in zip(source, items, strict=True):
             if not in_place:
-                _store(pixels, out, record, slot)
+                _store(pixels, out, record, slot, fmt, colour)
         return
     for pixels, (_, slot, record) in zip(_decoded_frames(dicom_file, frames), items, strict=True):
-        _store(pixels, out, record, slot)
+        _store(pixels, out, record, slot, fmt, colour)
 
 
 def _buffer_type(records: list[FrameRecord], formats: list[PixelFormat]) -> tuple[np.dtype, bool]:
     """The type frames are read into, and whether an integer shift to int16 is still to be applied."""
     stored = {fmt.stored for fmt in formats}
+    if any(fmt.colour for fmt in formats):
+        return np.dtype(np.uint8), False  # luminance of the 8-bit display colours
+    if any("ModalityLUTSequence" in r.file.header for r in records):
+        return np.dtype(np.float32), False
     if all(r.slope == 1 and r.intercept == 0 for r in records):
         return np.result_type(*stored), False
     integer_shift = all(r.slope == 1 and float(r.intercept).is_integer() for r in records)
@@ -198,23 +276,26 @@ def read_pixels(records: list[FrameRecord], path: Path) -> StackPixels:
     dtype, shift = _buffer_type(records, list(formats.values()))
     shape = (len(records), records[0].rows, records[0].columns)
     # an int16 shift that does not fit needs the stored array and a float32 copy at once
-    refuse_if_too_large(path, int(np.prod(shape)) * dtype.itemsize * (3 if shift else 1), "this stack")
+    in_colour = any(fmt.colour for fmt in formats.values())
+    per_pixel = dtype.itemsize * (3 if shift else 1) + (3 if in_colour else 0)
+    refuse_if_too_large(path, int(np.prod(shape)) * per_pixel, "this stack")
     out = np.empty(shape, dtype)
+    colour = np.empty((*shape, 3), np.uint8) if in_colour else None
     ranges = np.empty((len(records), 2), np.int64) if shift else None
     work: dict[int, list[tuple[int, int, FrameRecord]]] = defaultdict(list)
     for slot, record in enumerate(records):
         work[id(record.file)].append((record.frame, slot, record))
     with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
-        futures = [pool.submit(_read_file, files[key], formats[key], items, out, ranges) for key, items in work.items()]
+        futures = [
+            pool.submit(_read_file, files[key], formats[key], items, out, ranges, colour) for key, items in work.items()
+        ]
         try:
             for future in futures:
                 future.result()
         except BaseException:
             pool.shutdown(cancel_futures=True)  # one damaged file fails the stack: stop reading the rest
             raise
-    warnings = []
-    if any(fmt.samples > 1 for fmt in formats.values()):
-        warnings.append("colour image shown in grey (luminance); the colours are not displayed")
+    warnings: list[str] = []
     if ranges is not None:
         out = _shift_to_int16(out, np.array([int(r.intercept) for r in records], dtype=np.int64), ranges)
-    return StackPixels(out, warnings)
+    return StackPixels(out, warnings, colour)

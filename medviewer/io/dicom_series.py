@@ -12,6 +12,7 @@ import logging
 import os
 from collections import defaultdict
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 import pydicom
@@ -21,6 +22,7 @@ from pydicom.errors import InvalidDicomError
 from medviewer.core.errors import CorruptFileError, UnsupportedFileError
 from medviewer.core.logs import register_identifiers, safe_path
 from medviewer.core.patient import PatientInfo
+from medviewer.io.dicom_kind import DicomKind, file_kind
 
 log = logging.getLogger(__name__)
 
@@ -120,10 +122,14 @@ class DicomFile:
     def series_uid(self) -> str:
         return str(self.header.get("SeriesInstanceUID", ""))
 
+    @cached_property
+    def kind(self) -> DicomKind:
+        return file_kind(self.header)
+
     @property
     def is_image(self) -> bool:
-        """DICOMDIRs, reports and other objects without an image have no Rows."""
-        return "Rows" in self.header and "Columns" in self.header
+        """Whether its own pixels are what is shown: not a SEG, a report, a slide or an object without pixels."""
+        return self.kind.shows_pixels
 
 
 @dataclass
@@ -131,6 +137,9 @@ class ScanResult:
     """The image files found under a path, by series, and what was left out."""
 
     series: dict[str, list[DicomFile]] = field(default_factory=dict)
+    #: Objects that are not images to look at (SEG, RTSTRUCT, SR, slides, plans...), by series: listed
+    #: for a person to choose from, never stacked with the images.
+    objects: dict[str, list[DicomFile]] = field(default_factory=dict)
     not_dicom: int = 0
     unreadable: int = 0
 
@@ -162,6 +171,7 @@ def scan_files(paths: list[Path]) -> ScanResult:
     """Headers of the DICOM images among ``paths`` and nothing else, grouped by SeriesInstanceUID."""
     result = ScanResult()
     groups: dict[str, list[DicomFile]] = defaultdict(list)
+    objects: dict[str, list[DicomFile]] = defaultdict(list)
     for file_path in paths:
         if not file_path.is_file():  # FIFOs and devices would block or never end
             result.not_dicom += 1
@@ -175,11 +185,14 @@ def scan_files(paths: list[Path]) -> ScanResult:
             log.warning("skipped %s: %s", safe_path(file_path), exc.reason)
             result.unreadable += 1
             continue
-        if not dicom_file.is_image:
+        if dicom_file.is_image:
+            groups[dicom_file.series_uid].append(dicom_file)
+        elif "SOPClassUID" in dicom_file.header:
+            objects[dicom_file.series_uid].append(dicom_file)
+        else:  # a DICOMDIR or a bare dataset: nothing a person opens
             result.not_dicom += 1
-            continue
-        groups[dicom_file.series_uid].append(dicom_file)
     result.series = dict(groups)
+    result.objects = dict(objects)
     return result
 
 

@@ -20,6 +20,7 @@ from pydicom.dataset import Dataset
 
 from medviewer.io.dicom_frames import FrameRecord, frame_records
 from medviewer.io.dicom_geometry import SAME_PLACE_MM, heights, plane_name
+from medviewer.io.dicom_kind import DicomKind
 from medviewer.io.dicom_series import DicomFile
 
 #: Orientation cosines and pixel spacings closer than these belong to the same stack.
@@ -45,6 +46,9 @@ class SeriesInfo:
     time_points: int
     image_type: str  # ImageType or enhanced FrameType, which tells apart stacks at the same positions
     files: list[Path] = field(default_factory=list)
+    #: What the stack is (``DicomKind`` value): volume, image, colour image, cine, or for objects that
+    #: are not images (segmentation, rt structure set, structured report, ...) what they are.
+    kind: str = "volume"
 
     @property
     def label(self) -> str:
@@ -64,6 +68,14 @@ class Stack:
     def header(self) -> Dataset:
         return self.records[0].file.header
 
+    @property
+    def kind(self) -> DicomKind:
+        """The stack's kind: a volume only when every frame is placed in the patient."""
+        kinds = {record.file.kind for record in self.records}
+        if len(kinds) == 1:
+            return kinds.pop()
+        return DicomKind.CINE if DicomKind.CINE in kinds else DicomKind.IMAGE
+
     def info(self) -> SeriesInfo:
         files = list(dict.fromkeys(r.file.path for r in self.records))
         return SeriesInfo(
@@ -79,6 +91,7 @@ class Stack:
             time_points=len(self.time_points),
             image_type=self.records[0].image_type,
             files=files,
+            kind=self.kind.value,
         )
 
 

@@ -15,6 +15,7 @@ from medviewer.core.errors import (
 )
 from medviewer.core.logs import safe_path
 from medviewer.core.volume import Volume
+from medviewer.io.dicom_kind import DicomKind, frame_count, not_an_image_reason
 from medviewer.io.dicom_series import DicomFile, ScanResult, has_dicom_preamble, read_header, scan, scan_files
 from medviewer.io.dicom_stacks import SeriesInfo, Stack, split_series
 from medviewer.io.dicom_volume import read_stack
@@ -49,13 +50,29 @@ def classify(path: str | Path) -> ImageKind:
     raise UnsupportedFileError(path, "not a format medviewer opens (DICOM, NIfTI or a whole-slide image)")
 
 
+#: What to say when a single file is opened as an image but is something else.
+NOT_PIXELS_REASONS = {
+    DicomKind.SEGMENTATION: "a DICOM segmentation (SEG): it is drawn over the series it segments, not shown alone",
+    DicomKind.RT_STRUCTURE_SET: (
+        "a DICOM RT structure set: its contours are drawn over the series they were drawn on, not shown alone"
+    ),
+    DicomKind.STRUCTURED_REPORT: "a DICOM structured report: it is read as text (medviewer info prints it)",
+}
+
+
 def _scan_path(path: Path) -> ScanResult:
     """The images in a folder, or the one in a file, which must then be a DICOM image (else the error says why)."""
     if path.is_dir():
         return scan(path)
     dicom_file = DicomFile.read(path)
     if not dicom_file.is_image:
-        raise UnsupportedFileError(path, "this DICOM file holds no image")
+        kind = dicom_file.kind
+        reason = NOT_PIXELS_REASONS.get(kind) or (
+            "a DICOM object without pixels (a directory or a bare dataset)"
+            if "SOPClassUID" not in dicom_file.header
+            else not_an_image_reason(dicom_file.header)
+        )
+        raise UnsupportedFileError(path, reason)
     return ScanResult(series={dicom_file.series_uid: [dicom_file]})
 
 
@@ -69,11 +86,41 @@ def _stacks(found: ScanResult, path: Path) -> list[Stack]:
 
 
 def list_series(path: str | Path) -> list[SeriesInfo]:
-    """Each stack of slices in a DICOM folder or file, largest first, from headers only."""
+    """Each stack of images in a DICOM folder or file, largest first, from headers only; then the objects
+    that are not images (segmentations, structure sets, reports), for a person choosing what to open."""
     path = Path(path)
     if not path.exists():
         raise PathNotFoundError(path)
-    return [stack.info() for stack in _stacks(_scan_path(path), path)]
+    found = _scan_path(path)
+    images = [stack.info() for stack in _stacks(found, path)] if found.series else []
+    if not images and not found.objects:
+        raise NoImagesFoundError(path, "no DICOM images were found in this folder")
+    return images + _object_infos(found)
+
+
+def _object_infos(found: ScanResult) -> list[SeriesInfo]:
+    """One entry per series of objects that are not images, in the order a person looks for them."""
+    infos = []
+    for uid, files in found.objects.items():
+        header = files[0].header
+        infos.append(
+            SeriesInfo(
+                series_uid=uid,
+                key=uid,
+                modality=str(header.get("Modality", "")),
+                description=str(header.get("SeriesDescription", "")),
+                slices=0,
+                frames=sum(frame_count(f.header) for f in files if f.kind is DicomKind.SEGMENTATION),
+                rows=int(header.get("Rows") or 0),
+                columns=int(header.get("Columns") or 0),
+                orientation="",
+                time_points=1,
+                image_type="",
+                files=[f.path for f in files],
+                kind=files[0].kind.value,
+            )
+        )
+    return sorted(infos, key=lambda info: DicomKind(info.kind).order)
 
 
 def _stack_summary(info: SeriesInfo) -> str:
@@ -98,6 +145,10 @@ def _open_dicom(found: ScanResult, path: Path, series_uid: str | None, time_inde
     other_series = {s.series_uid for s in stacks} - {stack.series_uid}
     if other_series and series_uid is None:
         notes.append(f"the folder holds {len(other_series) + 1} series; showing the largest")
+    others = [f for files in found.objects.values() for f in files]
+    if others:
+        kinds = sorted({f.kind.value for f in others})
+        notes.append(f"the folder also holds {len(others)} object(s) that are not images ({', '.join(kinds)})")
     siblings = [s for s in stacks if s.series_uid == stack.series_uid]
     if len(siblings) > 1:
         summaries = "; ".join(_stack_summary(s.info()) for s in siblings)

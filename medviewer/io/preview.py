@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from medviewer.core.display import apply_window, shrink_to_fit
+from medviewer.core.display import display_frame, shrink_to_fit
 from medviewer.core.volume import Volume
 from medviewer.io.open_path import open_path, open_volume_files
 from medviewer.io.slide import Slide
@@ -29,9 +29,7 @@ class OpenedImage:
 
 
 def volume_preview(volume: Volume) -> np.ndarray:
-    width, centre = volume.display_window()
-    middle = volume.array[volume.shape[0] // 2]
-    return apply_window(middle, width, centre, volume.invert_display)
+    return display_frame(volume, volume.shape[0] // 2, *volume.display_window())
 
 
 def series_with_preview(files: list[Path], series_uid: str) -> OpenedImage:

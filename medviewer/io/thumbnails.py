@@ -22,24 +22,24 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
-from pydicom.pixels import pixel_array
 
 from medviewer.core.app_dirs import data_dir
-from medviewer.core.display import apply_window, shrink_to_fit
+from medviewer.core.display import apply_voi_lut, apply_window, shrink_to_fit
 from medviewer.core.errors import CorruptFileError, PathNotFoundError, UnsupportedFileError
 from medviewer.core.logs import safe_path
 from medviewer.core.volume import percentile_window
 from medviewer.io import open_slide
 from medviewer.io.dicom_frames import frame_records
-from medviewer.io.dicom_pixels import PixelFormat, read_pixels
-from medviewer.io.dicom_series import DicomFile, read_dataset
-from medviewer.io.dicom_volume import file_window
+from medviewer.io.dicom_kind import DicomKind
+from medviewer.io.dicom_pixels import read_pixels
+from medviewer.io.dicom_series import DicomFile
+from medviewer.io.dicom_voi import frame_window, inverted, voi_transform
 from medviewer.io.preview import ICON_SIZE
 
 log = logging.getLogger(__name__)
 
 #: Part of every entry's name: raise it when thumbnails are drawn differently, so old entries are not reused.
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # 2: palette colour, VOI LUTs and per-frame windows
 #: Percentiles that bound the window of an image whose file suggests none (as ``Volume.display_window``).
 ROBUST_PERCENTILES = (1.0, 99.0)
 #: PIL decoding errors of a damaged PNG: truncated or garbled data, or a header claiming absurd dimensions.
@@ -128,36 +128,26 @@ def _entry_name(kind: str, path: Path) -> str:
 
 
 def _series_image(path: Path) -> np.ndarray:
-    """One file's middle frame, rescaled, in the file's own window (else a robust one), MONOCHROME1 inverted."""
+    """One file's middle frame as it opens: colour as RGB (palette through its LUTs), grey rescaled in the
+    file's own window (else a robust one) through its VOI LUT, inverted when the file says so."""
     dicom_file = DicomFile.read(path)
-    if not dicom_file.is_image:
-        raise UnsupportedFileError(path, "this DICOM file holds no image")
+    if not (dicom_file.is_image or dicom_file.kind is DicomKind.SLIDE):  # a DICOM slide's middle tile will do
+        raise UnsupportedFileError(path, f"this DICOM file holds no image (it is a {dicom_file.kind.value})")
     records = frame_records(dicom_file)
     record = records[len(records) // 2]
-    if PixelFormat.of(dicom_file).samples > 1:
-        return shrink_to_fit(_colour_frame(dicom_file, record.frame), ICON_SIZE)
+    pixels = read_pixels([record], path)
+    if pixels.colour is not None:
+        return shrink_to_fit(pixels.colour[0], ICON_SIZE)
     # shrink first: windowing is per pixel, and a subsample is enough for the percentiles (as in Volume)
-    values = shrink_to_fit(read_pixels([record], path).array[0], ICON_SIZE)
     header = dicom_file.header
-    # the volume reader's own rule for the file's window, so the thumbnail and the opened series agree
-    width, centre = file_window(header) or percentile_window(values, ROBUST_PERCENTILES)
-    return apply_window(values, width, centre, str(header.get("PhotometricInterpretation", "")) == "MONOCHROME1")
-
-
-def _colour_frame(dicom_file: DicomFile, frame: int) -> np.ndarray:
-    """RGB pixels of one frame, decoded here because the volume reader reduces colour to luminance.
-
-    The whole dataset is read, as in the volume reader, because deflated files cannot be decoded from a path.
-    """
-    dataset = read_dataset(dicom_file.path)
-    try:
-        rgb = pixel_array(dataset, index=frame)  # YBR is converted to RGB
-    except Exception as exc:  # pydicom and its decoder plugins raise many types for damaged data
-        raise CorruptFileError(dicom_file.path, f"the pixel data cannot be decoded: {exc}") from exc
-    if rgb.dtype != np.uint8:  # more than 8 bits per sample: scale the stored range down to bytes
-        bits = int(dataset.get("BitsStored") or rgb.dtype.itemsize * 8)
-        rgb = apply_window(rgb, 2.0**bits, 2.0 ** (bits - 1))
-    return rgb
+    voi, _ = voi_transform(header)
+    values = apply_voi_lut(shrink_to_fit(pixels.array[0], ICON_SIZE), voi)
+    # the volume reader's own rule for the window, so the thumbnail and the opened series agree
+    if voi.lut is not None:
+        width, centre = float(np.ptp(voi.lut)) or 1.0, (float(voi.lut.max()) + float(voi.lut.min())) / 2
+    else:
+        width, centre = frame_window(record) or percentile_window(values, ROBUST_PERCENTILES)
+    return apply_window(values, width, centre, inverted(header), voi.function)
 
 
 def _slide_image(path: Path) -> np.ndarray:

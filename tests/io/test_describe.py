@@ -11,11 +11,12 @@ from medviewer.io import describe
 from tests.conftest import real_file
 
 
-def test_transfer_syntax_file():
-    info = describe(real_file("dcm_qa_ts/9.dcm"))
-    assert (info["size"], info["dtype"], info["modality"]) == ([384, 384, 1], "uint16", "MR")
-    assert info["spacing"] == pytest.approx([3.25, 3.25, 3.6])
-    assert info["warnings"] == []
+def test_a_siemens_mosaic_is_described_as_the_volume_it_holds():
+    info = describe(real_file("dcm_qa_ts/9.dcm"))  # one 384 x 384 frame of 6 x 6 tiles
+    assert (info["size"], info["dtype"], info["modality"]) == ([64, 64, 35], "uint16", "MR")
+    assert (info["kind"], info["presentation"], info["orientation_known"]) == ("volume", "volume", True)
+    assert info["spacing"] == pytest.approx([3.25, 3.25, 3.6])  # dcm2niix's reference NIfTI says the same
+    assert info["warnings"] == ["a Siemens MOSAIC: 35 slices unpacked from the tiled image (CSA header)"]
     assert [s["slices"] for s in info["stacks"]] == [1]
 
 

@@ -9,6 +9,7 @@ import numpy as np
 import pydicom
 import pytest
 
+from medviewer.core.volume import Presentation
 from medviewer.io import open_volume
 from tests.conftest import pydicom_file, real_file
 
@@ -32,7 +33,7 @@ def test_every_transfer_syntax_gives_the_pixels_of_the_uncompressed_file(number:
     reference = open_volume(real_file("dcm_qa_ts/1.dcm"))
     volume = open_volume(path)
     assert volume.array.dtype == np.uint16 and volume.array.dtype.isnative  # big endian comes out native
-    assert volume.shape == (1, 384, 384)
+    assert volume.shape == (35, 64, 64)  # a Siemens mosaic of 6 x 6 tiles, unpacked into its 35 slices
     assert int(volume.array.sum()) == 38036663 and volume.array.max() == 2362
     np.testing.assert_array_equal(volume.array, reference.array)
     np.testing.assert_allclose(volume.origin, reference.origin)
@@ -79,14 +80,16 @@ def test_no_rescale_keeps_the_stored_type_and_monochrome1_inverts_display_only()
     assert open_volume(pydicom_file("MR_small.dcm")).invert_display is False
 
 
-def test_colour_is_shown_as_luminance_with_a_warning():
+def test_colour_is_kept_as_rgb_with_its_luminance_as_grey_values():
     path = pydicom_file("examples_rgb_color.dcm")
-    rgb = pydicom.dcmread(path).pixel_array.astype(np.float64)
+    rgb = pydicom.dcmread(path).pixel_array
     volume = open_volume(path)
+    assert volume.colour is not None and volume.colour.shape == (1, 240, 320, 3)
+    np.testing.assert_array_equal(volume.colour[0], rgb)
     assert volume.array.dtype == np.uint8 and volume.shape == (1, 240, 320)
-    expected = np.rint(rgb @ [0.299, 0.587, 0.114])
+    expected = np.rint(rgb.astype(np.float64) @ [0.299, 0.587, 0.114])
     assert np.abs(volume.array[0].astype(float) - expected).max() <= 1
-    assert "colour image shown in grey (luminance)" in " ".join(volume.warnings)
+    assert volume.warnings == []
 
 
 def test_classic_multiframe_with_frame_offsets_has_its_geometry():
@@ -100,12 +103,13 @@ def test_classic_multiframe_with_frame_offsets_has_its_geometry():
         np.testing.assert_allclose(volume.origin, (189.43125, 199.43125, -761.87))
 
 
-def test_classic_multiframe_without_geometry_is_stacked_with_a_warning():
-    volume = open_volume(pydicom_file("examples_ybr_color.dcm"))  # ultrasound cine, 30 colour frames
-    assert volume.shape == (30, 240, 320)
-    text = " ".join(volume.warnings)
-    assert "the 30 frames give no position in the patient; they are shown in file order" in text
-    assert "luminance" in text
+def test_an_ultrasound_cine_is_frames_of_one_plane_at_the_files_frame_rate():
+    path = pydicom_file("examples_ybr_color.dcm")  # ultrasound, 30 YBR_FULL_422 frames, FrameTime 33.33 ms
+    volume = open_volume(path)
+    assert volume.presentation is Presentation.CINE and not volume.orientation_known
+    assert volume.shape == (30, 240, 320) and volume.frame_time_ms == pytest.approx(33.333)
+    # pydicom's own YBR to RGB conversion, frame for frame
+    np.testing.assert_array_equal(volume.colour, pydicom.dcmread(path).pixel_array)
     assert len({volume.array[k].tobytes() for k in range(30)}) > 1  # real, different frames
 
 

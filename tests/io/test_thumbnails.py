@@ -15,7 +15,7 @@ from pydicom.pixels import pixel_array
 
 from medviewer.core.display import apply_window, shrink_to_fit
 from medviewer.core.errors import CorruptFileError, PathNotFoundError, UnsupportedFileError
-from medviewer.core.volume import Volume, percentile_window
+from medviewer.core.volume import Volume
 from medviewer.io import list_series, open_volume, thumbnails
 from medviewer.io.preview import ICON_SIZE
 from medviewer.io.thumbnails import ThumbnailCache
@@ -71,12 +71,13 @@ def test_series_thumbnail_is_the_volumes_middle_slice_in_the_middle_files_window
     assert thumbnail[centre].std() > 20  # a real image, not a flat grey square
 
 
-def test_multiframe_file_without_a_window_shows_its_middle_frame_in_a_robust_window(tmp_path: Path):
+def test_enhanced_multiframe_file_shows_its_middle_frame_in_that_frames_own_window(tmp_path: Path):
     folder = real_file("dcm_qa_enh/Siemens_XA10")
     files = sorted(folder.glob("*.dcm"))  # 4 files (time points) of 6 frames: the middle is 6_3, frame 3
     thumbnail = ThumbnailCache(tmp_path / "cache").series_thumbnail(files)
     frame = open_volume(folder, time_index=2).array[3]
-    np.testing.assert_array_equal(thumbnail, apply_window(frame, *percentile_window(frame, (1, 99))))
+    voi = pydicom.dcmread(files[2]).PerFrameFunctionalGroupsSequence[3].FrameVOILUTSequence[0]
+    np.testing.assert_array_equal(thumbnail, apply_window(frame, float(voi.WindowWidth), float(voi.WindowCenter)))
 
 
 def test_monochrome1_is_rescaled_then_inverted(tmp_path: Path):
