@@ -92,7 +92,7 @@ def voi_transform(header: Dataset) -> tuple[VoiTransform, list[str]]:
             raise ValueError("LUT length")
         inputs = np.arange(first, first + entries, dtype=np.int64)
         table = apply_voi(inputs, header, index=0)
-    except (AttributeError, IndexError, KeyError, TypeError, ValueError) as exc:
+    except (AttributeError, IndexError, KeyError, NotImplementedError, TypeError, ValueError) as exc:
         warnings.append(f"the VOI LUT is damaged ({type(exc).__name__}); the window is applied linearly instead")
         return VoiTransform(function=function), warnings
     explanation = str(item.get("LUTExplanation", "") or "VOI LUT")
