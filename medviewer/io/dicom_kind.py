@@ -133,4 +133,7 @@ def file_kind(header: Dataset) -> DicomKind:
 
 def not_an_image_reason(header: Dataset) -> str:
     """Why a DICOM object that holds no image cannot be shown, in words that name what it is."""
-    return f"a DICOM {sop_class_name(header)}, not an image: there is nothing to display"
+    name = sop_class_name(header)
+    if "Image" in name:  # an image's header without its pixels (DICOMDIR test sets, headers-only exports)
+        return f"a DICOM {name} object without pixel data (no Rows and Columns): there is nothing to display"
+    return f"a DICOM {name}, not an image: there is nothing to display"

@@ -1,0 +1,60 @@
+"""The DICOM zoo as a table: every public test file, the kind it is shown as or why it is refused, and
+whether its displayed values equal pydicom's; then the totals, and the time to open everything shown
+against pydicom's own read and decode of the same files, measured in the same run.
+
+    python -m tests.benchmarks.dicom_zoo [--all]
+
+Without ``--all`` only files that are refused or not compared are listed row by row.
+"""
+
+from __future__ import annotations
+
+import sys
+import tempfile
+import time
+import warnings
+from collections import Counter
+from pathlib import Path
+
+import pydicom
+
+from tests.dicom_zoo import ZooRow, sweep_file, totals, zoo_files
+
+
+def _pydicom_decode_seconds(rows: list[ZooRow], scratch: Path) -> float:
+    """pydicom's dcmread and pixel_array on every file medviewer showed (the reference for the ratio)."""
+    started = time.perf_counter()
+    for row in rows:
+        path = row.path if row.path.suffix != ".gz" else scratch / row.path.name.removesuffix(".gz")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            _ = pydicom.dcmread(path).pixel_array
+    return time.perf_counter() - started
+
+
+def main(show_all: bool) -> None:
+    with tempfile.TemporaryDirectory() as folder:
+        scratch = Path(folder)
+        files = zoo_files()
+        started = time.perf_counter()
+        rows = [sweep_file(path, scratch) for path in files]
+        ours = time.perf_counter() - started
+        shown = [row for row in rows if row.outcome == "shown"]
+        reference = _pydicom_decode_seconds(shown, scratch)
+    print(f"{'file':52} {'kind':18} {'outcome':9} {'pixels':7} reason / reference")
+    for row in rows:
+        if show_all or row.outcome != "shown" or row.pixels != "equal":
+            print(f"{row.name[:52]:52} {row.kind:18} {row.outcome:9} {row.pixels or '-':7} {row.reason[:100]}")
+    print()
+    for key, value in totals(rows).items():
+        print(f"{key:28} {value}")
+    kinds = Counter(row.kind for row in shown)
+    print("shown by kind               " + ", ".join(f"{kind} {count}" for kind, count in sorted(kinds.items())))
+    print(
+        f"time: every file through medviewer {ours:.2f} s; pydicom dcmread + pixel_array of the shown files "
+        f"{reference:.2f} s; ratio {ours / reference:.2f}"
+    )
+
+
+if __name__ == "__main__":
+    main("--all" in sys.argv[1:])
