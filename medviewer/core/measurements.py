@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import enum
 import math
+import reprlib
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -25,6 +28,15 @@ class MeasurementKind(enum.Enum):
     RECTANGLE = "rectangle"
 
 
+#: How many points each kind is drawn with: two ends, end-vertex-end, or two opposite corners.
+POINT_COUNTS = {
+    MeasurementKind.DISTANCE: 2,
+    MeasurementKind.ANGLE: 3,
+    MeasurementKind.ELLIPSE: 2,
+    MeasurementKind.RECTANGLE: 2,
+}
+
+
 @dataclass
 class Measurement:
     """What was drawn: for ROIs the two points are opposite corners of the bounding box."""
@@ -33,6 +45,51 @@ class Measurement:
     plane: mpr.Plane
     slice_index: int
     points: list[tuple[float, float]]
+
+    def to_dict(self) -> dict[str, Any]:
+        """Exactly what redraws the measurement, as JSON types; the values are recomputed from the volume."""
+        return {
+            "kind": self.kind.value,
+            "plane": self.plane.value,
+            "slice_index": int(self.slice_index),
+            "points": [[float(u), float(v)] for u, v in self.points],
+        }
+
+    @classmethod
+    def from_dict(cls, data: Any) -> Measurement:
+        """The inverse of ``to_dict``; raises ValueError saying what is wrong, for data read from a file."""
+        if not isinstance(data, dict):
+            raise ValueError(f"a measurement must be an object, not {type(data).__name__}")
+        kinds = {kind.value: kind for kind in MeasurementKind}
+        planes = {plane.value: plane for plane in mpr.Plane}
+        kind_name, plane_name = data.get("kind"), data.get("plane")
+        if not isinstance(kind_name, str) or kind_name not in kinds:
+            raise ValueError(f"unknown measurement kind {reprlib.repr(kind_name)} (expected one of {', '.join(kinds)})")
+        if not isinstance(plane_name, str) or plane_name not in planes:
+            raise ValueError(f"unknown plane {reprlib.repr(plane_name)} (expected one of {', '.join(planes)})")
+        kind, index, points = kinds[kind_name], data.get("slice_index"), data.get("points")
+        if not isinstance(index, int) or isinstance(index, bool) or index < 0:
+            raise ValueError(f"the slice index {reprlib.repr(index)} is not a whole number of at least 0")
+        if not isinstance(points, list) or len(points) != POINT_COUNTS[kind]:
+            given = f"{len(points)}" if isinstance(points, list) else f"a {type(points).__name__}"
+            raise ValueError(f"a {kind.value} needs a list of {POINT_COUNTS[kind]} points, not {given}")
+        pairs = []
+        for point in points:
+            if not isinstance(point, list) or len(point) != 2 or not all(is_finite_number(c) for c in point):
+                raise ValueError(f"the point {reprlib.repr(point)} is not two finite numbers")
+            pairs.append((float(point[0]), float(point[1])))
+        return cls(kind, planes[plane_name], index, pairs)
+
+
+def is_finite_number(value: Any) -> bool:
+    """A JSON number usable as a coordinate: not a bool (a JSON true is no number), not NaN or infinite, and
+    not an integer too large for a float."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:
+        return False
 
 
 @dataclass(frozen=True)
@@ -47,11 +104,15 @@ class RegionStatistics:
 
 def world_points(volume: Volume, measurement: Measurement) -> np.ndarray:
     """LPS millimetres of a measurement's points."""
-    indices = [
-        mpr.display_to_index(volume.shape, volume.spacing, measurement.plane, measurement.slice_index, u, v)
-        for u, v in measurement.points
-    ]
-    return volume.index_to_world(np.array(indices))
+    return display_to_world(volume, measurement.plane, measurement.slice_index, measurement.points)
+
+
+def display_to_world(
+    volume: Volume, plane: mpr.Plane, slice_index: int, points: Sequence[tuple[float, float]]
+) -> np.ndarray:
+    """LPS millimetres of display points on one slice (e.g. an ROI's outline, which is not stored)."""
+    indices = [mpr.display_to_index(volume.shape, volume.spacing, plane, slice_index, u, v) for u, v in points]
+    return volume.index_to_world(np.array(indices, dtype=float).reshape(-1, 3))
 
 
 def distance_mm(volume: Volume, measurement: Measurement) -> float:

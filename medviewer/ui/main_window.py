@@ -12,6 +12,7 @@ import logging
 import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QEventLoop, QSettings, Qt, QTimer
 from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence
@@ -26,6 +27,7 @@ from PySide6.QtWidgets import (
 )
 
 from medviewer.ai.stored_results import load_result, of_run, results_folder, save_result
+from medviewer.annotations.measurement_store import MeasurementSidecar, load_measurements, series_identity
 from medviewer.catalog import ImportReport, Progress, audit, catalog_path, connect
 from medviewer.catalog.browse import (
     SERIES_KEY_PREFIX,
@@ -55,11 +57,16 @@ from medviewer.ui.patient_panel import PanelEntry, PatientPanel
 from medviewer.ui.slide_view import SlideView
 from medviewer.ui.volume_view import VolumeView
 
+if TYPE_CHECKING:
+    from medviewer.annotations.measurement_report import WrittenReport
+
 log = logging.getLogger(__name__)
 MAX_RECENT = 10
 VOLUME_TAB, SLIDE_TAB = 0, 1
 ANNOTATION_FILTER = "Annotations (*.geojson *.json *.xml);;All files (*)"
 OVERLAY_FILTER = "Label maps (*.nii *.nii.gz *.dcm);;All files (*)"
+REPORT_FILTER = "DICOM files (*.dcm);;All files (*)"
+NO_SERIES_TO_REPORT = "Open a DICOM series first: its measurements are exported as a DICOM SR."
 OPEN_FILTER = (
     "Images (*.dcm *.dicom *.ima *.nii *.nii.gz *.svs *.tif *.tiff *.ndpi *.mrxs *.scn *.vms *.bif);;All files (*)"
 )
@@ -73,6 +80,24 @@ class OpenRequest:
     path: Path
     activate: bool
     from_catalog: bool = False
+
+
+@dataclass(frozen=True)
+class ShownVolume:
+    """The volume on screen: where it came from (for messages and the audit) and where its measurements go."""
+
+    source: Path
+    audit_subject: str
+    #: None when its measurements cannot be kept (the message bar said why).
+    sidecar: MeasurementSidecar | None
+
+
+@dataclass(frozen=True)
+class ReportRequest:
+    """A measurement report being written in the background, for the audit when it is done."""
+
+    path: Path
+    audit_subject: str
 
 
 @dataclass(frozen=True)
@@ -122,6 +147,8 @@ class MainWindow(QMainWindow):
         self.ai_panel.slide_detail_ready.connect(self._show_slide_detail)
         self.ai_panel.overlay_style_changed.connect(self._restyle_overlays)
         self.slide_view.clicked.connect(self.ai_panel.patch_clicked)
+        self.shown_volume: ShownVolume | None = None
+        self.volume_view.measurements_changed.connect(self._save_measurements)
         self.volume_view.crosshair_moved.connect(
             lambda: self.ai_panel.set_slice(int(round(self.volume_view.crosshair[0])))
         )
@@ -152,6 +179,9 @@ class MainWindow(QMainWindow):
         self.loader = ImageLoader(self)
         self.loader.opened.connect(self._on_opened)
         self.loader.failed.connect(self._on_failed)
+        self.report_writer = ImageLoader(self)  # reads the series' headers and writes the SR off the GUI thread
+        self.report_writer.opened.connect(self._report_written)
+        self.report_writer.failed.connect(lambda _request, message: self.message_bar.add(message))
         self.catalog_file = catalog_path()
         self.catalog: sqlite3.Connection | None = None
         self.import_job = ImportJob(self.catalog_file, self)
@@ -212,6 +242,9 @@ class MainWindow(QMainWindow):
         export_annotations.triggered.connect(self._ask_export_annotations)
         menu.addAction(import_annotations)
         menu.addAction(export_annotations)
+        export_report = QAction("Export &measurements as DICOM SR…", self)
+        export_report.triggered.connect(self._ask_export_measurements)
+        menu.addAction(export_report)
         export = QAction("&Export view as PNG…", self, shortcut=QKeySequence("Ctrl+E"))
         export.triggered.connect(lambda: self._ask_export(include_identifiers=True))
         export_anonymous = QAction("Export view as PNG &without patient details…", self)
@@ -407,6 +440,7 @@ class MainWindow(QMainWindow):
     def busy(self) -> bool:
         return (
             self.loader.pending > 0
+            or self.report_writer.pending > 0
             or self.ai_panel.busy()
             or self.slide_view.busy()
             or self.import_job.running()
@@ -451,7 +485,7 @@ class MainWindow(QMainWindow):
         elif is_slide and self.slide_view.slide is None:
             self.slide_view.set_slide(opened.image, opened.preview)
         elif not is_slide and self.volume_view.volume is None:
-            self.volume_view.set_volume(opened.image)
+            self._show_volume(opened)
         self.statusBar().showMessage(f"Opened {self._file_label(opened.path)}")
 
     @staticmethod
@@ -489,7 +523,7 @@ class MainWindow(QMainWindow):
             self.tabs.setCurrentIndex(SLIDE_TAB)
             self._record_annotation_file(opened.image)
         else:
-            self.volume_view.set_volume(opened.image)
+            self._show_volume(opened)
             self.ai_panel.set_volume(opened.image, int(round(self.volume_view.crosshair[0])))
             self.tabs.setCurrentIndex(VOLUME_TAB)
         self._show_stored_result(key)
@@ -525,6 +559,80 @@ class MainWindow(QMainWindow):
         audit.record("failed_open", audit.path_subject(path), {})
         self.message_bar.add(message)
         self.statusBar().showMessage(f"Could not open {path.name}")
+
+    # measurements, kept with their series -------------------------------------------------------
+
+    def _show_volume(self, opened: OpenedImage) -> None:
+        """Show a volume with the measurements kept for its series; every later change is saved at once."""
+        volume = opened.image
+        series_uid = volume.metadata.get("series_uid")
+        subject = series_key(series_uid) if series_uid else audit.path_subject(opened.path)
+        self.shown_volume = None  # the measurements restored below are not changes to save
+        self.volume_view.set_volume(volume)
+        loaded = load_measurements(volume, series_identity(volume, opened.path))
+        for problem in loaded.problems:
+            self.message_bar.add(problem)
+        for measurement in loaded.measurements:
+            self.volume_view.add_measurement(measurement)
+        self.shown_volume = ShownVolume(opened.path, subject, loaded.sidecar)
+        self.volume_view.measurement_panel.set_kept(loaded.sidecar is not None)
+
+    def _save_measurements(self) -> None:
+        shown = self.shown_volume
+        if shown is None or shown.sidecar is None:
+            return
+        measurements = self.volume_view.measurements
+        try:
+            shown.sidecar.save(measurements)
+        except OSError as exc:
+            reason = exc.strerror or type(exc).__name__
+            self.message_bar.add(f"{shown.sidecar.path}: the measurements could not be saved ({reason})")
+            return
+        audit.record("annotation_save", shown.audit_subject, {"measurements": len(measurements)})
+
+    def _ask_export_measurements(self) -> None:
+        shown, volume = self.shown_volume, self.volume_view.volume
+        if shown is None or volume is None:
+            self.message_bar.add(NO_SERIES_TO_REPORT)
+            return
+        # highdicom takes a tenth of a second to import: not before the window is shown
+        from medviewer.annotations.measurement_report import check_reportable
+
+        try:
+            check_reportable(volume, self.volume_view.measurements, shown.source)
+        except MedviewerError as exc:
+            self.message_bar.add(str(exc))
+            return
+        name, _ = QFileDialog.getSaveFileName(
+            self, "Export measurements as DICOM SR", self._last_folder(), REPORT_FILTER
+        )
+        if name:
+            self.export_measurements(Path(name if name.lower().endswith(".dcm") else name + ".dcm"))
+
+    def export_measurements(self, path: Path) -> None:
+        """Write the shown volume's measurements as a DICOM SR in the background; the message bar says why not."""
+        from medviewer.annotations.measurement_report import write_measurement_report
+
+        shown, volume = self.shown_volume, self.volume_view.volume
+        if shown is None or volume is None:
+            self.message_bar.add(NO_SERIES_TO_REPORT)
+            return
+        measurements = list(self.volume_view.measurements)
+        self.statusBar().showMessage(f"Writing {path.name}…")
+        self.report_writer.submit(
+            path,
+            ReportRequest(path, shown.audit_subject),
+            lambda: write_measurement_report(path, volume, measurements, shown.source),
+        )
+
+    def _report_written(self, request: ReportRequest, written: WrittenReport) -> None:
+        audit.record("export", request.audit_subject, {"what": "measurements DICOM SR"})
+        self.statusBar().showMessage(f"Saved {written.measurements} measurement(s) to {written.path.name}")
+        if written.empty_regions_left_out:
+            self.message_bar.add(
+                f"{written.path}: {written.empty_regions_left_out} region(s) with no voxel inside were left out of "
+                "the report"
+            )
 
     # AI results ---------------------------------------------------------------------------------
 
@@ -746,6 +854,7 @@ class MainWindow(QMainWindow):
         self._closing = True
         self._queued_imports.clear()
         self.loader.shutdown()
+        self.report_writer.shutdown()
         self.import_job.cancel()
         self.import_job.wait(timeout_s=10)
         self.thumbnails.shutdown()

@@ -1,12 +1,16 @@
-"""The list of measurements on the open volume, where each can be found again or deleted."""
+"""The list of measurements on the open volume, where each can be found again or deleted, and whether they are
+kept: a reader should not have to guess whether switching series will lose them."""
 
 from __future__ import annotations
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QKeyEvent
-from PySide6.QtWidgets import QListWidget, QPushButton, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QLabel, QListWidget, QPushButton, QVBoxLayout, QWidget
 
 from medviewer.core.measurements import Measurement
+
+KEPT_NOTE = "Saved with this series as you measure"
+NOT_KEPT_NOTE = "Not saved: see the message above the images"
 
 
 class MeasurementPanel(QWidget):
@@ -22,12 +26,19 @@ class MeasurementPanel(QWidget):
         self.list.currentRowChanged.connect(lambda row: self.delete_button.setEnabled(row >= 0))
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
+        self.note = QLabel("")
+        self.note.setObjectName("measurementNote")
+        self.note.setWordWrap(True)
         layout.addWidget(self.list, 1)
+        layout.addWidget(self.note)
         layout.addWidget(self.delete_button)
 
     def add(self, measurement: Measurement, text: str) -> None:
         where = f"{measurement.plane.value} {measurement.slice_index + 1}"
         self.list.addItem(f"{measurement.kind.value.capitalize()} ({where}): {text}")
+
+    def set_kept(self, kept: bool) -> None:
+        self.note.setText(KEPT_NOTE if kept else NOT_KEPT_NOTE)
 
     def remove(self, row: int) -> None:
         self.list.takeItem(row)
