@@ -37,7 +37,16 @@ def _input_words(spec: ModelSpec) -> str:
 
 
 def card_summary(package: ModelPackage, hashes: dict[Path, str]) -> str:
-    """The model card summary a person reads before approving: on the command line and in the window."""
+    """The model card summary a person reads before approving on the command line: facts, then the card."""
+    lines = [card_facts(package, hashes)]
+    if package.card:
+        lines += ["", "model card:", *("  " + line for line in package.card.rstrip().splitlines())]
+    return "\n".join(lines)
+
+
+def card_facts(package: ModelPackage, hashes: dict[Path, str]) -> str:
+    """What the package's metadata says and which weights it holds, by hash: the part of the card that is
+    checked rather than written (the window shows the written card rendered beside it)."""
     spec = package.spec
     lines = [
         f"model         {package.name} {package.version}",
@@ -52,8 +61,6 @@ def card_summary(package: ModelPackage, hashes: dict[Path, str]) -> str:
         lines.append(NOT_FOR_DIAGNOSIS)
     for weights_format, file in package.weights.items():
         lines.append(f"{weights_format:<13} {file}\n              SHA-256 {hashes[file]}")
-    if package.card:
-        lines += ["", "model card:", *("  " + line for line in package.card.rstrip().splitlines())]
     return "\n".join(lines)
 
 

@@ -22,6 +22,7 @@ import pyqtgraph as pg
 from PySide6.QtCore import QObject, QRunnable, QSettings, Qt, QThreadPool, QTimer, Signal
 from PySide6.QtWidgets import (
     QComboBox,
+    QDialog,
     QDoubleSpinBox,
     QFileDialog,
     QGridLayout,
@@ -39,7 +40,6 @@ from PySide6.QtWidgets import (
 
 from medviewer.ai import registry
 from medviewer.ai.available import builtin_bundles
-from medviewer.ai.commands import card_summary
 from medviewer.ai.package import ModelPackage, read_package
 from medviewer.ai.runtime import describe_runtime
 from medviewer.ai.stored_results import StoredResult, of_run, shape_of
@@ -49,6 +49,7 @@ from medviewer.core.logs import log_unexpected
 from medviewer.core.volume import Volume
 from medviewer.io.slide import Slide
 from medviewer.ui.ai_worker import AiJob, AiWorker
+from medviewer.ui.model_card_dialog import ModelCardDialog
 
 log = logging.getLogger(__name__)
 SALIENCY_METHODS = (("gradcam", "Grad-CAM"), ("occlusion", "Occlusion"), ("ig", "Integrated gradients"))
@@ -106,6 +107,7 @@ class AiPanel(QWidget):
     def __init__(self, settings: QSettings | None = None, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.settings = settings
+        self.card_dialog: ModelCardDialog | None = None
         self.runtime_label = QLabel("Waiting to load the AI runtime…")
         self.runtime_label.setWordWrap(True)
         runtime_box = QGroupBox("Runtime")
@@ -284,7 +286,8 @@ class AiPanel(QWidget):
     def show_card(self) -> None:
         package = self.package()
         if package is not None:
-            QMessageBox.information(self, f"Model card: {package.name}", card_summary(package, _hashes(package)))
+            self.card_dialog = ModelCardDialog(package, _hashes(package), parent=self)
+            self.card_dialog.open()
 
     def add_model(self, path: Path, approve: bool) -> ModelPackage:
         """Read a package and, when ``approve``, add its weights' hashes to the approved list."""
@@ -308,12 +311,8 @@ class AiPanel(QWidget):
         except MedviewerError as exc:
             QMessageBox.warning(self, "Not a model package", str(exc))
             return
-        answer = QMessageBox.question(
-            self,
-            "Approve this model?",
-            card_summary(package, _hashes(package)) + "\n\nApprove it to run on this computer?",
-        )
-        self.add_model(Path(name), approve=answer == QMessageBox.StandardButton.Yes)
+        dialog = ModelCardDialog(package, _hashes(package), "Approve it to run on this computer?", parent=self)
+        self.add_model(Path(name), approve=dialog.exec() == QDialog.DialogCode.Accepted)
 
     def _model_changed(self) -> None:
         """The chosen model's classes, and the buttons for what it can run; a job still running keeps its

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from PySide6.QtWidgets import QLabel
 
 from medviewer.ai.stored_results import StoredResult
 from medviewer.catalog import audit
@@ -277,3 +278,24 @@ def test_results_are_drawn_only_on_the_image_they_belong_to(qtbot, window: MainW
     assert reason is not None and "run the model again" in reason
     assert panel.show_stored(StoredResult("slices", result, "softmax", False, volume.shape), "2026-01-01T00:00") is None
     assert panel.result_label.text().startswith("Stored result of 2026-01-01 00:00 UTC.")
+
+
+def test_the_model_card_fits_the_screen_and_renders_its_markdown(qtbot, window: MainWindow):
+    """The demo CT model's real card: headings and emphasis drawn, not shown as # and *, and the dialog,
+    buttons included, no taller than most of a 1080p screen."""
+    panel = window.ai_panel
+    names = [panel.model_box.itemText(i) for i in range(panel.model_box.count())]
+    panel.model_box.setCurrentIndex(next(i for i, name in enumerate(names) if name.startswith("ct-slice-lesion")))
+    panel.show_card()
+    dialog = panel.card_dialog
+    qtbot.waitUntil(dialog.isVisible)
+    package = panel.package()
+    assert "#" in package.card and "**" in package.card  # the card is Markdown ...
+    text = dialog.card.toPlainText()
+    assert "**" not in text and not any(line.startswith("#") for line in text.splitlines())  # ... drawn as such
+    assert dialog.card.document().toMarkdown().count("#") >= 1  # headings kept as headings
+    screen = dialog.screen().availableGeometry()
+    assert dialog.frameGeometry().height() <= screen.height() * 0.85
+    facts = dialog.findChild(QLabel, "cardFacts").text()
+    assert "SHA-256" in facts and "NOT FOR DIAGNOSTIC USE" in facts
+    dialog.accept()
