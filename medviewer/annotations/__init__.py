@@ -14,7 +14,8 @@ from medviewer.annotations.asap_xml import read_asap_xml
 from medviewer.annotations.autosave import Autosaver, SaveResult
 from medviewer.annotations.class_list import DEFAULT_CLASSES, load_classes, save_classes
 from medviewer.annotations.document import AnnotationDocument, ChangeEvent
-from medviewer.annotations.geojson import read_geojson, write_geojson
+from medviewer.annotations.geojson import export_path, read_geojson, write_geojson
+from medviewer.annotations.importing import ImportSummary, import_into
 from medviewer.annotations.model import Annotation, AnnotationClass, AnnotationEditError, AnnotationKind, Mpp
 from medviewer.annotations.sidecar import LoadedSidecar, load_sidecar
 
@@ -27,9 +28,12 @@ __all__ = [
     "AnnotationKind",
     "Autosaver",
     "ChangeEvent",
+    "ImportSummary",
     "LoadedSidecar",
     "Mpp",
     "SaveResult",
+    "export_path",
+    "import_into",
     "load_classes",
     "load_sidecar",
     "read_asap_xml",

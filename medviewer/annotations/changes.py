@@ -138,6 +138,24 @@ class InsertVertex(Change):
         state.by_id[self.annotation_id].delete_vertex(self.after + 1)
 
 
+class AppendPoint(Change):
+    """One more point on a points annotation; undo takes that last point off again."""
+
+    description = "add point"
+
+    def __init__(self, annotation_id: str, xy: tuple[float, float]) -> None:
+        self.annotation_ids = frozenset({annotation_id})
+        self.annotation_id, self.xy = annotation_id, xy
+
+    def apply(self, state: DocumentState) -> None:
+        points = state.by_id[self.annotation_id]
+        points.restore_vertex(len(points.vertices), 0, *self.xy)
+
+    def revert(self, state: DocumentState) -> None:
+        points = state.by_id[self.annotation_id]
+        points.delete_vertex(len(points.vertices) - 1)
+
+
 class DeleteVertex(Change):
     description = "delete vertex"
 

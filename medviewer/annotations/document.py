@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from medviewer.annotations import changes
 from medviewer.annotations.class_list import DEFAULT_CLASSES
-from medviewer.annotations.model import Annotation, AnnotationClass, AnnotationEditError, Colour
+from medviewer.annotations.model import Annotation, AnnotationClass, AnnotationEditError, AnnotationKind, Colour
 
 #: Undo steps kept; older ones are forgotten.
 UNDO_LIMIT = 1000
@@ -119,6 +119,26 @@ class AnnotationDocument:
     def insert_vertex(self, annotation_id: str, after: int, x: float, y: float) -> None:
         self._editable(annotation_id)
         self._push(changes.InsertVertex(annotation_id, after, (x, y)))
+
+    def add_point(self, x: float, y: float, class_name: str | None = None) -> str:
+        """Add a point to the class's points annotation (the topmost unlocked one), or start one when there
+        is none: as with QuPath's Points tool, a count is one MultiPoint per class rather than an object per
+        click. Returns the id of the annotation that holds the point."""
+        cls = None if class_name is None else self._require_class(class_name)
+        holder = next(
+            (
+                a
+                for a in reversed(self._state.annotations)
+                if a.kind is AnnotationKind.POINTS and not a.locked and a.classification == cls
+            ),
+            None,
+        )
+        if holder is None:
+            holder = Annotation.points([[x, y]], classification=cls)
+            self.add(holder)
+        else:
+            self._push(changes.AppendPoint(holder.id, (x, y)))
+        return holder.id
 
     def delete_vertex(self, annotation_id: str, index: int) -> None:
         annotation = self._editable(annotation_id)

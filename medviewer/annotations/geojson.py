@@ -48,6 +48,17 @@ class _FeatureError(ValueError):
 # Writing ------------------------------------------------------------------------------------------------
 
 
+#: Names an exported file may end with as it is: QuPath reads both.
+GEOJSON_SUFFIXES = (".geojson", ".json")
+
+
+def export_path(path: str | Path) -> Path:
+    """The file an export chosen as ``path`` goes to: ``.geojson`` appended when the name lacks it (or
+    ``.json``), as a save dialog hands back what was typed, and QuPath and file browsers go by the suffix."""
+    path = Path(path)
+    return path if path.suffix.lower() in GEOJSON_SUFFIXES else path.with_name(path.name + ".geojson")
+
+
 def write_geojson(path: str | Path, annotations: Iterable[Annotation]) -> None:
     """Save atomically (see ``atomic_write``): a crash leaves the previous file or the new one."""
     write_atomic(Path(path), geojson_bytes(annotations))

@@ -39,6 +39,8 @@ class AnnotationKind(str, enum.Enum):
 
 BOX_KINDS = frozenset({AnnotationKind.RECTANGLE, AnnotationKind.ELLIPSE})
 AREA_KINDS = BOX_KINDS | {AnnotationKind.POLYGON, AnnotationKind.FREEHAND, AnnotationKind.MULTIPOLYGON}
+#: How far a vertex may move in a save and reload (see ``geometry``) and still be the same vertex.
+ROUND_TRIP_PX = 0.01
 _SINGLE_RING_MINIMUM = {AnnotationKind.LINE: 2, AnnotationKind.POINTS: 1}
 _POLYGON_RING_MINIMUM = 3
 
@@ -140,6 +142,22 @@ class Annotation:
         """Points a person can drag, indexed as the vertex edits index them: the box corners of a
         rectangle or ellipse (in the order (x0,y0), (x1,y0), (x1,y1), (x0,y1)), else every vertex."""
         return _box_corners(self.vertices) if self.kind in BOX_KINDS else self.vertices
+
+    def same_as(self, other: Annotation, tolerance: float = ROUND_TRIP_PX) -> bool:
+        """Whether ``other`` says the same as this annotation (kind, shape within ``tolerance`` px, class
+        name, name, lock, measurements), ids aside: how a second import of one file is recognised.
+
+        Box corners are compared as boxes, as a file gives them back in min/max order, not as drawn."""
+        if (self.kind, self.rings, self.name, self.locked) != (other.kind, other.rings, other.name, other.locked):
+            return False
+        if _class_name(self.classification) != _class_name(other.classification):
+            return False
+        if not _same_measurements(self.measurements, other.measurements):
+            return False
+        mine, theirs = self.vertices, other.vertices
+        if self.kind in BOX_KINDS:
+            mine, theirs = np.sort(mine, axis=0), np.sort(theirs, axis=0)
+        return bool(np.abs(mine - theirs).max() <= tolerance)
 
     def bounds(self) -> tuple[float, float, float, float]:
         """(x_min, y_min, x_max, y_max) in level-0 pixels."""
@@ -272,6 +290,15 @@ def _scales(mpp: Mpp) -> tuple[float, float]:
     if not (sx > 0 and sy > 0):
         raise ValueError(f"microns per pixel must be positive, not {mpp}")
     return float(sx), float(sy)
+
+
+def _class_name(classification: AnnotationClass | None) -> str | None:
+    return classification.name if classification is not None else None
+
+
+def _same_measurements(a: dict[str, float], b: dict[str, float]) -> bool:
+    """Equal keys and values, a missing value (NaN, as files write null) equal to another missing one."""
+    return a.keys() == b.keys() and all(a[k] == b[k] or (math.isnan(a[k]) and math.isnan(b[k])) for k in a)
 
 
 def _inside_part(part: list[np.ndarray], x: float, y: float) -> bool:

@@ -3,7 +3,8 @@
 The ``AnnotationDocument`` (medviewer.annotations) is the model and records every edit as an undoable
 change; this layer turns mouse gestures into those edits and redraws the annotations an edit names.
 Shapes are graphics items in level-0 pixels drawn with cosmetic pens, so outlines stay one or two
-screen pixels wide at every zoom.
+screen pixels wide at every zoom. A line (the Ruler tool's) carries a label with its length, in µm from
+the slide's pixel size, or in pixels, saying so, when the slide has none.
 """
 
 from __future__ import annotations
@@ -12,8 +13,14 @@ import enum
 
 import numpy as np
 from PySide6.QtCore import QPointF, QRectF, Qt
-from PySide6.QtGui import QBrush, QColor, QPainterPath, QPen
-from PySide6.QtWidgets import QGraphicsEllipseItem, QGraphicsItem, QGraphicsPathItem
+from PySide6.QtGui import QBrush, QColor, QFont, QFontMetricsF, QPainter, QPainterPath, QPen
+from PySide6.QtWidgets import (
+    QGraphicsEllipseItem,
+    QGraphicsItem,
+    QGraphicsPathItem,
+    QStyleOptionGraphicsItem,
+    QWidget,
+)
 
 from medviewer.annotations.document import AnnotationDocument, ChangeEvent
 from medviewer.annotations.model import Annotation, AnnotationEditError, AnnotationKind
@@ -23,6 +30,8 @@ HANDLE_RADIUS_PX = 4
 UNCLASSIFIED_COLOUR = (255, 255, 0)
 SELECTED_COLOUR = QColor(0, 200, 255)
 ANNOTATION_Z = 100
+LABEL_OFFSET_PX = 10  # screen pixels between a line's end and its length label
+MINIMUM_RULER_PX = 1.0  # a ruler drag shorter than this (level-0 px) is a slip, not a measurement
 
 
 class Tool(enum.Enum):
@@ -32,6 +41,14 @@ class Tool(enum.Enum):
     POLYGON = "Polygon"
     FREEHAND = "Freehand"
     POINT = "Point"
+    RULER = "Ruler"
+
+
+def length_text(length_px: float, mpp: float | None, by_hand: bool = False) -> str:
+    """A length as a person reads it off a ruler: µm from the pixel size, else pixels, saying why."""
+    if mpp is None:
+        return f"{length_px:,.1f} px (no pixel size)"
+    return f"{length_px * mpp:,.1f} µm" + (" (pixel size set by hand)" if by_hand else "")
 
 
 def shape_path(annotation: Annotation) -> QPainterPath:
@@ -39,7 +56,7 @@ def shape_path(annotation: Annotation) -> QPainterPath:
     path = QPainterPath()
     path.setFillRule(Qt.FillRule.OddEvenFill)
     if annotation.kind is AnnotationKind.POINTS:
-        return path  # points are drawn by ``_PointsItem`` with a screen-sized marker
+        return path  # points are drawn as screen-sized markers (``AnnotationLayer._marker``)
     closed = annotation.kind is not AnnotationKind.LINE
     for part in annotation.parts():
         for ring in part:
@@ -57,6 +74,39 @@ def _pen(colour: QColor, width: float) -> QPen:
     return pen
 
 
+class LengthLabel(QGraphicsItem):
+    """Dark text on a pale box beside a point, at a fixed screen size: a length stays legible over tissue
+    at every zoom."""
+
+    def __init__(self, text: str = "", colour: QColor = SELECTED_COLOUR) -> None:
+        super().__init__()
+        self.setFlag(QGraphicsItem.GraphicsItemFlag.ItemIgnoresTransformations)
+        self.setZValue(ANNOTATION_Z + 40)
+        self.font = QFont()
+        self.font.setPointSizeF(9.5)
+        self.colour = colour
+        self.text = ""
+        self._box = QRectF()
+        self.set_text(text)
+
+    def set_text(self, text: str) -> None:
+        self.prepareGeometryChange()
+        self.text = text
+        size = QFontMetricsF(self.font).boundingRect(text).size()
+        self._box = QRectF(LABEL_OFFSET_PX, LABEL_OFFSET_PX, size.width() + 8, size.height() + 4)
+
+    def boundingRect(self) -> QRectF:  # noqa: N802 (Qt naming)
+        return self._box.adjusted(-1, -1, 1, 1)
+
+    def paint(self, painter: QPainter, option: QStyleOptionGraphicsItem, widget: QWidget | None = None) -> None:
+        painter.setPen(QPen(self.colour, 1.5))
+        painter.setBrush(QColor(255, 255, 255, 225))
+        painter.drawRoundedRect(self._box, 3, 3)
+        painter.setFont(self.font)
+        painter.setPen(QColor(20, 20, 20))
+        painter.drawText(self._box, Qt.AlignmentFlag.AlignCenter, self.text)
+
+
 class AnnotationLayer:
     """Draws a document's annotations on a ``SlideView`` and edits them with the current tool."""
 
@@ -65,6 +115,9 @@ class AnnotationLayer:
         self.document: AnnotationDocument | None = None
         self.tool = Tool.MOVE
         self.current_class: str | None = None
+        #: The slide's µm per level-0 pixel (None when unknown) and whether a person set it: for length labels.
+        self.mpp: float | None = None
+        self.mpp_by_hand = False
         self.selected: set[str] = set()
         #: Called with the selected ids whenever the selection changes (the list panel follows it).
         self.selection_changed: list = []
@@ -76,18 +129,25 @@ class AnnotationLayer:
         self.preview.setPen(_pen(SELECTED_COLOUR, 1.5))
         self.preview.setZValue(ANNOTATION_Z + 50)
         view.box.addItem(self.preview, ignoreBounds=True)
+        self.preview_label = LengthLabel()
+        self.preview_label.hide()
+        view.box.addItem(self.preview_label, ignoreBounds=True)
         view.click_handler = self._click
         view.left_drag_handler = self._left_drag
 
     # document -----------------------------------------------------------------------------------
 
-    def set_document(self, document: AnnotationDocument | None) -> None:
+    def set_document(
+        self, document: AnnotationDocument | None, mpp: float | None = None, by_hand: bool = False
+    ) -> None:
+        """Show ``document``, its lines labelled with lengths from ``mpp`` (see ``set_pixel_size``)."""
+        self.mpp, self.mpp_by_hand = mpp, by_hand
         for annotation_id in list(self.items):
             self._remove_items(annotation_id)
         self._clear_handles()
         self._drawing.clear()
         self._drag = None
-        self.preview.setPath(QPainterPath())
+        self._clear_preview()
         self.document = document
         self._set_selected(set())
         if document is not None:
@@ -106,6 +166,18 @@ class AnnotationLayer:
             if not all(annotation_id in self.document for annotation_id in kept):
                 self._drag = None  # its annotation went away mid-drag (undo, delete): the drag ends
         self._set_selected(self.selected & {a.id for a in self.document.annotations})
+
+    def set_pixel_size(self, mpp: float | None, by_hand: bool) -> None:
+        """Relabel every line for a new pixel size (one set by hand, or forgotten)."""
+        self.mpp, self.mpp_by_hand = mpp, by_hand
+        if self.document is not None:
+            for annotation in self.document.annotations:
+                if annotation.kind is AnnotationKind.LINE:
+                    self._remove_items(annotation.id)
+                    self._draw(annotation)
+
+    def length_text(self, length_px: float) -> str:
+        return length_text(length_px, self.mpp, self.mpp_by_hand)
 
     def colour_of(self, annotation: Annotation) -> QColor:
         rgb = annotation.classification.colour if annotation.classification else UNCLASSIFIED_COLOUR
@@ -126,8 +198,13 @@ class AnnotationLayer:
                 fill.setAlpha(40)
                 item.setBrush(QBrush(fill))
             items.append(item)
+        if annotation.kind is AnnotationKind.LINE:
+            label = LengthLabel(self.length_text(annotation.perimeter()), colour)
+            label.setPos(QPointF(*annotation.vertices[-1]))
+            items.append(label)
         for item in items:
-            item.setZValue(ANNOTATION_Z + (10 if selected else 0))
+            if not isinstance(item, LengthLabel):  # labels keep their place above every shape
+                item.setZValue(ANNOTATION_Z + (10 if selected else 0))
             self.view.box.addItem(item, ignoreBounds=True)
         self.items[annotation.id] = items
 
@@ -190,7 +267,11 @@ class AnnotationLayer:
     def set_tool(self, tool: Tool) -> None:
         self.tool = tool
         self._drawing.clear()
+        self._clear_preview()
+
+    def _clear_preview(self) -> None:
         self.preview.setPath(QPainterPath())
+        self.preview_label.hide()
 
     def _tolerance(self) -> float:
         return PICK_RADIUS_PX * self.view.level0_per_screen_pixel()
@@ -205,7 +286,8 @@ class AnnotationLayer:
         point = self.view.box.mapSceneToView(ev.scenePos())
         x, y = point.x(), point.y()
         if self.tool is Tool.POINT:
-            self.document.add(Annotation.points([[x, y]], **self._classification()))
+            cls = self._classification().get("classification")
+            self.document.add_point(x, y, cls.name if cls is not None else None)
         elif self.tool is Tool.POLYGON:
             self._polygon_click(x, y, ev.double())
         elif self.tool is Tool.MOVE:
@@ -246,7 +328,7 @@ class AnnotationLayer:
     def _finish_polygon(self, freehand: bool) -> None:
         points = self._drawing
         self._drawing = []
-        self.preview.setPath(QPainterPath())
+        self._clear_preview()
         if len(points) >= 3:
             self.document.add(Annotation.polygon(points, freehand=freehand, **self._classification()))
 
@@ -295,7 +377,7 @@ class AnnotationLayer:
             self.view.report(str(exc))
 
     def _start_drag(self, x: float, y: float) -> None:
-        if self.tool in (Tool.RECTANGLE, Tool.ELLIPSE, Tool.FREEHAND):
+        if self.tool in (Tool.RECTANGLE, Tool.ELLIPSE, Tool.FREEHAND, Tool.RULER):
             self._drawing = [(x, y)]
             self._drag = ("draw", None)
             return
@@ -320,17 +402,29 @@ class AnnotationLayer:
             return
         (x0, y0) = self._drawing[0]
         self._drawing = [(x0, y0), (x, y)]
+        if self.tool is Tool.RULER:
+            path = QPainterPath(QPointF(x0, y0))
+            path.lineTo(QPointF(x, y))
+            self.preview.setPath(path)
+            self.preview_label.set_text(self.length_text(float(np.hypot(x - x0, y - y0))))
+            self.preview_label.setPos(QPointF(x, y))
+            self.preview_label.show()
+            return
         probe = (Annotation.rectangle if self.tool is Tool.RECTANGLE else Annotation.ellipse)(x0, y0, x, y)
         self.preview.setPath(shape_path(probe))
 
     def _finish_drawn_shape(self) -> None:
         points = self._drawing
-        self.preview.setPath(QPainterPath())
+        self._clear_preview()
         if self.tool is Tool.FREEHAND:
             self._finish_polygon(freehand=True)
             return
         self._drawing = []
         (x0, y0), (x1, y1) = points[0], points[-1]
+        if self.tool is Tool.RULER:
+            if np.hypot(x1 - x0, y1 - y0) >= MINIMUM_RULER_PX:
+                self.document.add(Annotation.line(points, **self._classification()))
+            return
         if abs(x1 - x0) < 1 or abs(y1 - y0) < 1:
             return
         make = Annotation.rectangle if self.tool is Tool.RECTANGLE else Annotation.ellipse

@@ -3,8 +3,10 @@
 Only classes the user edits here are saved to the settings; classes that arrive with a slide's
 sidecar or an imported file stay with that document.
 
-Areas are in µm² and perimeters in µm from the slide's pixel size, or in pixels when the file gives
-none (the column headers say which). Choosing a row selects the annotation and centres the view on it.
+Areas are in µm² and perimeters and line lengths in µm from the slide's pixel size, or in pixels when
+the slide has none (the column headers say which, and a line under the list says where the pixel size
+came from: the file, or a person who set it by hand). Choosing a row selects the annotation and centres
+the view on it.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from PySide6.QtWidgets import (
     QComboBox,
     QHBoxLayout,
     QInputDialog,
+    QLabel,
     QPushButton,
     QTreeWidget,
     QTreeWidgetItem,
@@ -25,7 +28,7 @@ from PySide6.QtWidgets import (
 
 from medviewer.annotations.class_list import save_classes
 from medviewer.annotations.document import AnnotationDocument, ChangeEvent
-from medviewer.annotations.model import Annotation, AnnotationEditError
+from medviewer.annotations.model import AREA_KINDS, Annotation, AnnotationEditError, AnnotationKind
 
 UNCLASSIFIED = "(no class)"
 
@@ -47,6 +50,7 @@ class AnnotationPanel(QWidget):
         super().__init__(parent)
         self.document: AnnotationDocument | None = None
         self.mpp: float | None = None
+        self.mpp_by_hand = False
         self.class_box = QComboBox()
         self.class_box.setToolTip("Class given to new annotations, and to the selected ones with Set class")
         set_class = QPushButton("Set class")
@@ -60,6 +64,9 @@ class AnnotationPanel(QWidget):
         self.tree.itemClicked.connect(lambda item, _column: self.chosen.emit(item.data(0, Qt.ItemDataRole.UserRole)))
         delete = QPushButton("Delete")
         delete.clicked.connect(self.delete_requested)
+        self.pixel_size_label = QLabel()
+        self.pixel_size_label.setObjectName("annotationPixelSize")
+        self.pixel_size_label.setWordWrap(True)
         top = QHBoxLayout()
         top.addWidget(self.class_box, 1)
         top.addWidget(set_class)
@@ -68,15 +75,26 @@ class AnnotationPanel(QWidget):
         layout.setContentsMargins(4, 4, 4, 4)
         layout.addLayout(top)
         layout.addWidget(self.tree, 1)
+        layout.addWidget(self.pixel_size_label)
         layout.addWidget(delete)
         self.selected_ids: set[str] = set()
 
-    def set_document(self, document: AnnotationDocument | None, mpp: float | None) -> None:
-        self.document, self.mpp = document, mpp
-        unit = "µm" if mpp else "px"
-        self.tree.setHeaderLabels(["Annotation", "Class", f"Area ({unit}²)", f"Perimeter ({unit})"])
+    def set_document(self, document: AnnotationDocument | None, mpp: float | None, by_hand: bool = False) -> None:
+        self.document = document
         if document is not None:
             document.changed.append(self._document_changed)
+        self.set_pixel_size(mpp, by_hand)
+
+    def set_pixel_size(self, mpp: float | None, by_hand: bool = False) -> None:
+        """Measure in µm from ``mpp`` (``by_hand``: a person set it, the file has none), or in pixels."""
+        self.mpp, self.mpp_by_hand = mpp, by_hand
+        unit = "µm" if mpp else "px"
+        self.tree.setHeaderLabels(["Annotation", "Class", f"Area ({unit}²)", f"Perimeter / length ({unit})"])
+        if mpp is None:
+            self.pixel_size_label.setText("No pixel size: areas and lengths are in pixels")
+        else:
+            source = "set by hand" if by_hand else "from the file"
+            self.pixel_size_label.setText(f"Pixel size {mpp:.4g} µm/px, {source}")
         self.refresh()
 
     def current_class(self) -> str | None:
@@ -110,9 +128,13 @@ class AnnotationPanel(QWidget):
         if event.classes_changed or listed != [a.id for a in annotations]:
             self.refresh()
             return
+        counted = False
         for number, annotation in enumerate(annotations, start=1):
             if annotation.id in event.annotation_ids:
                 self._fill(self.tree.topLevelItem(number - 1), number, annotation)
+                counted |= annotation.kind is AnnotationKind.POINTS
+        if counted:
+            self.tree.resizeColumnToContents(0)  # a points row's title carries its count, which grows per click
 
     def _row(self, number: int, annotation: Annotation) -> QTreeWidgetItem:
         item = QTreeWidgetItem()
@@ -124,12 +146,15 @@ class AnnotationPanel(QWidget):
 
     def _fill(self, item: QTreeWidgetItem, number: int, annotation: Annotation) -> None:
         title = annotation.name or f"{annotation.kind.value.capitalize()} {number}"
+        if annotation.kind is AnnotationKind.POINTS:
+            title += f" ({len(annotation.vertices)} point{'s' if len(annotation.vertices) != 1 else ''})"
         cls = annotation.classification
         item.setText(0, title + (" (locked)" if annotation.locked else ""))
         item.setText(1, cls.name if cls else "")
         item.setIcon(1, colour_icon(cls.colour) if cls is not None else QIcon())
-        item.setText(2, f"{annotation.area(self.mpp):,.1f}")
-        item.setText(3, f"{annotation.perimeter(self.mpp):,.1f}")
+        item.setText(2, f"{annotation.area(self.mpp):,.1f}" if annotation.kind in AREA_KINDS else "")
+        measured = annotation.kind is not AnnotationKind.POINTS
+        item.setText(3, f"{annotation.perimeter(self.mpp):,.1f}" if measured else "")
 
     def rows(self) -> list[list[str]]:
         return [[self.tree.topLevelItem(i).text(c) for c in range(4)] for i in range(self.tree.topLevelItemCount())]

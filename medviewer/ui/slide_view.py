@@ -4,11 +4,20 @@ Everything is placed in level-0 pixel coordinates (x right, y down), as in OpenS
 tiles of any level, the tissue mask, heatmaps and annotations line up without conversion. The
 slide's thumbnail lies underneath everything, then cached tiles from coarse to fine, so a place the
 user jumps to shows the best pixels already decoded at once and sharpens as workers deliver.
+
+Lengths, areas, the scale bar and the µm in the status line come from the slide's pixel size (MPP): the
+file's, or, for a file without one, a pixel size a person set by hand for this very slide. That one is
+kept in the settings under a keyed digest of the slide's absolute path and size (never its name, which
+may be a patient's), so it comes back when the slide is opened again and is never used for another
+file; wherever it shows, it is marked as set by hand.
 """
 
 from __future__ import annotations
 
-import uuid
+import hashlib
+import hmac
+import math
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -29,6 +38,7 @@ from PySide6.QtWidgets import (
     QCheckBox,
     QDialog,
     QHBoxLayout,
+    QInputDialog,
     QLabel,
     QScrollArea,
     QToolBar,
@@ -40,9 +50,11 @@ from medviewer.annotations.asap_xml import read_asap_xml
 from medviewer.annotations.autosave import Autosaver
 from medviewer.annotations.class_list import load_classes
 from medviewer.annotations.document import AnnotationDocument, ChangeEvent
-from medviewer.annotations.geojson import read_geojson, write_geojson
+from medviewer.annotations.geojson import export_path, read_geojson, write_geojson
+from medviewer.annotations.importing import import_into
 from medviewer.annotations.sidecar import in_user_data, load_sidecar
 from medviewer.catalog import audit
+from medviewer.catalog.pseudonyms import file_alias
 from medviewer.core.colormaps import lookup_table
 from medviewer.core.display import heat_rgba, heat_scale
 from medviewer.core.errors import MedviewerError
@@ -59,6 +71,8 @@ from medviewer.ui.tool_actions import add_tool_actions
 
 MAGNIFICATIONS = (1.25, 5.0, 10.0, 20.0, 40.0)
 MICRONS_PER_SCREEN_PIXEL_AT_10X = 1.0  # the usual equivalence: 10x on screen is about 1 µm per pixel
+PIXEL_SIZE_SETTINGS_GROUP = "slide_pixel_size"  # pixel sizes set by hand, one key per slide
+LARGEST_PIXEL_SIZE_UM = 100.0  # far coarser than any slide scanner; a typo beyond it is refused
 TISSUE_RGBA = (0, 170, 90, 90)
 MINIMAP_SIZE = 200
 PAN_FRACTION = 0.25
@@ -139,6 +153,32 @@ class Minimap(QWidget):
         self.moved.emit(point.x() / scale, point.y() / scale)
 
 
+def pixel_size_key(slide: Slide) -> str:
+    """The settings key of a slide's hand-set pixel size: an HMAC, under this installation's key, of the
+    file's absolute path and size. Another file, or another file put at the same path, gets another key,
+    and nobody can test a guessed (patient) name against the settings file."""
+    path = slide.path.expanduser().absolute()
+    subject = f"{path}\0{path.stat().st_size}".encode()
+    digest = hmac.new(audit.installation_key(), subject, hashlib.sha256).hexdigest()[:32]
+    return f"{PIXEL_SIZE_SETTINGS_GROUP}/{digest}"
+
+
+def ask_pixel_size(parent: QWidget, current: float | None) -> float | None:
+    """Ask for µm per level-0 pixel; None when cancelled, 0 to forget the one set before."""
+    value, ok = QInputDialog.getDouble(
+        parent,
+        "Set pixel size",
+        "This file does not record its pixel size (MPP).\n"
+        "Micrometres per pixel at full resolution (e.g. 0.25 for a 40x scan, 0.5 for 20x);\n"
+        "0 forgets a pixel size set before:",
+        current or 0.25,
+        0.0,
+        LARGEST_PIXEL_SIZE_UM,
+        4,
+    )
+    return value if ok else None
+
+
 class SlideView(QWidget):
     """Emits ``message(text)`` for problems to show the user (a damaged tile, a refused edit)."""
 
@@ -153,6 +193,13 @@ class SlideView(QWidget):
         self.thumbnail: np.ndarray | None = None
         self.left_drag_handler = None
         self.click_handler = None
+        #: µm per level-0 pixel set by hand for the slide shown (only when its file has none), else None.
+        self.manual_mpp: float | None = None
+        #: Asks for a pixel size (parent, current) -> µm/px, 0 to forget, None if cancelled; tests replace it.
+        self.ask_pixel_size: Callable[[QWidget, float | None], float | None] = ask_pixel_size
+        #: File names are shown as keyed aliases: they are often patient names or barcodes.
+        self.anonymised = bool(settings.value("view/anonymised", False, type=bool)) if settings else False
+        self._cursor: tuple[float, float] | None = None  # the mouse's last place over the view, level-0 px
         cache_mb = int(settings.value("slide/cache_mb", DEFAULT_CACHE_MB)) if settings else DEFAULT_CACHE_MB
         self.loader = TileLoader(cache_mb, self)
         self.loader.loaded.connect(self._tile_arrived)
@@ -188,6 +235,9 @@ class SlideView(QWidget):
         self.legend.hide()
         self.caption = QLabel("Open a whole-slide image (File ▸ Open, or drop it here).")
         self.caption.setObjectName("slideCaption")
+        self.status = QLabel("")
+        self.status.setObjectName("slideStatus")
+        self.graphics.scene().sigMouseMoved.connect(self._mouse_moved)
         self.autosaver: Autosaver | None = None
         self._autosave_timer = QTimer(self)
         self._autosave_timer.setInterval(AUTOSAVE_TICK_MS)
@@ -214,6 +264,7 @@ class SlideView(QWidget):
         layout.addWidget(self.toolbar)
         layout.addWidget(self.caption)
         layout.addWidget(self.graphics, 1)
+        layout.addWidget(self.status)
         self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
 
     def _build_toolbar(self) -> QToolBar:
@@ -237,15 +288,25 @@ class SlideView(QWidget):
         self.associated_action.setToolTip("The slide's label and macro photographs; they may show patient identifiers")
         self.associated_action.triggered.connect(self.show_associated_images)
         bar.addAction(self.associated_action)
+        self.pixel_size_action = QAction("Set pixel size…", self)
+        self.pixel_size_action.setToolTip("For a slide whose file does not record its pixel size (MPP)")
+        self.pixel_size_action.setEnabled(False)
+        self.pixel_size_action.triggered.connect(self.ask_for_pixel_size)
+        bar.addAction(self.pixel_size_action)
         bar.addSeparator()
         self.tool_actions = add_tool_actions(bar, self, Tool, Tool.MOVE, self.set_tool)
         bar.addSeparator()
-        self.undo_action = QAction("Undo", self, shortcut=QKeySequence.StandardKey.Undo)
+        self.undo_action = QAction("Undo", self)
+        self.undo_action.setShortcuts(_key_sequences(QKeySequence.StandardKey.Undo, "Ctrl+Z"))
         self.undo_action.triggered.connect(self.undo)
-        self.redo_action = QAction("Redo", self, shortcut=QKeySequence.StandardKey.Redo)
+        self.redo_action = QAction("Redo", self)
+        self.redo_action.setShortcuts(_key_sequences(QKeySequence.StandardKey.Redo, "Ctrl+Shift+Z", "Ctrl+Y"))
         self.redo_action.triggered.connect(self.redo)
         for action in (self.undo_action, self.redo_action):
+            # On the view itself, not only its toolbar: a widget-with-children shortcut fires only while the
+            # focus is inside a widget the action was added to, and the focus is on the slide, not the bar.
             action.setShortcutContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
+            self.addAction(action)
             bar.addAction(action)
         return bar
 
@@ -268,15 +329,12 @@ class SlideView(QWidget):
         self.set_heatmap(None)
         self.minimap.set_thumbnail(overview, (width, height))
         self.minimap.show()
-        can_magnify = self.level0_microns() is not None or slide.objective_power is not None
-        for action in self.magnification_actions.values():
-            action.setEnabled(can_magnify)
         self.associated_action.setEnabled(bool(slide.associated_image_names))
-        mpp = f"{slide.mpp:.3g} µm/px" if slide.mpp else "no MPP in file"
-        self.caption.setText(
-            f"{slide.path.name}  ·  {width} × {height} px  ·  {slide.level_count} levels  ·  {mpp}  ·  {slide.vendor}"
-        )
+        self.manual_mpp = self._remembered_pixel_size(slide) if slide.mpp is None else None
+        self.pixel_size_action.setEnabled(slide.mpp is None)
+        self._cursor = None
         self._open_annotations(slide)
+        self._show_pixel_size()
         self._place_overlays()
         self.fit()
 
@@ -286,6 +344,97 @@ class SlideView(QWidget):
 
     def report(self, text: str) -> None:
         self.message.emit(text)
+
+    def file_label(self) -> str:
+        """The slide's file name, or under the anonymised display the alias the patient panel shows for it."""
+        if self.slide is None:
+            return ""
+        return file_alias("Slide", str(self.slide.path.absolute())) if self.anonymised else self.slide.path.name
+
+    def set_anonymised(self, anonymised: bool) -> None:
+        """Show the file's alias instead of its name (in the caption and the label and macro dialog)."""
+        self.anonymised = anonymised
+        self._update_caption()
+        dialog = getattr(self, "associated_dialog", None)
+        if dialog is not None:
+            dialog.setWindowTitle(f"{self.file_label()}: label and macro images")
+
+    def _update_caption(self) -> None:
+        if self.slide is None:
+            return
+        width, height = self.slide.dimensions
+        self.caption.setText(
+            f"{self.file_label()}  ·  {width} × {height} px  ·  {self.slide.level_count} levels  ·  "
+            f"{self.pixel_size_text()}  ·  {self.slide.vendor}"
+        )
+
+    # pixel size ---------------------------------------------------------------------------------
+
+    def level0_microns(self) -> float | None:
+        """µm per level-0 pixel: the file's, else one set by hand for this slide, else None."""
+        if self.slide is None:
+            return None
+        return self.slide.mpp or self.manual_mpp
+
+    def pixel_size_by_hand(self) -> bool:
+        return self.slide is not None and not self.slide.mpp and self.manual_mpp is not None
+
+    def pixel_size_text(self) -> str:
+        microns = self.level0_microns()
+        if microns is None:
+            return "no MPP in file"
+        return f"{microns:.4g} µm/px" + (" (pixel size set by hand)" if self.pixel_size_by_hand() else "")
+
+    def ask_for_pixel_size(self) -> None:
+        if self.slide is None or self.slide.mpp:
+            self.report("The pixel size can be set by hand only for a slide whose file does not record one")
+            return
+        value = self.ask_pixel_size(self, self.manual_mpp)
+        if value is not None:
+            self.set_pixel_size_by_hand(value or None)
+
+    def set_pixel_size_by_hand(self, microns: float | None) -> None:
+        """Give the slide shown, whose file has no MPP, this pixel size (µm per level-0 pixel), remembered
+        for this slide only; None forgets it. Scale bar, magnification, lengths and areas follow."""
+        if self.slide is None:
+            raise ValueError("no slide is shown")
+        if self.slide.mpp:
+            raise MedviewerError(self.slide.path, "the file records its pixel size, which is not set by hand")
+        if microns is not None and not (math.isfinite(microns) and 0 < microns <= LARGEST_PIXEL_SIZE_UM):
+            raise ValueError(f"a pixel size must be above 0 and at most {LARGEST_PIXEL_SIZE_UM:g} µm, not {microns}")
+        self.manual_mpp = microns
+        if self.settings is not None:
+            key = pixel_size_key(self.slide)
+            if microns is None:
+                self.settings.remove(key)
+            else:
+                self.settings.setValue(key, repr(float(microns)))
+            self.settings.sync()
+        self._pixel_size_changed()
+
+    def _remembered_pixel_size(self, slide: Slide) -> float | None:
+        if self.settings is None:
+            return None
+        try:
+            value = float(self.settings.value(pixel_size_key(slide), ""))
+        except (TypeError, ValueError, OSError):
+            return None  # never set, or not a number: no pixel size rather than a wrong one
+        return value if math.isfinite(value) and 0 < value <= LARGEST_PIXEL_SIZE_UM else None
+
+    def _pixel_size_changed(self) -> None:
+        microns, by_hand = self.level0_microns(), self.pixel_size_by_hand()
+        self.annotations.set_pixel_size(microns, by_hand)
+        self.annotation_panel.set_pixel_size(microns, by_hand)
+        self._show_pixel_size()
+
+    def _show_pixel_size(self) -> None:
+        """Caption, magnification buttons, scale bar and status line, for the pixel size now known."""
+        can_magnify = self._level0_per_pixel_at_1x() is not None
+        for action in self.magnification_actions.values():
+            action.setEnabled(can_magnify)
+        self._update_caption()
+        self._update_scale()
+        self._update_status()
 
     # annotations --------------------------------------------------------------------------------
 
@@ -301,8 +450,9 @@ class SlideView(QWidget):
                 self.report(problem)
             annotations, path = loaded.annotations, loaded.path
         document = AnnotationDocument(annotations, classes=load_classes())
-        self.annotations.set_document(document)
-        self.annotation_panel.set_document(document, slide.mpp)
+        microns, by_hand = self.level0_microns(), self.pixel_size_by_hand()
+        self.annotations.set_document(document, microns, by_hand)
+        self.annotation_panel.set_document(document, microns, by_hand)
         document.changed.append(self._document_changed)
         self.autosaver = Autosaver(document, path) if path is not None else None
         self._autosave_timer.start()
@@ -351,8 +501,8 @@ class SlideView(QWidget):
 
     def _update_undo_actions(self) -> None:
         document = self.document
-        undo = document.undo_description() if document else None
-        redo = document.redo_description() if document else None
+        undo = document.undo_description() if document is not None else None  # an empty document is falsy
+        redo = document.redo_description() if document is not None else None
         self.undo_action.setEnabled(undo is not None)
         self.undo_action.setToolTip(f"Undo {undo}" if undo else "Nothing to undo")
         self.redo_action.setEnabled(redo is not None)
@@ -360,24 +510,33 @@ class SlideView(QWidget):
 
     def import_annotations(self, path: Path) -> int:
         """Add the annotations of a QuPath GeoJSON or ASAP XML file (one undo step per file's classes and
-        shapes); returns how many were added. Classes the list lacks are added with the file's colours."""
+        shapes); returns how many were added. Classes the list lacks are added with the file's colours.
+        Annotations already here (same id, same content: the file imported before) are skipped, and the
+        user is told how many, so a second import neither doubles the annotations nor looks like a failure."""
         if self.document is None:
             raise MedviewerError(path, "open a slide first: annotations are added to the slide shown")
         reader = read_asap_xml if path.suffix.lower() == ".xml" else read_geojson
-        imported = reader(path)
-        for annotation in imported:
-            cls = annotation.classification
-            if cls is not None and self.document.class_named(cls.name) is None:
-                self.document.add_class(cls.name, cls.colour)
-            if annotation.id in self.document:
-                annotation.id = str(uuid.uuid4())  # the same file imported twice: keep both copies
-        if imported:
-            self.document.add(*imported)
-        return len(imported)
+        summary = import_into(self.document, reader(path))
+        if summary.skipped:
+            self.report(
+                f"{path.name}: {summary.skipped} annotation(s) already on this slide (same id and shape) "
+                "were not imported again"
+            )
+        if summary.copies:
+            self.report(
+                f"{path.name}: {summary.copies} annotation(s) share an id with a different annotation on this "
+                "slide; both are kept, the imported one under a new id"
+            )
+        return summary.added
 
-    def export_annotations(self, path: Path) -> None:
-        if self.document is not None:
-            write_geojson(path, self.document.annotations)
+    def export_annotations(self, path: Path) -> Path:
+        """Write the annotations as QuPath GeoJSON; returns the file written, which is ``path`` with
+        ``.geojson`` appended when its name has neither that suffix nor ``.json``."""
+        if self.document is None:
+            raise MedviewerError(path, "open a slide first: there are no annotations to export")
+        written = export_path(path)
+        write_geojson(written, self.document.annotations)
+        return written
 
     def show_annotation(self, annotation_id: str) -> None:
         """Select an annotation and centre the view on it."""
@@ -389,9 +548,6 @@ class SlideView(QWidget):
 
     def _selection_changed(self, ids: set[str]) -> None:
         self.annotation_panel.selected_ids = set(ids)
-
-    def level0_microns(self) -> float | None:
-        return self.slide.mpp if self.slide is not None else None
 
     def fit(self) -> None:
         if self.slide is not None:
@@ -410,17 +566,30 @@ class SlideView(QWidget):
         rect = self.view_rect()
         self.box.setRange(QRectF(x - rect.width() / 2, y - rect.height() / 2, rect.width(), rect.height()), padding=0)
 
-    def set_magnification(self, magnification: float) -> None:
-        """Zoom so one screen pixel shows what a microscope at ``magnification`` would (10x ≈ 1 µm/px)."""
+    def _level0_per_pixel_at_1x(self) -> tuple[float, str] | None:
+        """Level-0 pixels per screen pixel at 1x, and what that rests on. From the objective power when the
+        file gives it (QuPath's rule: at the scan's own power one screen pixel shows one level-0 pixel); else
+        from the pixel size, by the convention that 10x shows about 1 µm per screen pixel; else None."""
         if self.slide is None:
-            return
+            return None
+        if self.slide.objective_power:
+            return float(self.slide.objective_power), "objective"
         microns = self.level0_microns()
         if microns is not None:
-            level0_per_pixel = MICRONS_PER_SCREEN_PIXEL_AT_10X * 10 / magnification / microns
-        elif self.slide.objective_power:
-            level0_per_pixel = self.slide.objective_power / magnification
-        else:
+            return MICRONS_PER_SCREEN_PIXEL_AT_10X * 10 / microns, "pixel size"
+        return None
+
+    def magnification(self) -> float | None:
+        """The magnification the view shows now (see ``_level0_per_pixel_at_1x``), or None when unknown."""
+        at_1x = self._level0_per_pixel_at_1x()
+        return at_1x[0] / self.level0_per_screen_pixel() if at_1x is not None else None
+
+    def set_magnification(self, magnification: float) -> None:
+        """Zoom so one screen pixel shows what a microscope at ``magnification`` would."""
+        at_1x = self._level0_per_pixel_at_1x()
+        if at_1x is None:
             return
+        level0_per_pixel = at_1x[0] / magnification
         centre = self.view_rect().center()
         width, height = self.box.width() * level0_per_pixel, self.box.height() * level0_per_pixel
         self.box.setRange(QRectF(centre.x() - width / 2, centre.y() - height / 2, width, height), padding=0)
@@ -433,6 +602,7 @@ class SlideView(QWidget):
             return
         self.minimap.set_view_rect(self.view_rect())
         self._update_scale()
+        self._update_status()
         self._refresh_timer.start()
 
     def refresh(self) -> None:
@@ -598,7 +768,7 @@ class SlideView(QWidget):
         if self.slide is None:
             return
         dialog = QDialog(self)
-        dialog.setWindowTitle(f"{self.slide.path.name}: label and macro images")
+        dialog.setWindowTitle(f"{self.file_label()}: label and macro images")
         layout = QVBoxLayout(dialog)
         caution = QLabel(
             "Caution: label and macro photographs may show patient names, numbers or barcodes. "
@@ -634,19 +804,56 @@ class SlideView(QWidget):
         microns = self.level0_microns()
         if microns is None:
             self.scale_bar.hide()
-            self.scale_note.setText("No pixel size (MPP) in this file: no scale bar; lengths are in pixels")
+            self.scale_note.setText(
+                "No pixel size (MPP) in this file: no scale bar; lengths are in pixels (Set pixel size… gives one)"
+            )
             self.scale_note.adjustSize()
             self.scale_note.show()
         else:
-            self.scale_note.hide()
             self.scale_bar.show()
             self.scale_bar.set_scale(1000.0 / (microns * self.level0_per_screen_pixel()))
+            self.scale_note.setText(f"Pixel size set by hand: {microns:.4g} µm/px")
+            self.scale_note.adjustSize()
+            self.scale_note.setVisible(self.pixel_size_by_hand())
+        self._place_overlays()
+
+    # status line --------------------------------------------------------------------------------
+
+    def _mouse_moved(self, scene_position: QPointF) -> None:
+        if self.slide is None:
+            return
+        point = self.box.mapSceneToView(scene_position)
+        self._cursor = (point.x(), point.y())
+        self._update_status()
+
+    def _update_status(self) -> None:
+        """Magnification, and where the mouse is in level-0 pixels and (with a pixel size) in µm."""
+        if self.slide is None:
+            self.status.setText("")
+            return
+        magnification = self.magnification()
+        if magnification is None:
+            parts = ["magnification unknown (no objective power or pixel size)"]
+        elif self._level0_per_pixel_at_1x()[1] == "objective":
+            parts = [f"{magnification:.1f}x"]
+        else:
+            parts = [f"{magnification:.1f}x (from the pixel size: 10x = 1 µm per screen pixel)"]
+        width, height = self.slide.dimensions
+        if self._cursor is not None and 0 <= self._cursor[0] < width and 0 <= self._cursor[1] < height:
+            x, y = self._cursor
+            parts.append(f"x {math.floor(x):,}  y {math.floor(y):,} px")
+            microns = self.level0_microns()
+            if microns is not None:
+                by_hand = " (pixel size set by hand)" if self.pixel_size_by_hand() else ""
+                parts.append(f"x {x * microns:,.1f}  y {y * microns:,.1f} µm{by_hand}")
+        self.status.setText("  ·  ".join(parts))
 
     def _place_overlays(self) -> None:
         width, height, margin = self.graphics.width(), self.graphics.height(), 8
         self.minimap.move(width - self.minimap.width() - margin, margin)
         self.scale_bar.move(margin, height - self.scale_bar.height() - margin)
-        self.scale_note.move(margin, height - self.scale_note.height() - margin)
+        note_bottom = height - margin - (0 if self.scale_bar.isHidden() else self.scale_bar.height())
+        self.scale_note.move(margin, note_bottom - self.scale_note.height())
         self.legend.move(width - self.legend.width() - margin, self.minimap.height() + 2 * margin)
 
     def resizeEvent(self, event: object) -> None:  # noqa: N802 (Qt naming)
@@ -676,3 +883,13 @@ class SlideView(QWidget):
     def shutdown(self) -> None:
         self.close_annotations()
         self.loader.shutdown()
+
+
+def _key_sequences(standard: QKeySequence.StandardKey, *extra: str) -> list[QKeySequence]:
+    """The platform's keys for an edit plus those pathologists expect from QuPath and ASAP on every platform."""
+    sequences = list(QKeySequence.keyBindings(standard))
+    for text in extra:
+        sequence = QKeySequence(text)
+        if sequence not in sequences:
+            sequences.append(sequence)
+    return sequences

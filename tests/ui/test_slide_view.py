@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 import time
 from pathlib import Path
@@ -11,12 +12,14 @@ import openslide
 import pytest
 from PySide6.QtCore import QPointF, QRectF, Qt
 from PySide6.QtGui import QImage, QMouseEvent
+from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QApplication
 
 from medviewer.annotations.geojson import read_geojson
 from medviewer.annotations.model import AnnotationKind
+from medviewer.catalog.pseudonyms import file_alias
 from medviewer.io import open_slide
-from medviewer.ui.annotation_layer import Tool
+from medviewer.ui.annotation_layer import LengthLabel, Tool
 from medviewer.ui.app import make_settings
 from medviewer.ui.slide_view import SlideView
 from medviewer.ui.tile_loader import TileLoader
@@ -270,12 +273,11 @@ def test_a_qupath_export_imports_with_classes_and_colours_and_exports_again(qtbo
             assert document.class_named(original.classification.name) is not None
     classes = {row[1] for row in window.slide_view.annotation_panel.rows()} - {""}
     assert classes == {a.classification.name for a in expected if a.classification}
-    window.import_annotations(source)  # the same file twice: both copies kept, with new ids
-    assert len(document) == 2 * len(expected)
-    document.undo()
+    window.import_annotations(source)  # the same file twice: matched by id, nothing doubled, the skip said
     assert len(document) == len(expected)
-    out = tmp_path / "export.geojson"
-    window.slide_view.export_annotations(out)
+    assert any(f"{len(expected)} annotation(s) already on this slide" in m for m in window.message_bar.messages)
+    out = window.slide_view.export_annotations(tmp_path / "export")
+    assert out == tmp_path / "export.geojson"
     assert {a.id for a in read_geojson(out)} == {a.id for a in expected}
     window.import_annotations(tmp_path / "missing.geojson")
     assert any("missing.geojson" in m for m in window.message_bar.messages)
@@ -365,3 +367,179 @@ def test_the_loader_is_busy_until_a_read_tile_reaches_the_gui_thread(qtbot, cmu_
     qtbot.waitUntil(lambda: not loader.busy(), timeout=TIMEOUT_MS)
     assert arrived == [key]
     loader.shutdown()
+
+
+# measuring, pixel size, status line, points, keys, anonymised caption -----------------------------------
+
+
+def line_labels(view: SlideView, annotation_id: str) -> list[str]:
+    return [item.text for item in view.annotations.items[annotation_id] if isinstance(item, LengthLabel)]
+
+
+def test_the_ruler_measures_in_microns_while_drawing_and_after_and_is_kept(qtbot, cmu_copy: Path):
+    view = open_view(qtbot, cmu_copy)
+    view.set_magnification(10)
+    view.centre_on(700, 800)
+    settle(qtbot, view)
+    view.set_tool(Tool.RULER)
+    left, none = Qt.MouseButton.LeftButton, Qt.MouseButton.NoButton
+    send(view, QMouseEvent.Type.MouseButtonPress, screen_point(view, 400, 800), left, left)
+    for x in (500, 700, 1000):
+        send(view, QMouseEvent.Type.MouseMove, screen_point(view, x, 800), none, left)
+        qtbot.wait(20)  # pyqtgraph passes on at most one mouse move per frame
+    preview = view.annotations.preview_label
+    assert preview.isVisible() and preview.text.endswith(" µm")
+    assert float(preview.text.split()[0].replace(",", "")) == pytest.approx(600 * 0.499, rel=0.01)  # while drawing
+    send(view, QMouseEvent.Type.MouseButtonRelease, screen_point(view, 1000, 800), left, none)
+    assert not preview.isVisible()
+    line = view.document.annotations[-1]
+    assert line.kind is AnnotationKind.LINE and len(line.vertices) == 2
+    np.testing.assert_allclose(line.vertices, [[400, 800], [1000, 800]], atol=3)  # to a screen pixel (2 px here)
+    microns = line.perimeter(0.499)
+    assert microns == pytest.approx(299.4, rel=0.01)
+    assert line_labels(view, line.id) == [f"{microns:,.1f} µm"]  # shown on the slide beside the line
+    title, _, area, length = view.annotation_panel.rows()[-1]
+    assert title == "Line 1" and area == "" and length == f"{microns:,.1f}"
+    assert view.annotation_panel.tree.headerItem().text(3) == "Perimeter / length (µm)"
+    qtbot.wait(20)
+    pixels = grab(view.graphics).astype(int)
+    middle = screen_point(view, *line.vertices.mean(axis=0))
+    around = pixels[int(middle.y()) - 3 : int(middle.y()) + 4, int(middle.x()) - 3 : int(middle.x()) + 4]
+    yellow = (around[..., 0] > 200) & (around[..., 1] > 200) & (around[..., 2] < 80)
+    assert yellow.any()  # the line is drawn on the slide, in the unclassified colour
+    view.undo()
+    assert line.id not in view.document and line.id not in view.annotations.items
+    view.redo()
+    view.shutdown()
+    again = open_view(qtbot, cmu_copy)
+    (kept,) = again.document.annotations
+    assert kept.id == line.id and kept.perimeter(0.499) == pytest.approx(microns)
+    assert b'"LineString"' in cmu_copy.with_name(cmu_copy.name + ".annotations.geojson").read_bytes()
+    assert line_labels(again, kept.id) == [f"{microns:,.1f} µm"]
+
+
+@pytest.fixture
+def two_unscaled_slides(tmp_path: Path) -> tuple[Path, Path]:
+    """The TCGA slide (no MPP, no objective power) at two paths: to medviewer, two slides."""
+    paths = []
+    for folder in ("case-a", "case-b"):
+        (tmp_path / folder).mkdir()
+        paths.append(tmp_path / folder / "tcga-cr-7395-01a-01-ts1.svs")
+        shutil.copy(real_file("wsi/tcga-cr-7395-01a-01-ts1.svs"), paths[-1])
+    return paths[0], paths[1]
+
+
+def test_a_pixel_size_set_by_hand_drives_scale_and_ruler_and_stays_with_its_slide(
+    qtbot, two_unscaled_slides: tuple[Path, Path], cmu_copy: Path
+):
+    first, second = two_unscaled_slides
+    view = open_view(qtbot, first)
+    assert view.level0_microns() is None and not view.scale_bar.isVisible()
+    assert not view.magnification_actions[10].isEnabled() and "magnification unknown" in view.status.text()
+    asked: list = []
+    view.ask_pixel_size = lambda parent, current: asked.append(current) or 0.25
+    view.pixel_size_action.trigger()
+    assert asked == [None] and view.level0_microns() == 0.25
+    assert view.scale_bar.isVisible()
+    assert view.scale_bar.pixels_per_mm == pytest.approx(1000 / (0.25 * view.level0_per_screen_pixel()))
+    assert view.scale_note.isVisible() and "set by hand" in view.scale_note.text()
+    assert "0.25 µm/px (pixel size set by hand)" in view.caption.text()
+    assert view.annotation_panel.tree.headerItem().text(2) == "Area (µm²)"
+    assert "set by hand" in view.annotation_panel.pixel_size_label.text()
+    view.set_magnification(10)  # no objective power: 10x is 1 µm per screen pixel, from the pixel size
+    assert view.level0_per_screen_pixel() == pytest.approx(4, rel=0.01)
+    assert view.status.text().startswith("10.0x (from the pixel size")
+    view.set_tool(Tool.RULER)
+    drag(qtbot, view, (1000.0, 1000.0), (1000.0, 1800.0))
+    line = view.document.annotations[-1]
+    assert line.perimeter(0.25) == pytest.approx(200, rel=0.01)
+    assert line_labels(view, line.id) == [f"{line.perimeter(0.25):,.1f} µm (pixel size set by hand)"]
+    assert view.annotation_panel.rows()[-1][3] == f"{line.perimeter(0.25):,.1f}"
+    view.shutdown()
+
+    again = open_view(qtbot, first)  # remembered for this slide
+    assert again.level0_microns() == 0.25 and again.pixel_size_by_hand() and again.scale_bar.isVisible()
+    assert line_labels(again, line.id) == [f"{line.perimeter(0.25):,.1f} µm (pixel size set by hand)"]
+    other = open_view(qtbot, second)  # the same file at another path: another slide, not given it
+    assert other.level0_microns() is None and not other.scale_bar.isVisible()
+    scanned = open_view(qtbot, cmu_copy)  # a file with its own MPP: that one, and no setting by hand
+    assert scanned.level0_microns() == 0.499 and not scanned.pixel_size_by_hand()
+    assert not scanned.pixel_size_action.isEnabled() and not scanned.scale_note.isVisible()
+    again.ask_pixel_size = lambda parent, current: 0.0  # 0 forgets it
+    again.ask_for_pixel_size()
+    assert again.level0_microns() is None and "px (no pixel size)" in line_labels(again, line.id)[0]
+    assert open_view(qtbot, first).level0_microns() is None
+
+
+def test_the_status_line_shows_magnification_and_the_cursor_in_pixels_and_microns(qtbot, cmu_copy: Path):
+    view = open_view(qtbot, cmu_copy)
+    view.set_magnification(20)  # the scan's own power: one screen pixel per level-0 pixel
+    view.centre_on(1000, 800)
+    assert view.status.text() == "20.0x"
+    point = screen_point(view, 1000.5, 800.5)
+    send(view, QMouseEvent.Type.MouseMove, point, Qt.MouseButton.NoButton, Qt.MouseButton.NoButton)
+    magnification, pixels, microns = view.status.text().split("  ·  ")
+    assert magnification == "20.0x"
+    x, y = (int(v.replace(",", "")) for v in re.findall(r"[xy] ([\d,]+)", pixels))
+    assert (x, y) == (pytest.approx(1000, abs=1), pytest.approx(800, abs=1)) and pixels.endswith(" px")
+    ux, uy = (float(v.replace(",", "")) for v in re.findall(r"[xy] ([\d,.]+)", microns))
+    assert (ux, uy) == (pytest.approx(1000.5 * 0.499, abs=0.5), pytest.approx(800.5 * 0.499, abs=0.5))
+    assert microns.endswith(" µm")
+    view.set_magnification(5)
+    assert view.status.text().startswith("5.0x  ·  ")
+
+
+def test_the_point_tool_adds_to_one_multipoint_per_class_and_ctrl_z_takes_points_off(qtbot, cmu_copy: Path):
+    view = open_view(qtbot, cmu_copy)
+    view.annotation_panel.class_box.setCurrentText("Immune cells")
+    view.set_tool(Tool.POINT)
+    clicks = [(300, 300), (420, 310), (520, 650), (900, 1200), (1500, 2000)]
+    for x, y in clicks:
+        click(view, x, y)
+    (points,) = view.document.annotations
+    assert points.kind is AnnotationKind.POINTS and len(points.vertices) == len(clicks)
+    assert points.classification.name == "Immune cells"
+    np.testing.assert_allclose(points.vertices, clicks, atol=6)
+    assert view.annotation_panel.rows() == [["Points 1 (5 points)", "Immune cells", "", ""]]
+    view.graphics.setFocus()
+    QTest.keyClick(view.graphics, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
+    assert len(view.document.get(points.id).vertices) == len(clicks) - 1
+    assert len(view.annotations.items[points.id]) == len(clicks) - 1  # one marker gone from the slide
+    QTest.keyClick(view.graphics, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.ShiftModifier)
+    assert len(view.document.get(points.id).vertices) == len(clicks)
+    QTest.keyClick(view.graphics, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
+    QTest.keyClick(view.graphics, Qt.Key.Key_Y, Qt.KeyboardModifier.ControlModifier)
+    assert len(view.document.get(points.id).vertices) == len(clicks)
+    view.annotation_panel.class_box.setCurrentText("Tumor")
+    click(view, 700, 700)
+    assert [len(a.vertices) for a in view.document.annotations] == [len(clicks), 1]
+
+
+def test_ctrl_z_undoes_a_drawn_rectangle_when_the_slide_has_focus(qtbot, cmu_copy: Path):
+    view = open_view(qtbot, cmu_copy)
+    view.set_tool(Tool.RECTANGLE)
+    drag(qtbot, view, (400.0, 400.0), (800.0, 700.0))
+    assert len(view.document) == 1
+    view.graphics.setFocus()
+    QTest.keyClick(view.graphics, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
+    assert len(view.document) == 0
+    QTest.keyClick(view.graphics, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.ShiftModifier)
+    assert len(view.document) == 1
+
+
+def test_the_anonymised_display_hides_the_slide_file_name(qtbot, tmp_path: Path):
+    named = tmp_path / "SMITH_JOHN_1961.svs"
+    shutil.copy(real_file("wsi/CMU-1-Small-Region.svs"), named)
+    view = open_view(qtbot, named)
+    assert view.caption.text().startswith("SMITH_JOHN_1961.svs")
+    view.set_anonymised(True)
+    alias = file_alias("Slide", str(named.absolute()))
+    assert "SMITH" not in view.caption.text() and view.caption.text().startswith(alias)
+    view.show_associated_images()
+    assert view.associated_dialog.windowTitle() == f"{alias}: label and macro images"
+    view.set_anonymised(False)
+    assert view.caption.text().startswith("SMITH_JOHN_1961.svs")
+    settings = make_settings()
+    settings.setValue("view/anonymised", True)  # as the window leaves it: a new view starts anonymised
+    later = open_view(qtbot, named)
+    assert "SMITH" not in later.caption.text() and later.caption.text().startswith(alias)
