@@ -9,6 +9,7 @@ the catalog (headers only, in the background), so the patient panel lists them w
 from __future__ import annotations
 
 import logging
+import re
 import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
@@ -54,6 +55,7 @@ from medviewer.ui.catalog_jobs import ImportJob, MissingCheck, ThumbnailMaker, d
 from medviewer.ui.loader import ImageLoader
 from medviewer.ui.message_bar import MessageBar
 from medviewer.ui.patient_panel import PanelEntry, PatientPanel
+from medviewer.ui.shortcuts import ShortcutsDialog
 from medviewer.ui.slide_view import SlideView
 from medviewer.ui.volume_view import VolumeView
 
@@ -116,6 +118,8 @@ class MainWindow(QMainWindow):
         self.setAcceptDrops(True)
         self.opened: dict[str, OpenedImage] = {}
         self.shown_key: str | None = None
+        #: Paths the user opened, as given and absolute: hidden from messages under the anonymised display.
+        self._named_paths: set[str] = set()
 
         self.volume_view = VolumeView(settings)
         self.slide_view = SlideView(settings)
@@ -267,10 +271,27 @@ class MainWindow(QMainWindow):
         reset = QAction("&Reset view", self)
         reset.triggered.connect(self.volume_view.reset_view)
         view_menu.addAction(reset)
+        view_menu.addSeparator()
+        # a closed panel comes back from here (Qt keeps each dock's own show/hide action)
+        for dock in self.findChildren(QDockWidget):
+            view_menu.addAction(dock.toggleViewAction())
+        view_menu.addSeparator()
+        view_menu.addAction(self.slide_view.pixel_size_action)
+        help_menu = self.menuBar().addMenu("&Help")
+        shortcuts = QAction("&Keyboard shortcuts", self, shortcut=QKeySequence("F1"))
+        shortcuts.triggered.connect(self.show_shortcuts)
+        help_menu.addAction(shortcuts)
+
+    def show_shortcuts(self) -> None:
+        self.shortcuts_dialog = ShortcutsDialog(self)
+        self.shortcuts_dialog.open()
 
     def set_anonymised(self, anonymised: bool) -> None:
         self.volume_view.set_anonymised(anonymised)
+        self.slide_view.set_anonymised(anonymised)
         self.patient_panel.set_anonymised(anonymised)
+        self.message_bar.set_rewrite(self._hide_file_names if anonymised else None)
+        self._rebuild_recent_menu()
         self._update_title()
         if anonymised:
             self.statusBar().clearMessage()  # it may name a file opened before, and file names can be names
@@ -308,10 +329,21 @@ class MainWindow(QMainWindow):
         """Where file dialogs start: the folder of the last file opened."""
         return str(self.settings.value("last_directory", ""))
 
+    def _hide_file_names(self, text: str) -> str:
+        """``text`` with every file or folder medviewer opened named by its alias: under the anonymised
+        display, messages keep saying which file is meant without showing a name that may be a patient's."""
+        for shown in sorted(self._named_paths, key=len, reverse=True):
+            text = re.sub(rf"(?<![\w.-]){re.escape(shown)}(?![\w.-])", self._file_label(Path(shown)), text)
+        for name in sorted({Path(p).name for p in self._named_paths}, key=len, reverse=True):
+            text = re.sub(rf"(?<![\w.-]){re.escape(name)}(?![\w.-])", "(name hidden)", text)
+        return text
+
     def _rebuild_recent_menu(self) -> None:
+        """File ▸ Recent, with each path as its alias under the anonymised display."""
         self.recent_menu.clear()
+        anonymised = self.volume_view.anonymised
         for text in self.recent_paths():
-            action = self.recent_menu.addAction(text)
+            action = self.recent_menu.addAction(self._file_label(Path(text)) if anonymised else text)
             action.triggered.connect(lambda _checked=False, p=text: self.open_paths([Path(p)]))
         self.recent_menu.setEnabled(bool(self.recent_paths()))
 
@@ -368,14 +400,14 @@ class MainWindow(QMainWindow):
         name, _ = QFileDialog.getSaveFileName(self, "Export annotations", start, "GeoJSON (*.geojson *.json)")
         if name:
             try:
-                self.slide_view.export_annotations(Path(name))
+                written = self.slide_view.export_annotations(Path(name))
             except (MedviewerError, OSError) as exc:
                 self.message_bar.add(f"{name}: the annotations could not be written ({exc})")
             else:
-                audit.record("export", audit.path_subject(name), {"what": "annotations GeoJSON"})
+                audit.record("export", audit.path_subject(written), {"what": "annotations GeoJSON"})
                 if self.catalog is not None:
-                    record_annotation_file(self.catalog, Path(name), slide_key(self.slide_view.slide.path), "GeoJSON")
-                self.statusBar().showMessage(f"Saved {Path(name).name}")
+                    record_annotation_file(self.catalog, written, slide_key(self.slide_view.slide.path), "GeoJSON")
+                self.statusBar().showMessage(f"Saved {self._file_label(written)}")
 
     def _ask_export(self, include_identifiers: bool) -> None:
         start = self._last_folder()
@@ -403,6 +435,7 @@ class MainWindow(QMainWindow):
     def open_paths(self, paths: list[Path], activate_first_only: bool = False) -> None:
         """Start opening ``paths``; the first (or each, interactively) becomes the shown image."""
         for i, path in enumerate(paths):
+            self._named_paths.update((str(path), str(path.absolute())))
             self.statusBar().showMessage(f"Opening {self._file_label(path)}…")
             self.loader.open(path, OpenRequest(str(path.absolute()), path, activate=not activate_first_only or i == 0))
 
@@ -422,6 +455,7 @@ class MainWindow(QMainWindow):
                 self.statusBar().showMessage(gone)
                 self.missing_check.start()
                 return
+            self._named_paths.add(str(entry.path))
             self.statusBar().showMessage(f"Opening {entry.label}…")
             self.loader.open(entry.path, OpenRequest(entry.key, entry.path, activate=True, from_catalog=True))
         elif entry.kind == "series" and entry.series_uid is not None and self.catalog is not None:
@@ -433,6 +467,7 @@ class MainWindow(QMainWindow):
                 self.statusBar().showMessage(gone)
                 return
             uid = entry.series_uid
+            self._named_paths.add(str(files[0].parent))
             self.statusBar().showMessage(f"Opening {entry.label}…")
             request = OpenRequest(entry.key, files[0].parent, activate=True, from_catalog=True)
             self.loader.submit(files[0].parent, request, lambda: series_with_preview(files, uid))
@@ -479,7 +514,7 @@ class MainWindow(QMainWindow):
             else:
                 self.patient_panel.add_other_file(opened)
         for warning in getattr(opened.image, "warnings", []):
-            self.message_bar.add(f"{request.path}: {warning}")
+            self.message_bar.add(f"{request.path}: {warning}", about=key)
         if request.activate:
             self._show_opened(key)
         elif is_slide and self.slide_view.slide is None:
@@ -515,6 +550,7 @@ class MainWindow(QMainWindow):
         if opened is None:
             return
         self.shown_key = key
+        self.message_bar.show_for(key)
         self.patient_panel.select_key(key)
         self.ai_panel.clear_result()
         if isinstance(opened.image, Slide):
@@ -558,7 +594,7 @@ class MainWindow(QMainWindow):
         log.warning("open failed for %s", safe_path(path))
         audit.record("failed_open", audit.path_subject(path), {})
         self.message_bar.add(message)
-        self.statusBar().showMessage(f"Could not open {path.name}")
+        self.statusBar().showMessage(f"Could not open {self._file_label(path)}")
 
     # measurements, kept with their series -------------------------------------------------------
 
