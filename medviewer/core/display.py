@@ -29,7 +29,7 @@ def apply_window(
     else:
         span = max(width - 1.0, 1e-6)
         out = ((values - (centre - 0.5)) / span + 0.5) * 255.0
-    out = np.clip(out, 0, 255).astype(np.uint8)
+    out = np.clip(np.rint(out), 0, 255).astype(np.uint8)  # rounded: a 256/128 window leaves bytes as they are
     return 255 - out if invert else out
 
 

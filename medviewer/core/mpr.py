@@ -121,3 +121,22 @@ def edge_letters(direction: np.ndarray, plane: Plane) -> dict[str, str]:
         "top": orientation_letters(-down),
         "bottom": orientation_letters(down),
     }
+
+
+#: The opposite of each patient direction in PatientOrientation (PS3.3 C.7.6.1.1.1): the file names only the
+#: directions of the rows and columns, so the left and top edges are these opposites.
+_OPPOSITE_DIRECTION = {"L": "R", "R": "L", "A": "P", "P": "A", "H": "F", "F": "H"}
+
+
+def opposite_direction(letters: str) -> str:
+    """'R' for 'L', 'HL' for 'FR'; '' when a letter is not one of the six patient directions, so an edge is
+    left blank rather than given a guessed direction (e.g. the anatomical codes of veterinary images)."""
+    if not letters or any(letter not in _OPPOSITE_DIRECTION for letter in letters):
+        return ""
+    return "".join(_OPPOSITE_DIRECTION[letter] for letter in letters)
+
+
+def patient_orientation_letters(row_direction: str, column_direction: str) -> dict[str, str]:
+    """Edge letters of a 2-D image from its PatientOrientation: rows run to the right, columns down."""
+    row, column = row_direction.strip().upper(), column_direction.strip().upper()
+    return {"left": opposite_direction(row), "right": row, "top": opposite_direction(column), "bottom": column}

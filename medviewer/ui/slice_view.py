@@ -3,7 +3,11 @@
 The view knows nothing about the other views; it reports what the mouse does in display millimetres
 (u right, v down, see ``medviewer.core.mpr``) and the multi-view container decides what that means.
 Text (corner details, orientation letters) and the scale bar are child widgets over the viewport, so
-they keep their size and place when the image is zoomed or panned.
+they keep their size and place when the image is zoomed or panned. An empty view draws none of them.
+
+Keys belong to the container, so a view takes keyboard focus when the mouse enters it (unless a text
+field has it): a reader can press a preset number straight away. A click that only gave the view focus
+(from a text field) does nothing else, so focusing never moves the crosshair or starts a measurement.
 """
 
 from __future__ import annotations
@@ -12,18 +16,80 @@ import math
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QRectF, Qt, Signal
-from PySide6.QtGui import QColor, QFont, QKeyEvent, QResizeEvent
-from PySide6.QtWidgets import QGraphicsEllipseItem, QGraphicsRectItem, QLabel, QWidget
+from PySide6.QtCore import QEvent, QPointF, QRectF, QSize, Qt, Signal
+from PySide6.QtGui import (
+    QColor,
+    QEnterEvent,
+    QFocusEvent,
+    QFont,
+    QKeyEvent,
+    QMouseEvent,
+    QPainter,
+    QPaintEvent,
+    QResizeEvent,
+)
+from PySide6.QtWidgets import (
+    QAbstractSpinBox,
+    QApplication,
+    QComboBox,
+    QGraphicsEllipseItem,
+    QGraphicsRectItem,
+    QLabel,
+    QLineEdit,
+    QPlainTextEdit,
+    QTextEdit,
+    QWidget,
+)
 
 from medviewer.core import mpr
 from medviewer.core.measurements import Measurement, MeasurementKind
-from medviewer.ui.scale_bar import ScaleBar
+from medviewer.ui.scale_bar import OUTLINE_WIDTH, ScaleBar, draw_outlined_text
 
 CROSSHAIR_PEN = pg.mkPen((255, 200, 0, 170), width=1)
 MEASURE_COLOUR = QColor(0, 230, 255)
+TEXT_COLOUR = QColor(235, 235, 235)
 CORNERS = ("top_left", "top_right", "bottom_left", "bottom_right")
 EDGES = ("left", "right", "top", "bottom")
+
+
+class OutlinedLabel(QLabel):
+    """Plain text over an image, in light letters with a dark outline: readable on black and on bone."""
+
+    def __init__(self, parent: QWidget, colour: QColor = TEXT_COLOUR) -> None:
+        super().__init__(parent)
+        self.colour = colour
+        self.setAttribute(Qt.WidgetAttribute.WA_TransparentForMouseEvents)
+        self.setMargin(OUTLINE_WIDTH + 1)
+
+    def sizeHint(self) -> QSize:  # noqa: N802 (Qt naming)
+        """Exactly the lines as painted below, plus room for the outline."""
+        metrics = self.fontMetrics()
+        lines = self.text().split("\n") if self.text() else []
+        width = max((metrics.horizontalAdvance(line) for line in lines), default=0)
+        return QSize(width + 2 * self.margin(), len(lines) * metrics.lineSpacing() + 2 * self.margin())
+
+    def minimumSizeHint(self) -> QSize:  # noqa: N802 (Qt naming)
+        return self.sizeHint()
+
+    def paintEvent(self, event: QPaintEvent) -> None:  # noqa: N802 (Qt naming)
+        if not self.text():
+            return
+        metrics = self.fontMetrics()
+        right_aligned = bool(self.alignment() & Qt.AlignmentFlag.AlignRight)
+        painter = QPainter(self)
+        baseline = self.margin() + metrics.ascent()
+        for line in self.text().split("\n"):
+            left = self.width() - self.margin() - metrics.horizontalAdvance(line) if right_aligned else self.margin()
+            draw_outlined_text(painter, QPointF(left, baseline), line, self.font(), self.colour)
+            baseline += metrics.lineSpacing()
+        painter.end()
+
+
+def takes_typing(widget: QWidget | None) -> bool:
+    """Whether ``widget`` is where someone types text, which hovering over an image must not interrupt."""
+    if isinstance(widget, QComboBox):
+        return widget.isEditable()
+    return isinstance(widget, (QLineEdit, QTextEdit, QPlainTextEdit, QAbstractSpinBox))
 
 
 class _SliceViewBox(pg.ViewBox):
@@ -45,7 +111,9 @@ class _SliceViewBox(pg.ViewBox):
         ev.accept()
 
     def mouseClickEvent(self, ev: object) -> None:  # noqa: N802 (Qt naming)
-        if ev.button() == Qt.MouseButton.LeftButton:
+        if ev.button() == Qt.MouseButton.LeftButton and self._owner.focus_click:
+            ev.accept()  # this click only brought the keyboard here
+        elif ev.button() == Qt.MouseButton.LeftButton:
             point = self.mapSceneToView(ev.scenePos())
             self._owner.pressed.emit(point.x(), point.y())
             self._owner.released.emit(point.x(), point.y())
@@ -92,33 +160,46 @@ class SliceView(pg.GraphicsView):
         super().__init__(parent, background="k")
         self.plane = plane
         self.slice_index = 0
+        #: True from a mouse press that moved the keyboard focus here until its release.
+        self.focus_click = False
         self.box = _SliceViewBox(self)
         self.setCentralItem(self.box)
         self.image = pg.ImageItem(axisOrder="row-major")
         self.labels = pg.ImageItem(axisOrder="row-major")
         self.heat = pg.ImageItem(axisOrder="row-major")
-        for z, item in enumerate((self.image, self.labels, self.heat)):
+        #: The file's own overlay planes (graphics and text the modality drew), above everything else drawn.
+        self.overlay_planes = pg.ImageItem(axisOrder="row-major")
+        for z, item in enumerate(self.image_items()):
             item.setZValue(z)
             self.box.addItem(item)
         self.h_line = pg.InfiniteLine(angle=0, movable=False, pen=CROSSHAIR_PEN)
         self.v_line = pg.InfiniteLine(angle=90, movable=False, pen=CROSSHAIR_PEN)
         for line in (self.h_line, self.v_line):
             line.setZValue(10)
+            line.hide()
             self.box.addItem(line, ignoreBounds=True)
         self.preview = pg.PlotCurveItem(pen=pg.mkPen(MEASURE_COLOUR, width=1.5, style=Qt.PenStyle.DashLine))
         self.preview.setZValue(20)
         self.box.addItem(self.preview, ignoreBounds=True)
         self.corner_labels = {name: self._overlay_label() for name in CORNERS}
         self.edge_labels = {name: self._overlay_label(bold=True) for name in EDGES}
+        for name in ("top_right", "bottom_right"):
+            self.corner_labels[name].setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignTop)
         self.scale_bar = ScaleBar(self)
+        self.scale_bar.hide()
+        #: Why the scale is what it is: a pixel size at the detector, or none at all.
+        self.scale_note = self._overlay_label()
+        self.scale_note.hide()
         self.box.sigRangeChanged.connect(self._update_scale_bar)
         self.setFocusPolicy(Qt.FocusPolicy.ClickFocus)
         self._extent = QRectF()
 
-    def _overlay_label(self, bold: bool = False) -> QLabel:
-        label = QLabel(self)
-        label.setAttribute(Qt.WidgetAttribute.WA_TransparentForMouseEvents)
-        label.setStyleSheet("color: rgb(235, 235, 235); background: transparent;")
+    def image_items(self) -> tuple[pg.ImageItem, ...]:
+        """Everything drawn from the slice's pixels, bottom to top."""
+        return (self.image, self.labels, self.heat, self.overlay_planes)
+
+    def _overlay_label(self, bold: bool = False) -> OutlinedLabel:
+        label = OutlinedLabel(self)
         if bold:
             font = QFont(label.font())
             font.setBold(True)
@@ -129,21 +210,32 @@ class SliceView(pg.GraphicsView):
     # content ------------------------------------------------------------------------------------
 
     def set_geometry(self, shape: tuple[int, int, int], spacing: tuple[float, float, float], letters: dict) -> None:
-        """Place the image in display millimetres and label the edges; resets zoom and pan."""
+        """Place the image in display millimetres and label the edges (those not in ``letters`` stay blank);
+        resets zoom and pan."""
         su, sv = mpr.pixel_size(spacing, self.plane)
         rows, cols = mpr.extract(np.empty(shape, dtype=np.uint8), self.plane, 0).shape
         self._extent = QRectF(0, 0, cols * su, rows * sv)
-        for item in (self.image, self.labels, self.heat):
+        for item in self.image_items():
             item.clear()
-        for edge, text in letters.items():
-            self.edge_labels[edge].setText(text)
+        for edge, label in self.edge_labels.items():
+            label.setText(letters.get(edge, ""))
         self.reset_view()
+        self._place_overlays()
+
+    def set_scale(self, known: bool, note: str) -> None:
+        """A millimetre scale bar only for a real pixel size; ``note`` says what that size means (or that
+        there is none), beside the bar."""
+        self.scale_bar.setVisible(known)
+        self.scale_note.setText(note)
+        self.scale_note.setVisible(bool(note))
+        self._place_overlays()
 
     def reset_view(self) -> None:
         if not self._extent.isEmpty():
             self.box.setRange(rect=self._extent, padding=0.02)
 
-    def show_pixels(self, pixels: np.ndarray, levels: tuple[float, float], lut: np.ndarray) -> None:
+    def show_pixels(self, pixels: np.ndarray, levels: tuple[float, float], lut: np.ndarray | None) -> None:
+        """Grey values through ``levels`` and the colour map ``lut``, or RGB bytes as they are (``lut`` None)."""
         self.image.setImage(pixels, autoLevels=False, levels=levels, lut=lut)
         self.image.setRect(self._extent)
 
@@ -185,6 +277,7 @@ class SliceView(pg.GraphicsView):
 
     def _update_scale_bar(self) -> None:
         self.scale_bar.set_scale(self.pixels_per_mm())
+        self._place_overlays()  # the note follows the bar's end
 
     def _place_overlays(self) -> None:
         width, height, margin = self.width(), self.height(), 6
@@ -202,19 +295,44 @@ class SliceView(pg.GraphicsView):
         edges["right"].move(width - edges["right"].width() - margin, (height - edges["right"].height()) // 2)
         edges["top"].move((width - edges["top"].width()) // 2, margin)
         edges["bottom"].move((width - edges["bottom"].width()) // 2, height - edges["bottom"].height() - margin)
-        bar = self.scale_bar
+        bar, note = self.scale_bar, self.scale_note
+        note.adjustSize()
         text_height = max(corners["bottom_left"].height(), corners["bottom_right"].height(), edges["bottom"].height())
         bar.move((width - bar.width()) // 2, height - bar.height() - text_height - margin)
+        if bar.isHidden():
+            note.move((width - note.width()) // 2, bar.y() + bar.height() - note.height())
+        else:  # beside the bar's end, at the height of the bar
+            note.move(bar.x() + int(bar.bar_end()) + 8, bar.y() + bar.height() - 5 - note.height() // 2)
 
     def resizeEvent(self, event: QResizeEvent) -> None:  # noqa: N802 (Qt naming)
         super().resizeEvent(event)
         if not hasattr(self, "scale_bar"):
             return  # pyqtgraph resizes once inside GraphicsView.__init__, before the overlays exist
-        self._place_overlays()
         self._update_scale_bar()
 
     def keyPressEvent(self, event: QKeyEvent) -> None:  # noqa: N802 (Qt naming)
         event.ignore()  # the container owns the keys; QGraphicsView would scroll on Page Up/Down
+
+    def take_focus(self) -> None:
+        """Keyboard focus here, unless someone is typing elsewhere in the window or another window is in use."""
+        if self.isActiveWindow() and not takes_typing(QApplication.focusWidget()):
+            self.setFocus(Qt.FocusReason.OtherFocusReason)
+
+    def enterEvent(self, event: QEnterEvent) -> None:  # noqa: N802 (Qt naming)
+        super().enterEvent(event)
+        self.take_focus()
+
+    def leaveEvent(self, event: QEvent) -> None:  # noqa: N802 (Qt naming)
+        super().leaveEvent(event)
+        self.left.emit()  # pyqtgraph's hover exit is missed when the mouse leaves fast
+
+    def focusInEvent(self, event: QFocusEvent) -> None:  # noqa: N802 (Qt naming)
+        super().focusInEvent(event)
+        self.focus_click = event.reason() == Qt.FocusReason.MouseFocusReason
+
+    def mouseReleaseEvent(self, event: QMouseEvent) -> None:  # noqa: N802 (Qt naming)
+        super().mouseReleaseEvent(event)
+        self.focus_click = False
 
 
 def outline(kind: MeasurementKind, corners: list[tuple[float, float]]) -> list[tuple[float, float]]:

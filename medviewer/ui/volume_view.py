@@ -4,6 +4,11 @@ State that the views share lives here, once: the crosshair as a (z, y, x) index 
 window, the colour map, the overlays and the measurements. Each view only draws what it is told, so
 the three views cannot drift apart. A click or drag with the crosshair tool moves the crosshair, which
 moves the other two views to the clicked point.
+
+Only a volume (``Presentation.VOLUME``) is reformatted. A radiograph, a secondary capture or an
+ultrasound frame (IMAGE) and a cine loop (CINE) are shown as they were acquired, in one view with the
+frame index as z, with orientation letters only from what the file says and a millimetre scale only
+for a real pixel size: a viewer that invents anatomy or lengths misleads the reader.
 """
 
 from __future__ import annotations
@@ -28,12 +33,13 @@ from PySide6.QtWidgets import (
 from medviewer.catalog.pseudonyms import pseudonym
 from medviewer.core import mpr
 from medviewer.core.colormaps import COLORMAP_NAMES, lookup_table
-from medviewer.core.display import heat_rgba, heat_scale, label_rgba, label_table
+from medviewer.core.display import apply_voi_lut, apply_window, heat_rgba, heat_scale, label_rgba, label_table
 from medviewer.core.label_map import LabelMap
 from medviewer.core.measurements import Measurement, MeasurementKind, summary_lines
 from medviewer.core.resample import resample_to
-from medviewer.core.volume import Volume
-from medviewer.core.window_presets import WindowPreset, presets_for
+from medviewer.core.volume import Presentation, Volume, percentile_window
+from medviewer.core.window_presets import PERCENTILE_SAMPLE, WindowPreset, load_presets, presets_for
+from medviewer.ui.cine_player import CinePlayer
 from medviewer.ui.colour_legend import ColourLegend
 from medviewer.ui.measurement_panel import MeasurementPanel
 from medviewer.ui.slice_view import MeasurementGraphic, SliceView
@@ -42,6 +48,12 @@ from medviewer.ui.tool_actions import add_tool_actions
 PLANES = (mpr.Plane.AXIAL, mpr.Plane.CORONAL, mpr.Plane.SAGITTAL)
 WINDOW_DRAG_GAIN = 1 / 250  # fraction of the current width per screen pixel of right-drag
 MIN_WIDTH = 1e-3
+#: The per-channel window of a colour image that leaves its colours as stored (as Horos and Weasis open them).
+COLOUR_WINDOW = (256.0, 128.0)
+#: VOI LUT Functions drawn with their own formula (``core.display.apply_window``), not pyqtgraph's linear levels.
+FORMULA_FUNCTIONS = ("SIGMOID", "LINEAR_EXACT")
+#: The file's overlay planes are drawn in opaque yellow: unmistakably not image pixels.
+OVERLAY_COLOUR = (255, 230, 0, 255)
 
 
 class Tool(enum.Enum):
@@ -102,6 +114,9 @@ class VolumeView(QWidget):
         self._drawing: list[tuple[float, float]] = []
         self._drawing_view: SliceView | None = None
         self.active_plane = mpr.Plane.AXIAL
+        #: The layout chosen for volumes; 2-D images and cine loops are always shown in one view.
+        self.volume_layout = Layout.THREE
+        self.shown_layout = Layout.THREE
 
         self.views = {plane: SliceView(plane) for plane in PLANES}
         for view in self.views.values():
@@ -118,6 +133,9 @@ class VolumeView(QWidget):
         self.hint = QLabel("Open a DICOM series or NIfTI file (File ▸ Open, or drop it here).")
         self.measurement_panel = MeasurementPanel()
         self.measurement_panel.delete_requested.connect(self.delete_measurement)
+        self.cine = CinePlayer()
+        self.cine.frame_changed.connect(self.show_frame)
+        self.cine.hide()
 
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
@@ -125,6 +143,7 @@ class VolumeView(QWidget):
         layout.addWidget(self._build_toolbar())
         layout.addWidget(self.hint)
         layout.addWidget(self.grid, 1)
+        layout.addWidget(self.cine)
         layout.addWidget(self.probe)
         self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
         self.set_layout(Layout.THREE)
@@ -136,13 +155,14 @@ class VolumeView(QWidget):
         self.layout_box = QComboBox()
         self.layout_box.addItems([layout.value for layout in Layout])
         self.layout_box.currentIndexChanged.connect(lambda i: self.set_layout(list(Layout)[i]))
-        bar.addWidget(self.layout_box)
+        self.layout_action = bar.addWidget(self.layout_box)
         bar.addSeparator()
         self.tool_actions = add_tool_actions(bar, self, Tool, Tool.CROSSHAIR, self.set_tool)
         bar.addSeparator()
         self.preset_box = QComboBox()
         self.preset_box.setToolTip("Window presets (number keys 1-9; 0 for the default)")
         self.preset_box.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
+        self.preset_box.setEnabled(False)
         self.preset_box.activated.connect(self.apply_preset)
         bar.addWidget(self.preset_box)
         self.colormap_box = QComboBox()
@@ -153,6 +173,12 @@ class VolumeView(QWidget):
         reset.setToolTip("Reset zoom, pan, window and crosshair (R)")
         reset.triggered.connect(self.reset_view)
         bar.addAction(reset)
+        self.overlays_action = QAction("Overlays", self, checkable=True)
+        self.overlays_action.setChecked(True)
+        self.overlays_action.setToolTip("The overlay planes stored in the file (graphics and text from the modality)")
+        self.overlays_action.toggled.connect(lambda _checked: self._draw_all() if self.volume is not None else None)
+        self.overlays_action.setVisible(False)
+        bar.addAction(self.overlays_action)
         bar.addSeparator()
         opacity_box = QWidget()
         row = QHBoxLayout(opacity_box)
@@ -188,23 +214,61 @@ class VolumeView(QWidget):
         self.legend.hide()
         self.volume = volume
         self.hint.hide()
+        self.probe.setText("")
+        colour = volume.colour is not None
         self.colormap_box.blockSignals(True)
-        self.colormap_box.setCurrentText("inverted grey" if volume.invert_display else "grey")
+        self.colormap_box.setCurrentText("inverted grey" if volume.invert_display and not colour else "grey")
         self.colormap_box.blockSignals(False)
         self.colormap = self.colormap_box.currentText()
+        self.colormap_box.setEnabled(not colour)
+        self.colormap_box.setToolTip("A colour image is shown in its own colours" if colour else "Colour map")
         self.preset_box.clear()
         self.preset_box.addItem("0 · Default")
         for number, preset in enumerate(self.presets(), start=1):
             self.preset_box.addItem(f"{number} · {preset.name}")
+        self.preset_box.setCurrentIndex(0)
+        self.preset_box.setPlaceholderText("Custom window")  # shown once the window is dragged off a preset
+        self.preset_box.setEnabled(True)
+        note = scale_note(volume)
         for plane, view in self.views.items():
-            view.set_geometry(volume.shape, volume.spacing, mpr.edge_letters(volume.direction, plane))
+            view.set_geometry(volume.shape, volume.spacing, self.edge_letters(plane))
+            view.set_scale(volume.spacing_known, note)
+        self.overlays_action.setVisible(volume.overlay is not None)
         self.crosshair = (np.asarray(volume.shape, float) - 1) / 2
-        self.crosshair[0] = volume.shape[0] // 2
-        width, centre = volume.display_window()
-        self.set_window(width, centre)  # draws every view
+        if volume.presentation is Presentation.VOLUME:
+            self.crosshair[0] = volume.shape[0] // 2
+        else:
+            self.crosshair[0] = 0  # a series of images or a loop starts at its first frame
+        self.layout_action.setVisible(volume.presentation is Presentation.VOLUME)
+        self._arrange()
+        self.cine.set_frames(volume.shape[0], volume.frame_time_ms)
+        self.cine.setVisible(volume.presentation is Presentation.CINE)
+        self.set_window(*self.default_window())  # draws every view
+        self.views[self.active_plane].take_focus()  # number keys work without a first click
 
     def presets(self) -> tuple[WindowPreset, ...]:
-        return presets_for(self.volume) if self.volume is not None else ()
+        """The modality's presets; only the percentile ones when the window acts on colours or on a VOI
+        LUT's output, where a CT window in HU would mean nothing."""
+        if self.volume is None:
+            return ()
+        if self.volume.colour is not None or self.volume.voi.lut is not None:
+            return load_presets()["MR"]
+        return presets_for(self.volume)
+
+    def edge_letters(self, plane: mpr.Plane) -> dict[str, str]:
+        """The edges' patient directions as far as the file tells them, and none that it does not."""
+        volume = self.volume
+        if volume.presentation is not Presentation.VOLUME and volume.patient_orientation is not None:
+            return mpr.patient_orientation_letters(*volume.patient_orientation)
+        if not volume.orientation_known:
+            return {}
+        return mpr.edge_letters(volume.direction, plane)
+
+    def drawn_planes(self) -> tuple[mpr.Plane, ...]:
+        """The views in use: all three for a volume, the axial view alone for images and loops."""
+        if self.volume is None or self.volume.presentation is Presentation.VOLUME:
+            return PLANES
+        return (mpr.Plane.AXIAL,)
 
     def slice_index(self, plane: mpr.Plane) -> int:
         return int(np.clip(round(self.crosshair[plane.axis]), 0, mpr.slice_count(self.volume.shape, plane) - 1))
@@ -217,7 +281,7 @@ class VolumeView(QWidget):
     def step(self, delta: int, plane: mpr.Plane | None = None) -> None:
         if self.volume is None:
             return
-        plane = plane or self.active_plane
+        plane = plane if plane in self.drawn_planes() else self.active_plane
         self.active_plane = plane
         point = self.crosshair.copy()
         point[plane.axis] = self.slice_index(plane) + delta
@@ -229,30 +293,62 @@ class VolumeView(QWidget):
             return
         before = {plane: self.slice_index(plane) for plane in PLANES}
         self.crosshair = np.clip(np.asarray(zyx, float), 0, np.asarray(self.volume.shape) - 1)
-        for plane in PLANES:
+        for plane in self.drawn_planes():
             if self.slice_index(plane) != before[plane]:
                 self._draw_slice(plane)
             self._draw_crosshair(plane)
+        self.cine.set_frame(self.index)
         self.crosshair_moved.emit()
 
+    def show_frame(self, index: int) -> None:
+        """Show frame (axial slice) ``index``, keeping the point within it: what the cine player asks for."""
+        if self.volume is not None:
+            point = self.crosshair.copy()
+            point[0] = index
+            self.set_crosshair(point)
+
     def _draw_all(self) -> None:
-        for plane in PLANES:
+        for plane in self.drawn_planes():
             self._draw_slice(plane)
             self._draw_crosshair(plane)
 
     def _draw_slice(self, plane: mpr.Plane) -> None:
-        volume, view = self.volume, self.views[plane]
+        view = self.views[plane]
         k = self.slice_index(plane)
         view.slice_index = k
-        view.show_pixels(mpr.extract(volume.array, plane, k), self.levels, lookup_table(self.colormap))
+        view.show_pixels(*self.rendered_slice(plane, k))
         self._draw_overlays(plane)
         for graphic in self.graphics:
             if graphic.view is view:
                 graphic.set_visible(graphic.measurement.slice_index == k)
         self._update_corner_text(plane)
 
+    def rendered_slice(self, plane: mpr.Plane, k: int) -> tuple[np.ndarray, tuple[float, float], np.ndarray | None]:
+        """(pixels, levels, colour map) that draw slice ``k`` of ``plane`` as the DICOM pipeline means it.
+
+        Colour: the window on each channel, to bytes shown as they are. Grey: through the VOI LUT if there
+        is one (the window then acts on its output); a SIGMOID or LINEAR_EXACT window by its own formula to
+        bytes, a LINEAR one as pyqtgraph levels (fast, and the same line). The colour map comes last, so
+        MONOCHROME1's inverted grey applies whichever way the window was computed.
+        """
+        volume = self.volume
+        width, centre = self.window()
+        if volume.colour is not None:
+            return apply_window(mpr.extract(volume.colour, plane, k), width, centre), (0.0, 255.0), None
+        values = apply_voi_lut(mpr.extract(volume.array, plane, k), volume.voi)
+        lut = lookup_table(self.colormap)
+        if volume.voi.function in FORMULA_FUNCTIONS:
+            return apply_window(values, width, centre, function=volume.voi.function), (0.0, 255.0), lut
+        return values, self.levels, lut
+
     def _draw_overlays(self, plane: mpr.Plane) -> None:
         view, k = self.views[plane], self.slice_index(plane)
+        planes = None
+        if self.volume.overlay is not None and self.overlays_action.isChecked():
+            mask = mpr.extract(self.volume.overlay, plane, k)
+            planes = np.zeros(mask.shape + (4,), dtype=np.uint8)
+            planes[mask] = OVERLAY_COLOUR
+        view.show_overlay(view.overlay_planes, planes)
         labels = None
         if self.label_map is not None:
             labels = label_rgba(mpr.extract(self.label_map.array, plane, k), label_table(self.label_map.colours))
@@ -268,14 +364,21 @@ class VolumeView(QWidget):
 
     def _draw_crosshair(self, plane: mpr.Plane) -> None:
         _, u, v = mpr.index_to_display(self.volume.shape, self.volume.spacing, plane, self.crosshair)
-        self.views[plane].set_crosshair(u, v, visible=self.layout_box.currentIndex() == 0)
+        self.views[plane].set_crosshair(u, v, visible=self.shown_layout is Layout.THREE)
+
+    def frame_name(self, plane: mpr.Plane) -> str:
+        """What one step of ``plane``'s view is called: a slice of a volume, an image, or a cine frame."""
+        return {Presentation.IMAGE: "Image", Presentation.CINE: "Frame"}.get(
+            self.volume.presentation, plane.value.capitalize()
+        )
 
     def _update_corner_text(self, plane: mpr.Plane) -> None:
         volume = self.volume
         k = self.slice_index(plane)
-        count = mpr.slice_count(volume.shape, plane)
-        centre = mpr.to_index(volume.shape, plane, k, 0, 0)
-        position = volume.index_to_world(centre) @ _plane_normal(volume, plane)
+        place = f"{self.frame_name(plane)} {k + 1}/{mpr.slice_count(volume.shape, plane)}"
+        if volume.presentation is Presentation.VOLUME and volume.orientation_known:
+            centre = mpr.to_index(volume.shape, plane, k, 0, 0)
+            place += f"\n{volume.index_to_world(centre) @ _plane_normal(volume, plane):.1f} mm"
         width, level = self.window()
         patient = volume.patient
         if self._identity_hidden or not (patient.name or patient.patient_id):
@@ -290,7 +393,7 @@ class VolumeView(QWidget):
             {
                 "top_left": identity,
                 "top_right": "\n".join(line for line in (volume.modality, volume.description) if line),
-                "bottom_left": f"{plane.value.capitalize()} {k + 1}/{count}\n{position:.1f} mm",
+                "bottom_left": place,
                 "bottom_right": f"W {width:.0f} L {level:.0f}",
             }
         )
@@ -304,15 +407,25 @@ class VolumeView(QWidget):
 
     def _redraw_corner_text(self) -> None:
         if self.volume is not None:
-            for plane in PLANES:
+            for plane in self.drawn_planes():
                 self._update_corner_text(plane)
 
     # layout, reset, window and colours ------------------------------------------------------------------
 
     def set_layout(self, layout: Layout) -> None:
+        """The views for volumes; images and cine loops stay in one view and keep the choice for the next volume."""
+        self.volume_layout = layout
         self.layout_box.blockSignals(True)
         self.layout_box.setCurrentText(layout.value)
         self.layout_box.blockSignals(False)
+        self._arrange()
+
+    def _arrange(self) -> None:
+        volume = self.volume
+        layout = self.volume_layout
+        if volume is not None and volume.presentation is not Presentation.VOLUME:
+            layout = Layout.AXIAL
+        self.shown_layout = layout
         grid = self.grid_layout
         for view in self.views.values():
             grid.removeWidget(view)
@@ -330,8 +443,8 @@ class VolumeView(QWidget):
             grid.setColumnStretch(column, stretch)
         for view in self.views.values():
             view.setVisible(grid.indexOf(view) >= 0)
-        if self.volume is not None:
-            for plane in PLANES:
+        if volume is not None:
+            for plane in self.drawn_planes():
                 self._draw_crosshair(plane)
 
     def reset_view(self) -> None:
@@ -339,7 +452,12 @@ class VolumeView(QWidget):
             return
         for view in self.views.values():
             view.reset_view()
-        self.set_window(*self.volume.display_window())
+        self.set_window(*self.default_window())
+        self.preset_box.setCurrentIndex(0)
+
+    def default_window(self) -> tuple[float, float]:
+        """A colour image's own colours, else the volume's display window (the file's, its VOI LUT's, ...)."""
+        return COLOUR_WINDOW if self.volume.colour is not None else self.volume.display_window()
 
     def window(self) -> tuple[float, float]:
         """(width, centre) now shown."""
@@ -358,12 +476,20 @@ class VolumeView(QWidget):
             return
         presets = self.presets()
         if number == 0:
-            self.set_window(*self.volume.display_window())
+            self.set_window(*self.default_window())
         elif number <= len(presets):
-            self.set_window(*presets[number - 1].window_for(self.volume))
+            self.set_window(*self.preset_window(presets[number - 1]))
         else:
             return
         self.preset_box.setCurrentIndex(number)
+
+    def preset_window(self, preset: WindowPreset) -> tuple[float, float]:
+        """``preset`` on the values the window acts on: a VOI LUT's output when there is one."""
+        volume = self.volume
+        if preset.percentiles is None or volume.voi.lut is None:
+            return preset.window_for(volume)
+        step = max(1, int(np.ceil(volume.array.size / PERCENTILE_SAMPLE)))
+        return percentile_window(apply_voi_lut(volume.array.reshape(-1)[::step], volume.voi), preset.percentiles)
 
     def set_colormap(self, name: str) -> None:
         self.colormap = name
@@ -376,6 +502,7 @@ class VolumeView(QWidget):
         width, centre = self.window()
         gain = max(width, 1.0) * WINDOW_DRAG_GAIN
         self.set_window(width + dx * gain, centre - dy * gain)
+        self.preset_box.setCurrentIndex(-1)  # no longer any preset: the box says "Custom window"
 
     # overlays ---------------------------------------------------------------------------------------
 
@@ -496,6 +623,8 @@ class VolumeView(QWidget):
     def add_measurement(self, measurement: Measurement) -> str:
         """Draw a measurement on its view and list it; returns its summary text."""
         lines = summary_lines(self.volume, measurement)
+        if not self.volume.spacing_known:  # the spacing is 1 and means pixels: say so, never "mm"
+            lines = [line.replace(" mm²", " px²").replace(" mm", " px") for line in lines]
         text = ", ".join(lines)
         graphic = MeasurementGraphic(self.views[measurement.plane], measurement, "\n".join(lines))
         graphic.set_visible(measurement.slice_index == self.slice_index(measurement.plane))
@@ -536,16 +665,29 @@ class VolumeView(QWidget):
         self.probe.setText(self.probe_text(self._index_under(view, u, v)))
 
     def probe_text(self, zyx: np.ndarray) -> str:
-        """Value and world position at a (z, y, x) index, or '' outside the volume."""
+        """Value (R, G, B for colour images) and position at a (z, y, x) index, or '' outside the volume.
+
+        The position is in the patient (LPS mm) only for a volume whose orientation is known; an image or
+        a loop gives its frame and pixel, which is all the file says."""
         volume = self.volume
         voxel = np.round(zyx).astype(int)
         if np.any(voxel < 0) or np.any(voxel >= np.asarray(volume.shape)):
             return ""
-        x, y, z = volume.index_to_world(voxel)
-        value = volume.array[tuple(voxel)]
-        unit = " HU" if volume.modality == "CT" else ""
-        shown = f"{value:.0f}" if np.issubdtype(volume.array.dtype, np.integer) else f"{value:.4g}"
-        text = f"({x:.1f}, {y:.1f}, {z:.1f}) mm LPS  ·  voxel ({voxel[2]}, {voxel[1]}, {voxel[0]})  ·  {shown}{unit}"
+        if volume.colour is not None:
+            red, green, blue = (int(c) for c in volume.colour[tuple(voxel)])
+            shown = f"R {red} G {green} B {blue}"
+        else:
+            value = volume.array[tuple(voxel)]
+            unit = " HU" if volume.modality == "CT" else ""
+            shown = (f"{value:.0f}" if np.issubdtype(volume.array.dtype, np.integer) else f"{value:.4g}") + unit
+        if volume.presentation is not Presentation.VOLUME:
+            where = f"{self.frame_name(mpr.Plane.AXIAL).lower()} {voxel[0] + 1}  ·  pixel ({voxel[2]}, {voxel[1]})"
+        else:
+            where = f"voxel ({voxel[2]}, {voxel[1]}, {voxel[0]})"
+            if volume.orientation_known:
+                x, y, z = volume.index_to_world(voxel)
+                where = f"({x:.1f}, {y:.1f}, {z:.1f}) mm LPS  ·  {where}"
+        text = f"{where}  ·  {shown}"
         if self.label_map is not None and self.label_map.array[tuple(voxel)]:
             label = int(self.label_map.array[tuple(voxel)])
             text += f"  ·  {self.label_map.names.get(label, f'label {label}')}"
@@ -557,9 +699,18 @@ class VolumeView(QWidget):
 
     def keyPressEvent(self, event: QKeyEvent) -> None:  # noqa: N802 (Qt naming)
         key = event.key()
-        steps = {Qt.Key.Key_PageUp: -1, Qt.Key.Key_PageDown: 1, Qt.Key.Key_Up: -1, Qt.Key.Key_Down: 1}
+        steps = {
+            Qt.Key.Key_PageUp: -1,
+            Qt.Key.Key_PageDown: 1,
+            Qt.Key.Key_Up: -1,
+            Qt.Key.Key_Down: 1,
+            Qt.Key.Key_Left: -1,
+            Qt.Key.Key_Right: 1,
+        }
         if key in steps:
             self.step(steps[key])
+        elif key == Qt.Key.Key_Space and self.cine.isVisible():
+            self.cine.toggle()
         elif Qt.Key.Key_0 <= key <= Qt.Key.Key_9:
             self.apply_preset(key - Qt.Key.Key_0)
         elif key == Qt.Key.Key_R:
@@ -582,6 +733,14 @@ class VolumeView(QWidget):
     def resizeEvent(self, event: object) -> None:  # noqa: N802 (Qt naming)
         super().resizeEvent(event)
         self.legend.move(self.grid.width() - self.legend.width() - 8, 40)
+
+
+def scale_note(volume: Volume) -> str:
+    """What the reader must know about the image's scale: what its pixel size means, or that it has none
+    (in the reader's words when ``medviewer.io`` gave them, else in ours)."""
+    if volume.spacing_note or volume.spacing_known:
+        return volume.spacing_note
+    return "No pixel size in this file: no scale bar, lengths in pixels"
 
 
 def _plane_normal(volume: Volume, plane: mpr.Plane) -> np.ndarray:
