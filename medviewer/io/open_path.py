@@ -8,6 +8,7 @@ import os
 from pathlib import Path
 
 from medviewer.core.errors import (
+    CorruptFileError,
     MedviewerError,
     NoImagesFoundError,
     PathNotFoundError,
@@ -16,7 +17,15 @@ from medviewer.core.errors import (
 from medviewer.core.logs import safe_path
 from medviewer.core.volume import Volume
 from medviewer.io.dicom_kind import DicomKind, frame_count, not_an_image_reason
-from medviewer.io.dicom_series import DicomFile, ScanResult, has_dicom_preamble, read_header, scan, scan_files
+from medviewer.io.dicom_series import (
+    DicomFile,
+    ScanResult,
+    has_dicom_preamble,
+    read_dataset,
+    read_header,
+    scan,
+    scan_files,
+)
 from medviewer.io.dicom_stacks import SeriesInfo, Stack, split_series
 from medviewer.io.dicom_volume import read_stack
 from medviewer.io.nifti import is_nifti, read_nifti
@@ -65,6 +74,8 @@ def _scan_path(path: Path) -> ScanResult:
     if path.is_dir():
         return scan(path)
     dicom_file = DicomFile.read(path)
+    if "DirectoryRecordSequence" in dicom_file.header:  # a DICOMDIR: the file set it indexes
+        return scan_files(_file_set(path))
     if not dicom_file.is_image:
         kind = dicom_file.kind
         reason = NOT_PIXELS_REASONS.get(kind) or (
@@ -74,6 +85,17 @@ def _scan_path(path: Path) -> ScanResult:
         )
         raise UnsupportedFileError(path, reason)
     return ScanResult(series={dicom_file.series_uid: [dicom_file]})
+
+
+def _file_set(path: Path) -> list[Path]:
+    """The files a DICOMDIR indexes, through pydicom's File-set reader."""
+    from pydicom.fileset import FileSet
+
+    try:
+        file_set = FileSet(read_dataset(path))
+        return [Path(instance.path) for instance in file_set]
+    except (ValueError, KeyError, AttributeError, TypeError, OSError) as exc:
+        raise CorruptFileError(path, f"the DICOMDIR cannot be read as a file set ({type(exc).__name__})") from exc
 
 
 def _stacks(found: ScanResult, path: Path) -> list[Stack]:

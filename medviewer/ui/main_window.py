@@ -46,15 +46,19 @@ from medviewer.core.label_map import LabelMap
 from medviewer.core.logs import safe_path
 from medviewer.core.patient import display_name
 from medviewer.core.volume import Volume
+from medviewer.io.dicom_kind import DicomKind
+from medviewer.io.dicom_stacks import SeriesInfo
 from medviewer.io.label_maps import open_label_map
 from medviewer.io.nifti import is_nifti
 from medviewer.io.preview import OpenedImage, series_with_preview
+from medviewer.io.series_listing import SeriesListing, listing_with_icons
 from medviewer.io.slide import Slide
 from medviewer.ui.ai_panel import AiPanel
 from medviewer.ui.catalog_jobs import ImportJob, MissingCheck, ThumbnailMaker, describe_progress, describe_report
 from medviewer.ui.loader import ImageLoader
 from medviewer.ui.message_bar import MessageBar
 from medviewer.ui.patient_panel import PanelEntry, PatientPanel
+from medviewer.ui.series_chooser import SeriesChooser
 from medviewer.ui.shortcuts import ShortcutsDialog
 from medviewer.ui.slide_view import SlideView
 from medviewer.ui.volume_view import VolumeView
@@ -103,6 +107,14 @@ class ReportRequest:
 
 
 @dataclass(frozen=True)
+class ListRequest:
+    """A folder or DICOMDIR being listed before anything is opened, so a person can choose a series."""
+
+    path: Path
+    activate: bool
+
+
+@dataclass(frozen=True)
 class OverlayRequest:
     """A label map being read for ``volume``; dropped if another volume is shown when it arrives."""
 
@@ -120,6 +132,7 @@ class MainWindow(QMainWindow):
         self.shown_key: str | None = None
         #: Paths the user opened, as given and absolute: hidden from messages under the anonymised display.
         self._named_paths: set[str] = set()
+        self.series_chooser: SeriesChooser | None = None
 
         self.volume_view = VolumeView(settings)
         self.slide_view = SlideView(settings)
@@ -437,7 +450,45 @@ class MainWindow(QMainWindow):
         for i, path in enumerate(paths):
             self._named_paths.update((str(path), str(path.absolute())))
             self.statusBar().showMessage(f"Opening {self._file_label(path)}…")
-            self.loader.open(path, OpenRequest(str(path.absolute()), path, activate=not activate_first_only or i == 0))
+            activate = not activate_first_only or i == 0
+            if activate and (path.is_dir() or path.name.upper() == "DICOMDIR"):
+                self.loader.submit(path, ListRequest(path, activate), lambda p=path: listing_with_icons(p))
+            else:
+                self.loader.open(path, OpenRequest(str(path.absolute()), path, activate=activate))
+
+    def _on_listed(self, request: ListRequest, listing: SeriesListing) -> None:
+        """A folder's only series opens at once; several (or images beside other objects) open the chooser."""
+        path = request.path
+        if not listing.needs_choice:
+            if listing.images:
+                self.loader.open(path, OpenRequest(str(path.absolute()), path, activate=request.activate))
+            else:
+                self._open_object(path, listing.series[0])
+            return
+        self.statusBar().showMessage(f"{self._file_label(path)} holds several series: choose one")
+        self.series_chooser = SeriesChooser(listing, self._file_label(path), self)
+        self.series_chooser.chosen.connect(lambda info: self._open_chosen(path, info))
+        self.series_chooser.open()
+
+    def _open_chosen(self, path: Path, info: SeriesInfo) -> None:
+        if not DicomKind(info.kind).shows_pixels:
+            self._open_object(path, info)
+            return
+        self.statusBar().showMessage(f"Opening {info.description or info.modality or 'the series'}…")
+        files, key = list(info.files), info.key
+        request = OpenRequest(str(path.absolute()), path, activate=True)
+        self.loader.submit(path, request, lambda: series_with_preview(files, key))
+
+    def _open_object(self, path: Path, info: SeriesInfo) -> None:
+        """A segmentation or structure set goes over the volume shown; anything else is named for what it is."""
+        kind = DicomKind(info.kind)
+        file = info.files[0]
+        if kind in (DicomKind.SEGMENTATION, DicomKind.RT_STRUCTURE_SET) and self.volume_view.volume is not None:
+            self.open_overlay(file)
+        elif kind in (DicomKind.SEGMENTATION, DicomKind.RT_STRUCTURE_SET):
+            self.message_bar.add(f"{file}: a {kind.value}: open the series it was made on first, then choose it again")
+        else:
+            self.message_bar.add(f"{file}: a {kind.value}, which medviewer does not display")
 
     def open_entry(self, entry: PanelEntry) -> None:
         """Show a patient-panel row: at once if open, else read from its catalogued files.
@@ -497,9 +548,12 @@ class MainWindow(QMainWindow):
         timer.stop()
         return not self.busy()
 
-    def _on_opened(self, request: OpenRequest | OverlayRequest, opened: OpenedImage | LabelMap) -> None:
+    def _on_opened(self, request: OpenRequest | OverlayRequest | ListRequest, opened: object) -> None:
         if isinstance(request, OverlayRequest):
             self._on_overlay(request, opened)
+            return
+        if isinstance(request, ListRequest):
+            self._on_listed(request, opened)
             return
         is_slide = isinstance(opened.image, Slide)
         key = request.key if request.from_catalog else self._image_key(request.path, opened)
@@ -587,7 +641,7 @@ class MainWindow(QMainWindow):
         if refused is not None:
             self.message_bar.add(f"The AI result of {kept.model_name} kept for this image is not shown: {refused}")
 
-    def _on_failed(self, request: OpenRequest | OverlayRequest, message: str) -> None:
+    def _on_failed(self, request: OpenRequest | OverlayRequest | ListRequest, message: str) -> None:
         path = request.path
         if isinstance(request, OpenRequest):
             self._chosen_results.pop(request.key, None)  # not to surface at a later, unrelated open

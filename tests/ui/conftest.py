@@ -30,3 +30,14 @@ def shown(qtbot: object, widget: W, width: int = 1200, height: int = 800) -> W:
     widget.show()
     qtbot.waitExposed(widget)
     return widget
+
+
+def open_and_choose(qtbot: object, window: object, path: object, row: int = 0, timeout: int = 60_000) -> None:
+    """Open ``path`` in the window as a user does; when the series chooser asks, open its row ``row``."""
+    window.series_chooser = None
+    window.open_paths([path])
+    qtbot.waitUntil(lambda: not window.busy(), timeout=timeout)
+    chooser = window.series_chooser
+    if chooser is not None and chooser.isVisible():
+        chooser.choose(row)
+        qtbot.waitUntil(lambda: not window.busy(), timeout=timeout)

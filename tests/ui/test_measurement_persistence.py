@@ -21,7 +21,7 @@ from medviewer.core.mpr import Plane
 from medviewer.ui.app import make_settings
 from medviewer.ui.main_window import MainWindow
 from medviewer.ui.measurement_panel import KEPT_NOTE, NOT_KEPT_NOTE
-from tests.ui.conftest import shown
+from tests.ui.conftest import open_and_choose, shown
 
 LOAD_TIMEOUT_MS = 60_000
 CT2 = Path(pydicom.data.get_testdata_file("dicomdirtests/77654033/CT2/17106")).parent
@@ -34,8 +34,8 @@ def new_window(qtbot) -> MainWindow:
 
 
 def open_and_wait(qtbot, window: MainWindow, path: Path) -> None:
-    window.open_paths([path])
-    qtbot.waitUntil(lambda: not window.busy(), timeout=LOAD_TIMEOUT_MS)
+    """Open a folder; MR2 holds seven stacks (localizers), so the chooser asks and its first row is opened."""
+    open_and_choose(qtbot, window, path, timeout=LOAD_TIMEOUT_MS)
 
 
 def lengths(window: MainWindow) -> list[float]:
