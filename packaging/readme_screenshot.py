@@ -31,6 +31,7 @@ from medviewer.ui.app import SCREENSHOT_SIZE, SCREENSHOT_TIMEOUT_MS, application
 from medviewer.ui.main_window import MainWindow  # noqa: E402
 
 LUNG_PRESET = 1
+REPO = Path(__file__).resolve().parent.parent
 
 
 def shown_window() -> tuple[QApplication, MainWindow]:
@@ -195,6 +196,31 @@ def panel_screenshot(demo: Path, out: Path) -> None:
     shutil.rmtree(os.environ["MEDVIEWER_HOME"], ignore_errors=True)
 
 
+def public_file_screenshot(path: Path, out: Path, frame: int | None = None) -> None:
+    """A public DICOM file nobody here wrote, opened as a user opens it (the kinds table's pictures)."""
+    os.environ["MEDVIEWER_HOME"] = tempfile.mkdtemp(prefix="medviewer-screenshots-")
+    app, window = shown_window()
+    window.open_paths([path])
+    if not window.wait_until_idle(SCREENSHOT_TIMEOUT_MS):
+        raise SystemExit(f"{path} did not load in time")
+    view = window.volume_view
+    if frame is not None:
+        view.cine.slider.setValue(frame)  # as dragging the slider does
+    save_window(app, window, out)
+    shut_down(app, window)
+    shutil.rmtree(os.environ["MEDVIEWER_HOME"], ignore_errors=True)
+
+
+def kinds_screenshots(out_folder: Path) -> None:
+    from pydicom.data import get_testdata_file
+
+    public_file_screenshot(
+        REPO / "tests/data/highdicom/dx_image.dcm", out_folder / "medviewer-radiograph.png"
+    )
+    public_file_screenshot(Path(get_testdata_file("color3d_jpeg_baseline.dcm")), out_folder / "medviewer-cine.png", 40)
+    public_file_screenshot(Path(get_testdata_file("examples_palette.dcm")), out_folder / "medviewer-palette.png")
+
+
 if __name__ == "__main__":
     os.environ["MEDVIEWER_HOME"] = tempfile.mkdtemp(prefix="medviewer-screenshots-")
     demo_folder, out_folder = Path(sys.argv[1]), Path(sys.argv[2])
@@ -206,3 +232,4 @@ if __name__ == "__main__":
     ai_screenshot(demo_folder, out_folder / "medviewer-ai.png", ground_truth)
     ai_slide_screenshot(demo_folder, out_folder / "medviewer-ai-slide.png", ground_truth)
     panel_screenshot(demo_folder, out_folder / "medviewer-panel.png")
+    kinds_screenshots(out_folder)
