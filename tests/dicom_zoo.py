@@ -20,6 +20,7 @@ import numpy as np
 import pydicom
 import pydicom.data
 from pydicom.pixels import apply_color_lut, apply_modality_lut, apply_voi_lut
+from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
 from medviewer.core.display import apply_voi_lut as our_voi_lut
 from medviewer.core.errors import MedviewerError
@@ -57,7 +58,7 @@ class ZooRow:
     kind: str  # the DicomKind value, or "not DICOM"
     outcome: str  # "shown", "refused" or "traceback"
     reason: str  # a refusal's message, a traceback's last line, or what the pixels were compared with
-    pixels: str  # "equal", "differ", or "" when nothing was shown or there is no independent reference
+    pixels: str  # "equal", "differ", "no reference" (pydicom fails), or "" (not shown, or compared elsewhere)
 
     @property
     def name(self) -> str:
@@ -89,7 +90,10 @@ def sweep_file(path: Path, scratch: Path) -> ZooRow:
         last = traceback.format_exception_only(type(exc), exc)[-1].strip()
         return ZooRow(path, kind, "traceback", last, "")
     shown_as = volume.metadata.get("kind", "volume")
-    reference, equal = _compare_with_pydicom(opened_path, volume)
+    try:
+        reference, equal = _compare_with_pydicom(opened_path, volume)
+    except Exception as exc:  # noqa: BLE001 (pydicom's own decoding failing is a fact of the table)
+        return ZooRow(path, shown_as, "shown", f"pydicom's own decoding fails ({type(exc).__name__})", "no reference")
     return ZooRow(path, shown_as, "shown", reference, "" if equal is None else "equal" if equal else "differ")
 
 
@@ -100,7 +104,11 @@ def _compare_with_pydicom(path: Path, volume: Volume) -> tuple[str, bool | None]
     so values are compared as sorted sets when the arrays' shapes differ by that; a Siemens mosaic is
     compared with nibabel in its own test, not here.
     """
-    ds = pydicom.dcmread(path)
+    ds = pydicom.dcmread(path, force=True)  # files without a preamble are read as medviewer reads them
+    if "TransferSyntaxUID" not in ds.file_meta:  # no file meta: the encoding pydicom detected, as medviewer does
+        ds.file_meta.TransferSyntaxUID = ImplicitVRLittleEndian if ds.original_encoding[0] else ExplicitVRLittleEndian
+    if "DirectoryRecordSequence" in ds:
+        return "a DICOMDIR: the largest series of its file set opened (compared as its own files)", None
     if is_mosaic(ds) and volume.shape[0] > 1:
         return "mosaic: unpacked (compared with nibabel and dcm2niix in test_dicom_kinds)", None
     with warnings.catch_warnings():
@@ -169,4 +177,5 @@ def totals(rows: list[ZooRow]) -> dict[str, int]:
         "pixels equal to pydicom": pixels["equal"],
         "pixels differ": pixels["differ"],
         "shown, compared elsewhere": pixels[""],
+        "shown, pydicom cannot decode": pixels["no reference"],
     }

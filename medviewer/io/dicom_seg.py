@@ -48,6 +48,22 @@ def is_segmentation(ds: Dataset) -> bool:
     return str(ds.get("SOPClassUID", "")) == SEG_SOP_CLASS_UID
 
 
+def referenced_series_uids(ds: Dataset) -> list[str]:
+    """The series the segmentation was made on, in the file's order, so a viewer can find and name them.
+
+    Series of the SEG's own study are in ReferencedSeriesSequence; those of other studies, in the
+    Common Instance Reference module's StudiesContainingOtherReferencedInstancesSequence.
+    """
+    found: list[str] = []
+    studies = [ds, *(ds.get("StudiesContainingOtherReferencedInstancesSequence") or [])]
+    for study in studies:
+        for series in study.get("ReferencedSeriesSequence") or []:
+            uid = str(series.get("SeriesInstanceUID", "") or "")
+            if uid and uid not in found:
+                found.append(uid)
+    return found
+
+
 def read_dicom_seg(path: Path, reference: Volume) -> LabelMap:
     """The SEG at ``path`` as labels on ``reference``'s voxel grid; segment numbers are the label values."""
     path = Path(path)
@@ -96,8 +112,7 @@ def _check_reference(ds: Dataset, path: Path, reference: Volume) -> list[str]:
         raise MedviewerError(
             path, "the segmentation belongs to another scan's coordinate system (frame of reference) than this volume"
         )
-    referenced = ds.get("ReferencedSeriesSequence") or []
-    series = {str(item.get("SeriesInstanceUID", "")) for item in referenced}
+    series = set(referenced_series_uids(ds))
     volume_series = reference.metadata.get("series_uid")
     if volume_series and series and str(volume_series) not in series:
         return ["the segmentation was made on another series; it is placed by position in the patient"]

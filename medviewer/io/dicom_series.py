@@ -8,16 +8,23 @@ parse of the file.
 
 from __future__ import annotations
 
+import io
 import logging
 import os
+import re
+import struct
+import warnings
 from collections import defaultdict
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
+from typing import BinaryIO
 
 import pydicom
 from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
+from pydicom.filereader import read_partial
+from pydicom.uid import ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
 from medviewer.core.errors import CorruptFileError, UnsupportedFileError
 from medviewer.core.logs import register_identifiers, safe_path
@@ -46,6 +53,18 @@ REGISTERED_CACHE_SIZE = 1024
 _registered: set[tuple[object, ...]] = set()
 #: pydicom raises these (and no others we expect) for files that start as DICOM but are damaged.
 READ_ERRORS = (OSError, EOFError, ValueError, KeyError, TypeError, AttributeError, IndexError)
+#: A file without preamble is probed from at most this many bytes before pydicom is forced to read it.
+BARE_DATASET_PROBE_BYTES = 64 * 1024
+#: The probe stops after (0008,0060) Modality: SOPClassUID (0008,0016) and SOPInstanceUID (0008,0018) precede it.
+_LAST_PROBED_TAG = 0x00080060
+UNDEFINED_LENGTH = 0xFFFFFFFF
+_UID = re.compile(r"[0-9]+(\.[0-9]+)+")
+_EXPLICIT_VRS = frozenset(
+    vr.encode()
+    for vr in (
+        "AE AS AT CS DA DS DT FD FL IS LO LT OB OD OF OL OV OW PN SH SL SQ SS ST SV TM UC UI UL UN UR US UT UV"
+    ).split()
+)
 
 
 def has_dicom_preamble(path: Path) -> bool:
@@ -81,10 +100,22 @@ def _undecoded(ds: Dataset, keyword: str) -> object:
 
 
 def _read(path: Path, stop_before_pixels: bool) -> tuple[Dataset, int]:
-    """The dataset and the file offset where reading stopped (the PixelData tag when stopping before it)."""
+    """The dataset and the file offset where reading stopped (the PixelData tag when stopping before it).
+
+    Files without the 128-byte preamble and "DICM" prefix (older writers, pydicom's own rtstruct.dcm,
+    datasets saved straight from a network transfer) are still DICOM: pydicom refuses them unless forced,
+    so they are forced only after a bounded probe of their first bytes finds a DICOM object's identity.
+    """
     try:
         with open(path, "rb") as handle:
-            ds = pydicom.dcmread(handle, stop_before_pixels=stop_before_pixels)
+            try:
+                ds = pydicom.dcmread(handle, stop_before_pixels=stop_before_pixels)
+            except InvalidDicomError as exc:
+                if not _looks_like_bare_dataset(handle):
+                    raise UnsupportedFileError(path, "not a DICOM file (no DICOM header was found)") from exc
+                handle.seek(0)
+                ds = pydicom.dcmread(handle, stop_before_pixels=stop_before_pixels, force=True)
+                _name_transfer_syntax(ds)
             offset = handle.tell()
     except InvalidDicomError as exc:
         raise UnsupportedFileError(path, "not a DICOM file (no DICOM header was found)") from exc
@@ -92,6 +123,51 @@ def _read(path: Path, stop_before_pixels: bool) -> tuple[Dataset, int]:
         raise CorruptFileError(path, f"the DICOM file cannot be read ({type(exc).__name__})") from exc
     register_dataset_identifiers(ds)
     return ds, offset
+
+
+def _looks_like_bare_dataset(handle: BinaryIO) -> bool:
+    """Whether a file without preamble starts as a DICOM dataset that says what object it is.
+
+    Forcing pydicom on any file would parse text, JSON or a multi-gigabyte video as garbage elements, so
+    the file must first start with a little-endian tag of the file meta (0002) or identifying (0008)
+    group, and then the elements up to Modality, parsed from at most ``BARE_DATASET_PROBE_BYTES``, must
+    hold a well-formed SOPClassUID and a Modality or SOPInstanceUID.
+    """
+    handle.seek(0)
+    head = handle.read(BARE_DATASET_PROBE_BYTES)
+    if len(head) < 8:
+        return False
+    group, _element = struct.unpack("<HH", head[:4])
+    if group not in (0x0002, 0x0008):
+        return False
+    if head[4:6] not in _EXPLICIT_VRS:  # implicit VR: never the file meta group; a first value is short or a sequence
+        length = struct.unpack("<L", head[4:8])[0]
+        if group == 0x0002 or not (length < BARE_DATASET_PROBE_BYTES or length == UNDEFINED_LENGTH):
+            return False
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # pydicom warns about every garbage value it meets
+            probe = read_partial(io.BytesIO(head), stop_when=lambda tag, vr, length: tag > _LAST_PROBED_TAG, force=True)
+            sop_class = str(probe.get("SOPClassUID", "") or "")
+            identified = bool(probe.get("Modality") or probe.get("SOPInstanceUID"))
+    except (InvalidDicomError, *READ_ERRORS, NotImplementedError, RecursionError, struct.error, UnicodeError):
+        return False
+    return identified and len(sop_class) <= 64 and _UID.fullmatch(sop_class) is not None
+
+
+def _name_transfer_syntax(ds: Dataset) -> None:
+    """Give a dataset read without file meta the transfer syntax it was parsed in.
+
+    Without file meta the pixel data can only be native (encapsulated data needs a named syntax), and
+    decoders refuse pixels whose transfer syntax is not named; the encoding pydicom detected is the answer.
+    """
+    if "TransferSyntaxUID" in ds.file_meta:
+        return
+    implicit_vr, little_endian = ds.original_encoding
+    if implicit_vr:
+        ds.file_meta.TransferSyntaxUID = ImplicitVRLittleEndian
+    else:
+        ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian if little_endian else ExplicitVRBigEndian
 
 
 def read_dataset(path: Path, stop_before_pixels: bool = False) -> Dataset:

@@ -1,15 +1,20 @@
-"""One door for segmentation files: a NIfTI label volume or a DICOM SEG, laid on a reference volume."""
+"""One door for segmentation files: a NIfTI label volume, a DICOM SEG or an RT Structure Set, laid on a
+reference volume."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import numpy as np
+from pydicom.dataset import Dataset
 
 from medviewer.core.errors import MedviewerError, PathNotFoundError, UnsupportedFileError
 from medviewer.core.label_map import LabelMap, label_dtype
 from medviewer.core.resample import resample_to
 from medviewer.core.volume import Volume
+from medviewer.io import dicom_rtstruct, dicom_seg
+from medviewer.io.dicom_kind import sop_class_name
+from medviewer.io.dicom_rtstruct import is_rt_structure_set, read_rtstruct
 from medviewer.io.dicom_seg import is_segmentation, read_dicom_seg
 from medviewer.io.dicom_series import read_dataset
 from medviewer.io.nifti import is_nifti, read_nifti
@@ -22,13 +27,44 @@ def open_label_map(path: str | Path, reference: Volume) -> LabelMap:
         raise PathNotFoundError(path)
     if is_nifti(path):
         return _nifti_label_map(path, reference)
+    header = _dicom_header(path)
+    if is_segmentation(header):
+        return read_dicom_seg(path, reference)
+    if is_rt_structure_set(header):
+        return read_rtstruct(path, reference)
+    raise UnsupportedFileError(
+        path, f"a DICOM {sop_class_name(header)}, not a segmentation (DICOM SEG) or an RT structure set"
+    )
+
+
+def referenced_series(path: str | Path) -> list[str]:
+    """SeriesInstanceUIDs of the series a SEG or RT structure set was drawn on (none for NIfTI).
+
+    The window looks these up in the catalog to open the right series under the overlay, or to say
+    which series is needed when it is not there.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise PathNotFoundError(path)
+    if is_nifti(path):
+        return []
+    header = _dicom_header(path)
+    if is_segmentation(header):
+        return dicom_seg.referenced_series_uids(header)
+    if is_rt_structure_set(header):
+        return dicom_rtstruct.referenced_series_uids(header)
+    raise UnsupportedFileError(
+        path, f"a DICOM {sop_class_name(header)}, not a segmentation (DICOM SEG) or an RT structure set"
+    )
+
+
+def _dicom_header(path: Path) -> Dataset:
     try:
-        header = read_dataset(path, stop_before_pixels=True)
+        return read_dataset(path, stop_before_pixels=True)
     except UnsupportedFileError as exc:
-        raise UnsupportedFileError(path, "not a label map medviewer opens (a NIfTI label volume or DICOM SEG)") from exc
-    if not is_segmentation(header):
-        raise UnsupportedFileError(path, "a DICOM file, but not a segmentation (DICOM SEG)")
-    return read_dicom_seg(path, reference)
+        raise UnsupportedFileError(
+            path, "not a label map medviewer opens (a NIfTI label volume, a DICOM SEG or an RT structure set)"
+        ) from exc
 
 
 def _nifti_label_map(path: Path, reference: Volume) -> LabelMap:
