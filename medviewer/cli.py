@@ -80,6 +80,11 @@ def _demo_data(argv: Sequence[str]) -> int:
 
 def _format_info(info: dict[str, Any]) -> str:
     lines = [f"{info['path']}: {info['kind']}"]
+    if "report" in info:
+        return "\n".join(lines + [f"  {line}" for line in info["report"]])
+    if "referenced_series" in info:
+        drawn_on = ", ".join(info["referenced_series"]) or "no series named"
+        return "\n".join([*lines, f"  drawn on    series {drawn_on}"])
     if info["kind"] != "slide" and info.get("presentation", "volume") != "volume":
         size, spacing = info["size"], info["spacing"]
         orientation = info["patient_orientation"]

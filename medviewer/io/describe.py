@@ -6,7 +6,10 @@ import dataclasses
 from pathlib import Path
 from typing import Any
 
+from medviewer.core.errors import MedviewerError
 from medviewer.core.volume import Presentation
+from medviewer.io.dicom_series import DicomFile
+from medviewer.io.dicom_sr import render_sr
 from medviewer.io.dicom_stacks import SeriesInfo
 from medviewer.io.nifti import is_nifti
 from medviewer.io.open_path import ImageKind, classify, list_series, open_slide, open_volume
@@ -30,6 +33,9 @@ def describe(path: str | Path) -> dict[str, Any]:
                 "backend": slide.backend,
                 "associated_images": slide.associated_image_names,
             }
+    derived = _derived(Path(path))
+    if derived is not None:
+        return derived
     volume = open_volume(path)
     width, centre = volume.display_window()
     info = {
@@ -68,3 +74,33 @@ def _stack(info: SeriesInfo) -> dict[str, Any]:
     """A stack as list_series sees it; file names are left out as they may name the patient."""
     fields = {key: value for key, value in dataclasses.asdict(info).items() if key != "files"}
     return {**fields, "files": len(info.files)}
+
+
+def _derived(path: Path) -> dict[str, Any] | None:
+    """A report's content tree, or what a segmentation or structure set was drawn on; None for images."""
+    from medviewer.io.preview import DerivedObject, OpenedReport, open_for_viewing
+
+    if path.is_dir() or is_nifti(path):
+        return None
+    opened = open_for_viewing(path) if _is_dicom_object(path) else None
+    if isinstance(opened, OpenedReport):
+        document = opened.document
+        return {
+            "kind": "structured report",
+            "path": str(path),
+            "title": document.title,
+            "sop_class": document.sop_class,
+            "template": document.template,
+            "report": render_sr(document),
+        }
+    if isinstance(opened, DerivedObject):
+        return {"kind": opened.kind.value, "path": str(path), "referenced_series": list(opened.referenced_series)}
+    return None
+
+
+def _is_dicom_object(path: Path) -> bool:
+    """Whether the file is a DICOM object that is not an image (a report, segmentation, structure set)."""
+    try:
+        return not DicomFile.read(path).kind.shows_pixels
+    except MedviewerError:
+        return False

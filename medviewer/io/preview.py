@@ -11,9 +11,15 @@ from pathlib import Path
 import numpy as np
 
 from medviewer.core.display import display_frame, shrink_to_fit
+from medviewer.core.errors import MedviewerError
 from medviewer.core.volume import Volume
+from medviewer.io.dicom_kind import PIXEL_KINDS, DicomKind
+from medviewer.io.dicom_series import DicomFile, has_dicom_preamble
+from medviewer.io.dicom_sr import SrDocument, read_sr
+from medviewer.io.label_maps import referenced_series
+from medviewer.io.nifti import is_nifti
 from medviewer.io.open_path import open_path, open_volume_files
-from medviewer.io.slide import Slide
+from medviewer.io.slide import SLIDE_SUFFIXES, Slide
 
 SLIDE_OVERVIEW_SIZE = 2048
 ICON_SIZE = 96
@@ -37,6 +43,51 @@ def series_with_preview(files: list[Path], series_uid: str) -> OpenedImage:
     volume = open_volume_files(files, series_uid)
     preview = volume_preview(volume)
     return OpenedImage(files[0].parent, volume, preview, shrink_to_fit(preview, ICON_SIZE))
+
+
+@dataclass(frozen=True)
+class DerivedObject:
+    """A segmentation or RT structure set: drawn over the series it was made on, which it names."""
+
+    path: Path
+    kind: DicomKind
+    referenced_series: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class OpenedReport:
+    path: Path
+    document: SrDocument
+
+
+def open_for_viewing(path: str | Path) -> OpenedImage | OpenedReport | DerivedObject:
+    """Whatever a person opens, read for what it is: an image or slide with its preview, a structured
+    report as its content tree, or a SEG or RT structure set with the series it needs underneath."""
+    path = Path(path)
+    if path.is_file() and not is_nifti(path) and not path.name.lower().endswith(SLIDE_SUFFIXES):
+        kind = _single_file_kind(path)
+        if kind is DicomKind.STRUCTURED_REPORT:
+            return OpenedReport(path, read_sr(path))
+        if kind in (DicomKind.SEGMENTATION, DicomKind.RT_STRUCTURE_SET):
+            return DerivedObject(path, kind, tuple(referenced_series(path)))
+    return open_with_preview(path)
+
+
+def catalog_series_for_viewing(files: list[Path], series_uid: str) -> OpenedImage | OpenedReport | DerivedObject:
+    """A catalog series read for what it is: its images, or the report or segmentation it holds."""
+    if len(files) == 1 and _single_file_kind(files[0]) not in (None, *PIXEL_KINDS):
+        return open_for_viewing(files[0])
+    return series_with_preview(files, series_uid)
+
+
+def _single_file_kind(path: Path) -> DicomKind | None:
+    """The kind of a DICOM file, or None when it is not one (the image readers then say why)."""
+    if not (has_dicom_preamble(path) or path.suffix.lower() in (".dcm", ".dicom", ".ima", "")):
+        return None
+    try:
+        return DicomFile.read(path).kind
+    except MedviewerError:
+        return None
 
 
 def open_with_preview(path: str | Path) -> OpenedImage:

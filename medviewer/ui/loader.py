@@ -15,7 +15,7 @@ from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal
 
 from medviewer.core.errors import MedviewerError
 from medviewer.core.logs import log_unexpected, safe_path
-from medviewer.io.preview import open_with_preview
+from medviewer.io.preview import open_for_viewing
 
 log = logging.getLogger(__name__)
 
@@ -59,8 +59,8 @@ class ImageLoader(QObject):
         self.pending = 0
 
     def open(self, path: Path, request: object) -> None:
-        """Open an image with its preview (``OpenedImage``)."""
-        self.submit(path, request, lambda: open_with_preview(path))
+        """Open what ``path`` holds for what it is: an image with its preview, a report, a segmentation."""
+        self.submit(path, request, lambda: open_for_viewing(path))
 
     def submit(self, path: Path, request: object, work: Callable[[], object]) -> None:
         """Run ``work`` (which reads ``path``) off the GUI thread."""

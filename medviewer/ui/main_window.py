@@ -50,7 +50,13 @@ from medviewer.io.dicom_kind import DicomKind
 from medviewer.io.dicom_stacks import SeriesInfo
 from medviewer.io.label_maps import open_label_map
 from medviewer.io.nifti import is_nifti
-from medviewer.io.preview import OpenedImage, series_with_preview
+from medviewer.io.preview import (
+    DerivedObject,
+    OpenedImage,
+    OpenedReport,
+    catalog_series_for_viewing,
+    series_with_preview,
+)
 from medviewer.io.series_listing import SeriesListing, listing_with_icons
 from medviewer.io.slide import Slide
 from medviewer.ui.ai_panel import AiPanel
@@ -58,6 +64,7 @@ from medviewer.ui.catalog_jobs import ImportJob, MissingCheck, ThumbnailMaker, d
 from medviewer.ui.loader import ImageLoader
 from medviewer.ui.message_bar import MessageBar
 from medviewer.ui.patient_panel import PanelEntry, PatientPanel
+from medviewer.ui.report_panel import ReportPanel
 from medviewer.ui.series_chooser import SeriesChooser
 from medviewer.ui.shortcuts import ShortcutsDialog
 from medviewer.ui.slide_view import SlideView
@@ -154,6 +161,11 @@ class MainWindow(QMainWindow):
         self.patient_panel.import_requested.connect(self._ask_import_folder)
         self.patient_panel.cancel_import.connect(lambda: self.import_job.cancel())
         self.patient_panel.refreshed.connect(self._request_thumbnails)
+        self.report_panel = ReportPanel()
+        #: Segmentations and structure sets waiting for the series they were drawn on, by that series' key.
+        self._pending_overlays: dict[str, Path] = {}
+        #: The last folder listed for the series chooser: where a chosen SEG finds its series first.
+        self._listing: SeriesListing | None = None
         self.ai_panel = AiPanel(settings)
         #: A kept AI result chosen in the patient panel, by image key, shown once its image is.
         self._chosen_results: dict[str, AiResultEntry] = {}
@@ -174,12 +186,14 @@ class MainWindow(QMainWindow):
             ("AI", self.ai_panel, Qt.DockWidgetArea.RightDockWidgetArea, "aiDock"),
             ("Measurements", self.volume_view.measurement_panel, Qt.DockWidgetArea.RightDockWidgetArea, "measureDock"),
             ("Annotations", self.slide_view.annotation_panel, Qt.DockWidgetArea.RightDockWidgetArea, "annotationDock"),
+            ("Report", self.report_panel, Qt.DockWidgetArea.RightDockWidgetArea, "reportDock"),
         ):
             dock = QDockWidget(title, self)
             dock.setObjectName(name)
             dock.setWidget(widget)
             self.addDockWidget(area, dock)
         self.tabifyDockWidget(self.findChild(QDockWidget, "measureDock"), self.findChild(QDockWidget, "annotationDock"))
+        self.tabifyDockWidget(self.findChild(QDockWidget, "annotationDock"), self.findChild(QDockWidget, "reportDock"))
         self.tabs.currentChanged.connect(self._raise_tool_dock)
         self.tabs.currentChanged.connect(
             lambda tab: self.ai_panel.set_shown(self.slide_view.slide if tab == SLIDE_TAB else self.volume_view.volume)
@@ -459,6 +473,7 @@ class MainWindow(QMainWindow):
     def _on_listed(self, request: ListRequest, listing: SeriesListing) -> None:
         """A folder's only series opens at once; several (or images beside other objects) open the chooser."""
         path = request.path
+        self._listing = listing
         if not listing.needs_choice:
             if listing.images:
                 self.loader.open(path, OpenRequest(str(path.absolute()), path, activate=request.activate))
@@ -480,15 +495,53 @@ class MainWindow(QMainWindow):
         self.loader.submit(path, request, lambda: series_with_preview(files, key))
 
     def _open_object(self, path: Path, info: SeriesInfo) -> None:
-        """A segmentation or structure set goes over the volume shown; anything else is named for what it is."""
-        kind = DicomKind(info.kind)
+        """A report, segmentation or structure set chosen in the chooser, read for what it is."""
         file = info.files[0]
-        if kind in (DicomKind.SEGMENTATION, DicomKind.RT_STRUCTURE_SET) and self.volume_view.volume is not None:
-            self.open_overlay(file)
-        elif kind in (DicomKind.SEGMENTATION, DicomKind.RT_STRUCTURE_SET):
-            self.message_bar.add(f"{file}: a {kind.value}: open the series it was made on first, then choose it again")
-        else:
-            self.message_bar.add(f"{file}: a {kind.value}, which medviewer does not display")
+        self._named_paths.add(str(file))
+        self.loader.open(file, OpenRequest(str(file.absolute()), file, activate=True))
+
+    def _show_report(self, opened: OpenedReport) -> None:
+        audit.record("open", audit.path_subject(opened.path), {"kind": "structured report"})
+        self.report_panel.show_report(opened.document, self._file_label(opened.path))
+        dock = self.findChild(QDockWidget, "reportDock")
+        dock.show()
+        dock.raise_()
+        self.statusBar().showMessage(f"Report {self._file_label(opened.path)} is in the Report panel")
+
+    def _place_derived(self, derived: DerivedObject) -> None:
+        """A SEG or RT structure set over the series it was drawn on: the one shown if it is that series,
+        else that series opened first (from the folder just listed, or from the catalog); when it is in
+        neither, the message names the series that is needed."""
+        wanted = set(derived.referenced_series)
+        volume = self.volume_view.volume
+        if volume is not None and (not wanted or volume.metadata.get("series_uid") in wanted):
+            self.open_overlay(derived.path)
+            return
+        for uid in derived.referenced_series:
+            files = self._files_of_series(uid)
+            if files:
+                key = series_key(uid)
+                self._pending_overlays[key] = derived.path
+                self.statusBar().showMessage(f"Opening the series {self._file_label(derived.path)} was drawn on…")
+                request = OpenRequest(key, files[0].parent, activate=True, from_catalog=True)
+                self.loader.submit(files[0].parent, request, lambda f=files, u=uid: series_with_preview(f, u))
+                return
+        needed = ", ".join(derived.referenced_series) or "(it names none)"
+        self.message_bar.add(
+            f"{derived.path}: a {derived.kind.value} drawn on series {needed}, which is neither shown nor in the "
+            "catalog: open or import that series, then open this file again"
+        )
+
+    def _files_of_series(self, uid: str) -> list[Path]:
+        """The existing files of a series: from the folder just listed, else from the catalog."""
+        listing = self._listing
+        if listing is not None:
+            for info in listing.images:
+                if info.series_uid == uid:
+                    return [f for f in info.files if f.is_file()]
+        if self.catalog is None:
+            return []
+        return [f for f in series_files(self.catalog, uid) if f.is_file()]
 
     def open_entry(self, entry: PanelEntry) -> None:
         """Show a patient-panel row: at once if open, else read from its catalogued files.
@@ -521,7 +574,7 @@ class MainWindow(QMainWindow):
             self._named_paths.add(str(files[0].parent))
             self.statusBar().showMessage(f"Opening {entry.label}…")
             request = OpenRequest(entry.key, files[0].parent, activate=True, from_catalog=True)
-            self.loader.submit(files[0].parent, request, lambda: series_with_preview(files, uid))
+            self.loader.submit(files[0].parent, request, lambda: catalog_series_for_viewing(files, uid))
 
     def busy(self) -> bool:
         return (
@@ -554,6 +607,12 @@ class MainWindow(QMainWindow):
             return
         if isinstance(request, ListRequest):
             self._on_listed(request, opened)
+            return
+        if isinstance(opened, OpenedReport):
+            self._show_report(opened)
+            return
+        if isinstance(opened, DerivedObject):
+            self._place_derived(opened)
             return
         is_slide = isinstance(opened.image, Slide)
         key = request.key if request.from_catalog else self._image_key(request.path, opened)
@@ -616,6 +675,9 @@ class MainWindow(QMainWindow):
             self._show_volume(opened)
             self.ai_panel.set_volume(opened.image, int(round(self.volume_view.crosshair[0])))
             self.tabs.setCurrentIndex(VOLUME_TAB)
+            pending = self._pending_overlays.pop(key, None)
+            if pending is not None:
+                self.open_overlay(pending)
         self._show_stored_result(key)
         self._update_title()
 

@@ -62,3 +62,24 @@ def test_non_uniform_ct(ct2_dir: Path):
     info = describe(ct2_dir)
     assert info["size"] == [16, 16, 165] and info["spacing"][2] == pytest.approx(1.25)
     assert "about 161 slice(s) missing between -99.48 and 103.02 mm; that gap is left empty" in info["warnings"]
+
+
+def test_info_prints_a_structured_reports_content(capsys: pytest.CaptureFixture):
+    from tests.conftest import pydicom_file
+
+    path = pydicom_file("test-SR.dcm")
+    info = describe(path)
+    assert (info["kind"], info["title"], info["sop_class"]) == ("structured report", "Diagnosis", "Comprehensive SR Storage")
+    assert main(["info", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "structured report" in out and "Diameter: 3 cm" in out
+
+
+def test_info_says_which_series_a_segmentation_was_drawn_on(capsys: pytest.CaptureFixture):
+    import pydicom
+
+    path = real_file("highdicom/seg_image_ct_binary.dcm")
+    uid = pydicom.dcmread(path, stop_before_pixels=True).ReferencedSeriesSequence[0].SeriesInstanceUID
+    assert describe(path) == {"kind": "segmentation", "path": str(path), "referenced_series": [uid]}
+    assert main(["info", str(path)]) == 0
+    assert f"drawn on    series {uid}" in capsys.readouterr().out

@@ -1,0 +1,110 @@
+"""Opening what is not a plain image, as a user does: a folder with several series asks which one, a
+segmentation is drawn over the series it was made on (found in the folder or the catalog), a structure
+set without its series says which series it needs, and a structured report is read in the Report panel.
+
+Real public files: pydicom's CT2 series and highdicom's SEG made on it, pydicom's SR and RT structure set.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pydicom
+import pytest
+from PySide6.QtWidgets import QDockWidget
+
+from medviewer.ui.app import make_settings
+from medviewer.ui.main_window import MainWindow
+from tests.conftest import pydicom_file, real_file
+from tests.ui.conftest import shown
+
+TIMEOUT_MS = 60_000
+SEG = real_file("highdicom/seg_image_ct_binary_overlap.dcm")  # 2 segments on all four CT2 slices
+
+
+@pytest.fixture
+def window(qtbot) -> MainWindow:
+    return shown(qtbot, MainWindow(make_settings()), 1600, 1000)
+
+
+def idle(qtbot, window: MainWindow) -> None:
+    qtbot.waitUntil(lambda: not window.busy(), timeout=TIMEOUT_MS)
+
+
+@pytest.fixture
+def study(ct2_dir: Path, tmp_path: Path) -> Path:
+    folder = tmp_path / "study"
+    shutil.copytree(ct2_dir, folder)
+    shutil.copy(SEG, folder / "seg.dcm")
+    return folder
+
+
+def segment_voxels(window: MainWindow) -> int:
+    label_map = window.volume_view.label_map
+    return 0 if label_map is None else int(np.count_nonzero(label_map.array))
+
+
+def test_a_folder_with_a_series_and_its_seg_asks_and_lists_the_images_first(qtbot, window: MainWindow, study: Path):
+    window.open_paths([study])
+    idle(qtbot, window)
+    chooser = window.series_chooser
+    assert chooser is not None and chooser.isVisible()
+    assert window.volume_view.volume is None  # nothing opened behind the person's back
+    assert [info.kind for info in chooser.entries()] == ["volume", "segmentation"]
+    assert "volume: 4 slices of 16x16" in chooser.list.item(0).text()
+    assert chooser.list.item(0).icon().isNull() is False  # a thumbnail of the CT
+    chooser.choose(0)
+    idle(qtbot, window)
+    assert window.volume_view.volume.modality == "CT" and window.volume_view.label_map is None
+
+
+def test_choosing_the_seg_opens_its_ct_underneath_and_draws_the_segments(qtbot, window: MainWindow, study: Path):
+    window.open_paths([study])
+    idle(qtbot, window)
+    window.series_chooser.choose(1)
+    idle(qtbot, window)
+    volume = window.volume_view.volume
+    seg = pydicom.dcmread(SEG)
+    assert volume is not None and volume.metadata["series_uid"] == seg.ReferencedSeriesSequence[0].SeriesInstanceUID
+    assert segment_voxels(window) > 0
+    assert sorted(window.volume_view.label_map.names.values()) == sorted(
+        str(item.SegmentLabel) for item in seg.SegmentSequence
+    )
+
+
+def test_a_seg_opened_alone_finds_its_series_in_the_catalog(qtbot, window: MainWindow, ct2_dir: Path):
+    window.import_paths([ct2_dir])
+    idle(qtbot, window)
+    window.open_paths([SEG])
+    idle(qtbot, window)
+    assert window.volume_view.volume is not None and window.volume_view.volume.modality == "CT"
+    assert segment_voxels(window) > 0
+
+
+def test_a_seg_whose_series_is_nowhere_names_the_series_it_needs(qtbot, window: MainWindow):
+    window.open_paths([SEG])
+    idle(qtbot, window)
+    needed = pydicom.dcmread(SEG).ReferencedSeriesSequence[0].SeriesInstanceUID
+    (message,) = [m for m in window.message_bar.messages if "segmentation drawn on series" in m]
+    assert str(SEG) in message and needed in message and "open or import that series" in message
+    assert window.volume_view.volume is None
+
+
+def test_an_rt_structure_set_without_its_series_says_which_series_it_needs(qtbot, window: MainWindow):
+    path = pydicom_file("rtstruct.dcm")  # written without a preamble; its CT is not shipped
+    window.open_paths([path])
+    idle(qtbot, window)
+    assert any("rt structure set drawn on series 1.2.826.0.1.3680043.8.498" in m for m in window.message_bar.messages)
+
+
+def test_a_structured_report_is_read_in_the_report_panel(qtbot, window: MainWindow):
+    window.open_paths([pydicom_file("test-SR.dcm")])
+    idle(qtbot, window)
+    dock = window.findChild(QDockWidget, "reportDock")
+    assert dock.isVisible()
+    lines = [line.strip() for line in window.report_panel.lines()]
+    assert lines[0] == "Diagnosis" and "Diameter: 3 cm" in lines
+    assert "Comprehensive SR Storage" in window.report_panel.title.text()
+    assert not window.message_bar.messages  # a report is not an error
