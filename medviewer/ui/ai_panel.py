@@ -136,6 +136,8 @@ class AiPanel(QWidget):
         self.progress.setRange(0, 1000)
         self.progress_label = QLabel()
         self.progress_label.setWordWrap(True)
+        #: Applied to failure messages before they are shown: hides file names under the anonymised display.
+        self.rewrite: Callable[[str], str] | None = None
         self.cancel_button = QPushButton("Cancel")
         self.cancel_button.clicked.connect(lambda: self.worker.cancel())
         self.result_label = QLabel("No result yet.")
@@ -560,15 +562,18 @@ class AiPanel(QWidget):
 
     def _on_failed(self, job: AiJob, message: str) -> None:
         self._set_running(self.worker.busy())
-        self.progress_label.setText(f"Failed: {message}")
+        self.progress_label.setText(f"Failed: {self.rewrite(message) if self.rewrite else message}")
 
     def _on_cancelled(self, job: AiJob) -> None:
         self._set_running(self.worker.busy())
         self.progress_label.setText(f"Cancelled: {job.description}")
 
     def clear_result(self) -> None:
-        """Forget the shown result: another image is shown now."""
+        """Forget the shown result and the last run's words: another image is shown now (a run still going
+        keeps its progress line)."""
         self.result_label.setText("No result yet.")
+        if not self.worker.busy():
+            self.progress_label.clear()
         self.bars.clear()
         self.curve.hide()
         self.saliency_caption.clear()

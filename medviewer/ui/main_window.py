@@ -186,6 +186,7 @@ class MainWindow(QMainWindow):
             ("AI", self.ai_panel, Qt.DockWidgetArea.RightDockWidgetArea, "aiDock"),
             ("Measurements", self.volume_view.measurement_panel, Qt.DockWidgetArea.RightDockWidgetArea, "measureDock"),
             ("Annotations", self.slide_view.annotation_panel, Qt.DockWidgetArea.RightDockWidgetArea, "annotationDock"),
+            ("Segments", self.volume_view.segment_panel, Qt.DockWidgetArea.RightDockWidgetArea, "segmentDock"),
             ("Report", self.report_panel, Qt.DockWidgetArea.RightDockWidgetArea, "reportDock"),
         ):
             dock = QDockWidget(title, self)
@@ -193,7 +194,8 @@ class MainWindow(QMainWindow):
             dock.setWidget(widget)
             self.addDockWidget(area, dock)
         self.tabifyDockWidget(self.findChild(QDockWidget, "measureDock"), self.findChild(QDockWidget, "annotationDock"))
-        self.tabifyDockWidget(self.findChild(QDockWidget, "annotationDock"), self.findChild(QDockWidget, "reportDock"))
+        self.tabifyDockWidget(self.findChild(QDockWidget, "annotationDock"), self.findChild(QDockWidget, "segmentDock"))
+        self.tabifyDockWidget(self.findChild(QDockWidget, "segmentDock"), self.findChild(QDockWidget, "reportDock"))
         self.tabs.currentChanged.connect(self._raise_tool_dock)
         self.tabs.currentChanged.connect(
             lambda tab: self.ai_panel.set_shown(self.slide_view.slide if tab == SLIDE_TAB else self.volume_view.volume)
@@ -230,7 +232,7 @@ class MainWindow(QMainWindow):
         self.statusBar().showMessage("Ready")
         self._restore_layout()
         self._raise_tool_dock(self.tabs.currentIndex())
-        self.patient_panel.set_anonymised(self.volume_view.anonymised)
+        self.set_anonymised(self.volume_view.anonymised)  # every part follows the setting kept from last time
         self._open_catalog()
 
     def _raise_tool_dock(self, tab: int) -> None:
@@ -318,6 +320,7 @@ class MainWindow(QMainWindow):
         self.slide_view.set_anonymised(anonymised)
         self.patient_panel.set_anonymised(anonymised)
         self.message_bar.set_rewrite(self._hide_file_names if anonymised else None)
+        self.ai_panel.rewrite = self._hide_file_names if anonymised else None
         self._rebuild_recent_menu()
         self._update_title()
         if anonymised:
@@ -656,7 +659,8 @@ class MainWindow(QMainWindow):
         for warning in label_map.warnings:
             self.message_bar.add(f"{request.path}: {warning}")
         self.volume_view.set_label_map(label_map)
-        self.statusBar().showMessage(f"Overlay {request.path.name}: {len(label_map.names)} label(s)")
+        self.findChild(QDockWidget, "segmentDock").raise_()
+        self.statusBar().showMessage(f"Overlay {self._file_label(request.path)}: {len(label_map.names)} label(s)")
 
     def _show_opened(self, key: str) -> None:
         opened = self.opened.get(key)

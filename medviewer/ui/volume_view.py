@@ -42,6 +42,7 @@ from medviewer.core.window_presets import PERCENTILE_SAMPLE, WindowPreset, load_
 from medviewer.ui.cine_player import CinePlayer
 from medviewer.ui.colour_legend import ColourLegend
 from medviewer.ui.measurement_panel import MeasurementPanel
+from medviewer.ui.segment_panel import SegmentPanel
 from medviewer.ui.slice_view import MeasurementGraphic, SliceView
 from medviewer.ui.tool_actions import add_tool_actions
 
@@ -108,6 +109,9 @@ class VolumeView(QWidget):
         self.anonymised = bool(settings.value("view/anonymised", False, type=bool)) if settings else False
         self._identity_hidden = False  # while exporting without patient details: not even a pseudonym
         self.label_map: LabelMap | None = None
+        self.hidden_labels: set[int] = set()
+        self.segment_panel = SegmentPanel()
+        self.segment_panel.visibility_changed.connect(self.set_label_visible)
         self.label_opacity = 0.5
         self.heatmap: Heatmap | None = None
         self.graphics: list[MeasurementGraphic] = []
@@ -209,6 +213,8 @@ class VolumeView(QWidget):
         self._cancel_drawing()
         self.clear_measurements()
         self.label_map = None
+        self.hidden_labels = set()
+        self.segment_panel.set_label_map(None, None)
         self.heatmap = None
         self.opacity_slider.setEnabled(False)
         self.legend.hide()
@@ -351,7 +357,8 @@ class VolumeView(QWidget):
         view.show_overlay(view.overlay_planes, planes)
         labels = None
         if self.label_map is not None:
-            labels = label_rgba(mpr.extract(self.label_map.array, plane, k), label_table(self.label_map.colours))
+            shown_colours = {v: c for v, c in self.label_map.colours.items() if v not in self.hidden_labels}
+            labels = label_rgba(mpr.extract(self.label_map.array, plane, k), label_table(shown_colours))
         view.show_overlay(view.labels, labels)
         view.labels.setOpacity(self.label_opacity)
         heat = self.heatmap
@@ -512,9 +519,18 @@ class VolumeView(QWidget):
             shown = self.volume.shape if self.volume is not None else "no volume"
             raise ValueError(f"label map of shape {label_map.array.shape} cannot lie on {shown}")
         self.label_map = label_map
+        self.hidden_labels = set()
         self.opacity_slider.setEnabled(label_map is not None)
+        self.segment_panel.set_label_map(label_map, self.volume)
         if self.volume is not None:
             self._draw_all()
+
+    def set_label_visible(self, label: int, visible: bool) -> None:
+        """Hide or show one segment of the label map (the segment list's boxes)."""
+        (self.hidden_labels.discard if visible else self.hidden_labels.add)(label)
+        if self.volume is not None and self.label_map is not None:
+            for plane in PLANES:
+                self._draw_overlays(plane)
 
     def set_overlay_opacity(self, opacity: float) -> None:
         self.label_opacity = float(np.clip(opacity, 0.0, 1.0))

@@ -108,3 +108,31 @@ def test_a_structured_report_is_read_in_the_report_panel(qtbot, window: MainWind
     assert lines[0] == "Diagnosis" and "Diameter: 3 cm" in lines
     assert "Comprehensive SR Storage" in window.report_panel.title.text()
     assert not window.message_bar.messages  # a report is not an error
+
+
+def test_the_segment_list_names_each_segment_in_its_colour_and_hides_one_on_request(
+    qtbot, window: MainWindow, study: Path
+):
+    window.open_paths([study])
+    idle(qtbot, window)
+    window.series_chooser.choose(1)
+    idle(qtbot, window)
+    panel = window.volume_view.segment_panel
+    label_map = window.volume_view.label_map
+    rows = panel.rows()
+    assert [label for label, _, _ in rows] == sorted(label_map.names) and all(visible for *_, visible in rows)
+    assert all(text.startswith(label_map.names[label]) and "mL" in text for label, text, _ in rows)
+    view = window.volume_view
+    axial = view.views[next(iter(view.views))]
+    first = rows[0][0]
+    z = int(np.flatnonzero((label_map.array == first).any(axis=(1, 2)))[0])
+    view.set_crosshair(np.array([z, *view.crosshair[1:]]))
+    slice_labels = label_map.array[view.index]
+    drawn = axial.labels.image
+    assert drawn[slice_labels == first][..., 3].min() == 255  # drawn, opaque, in its colour
+    panel.list.item(0).setCheckState(panel.list.item(0).checkState().Unchecked)
+    drawn = axial.labels.image
+    assert drawn[slice_labels == first][..., 3].max() == 0  # hidden
+    other = slice_labels == rows[1][0]
+    if other.any():
+        assert drawn[other][..., 3].min() == 255  # the others still drawn
