@@ -211,6 +211,35 @@ def public_file_screenshot(path: Path, out: Path, frame: int | None = None) -> N
     shutil.rmtree(os.environ["MEDVIEWER_HOME"], ignore_errors=True)
 
 
+def seg_screenshot(out: Path) -> None:
+    """highdicom's SEG of pydicom's CT_small, chosen in the series chooser of a folder holding both: the CT
+    opens underneath and the segment is drawn, listed in the Segments panel."""
+    from pydicom.data import get_testdata_file
+
+    os.environ["MEDVIEWER_HOME"] = tempfile.mkdtemp(prefix="medviewer-screenshots-")
+    folder = Path(tempfile.mkdtemp(prefix="medviewer-seg-")) / "study"
+    folder.mkdir()
+    shutil.copy(get_testdata_file("CT_small.dcm"), folder / "ct.dcm")
+    shutil.copy(REPO / "tests/data/highdicom/seg_image_ct_binary_single_frame.dcm", folder / "seg.dcm")
+    app, window = shown_window()
+    window.open_paths([folder])
+    window.wait_until_idle(SCREENSHOT_TIMEOUT_MS)
+    window.series_chooser.choose([info.kind for info in window.series_chooser.entries()].index("segmentation"))
+    if not window.wait_until_idle(SCREENSHOT_TIMEOUT_MS) or window.volume_view.label_map is None:
+        raise SystemExit("the SEG was not drawn over its CT in time")
+    save_window(app, window, out)
+    shut_down(app, window)
+    shutil.rmtree(folder.parent, ignore_errors=True)
+    shutil.rmtree(os.environ["MEDVIEWER_HOME"], ignore_errors=True)
+
+
+def report_screenshot(out: Path) -> None:
+    """pydicom's comprehensive SR, read in the Report panel."""
+    from pydicom.data import get_testdata_file
+
+    public_file_screenshot(Path(get_testdata_file("test-SR.dcm")), out)
+
+
 def kinds_screenshots(out_folder: Path) -> None:
     from pydicom.data import get_testdata_file
 
@@ -219,6 +248,8 @@ def kinds_screenshots(out_folder: Path) -> None:
     )
     public_file_screenshot(Path(get_testdata_file("color3d_jpeg_baseline.dcm")), out_folder / "medviewer-cine.png", 40)
     public_file_screenshot(Path(get_testdata_file("examples_palette.dcm")), out_folder / "medviewer-palette.png")
+    seg_screenshot(out_folder / "medviewer-seg.png")
+    report_screenshot(out_folder / "medviewer-report.png")
 
 
 if __name__ == "__main__":

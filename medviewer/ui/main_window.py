@@ -147,6 +147,8 @@ class MainWindow(QMainWindow):
         self.tabs = QTabWidget()
         self.tabs.addTab(self.volume_view, "Volume")
         self.tabs.addTab(self.slide_view, "Slide")
+        self.report_panel = ReportPanel()  # a report is read like a document, in the room the images have
+        self.tabs.addTab(self.report_panel, "Report")
         self.message_bar = MessageBar()
         central = QWidget()
         layout = QVBoxLayout(central)
@@ -161,7 +163,6 @@ class MainWindow(QMainWindow):
         self.patient_panel.import_requested.connect(self._ask_import_folder)
         self.patient_panel.cancel_import.connect(lambda: self.import_job.cancel())
         self.patient_panel.refreshed.connect(self._request_thumbnails)
-        self.report_panel = ReportPanel()
         #: Segmentations and structure sets waiting for the series they were drawn on, by that series' key.
         self._pending_overlays: dict[str, Path] = {}
         #: The last folder listed for the series chooser: where a chosen SEG finds its series first.
@@ -187,7 +188,6 @@ class MainWindow(QMainWindow):
             ("Measurements", self.volume_view.measurement_panel, Qt.DockWidgetArea.RightDockWidgetArea, "measureDock"),
             ("Annotations", self.slide_view.annotation_panel, Qt.DockWidgetArea.RightDockWidgetArea, "annotationDock"),
             ("Segments", self.volume_view.segment_panel, Qt.DockWidgetArea.RightDockWidgetArea, "segmentDock"),
-            ("Report", self.report_panel, Qt.DockWidgetArea.RightDockWidgetArea, "reportDock"),
         ):
             dock = QDockWidget(title, self)
             dock.setObjectName(name)
@@ -195,7 +195,6 @@ class MainWindow(QMainWindow):
             self.addDockWidget(area, dock)
         self.tabifyDockWidget(self.findChild(QDockWidget, "measureDock"), self.findChild(QDockWidget, "annotationDock"))
         self.tabifyDockWidget(self.findChild(QDockWidget, "annotationDock"), self.findChild(QDockWidget, "segmentDock"))
-        self.tabifyDockWidget(self.findChild(QDockWidget, "segmentDock"), self.findChild(QDockWidget, "reportDock"))
         self.tabs.currentChanged.connect(self._raise_tool_dock)
         self.tabs.currentChanged.connect(
             lambda tab: self.ai_panel.set_shown(self.slide_view.slide if tab == SLIDE_TAB else self.volume_view.volume)
@@ -506,10 +505,8 @@ class MainWindow(QMainWindow):
     def _show_report(self, opened: OpenedReport) -> None:
         audit.record("open", audit.path_subject(opened.path), {"kind": "structured report"})
         self.report_panel.show_report(opened.document, self._file_label(opened.path))
-        dock = self.findChild(QDockWidget, "reportDock")
-        dock.show()
-        dock.raise_()
-        self.statusBar().showMessage(f"Report {self._file_label(opened.path)} is in the Report panel")
+        self.tabs.setCurrentWidget(self.report_panel)
+        self.statusBar().showMessage(f"Opened report {self._file_label(opened.path)}")
 
     def _place_derived(self, derived: DerivedObject) -> None:
         """A SEG or RT structure set over the series it was drawn on: the one shown if it is that series,

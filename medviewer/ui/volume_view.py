@@ -245,7 +245,7 @@ class VolumeView(QWidget):
             self.crosshair[0] = volume.shape[0] // 2
         else:
             self.crosshair[0] = 0  # a series of images or a loop starts at its first frame
-        self.layout_action.setVisible(volume.presentation is Presentation.VOLUME)
+        self.layout_action.setVisible(len(self.drawn_planes()) == len(PLANES))
         self._arrange()
         self.cine.set_frames(volume.shape[0], volume.frame_time_ms)
         self.cine.setVisible(volume.presentation is Presentation.CINE)
@@ -271,10 +271,14 @@ class VolumeView(QWidget):
         return mpr.edge_letters(volume.direction, plane)
 
     def drawn_planes(self) -> tuple[mpr.Plane, ...]:
-        """The views in use: all three for a volume, the axial view alone for images and loops."""
-        if self.volume is None or self.volume.presentation is Presentation.VOLUME:
+        """The views in use: all three for a volume, the axial view alone for images and loops, and for a
+        single slice only the view that shows it (its other two views would be one-pixel strips)."""
+        if self.volume is None:
             return PLANES
-        return (mpr.Plane.AXIAL,)
+        if self.volume.presentation is not Presentation.VOLUME:
+            return (mpr.Plane.AXIAL,)
+        flat = single_slice_plane(self.volume)
+        return PLANES if flat is None else (flat,)
 
     def slice_index(self, plane: mpr.Plane) -> int:
         return int(np.clip(round(self.crosshair[plane.axis]), 0, mpr.slice_count(self.volume.shape, plane) - 1))
@@ -430,8 +434,8 @@ class VolumeView(QWidget):
     def _arrange(self) -> None:
         volume = self.volume
         layout = self.volume_layout
-        if volume is not None and volume.presentation is not Presentation.VOLUME:
-            layout = Layout.AXIAL
+        if volume is not None and len(self.drawn_planes()) == 1:
+            layout = Layout[self.drawn_planes()[0].name]
         self.shown_layout = layout
         grid = self.grid_layout
         for view in self.views.values():
@@ -762,3 +766,9 @@ def scale_note(volume: Volume) -> str:
 def _plane_normal(volume: Volume, plane: mpr.Plane) -> np.ndarray:
     """World direction a view's slice index runs along, for the slice position in mm."""
     return volume.direction[:, 2 - plane.axis]
+
+
+def single_slice_plane(volume: Volume) -> mpr.Plane | None:
+    """The one plane a volume of a single slice can be seen in (the axis it is one voxel thick along)."""
+    flat = [plane for plane in PLANES if volume.shape[plane.axis] == 1]
+    return flat[0] if len(flat) == 1 else None

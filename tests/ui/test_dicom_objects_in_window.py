@@ -13,7 +13,6 @@ from pathlib import Path
 import numpy as np
 import pydicom
 import pytest
-from PySide6.QtWidgets import QDockWidget
 
 from medviewer.ui.app import make_settings
 from medviewer.ui.main_window import MainWindow
@@ -102,8 +101,7 @@ def test_an_rt_structure_set_without_its_series_says_which_series_it_needs(qtbot
 def test_a_structured_report_is_read_in_the_report_panel(qtbot, window: MainWindow):
     window.open_paths([pydicom_file("test-SR.dcm")])
     idle(qtbot, window)
-    dock = window.findChild(QDockWidget, "reportDock")
-    assert dock.isVisible()
+    assert window.tabs.currentWidget() is window.report_panel and window.report_panel.isVisible()
     lines = [line.strip() for line in window.report_panel.lines()]
     assert lines[0] == "Diagnosis" and "Diameter: 3 cm" in lines
     assert "Comprehensive SR Storage" in window.report_panel.title.text()

@@ -374,3 +374,22 @@ def test_keys_work_without_a_click_and_a_focus_click_does_not_move_the_crosshair
     assert viewer.preset_box.currentIndex() == 3
     qtbot.mouseClick(axial.viewport(), Qt.MouseButton.LeftButton, pos=target, delay=50)
     assert viewer.crosshair[1:] == pytest.approx([4, 3], abs=0.1)  # to a screen pixel
+
+
+@pytest.mark.parametrize(("name", "plane"), [("CT_small.dcm", mpr.Plane.AXIAL), ("MR2_UNCI.dcm", mpr.Plane.SAGITTAL)])
+def test_a_single_slice_is_shown_in_the_one_view_that_shows_it_with_its_letters(
+    qtbot, viewer: VolumeView, name: str, plane: mpr.Plane
+):
+    """A one-slice CT (axial) and a one-slice sagittal MR: the other two views would be one-voxel strips."""
+    from pydicom.data import get_testdata_file
+
+    from medviewer.io import open_volume
+
+    volume = open_volume(get_testdata_file(name))
+    viewer.set_volume(volume)
+    qtbot.wait(10)
+    assert [p for p in viewer.views if viewer.views[p].isVisible()] == [plane]
+    assert viewer.drawn_planes() == (plane,) and not viewer.layout_action.isVisible()
+    letters = {edge: label.text() for edge, label in viewer.views[plane].edge_labels.items()}
+    expected = mpr.edge_letters(volume.direction, plane)
+    assert letters == expected and all(expected.values())  # from the file's orientation, all four edges
