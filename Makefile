@@ -42,6 +42,7 @@ bench: $(STAMP)
 	QT_QPA_PLATFORM=offscreen $(BIN)/python -m tests.benchmarks.slide_view
 	$(BIN)/python -m tests.benchmarks.catalog_import
 	QT_QPA_PLATFORM=offscreen $(BIN)/python -m tests.benchmarks.inference
+	$(BIN)/python -m tests.benchmarks.dicom_zoo
 
 # The README's viewer screenshots, made from the demo data through the viewer's own calls.
 screenshots: $(STAMP) $(DEMO)/ground_truth.json

@@ -33,8 +33,8 @@ class MeasurementPanel(QWidget):
         layout.addWidget(self.note)
         layout.addWidget(self.delete_button)
 
-    def add(self, measurement: Measurement, text: str) -> None:
-        where = f"{measurement.plane.value} {measurement.slice_index + 1}"
+    def add(self, measurement: Measurement, text: str, where: str) -> None:
+        """``where`` names the slice, image or frame as the view does ("axial 12", "image 1", "frame 30")."""
         self.list.addItem(f"{measurement.kind.value.capitalize()} ({where}): {text}")
 
     def set_kept(self, kept: bool) -> None:

@@ -649,7 +649,8 @@ class VolumeView(QWidget):
         graphic = MeasurementGraphic(self.views[measurement.plane], measurement, "\n".join(lines))
         graphic.set_visible(measurement.slice_index == self.slice_index(measurement.plane))
         self.graphics.append(graphic)
-        self.measurement_panel.add(measurement, text)
+        where = f"{self.frame_name(measurement.plane).lower()} {measurement.slice_index + 1}"
+        self.measurement_panel.add(measurement, text, where)
         self.measurements_changed.emit()
         return text
 

@@ -172,6 +172,7 @@ def test_unknown_orientation_and_pixel_size_draw_no_letters_and_no_millimetres(q
     assert view.scale_note.isVisible() and "No pixel size" in view.scale_note.text()
     text = viewer.add_measurement(Measurement(MeasurementKind.DISTANCE, AXIAL, 0, [(10.0, 10.0), (40.0, 50.0)]))
     assert text == "50.0 px"  # the spacing is 1 and means pixels
+    assert viewer.measurement_panel.texts() == ["Distance (image 1): 50.0 px"]  # not "axial 1"
     # A volume without a known orientation is drawn with no letters either, and no position in mm.
     volume = Volume(np.zeros((4, 20, 20), np.int16), spacing=(1, 1, 1), origin=(0, 0, 0), orientation_known=False)
     viewer.set_volume(volume)
