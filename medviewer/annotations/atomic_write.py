@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
+import time
 from pathlib import Path
 
 
@@ -41,3 +42,16 @@ def _fsync_folder(folder: Path) -> None:
         os.fsync(descriptor)
     finally:
         os.close(descriptor)
+
+
+def rename_aside(path: Path, tag: str) -> Path:
+    """Move a file that cannot be used to ``<name>.<tag>-<date>-<time>`` beside it and return the new path,
+    so it is kept for a person to look at and a new file can take its place; raises OSError (nothing
+    moved) when it cannot be renamed. An earlier file set aside in the same second is kept too."""
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    backup = path.with_name(f"{path.name}.{tag}-{stamp}")
+    repeat = 1
+    while backup.exists():
+        backup, repeat = path.with_name(f"{path.name}.{tag}-{stamp}-{repeat}"), repeat + 1
+    os.rename(path, backup)
+    return backup

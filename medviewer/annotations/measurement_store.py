@@ -21,9 +21,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import reprlib
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from medviewer.annotations.atomic_write import write_atomic
+from medviewer.annotations.atomic_write import rename_aside, write_atomic
 from medviewer.annotations.sidecar import remove_stale_temporaries
 from medviewer.core import app_dirs, mpr
 from medviewer.core.logs import safe_path
@@ -271,13 +269,8 @@ def read_measurement_file(path: Path) -> tuple[Grid, list[Measurement]]:
 def _set_aside(sidecar: MeasurementSidecar, tag: str, problem: str) -> LoadedMeasurements:
     """Keep an unusable file under a new name and start afresh; if it cannot be renamed, never write over it."""
     path = sidecar.path
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    backup = path.with_name(f"{path.name}.{tag}-{stamp}")
-    repeat = 1
-    while backup.exists():  # an earlier backup made in the same second is kept too
-        backup, repeat = path.with_name(f"{path.name}.{tag}-{stamp}-{repeat}"), repeat + 1
     try:
-        os.rename(path, backup)
+        backup = rename_aside(path, tag)
     except OSError as error:
         log.warning("measurement file %s could not be set aside", safe_path(path))
         reason = error.strerror or type(error).__name__

@@ -22,6 +22,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from medviewer.annotations.atomic_write import rename_aside
 from medviewer.annotations.geojson import read_geojson
 from medviewer.annotations.model import Annotation
 from medviewer.core import app_dirs
@@ -92,13 +93,8 @@ def remove_stale_temporaries(path: Path, older_than_s: float = STALE_TEMPORARY_S
 
 def _set_aside(path: Path, reason: str, unusable: set[Path]) -> str:
     """Keep a damaged file under a new name; if it cannot be renamed, mark it never to be written."""
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    backup = path.with_name(f"{path.name}.corrupt-{stamp}")
-    repeat = 1
-    while backup.exists():  # an earlier backup made in the same second is kept too
-        backup, repeat = path.with_name(f"{path.name}.corrupt-{stamp}-{repeat}"), repeat + 1
     try:
-        os.rename(path, backup)
+        backup = rename_aside(path, "corrupt")
     except OSError:
         unusable.add(path)
         log.warning("damaged annotation file %s could not be renamed", safe_path(path))

@@ -11,7 +11,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from medviewer.annotations import measurement_store
 from medviewer.annotations.measurement_store import (
     Grid,
     load_measurements,
@@ -260,7 +259,7 @@ def test_a_damaged_file_that_cannot_be_moved_is_never_written_over(monkeypatch: 
     def refuse(source: object, target: object) -> None:
         raise PermissionError(13, "Permission denied")
 
-    monkeypatch.setattr(measurement_store.os, "rename", refuse)
+    monkeypatch.setattr("os.rename", refuse)
     loaded = load_measurements(volume, series_identity(volume, Path("unused")))
     assert loaded.sidecar is None and loaded.measurements == []
     (problem,) = loaded.problems
