@@ -134,3 +134,15 @@ def test_the_segment_list_names_each_segment_in_its_colour_and_hides_one_on_requ
     other = slice_labels == rows[1][0]
     if other.any():
         assert drawn[other][..., 3].min() == 255  # the others still drawn
+
+
+def test_a_seg_row_of_the_patient_panel_opens_its_ct_with_the_segments(qtbot, window: MainWindow, study: Path):
+    window.import_paths([study])
+    idle(qtbot, window)
+    seg_uid = pydicom.dcmread(SEG, stop_before_pixels=True).SeriesInstanceUID
+    (entry,) = [e for e in window.patient_panel.entries() if e.kind == "series" and e.series_uid == seg_uid]
+    window.open_entry(entry)
+    idle(qtbot, window)
+    assert window.volume_view.volume is not None and window.volume_view.volume.modality == "CT"
+    assert segment_voxels(window) > 0  # not the SEG's own frames shown as a grey image
+    assert not [m for m in window.message_bar.messages if "no DICOM images" in m or "not shown" in m]
