@@ -192,6 +192,8 @@ def _store(
         colour[slot] = rgb
         out[slot] = np.clip(np.rint(rgb.astype(np.float32) @ LUMINANCE), 0, 255)
         return
+    if colour is not None:
+        raise CorruptFileError(record.file.path, "colour and grey frames are mixed in one stack")
     if pixels.shape != out.shape[1:]:
         raise CorruptFileError(record.file.path, f"a frame of {pixels.shape} pixels does not match {out.shape[1:]}")
     if "ModalityLUTSequence" in header:

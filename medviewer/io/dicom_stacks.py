@@ -20,7 +20,7 @@ from pydicom.dataset import Dataset
 
 from medviewer.io.dicom_frames import FrameRecord, frame_records
 from medviewer.io.dicom_geometry import SAME_PLACE_MM, heights, plane_name
-from medviewer.io.dicom_kind import DicomKind
+from medviewer.io.dicom_kind import DicomKind, is_colour
 from medviewer.io.dicom_series import DicomFile
 
 #: Orientation cosines and pixel spacings closer than these belong to the same stack.
@@ -98,6 +98,8 @@ class Stack:
 def _same_stack(a: FrameRecord, b: FrameRecord) -> bool:
     if (a.rows, a.columns) != (b.rows, b.columns):
         return False
+    if is_colour(a.file.header) != is_colour(b.file.header):
+        return False  # a colour frame and a grey one are two pictures, never slices of one volume
     if (a.position is None) != (b.position is None) or (a.orientation is None) != (b.orientation is None):
         return False
     if a.orientation is not None and not np.allclose(a.orientation, b.orientation, atol=ORIENTATION_TOLERANCE):
@@ -108,8 +110,12 @@ def _same_stack(a: FrameRecord, b: FrameRecord) -> bool:
 
 
 def _time_points(records: list[FrameRecord]) -> list[list[FrameRecord]]:
-    """Records at the same place, in time order, become the same index of successive time points."""
-    place = heights(records)
+    """Records at the same place, in time order, become the same index of successive time points.
+
+    Only a volume has places: radiographs and other 2-D images often carry a stray ImagePositionPatient
+    (0\\0\\0 on every image), which must not turn a series of views into "time points" of one.
+    """
+    place = heights(records) if all(r.file.kind is DicomKind.VOLUME for r in records) else None
     if place is None:
         return [sorted(records, key=lambda r: r.time_key)]
     order = np.argsort(place, kind="stable")

@@ -28,6 +28,9 @@ from medviewer.io.memory_guard import refuse_if_too_large
 
 DETECTOR_NOTE = "pixel size at the detector (Imager Pixel Spacing), not corrected for magnification"
 NO_PIXEL_SIZE_NOTE = "the file gives no pixel size: distances are in pixels"
+ULTRASOUND_NOTE = "pixel size from the ultrasound calibration, valid inside the imaged region only"
+#: PhysicalUnitsX/YDirection code for centimetres (PS3.3 C.8.5.5.1.15).
+CENTIMETRES = 3
 #: Patient direction letters (PS3.3 C.7.6.1.1.1), for checking PatientOrientation.
 DIRECTION_LETTERS = set("LRAPHF")
 
@@ -131,7 +134,9 @@ def _finish(volume: Volume, stack: Stack, records: list[FrameRecord], count: int
     volume.description = str(header.get("SeriesDescription", ""))
     volume.patient = patient_info(header)
     volume.invert_display = volume.colour is None and inverted(header)
-    volume.window = window if volume.colour is None else (256.0, 128.0)
+    # a file's window applies to modality values; with a VOI LUT the window acts on the table's output
+    # instead, which opens at the table's own range (Volume.display_window)
+    volume.window = (256.0, 128.0) if volume.colour is not None else None if voi.lut is not None else window
     volume.voi = voi
     volume.metadata = {
         "source": "dicom",
@@ -178,6 +183,28 @@ def _planar_spacing(header: Dataset) -> tuple[tuple[float, float], bool, str]:
             spacing = None
         if spacing is not None and all(np.isfinite(spacing)) and min(spacing) > 0:
             return spacing, True, note
+    return _ultrasound_spacing(header)
+
+
+def _ultrasound_spacing(header: Dataset) -> tuple[tuple[float, float], bool, str]:
+    """The pixel size of the ultrasound regions calibrated in centimetres (PS3.3 C.8.5.5), when they agree.
+
+    An ultrasound image is calibrated per region (the B-mode sector, a Doppler strip in seconds); only
+    the regions measured in cm on both axes give a pixel size, and it holds inside those regions only.
+    """
+    sizes = set()
+    for region in header.get("SequenceOfUltrasoundRegions") or []:
+        units = (region.get("PhysicalUnitsXDirection"), region.get("PhysicalUnitsYDirection"))
+        if units == (CENTIMETRES, CENTIMETRES):
+            try:
+                sizes.add((round(float(region.PhysicalDeltaY) * 10, 9), round(float(region.PhysicalDeltaX) * 10, 9)))
+            except (AttributeError, TypeError, ValueError):
+                continue
+    sizes = {size for size in sizes if all(np.isfinite(size)) and min(size) > 0}
+    if len(sizes) == 1:
+        return next(iter(sizes)), True, ULTRASOUND_NOTE
+    if len(sizes) > 1:
+        return (1.0, 1.0), False, "its ultrasound regions are calibrated differently: distances are in pixels"
     return (1.0, 1.0), False, NO_PIXEL_SIZE_NOTE
 
 

@@ -156,6 +156,10 @@ def _open_dicom(found: ScanResult, path: Path, series_uid: str | None, time_inde
     chosen = stacks
     if series_uid is not None:
         chosen = [s for s in stacks if series_uid in (s.series_uid, s.key)]
+        # a stack key ("<uid>#2") given with only that stack's files: read alone they are the series' one stack
+        same_series = [s for s in stacks if s.series_uid == series_uid.split("#")[0]]
+        if not chosen and len(same_series) == 1:
+            chosen = same_series
         if not chosen:
             raise NoImagesFoundError(path, "the requested series is not in this folder")
     stack = chosen[0]

@@ -325,3 +325,63 @@ def test_info_on_a_cine_gives_its_frame_rate(capsys: pytest.CaptureFixture):
     assert (info["kind"], info["presentation"], info["frames"], info["colour"]) == ("cine", "cine", 120, True)
     assert main(["info", str(path)]) == 0
     assert "120 frame(s), 30 frames/s" in capsys.readouterr().out
+
+
+def test_ultrasound_gets_its_pixel_size_from_the_regions_calibrated_in_centimetres():
+    """examples_palette.dcm: a B-mode region in cm (0.0262 cm per pixel) and a Doppler strip in seconds."""
+    path = pydicom_file("examples_palette.dcm")
+    regions = pydicom.dcmread(path, stop_before_pixels=True).SequenceOfUltrasoundRegions
+    (tissue,) = [r for r in regions if (r.PhysicalUnitsXDirection, r.PhysicalUnitsYDirection) == (3, 3)]
+    volume = open_volume(path)
+    assert volume.spacing_known and "ultrasound calibration" in volume.spacing_note
+    assert volume.spacing[:2] == pytest.approx((10 * tissue.PhysicalDeltaX, 10 * tissue.PhysicalDeltaY))
+
+
+def test_a_file_with_both_a_voi_lut_and_a_window_opens_at_the_luts_range(tmp_path: Path):
+    """The window is meant for modality values; applied to the LUT's output it would give a binary image."""
+    ds = pydicom.dcmread(pydicom_data_file("vlut_04.dcm"))
+    ds.WindowCenter, ds.WindowWidth = 128, 256
+    path = tmp_path / "lut_and_window.dcm"
+    ds.save_as(path)
+    volume = open_volume(path)
+    table = volume.voi.lut
+    assert volume.display_window() == pytest.approx((float(table.max() - table.min()), (table.max() + table.min()) / 2))
+
+
+def test_radiographs_with_a_stray_position_are_images_of_a_series_not_time_points(tmp_path: Path):
+    folder = tmp_path / "cr"
+    folder.mkdir()
+    for name in ("RG1_UNCR.dcm", "RG1_UNCI.dcm"):
+        ds = pydicom.dcmread(pydicom_data_file(name))
+        ds.ImagePositionPatient = [0, 0, 0]
+        ds.ImageOrientationPatient = [1, 0, 0, 0, 1, 0]
+        ds.SeriesInstanceUID = "1.2.3.4"
+        ds.SOPInstanceUID = f"1.2.3.4.{len(list(folder.iterdir())) + 1}"
+        ds.save_as(folder / name)
+    volume = open_volume(folder)
+    assert volume.presentation is Presentation.IMAGE and volume.shape[0] == 2
+    assert not any("time point" in w for w in volume.warnings)
+
+
+def test_colour_and_grey_frames_are_never_one_stack(tmp_path: Path):
+    """A CT slice and an RGB copy of it 5 mm away: two stacks, never a volume of uninitialised colour."""
+    folder = tmp_path / "mixed"
+    folder.mkdir()
+    shutil.copy(pydicom_file("CT_small.dcm"), folder / "ct.dcm")
+    rgb = pydicom.dcmread(pydicom_file("CT_small.dcm"))
+    grey_bytes = (rgb.pixel_array >> 4).astype(np.uint8)
+    rgb.PixelData = np.stack([grey_bytes] * 3, axis=-1).tobytes()
+    rgb.SamplesPerPixel, rgb.PhotometricInterpretation, rgb.PlanarConfiguration = 3, "RGB", 0
+    rgb.BitsAllocated = rgb.BitsStored = 8
+    rgb.HighBit, rgb.PixelRepresentation = 7, 0
+    rgb.ImagePositionPatient = [float(v) for v in rgb.ImagePositionPatient[:2]] + [rgb.ImagePositionPatient[2] + 5]
+    rgb.SOPInstanceUID = rgb.SOPInstanceUID + ".9"
+    rgb.save_as(folder / "rgb.dcm")
+    stacks = list_series(folder)
+    assert len(stacks) == 2 and sorted(s.slices for s in stacks) == [1, 1]
+    volumes = [open_volume(folder, series_uid=stack.key) for stack in stacks]
+    colour = [v for v in volumes if v.colour is not None]
+    grey = [v for v in volumes if v.colour is None]
+    assert len(colour) == len(grey) == 1
+    np.testing.assert_array_equal(colour[0].colour[0], np.stack([grey_bytes] * 3, axis=-1))  # what was written
+    assert grey[0].array.dtype == np.int16  # the CT's Hounsfield units, not squeezed into bytes
