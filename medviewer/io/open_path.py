@@ -113,7 +113,16 @@ def list_series(path: str | Path) -> list[SeriesInfo]:
     path = Path(path)
     if not path.exists():
         raise PathNotFoundError(path)
-    found = _scan_path(path)
+    return _listed(_scan_path(path), path)
+
+
+def list_series_files(files: list[Path]) -> list[SeriesInfo]:
+    """``list_series`` of exactly these files (a catalog series), named in messages by their folder."""
+    where = Path(os.path.commonpath([Path(f).absolute() for f in files])) if files else Path()
+    return _listed(scan_files([Path(f) for f in files]), where)
+
+
+def _listed(found: ScanResult, path: Path) -> list[SeriesInfo]:
     images = [stack.info() for stack in _stacks(found, path)] if found.series else []
     if not images and not found.objects:
         raise NoImagesFoundError(path, "no DICOM images were found in this folder")
@@ -121,27 +130,29 @@ def list_series(path: str | Path) -> list[SeriesInfo]:
 
 
 def _object_infos(found: ScanResult) -> list[SeriesInfo]:
-    """One entry per series of objects that are not images, in the order a person looks for them."""
+    """One entry per object that is not an image (each report or segmentation of a series is its own
+    document), in the order a person looks for them."""
     infos = []
     for uid, files in found.objects.items():
-        header = files[0].header
-        infos.append(
-            SeriesInfo(
-                series_uid=uid,
-                key=uid,
-                modality=str(header.get("Modality", "")),
-                description=str(header.get("SeriesDescription", "")),
-                slices=0,
-                frames=sum(frame_count(f.header) for f in files if f.kind is DicomKind.SEGMENTATION),
-                rows=int(header.get("Rows") or 0),
-                columns=int(header.get("Columns") or 0),
-                orientation="",
-                time_points=1,
-                image_type="",
-                files=[f.path for f in files],
-                kind=files[0].kind.value,
+        for number, file in enumerate(files, start=1):
+            header = file.header
+            infos.append(
+                SeriesInfo(
+                    series_uid=uid,
+                    key=uid if len(files) == 1 else f"{uid}@{number}",
+                    modality=str(header.get("Modality", "")),
+                    description=str(header.get("SeriesDescription", "")),
+                    slices=0,
+                    frames=frame_count(header) if file.kind is DicomKind.SEGMENTATION else 0,
+                    rows=int(header.get("Rows") or 0),
+                    columns=int(header.get("Columns") or 0),
+                    orientation="",
+                    time_points=1,
+                    image_type="",
+                    files=[file.path],
+                    kind=file.kind.value,
+                )
             )
-        )
     return sorted(infos, key=lambda info: DicomKind(info.kind).order)
 
 

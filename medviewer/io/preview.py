@@ -16,9 +16,10 @@ from medviewer.core.volume import Volume
 from medviewer.io.dicom_kind import PIXEL_KINDS, DicomKind
 from medviewer.io.dicom_series import DicomFile, has_dicom_preamble
 from medviewer.io.dicom_sr import SrDocument, read_sr
+from medviewer.io.dicom_stacks import SeriesInfo
 from medviewer.io.label_maps import referenced_series
 from medviewer.io.nifti import is_nifti
-from medviewer.io.open_path import open_path, open_volume_files
+from medviewer.io.open_path import list_series_files, open_path, open_volume_files
 from medviewer.io.slide import SLIDE_SUFFIXES, Slide
 
 SLIDE_OVERVIEW_SIZE = 2048
@@ -73,10 +74,13 @@ def open_for_viewing(path: str | Path) -> OpenedImage | OpenedReport | DerivedOb
     return open_with_preview(path)
 
 
-def catalog_series_for_viewing(files: list[Path], series_uid: str) -> OpenedImage | OpenedReport | DerivedObject:
-    """A catalog series read for what it is: its images, or the report or segmentation it holds."""
-    if len(files) == 1 and _single_file_kind(files[0]) not in (None, *PIXEL_KINDS):
-        return open_for_viewing(files[0])
+def catalog_series_for_viewing(
+    files: list[Path], series_uid: str
+) -> OpenedImage | OpenedReport | DerivedObject | list[SeriesInfo]:
+    """A catalog series read for what it is: its images, the report or segmentation it holds, or, for a
+    series of several such objects, the list of them for a person to choose from."""
+    if _single_file_kind(files[0]) not in (None, *PIXEL_KINDS):
+        return open_for_viewing(files[0]) if len(files) == 1 else list_series_files(files)
     return series_with_preview(files, series_uid)
 
 

@@ -75,6 +75,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 MAX_RECENT = 10
+#: An absolute path in a message: up to the ": " (or the end) that follows it, spaces in names included.
+ABSOLUTE_PATH = re.compile(r"(?<![\w.])/(?:[^/:\n]+/)+[^/:\n]*?(?=: |:$|\n|$)")
 VOLUME_TAB, SLIDE_TAB = 0, 1
 ANNOTATION_FILTER = "Annotations (*.geojson *.json *.xml);;All files (*)"
 OVERLAY_FILTER = "Label maps (*.nii *.nii.gz *.dcm);;All files (*)"
@@ -196,6 +198,7 @@ class MainWindow(QMainWindow):
         self.tabifyDockWidget(self.findChild(QDockWidget, "measureDock"), self.findChild(QDockWidget, "annotationDock"))
         self.tabifyDockWidget(self.findChild(QDockWidget, "annotationDock"), self.findChild(QDockWidget, "segmentDock"))
         self.tabs.currentChanged.connect(self._raise_tool_dock)
+        self.tabs.currentChanged.connect(self._tab_changed)
         self.tabs.currentChanged.connect(
             lambda tab: self.ai_panel.set_shown(self.slide_view.slide if tab == SLIDE_TAB else self.volume_view.volume)
         )
@@ -320,13 +323,24 @@ class MainWindow(QMainWindow):
         self.patient_panel.set_anonymised(anonymised)
         self.message_bar.set_rewrite(self._hide_file_names if anonymised else None)
         self.ai_panel.rewrite = self._hide_file_names if anonymised else None
+        if self.report_panel.document is not None and self.report_panel.path is not None:
+            self.report_panel.show_report(self.report_panel.document, self._file_label(self.report_panel.path))
         self._rebuild_recent_menu()
         self._update_title()
         if anonymised:
             self.statusBar().clearMessage()  # it may name a file opened before, and file names can be names
 
+    def _tab_changed(self, tab: int) -> None:
+        """The title and the problem strip follow what the tab shows: the report, or the image."""
+        on_report = self.tabs.widget(tab) is self.report_panel and self.report_panel.path is not None
+        self.message_bar.show_for(f"report:{self.report_panel.path}" if on_report else self.shown_key)
+        self._update_title()
+
     def _update_title(self) -> None:
         """``medviewer — patient — image``; the patient is a pseudonym under the anonymised display."""
+        if self.tabs.currentWidget() is self.report_panel and self.report_panel.path is not None:
+            self.setWindowTitle(f"medviewer — report {self._file_label(self.report_panel.path)}")
+            return
         opened = self.opened.get(self.shown_key) if self.shown_key else None
         if opened is None:
             self.setWindowTitle("medviewer")
@@ -363,6 +377,8 @@ class MainWindow(QMainWindow):
         display, messages keep saying which file is meant without showing a name that may be a patient's."""
         for shown in sorted(self._named_paths, key=len, reverse=True):
             text = re.sub(rf"(?<![\w.-]){re.escape(shown)}(?![\w.-])", self._file_label(Path(shown)), text)
+        # any other absolute path (a file inside an opened folder, a series found in the catalog)
+        text = ABSOLUTE_PATH.sub(lambda match: self._file_label(Path(match.group(0))), text)
         for name in sorted({Path(p).name for p in self._named_paths}, key=len, reverse=True):
             text = re.sub(rf"(?<![\w.-]){re.escape(name)}(?![\w.-])", "(name hidden)", text)
         return text
@@ -419,7 +435,7 @@ class MainWindow(QMainWindow):
             self.message_bar.add(str(exc))
             return
         self.tabs.setCurrentIndex(SLIDE_TAB)
-        self.statusBar().showMessage(f"Imported {count} annotation(s) from {path.name}")
+        self.statusBar().showMessage(f"Imported {count} annotation(s) from {self._file_label(path)}")
 
     def _ask_export_annotations(self) -> None:
         if self.slide_view.document is None:
@@ -447,7 +463,7 @@ class MainWindow(QMainWindow):
                 audit.record(
                     "export", audit.path_subject(path), {"what": "view PNG", "identifiers": include_identifiers}
                 )
-                self.statusBar().showMessage(f"Saved {path.name}")
+                self.statusBar().showMessage(f"Saved {self._file_label(path)}")
             else:
                 self.message_bar.add(f"{path}: the image could not be written")
 
@@ -458,7 +474,7 @@ class MainWindow(QMainWindow):
         volume = self.volume_view.volume
         if volume is None:
             return
-        self.statusBar().showMessage(f"Opening overlay {path.name}…")
+        self.statusBar().showMessage(f"Opening overlay {self._file_label(path)}…")
         self.loader.submit(path, OverlayRequest(path, volume), lambda: open_label_map(path, volume))
 
     def open_paths(self, paths: list[Path], activate_first_only: bool = False) -> None:
@@ -505,7 +521,9 @@ class MainWindow(QMainWindow):
     def _show_report(self, opened: OpenedReport) -> None:
         audit.record("open", audit.path_subject(opened.path), {"kind": "structured report"})
         self.report_panel.show_report(opened.document, self._file_label(opened.path))
+        self.report_panel.path = opened.path
         self.tabs.setCurrentWidget(self.report_panel)
+        self._tab_changed(self.tabs.currentIndex())  # also when the Report tab was already the one shown
         self.statusBar().showMessage(f"Opened report {self._file_label(opened.path)}")
 
     def _place_derived(self, derived: DerivedObject) -> None:
@@ -611,6 +629,9 @@ class MainWindow(QMainWindow):
         if isinstance(opened, OpenedReport):
             self._show_report(opened)
             return
+        if isinstance(opened, list):  # a catalog series of several reports or segmentations: choose one
+            self._on_listed(ListRequest(request.path, True), SeriesListing(request.path, opened))
+            return
         if isinstance(opened, DerivedObject):
             self._place_derived(opened)
             return
@@ -654,7 +675,7 @@ class MainWindow(QMainWindow):
             self.message_bar.add(f"{request.path}: not shown, because another volume was opened meanwhile")
             return
         for warning in label_map.warnings:
-            self.message_bar.add(f"{request.path}: {warning}")
+            self.message_bar.add(f"{request.path}: {warning}", about=self.shown_key)
         self.volume_view.set_label_map(label_map)
         self.findChild(QDockWidget, "segmentDock").raise_()
         self.statusBar().showMessage(f"Overlay {self._file_label(request.path)}: {len(label_map.names)} label(s)")
@@ -708,6 +729,7 @@ class MainWindow(QMainWindow):
         path = request.path
         if isinstance(request, OpenRequest):
             self._chosen_results.pop(request.key, None)  # not to surface at a later, unrelated open
+            self._pending_overlays.pop(request.key, None)  # nor a segmentation over a later open of it
         log.warning("open failed for %s", safe_path(path))
         audit.record("failed_open", audit.path_subject(path), {})
         self.message_bar.add(message)
@@ -771,7 +793,7 @@ class MainWindow(QMainWindow):
             self.message_bar.add(NO_SERIES_TO_REPORT)
             return
         measurements = list(self.volume_view.measurements)
-        self.statusBar().showMessage(f"Writing {path.name}…")
+        self.statusBar().showMessage(f"Writing {self._file_label(path)}…")
         self.report_writer.submit(
             path,
             ReportRequest(path, shown.audit_subject),
@@ -780,7 +802,7 @@ class MainWindow(QMainWindow):
 
     def _report_written(self, request: ReportRequest, written: WrittenReport) -> None:
         audit.record("export", request.audit_subject, {"what": "measurements DICOM SR"})
-        self.statusBar().showMessage(f"Saved {written.measurements} measurement(s) to {written.path.name}")
+        self.statusBar().showMessage(f"Saved {written.measurements} measurement(s) to {self._file_label(written.path)}")
         if written.empty_regions_left_out:
             self.message_bar.add(
                 f"{written.path}: {written.empty_regions_left_out} region(s) with no voxel inside were left out of "

@@ -6,6 +6,8 @@ measurements with their units, the images they refer to), as Weasis and OHIF sho
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from PySide6.QtGui import QFontDatabase
 from PySide6.QtWidgets import QLabel, QTextBrowser, QVBoxLayout, QWidget
 
@@ -26,6 +28,8 @@ class ReportPanel(QWidget):
         layout.addWidget(self.title)
         layout.addWidget(self.text, 1)
         self.document: SrDocument | None = None
+        #: The report's file, set by the window (which names it, by alias under the anonymised display).
+        self.path: Path | None = None
 
     def show_report(self, document: SrDocument, label: str) -> None:
         """``label`` names the file as the window names files (an alias under the anonymised display)."""

@@ -30,15 +30,30 @@ class SegmentPanel(QWidget):
         layout.setContentsMargins(4, 4, 4, 4)
         layout.addWidget(self.title)
         layout.addWidget(self.list, 1)
+        self._label_map: LabelMap | None = None
+        self._hide_source = False
+
+    def set_source_hidden(self, hidden: bool) -> None:
+        """Under the anonymised display the file's name is not shown (file names can be patient names)."""
+        self._hide_source = hidden
+        self._show_title()
+
+    def _show_title(self) -> None:
+        label_map = self._label_map
+        if label_map is None:
+            self.title.setText("No segmentation or structure set is shown.")
+            return
+        source = "Segmentation" if self._hide_source else label_map.source
+        self.title.setText(f"{source}: {len(label_map.names)} segment(s)")
 
     def set_label_map(self, label_map: LabelMap | None, volume: Volume | None) -> None:
         self.list.blockSignals(True)
         self.list.clear()
+        self._label_map = label_map if volume is not None else None
+        self._show_title()
         if label_map is None or volume is None:
-            self.title.setText("No segmentation or structure set is shown.")
             self.list.blockSignals(False)
             return
-        self.title.setText(f"{label_map.source}: {len(label_map.names)} segment(s)")
         volumes = label_map.volumes_mm3(volume) if volume.spacing_known else {}
         for label, name in sorted(label_map.names.items()):
             size = f"{volumes[label] / 1000:.2f} mL" if label in volumes else "not in this volume"

@@ -111,6 +111,7 @@ class VolumeView(QWidget):
         self.label_map: LabelMap | None = None
         self.hidden_labels: set[int] = set()
         self.segment_panel = SegmentPanel()
+        self.segment_panel.set_source_hidden(self.anonymised)
         self.segment_panel.visibility_changed.connect(self.set_label_visible)
         self.label_opacity = 0.5
         self.heatmap: Heatmap | None = None
@@ -414,6 +415,7 @@ class VolumeView(QWidget):
         self.anonymised = anonymised
         if self.settings is not None:
             self.settings.setValue("view/anonymised", anonymised)
+        self.segment_panel.set_source_hidden(anonymised)
         self._redraw_corner_text()
 
     def _redraw_corner_text(self) -> None:

@@ -146,3 +146,77 @@ def test_a_seg_row_of_the_patient_panel_opens_its_ct_with_the_segments(qtbot, wi
     assert window.volume_view.volume is not None and window.volume_view.volume.modality == "CT"
     assert segment_voxels(window) > 0  # not the SEG's own frames shown as a grey image
     assert not [m for m in window.message_bar.messages if "no DICOM images" in m or "not shown" in m]
+
+
+def test_every_stack_of_a_split_series_opens_from_the_chooser(qtbot, window: MainWindow):
+    """pydicom's DICOMDIR: a CT scout series holds two stacks ("<uid>#1", "<uid>#2"); each opens."""
+    window.open_paths([pydicom_file("dicomdirtests/DICOMDIR")])
+    idle(qtbot, window)
+    entries = window.series_chooser.entries()
+    split = [row for row, info in enumerate(entries) if "#" in info.key]
+    assert len(split) >= 2
+    for row in split[:2]:
+        window.open_paths([pydicom_file("dicomdirtests/DICOMDIR")])
+        idle(qtbot, window)
+        window.series_chooser.choose(row)
+        idle(qtbot, window)
+        volume = window.volume_view.volume
+        assert volume is not None and volume.metadata["stack_key"].split("#")[0] == entries[row].series_uid
+        assert not [m for m in window.message_bar.messages if "not in this folder" in m]
+
+
+def test_each_report_of_a_series_is_its_own_row_and_the_title_follows_the_report(
+    qtbot, window: MainWindow, ct2_dir: Path, tmp_path: Path
+):
+    window.open_paths([ct2_dir])
+    idle(qtbot, window)
+    folder = tmp_path / "reports"
+    folder.mkdir()
+    for number, name in enumerate(("test-SR.dcm", "reportsi.dcm")):
+        ds = pydicom.dcmread(pydicom_file(name))
+        ds.SeriesInstanceUID, ds.SOPInstanceUID = "1.2.3.99", f"1.2.3.99.{number}"
+        ds.save_as(folder / f"report{number}.dcm")
+    window.open_paths([folder])
+    idle(qtbot, window)
+    entries = window.series_chooser.entries()
+    assert [info.kind for info in entries] == ["structured report", "structured report"]
+    window.series_chooser.choose(1)
+    idle(qtbot, window)
+    titles = {0: "Diagnosis", 1: "Document Title"}
+    shown = window.report_panel.lines()[0].strip()
+    assert shown in titles.values()
+    assert "report" in window.windowTitle() and "CT" not in window.windowTitle()  # not the CT's patient
+    assert not [m for m in window.message_bar.messages if "not uniform" in m]  # the CT's warning stays with it
+    window.tabs.setCurrentWidget(window.volume_view)
+    assert "CT" in window.windowTitle() and [m for m in window.message_bar.messages if "not uniform" in m]
+
+
+def test_under_the_anonymised_display_segment_titles_and_inner_paths_are_hidden(
+    qtbot, window: MainWindow, ct2_dir: Path, tmp_path: Path
+):
+    folder = tmp_path / "ROE_RICHARD"
+    shutil.copytree(ct2_dir, folder / "CT")
+    shutil.copy(SEG, folder / "ROE_RICHARD_seg.dcm")
+    (folder / "CT" / "ROE_broken.dcm").write_bytes(b"\x08\x00\x16\x00" + b"UI" + b"\x1a\x00" + b"1.2" * 9)
+    window.anonymise_action.setChecked(True)
+    window.open_paths([folder])
+    idle(qtbot, window)
+    window.series_chooser.choose([info.kind for info in window.series_chooser.entries()].index("segmentation"))
+    idle(qtbot, window)
+    assert segment_voxels(window) > 0
+    visible = " ".join(window.message_bar.messages) + window.volume_view.segment_panel.title.text()
+    visible += window.statusBar().currentMessage() + window.windowTitle()
+    assert "ROE" not in visible and "RICHARD" not in visible
+    window.anonymise_action.setChecked(False)
+    assert "ROE_RICHARD_seg.dcm" in window.volume_view.segment_panel.title.text()
+
+
+def test_an_overlays_warnings_leave_with_its_volume(qtbot, window: MainWindow, study: Path):
+    window.open_paths([study])
+    idle(qtbot, window)
+    window.series_chooser.choose(1)
+    idle(qtbot, window)
+    assert [m for m in window.message_bar.messages if "overlap" in m]
+    window.open_paths([pydicom_file("MR_small.dcm")])
+    idle(qtbot, window)
+    assert not [m for m in window.message_bar.messages if "overlap" in m]
