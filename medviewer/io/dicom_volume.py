@@ -28,7 +28,7 @@ from medviewer.io.memory_guard import refuse_if_too_large
 
 DETECTOR_NOTE = "pixel size at the detector (Imager Pixel Spacing), not corrected for magnification"
 NO_PIXEL_SIZE_NOTE = "the file gives no pixel size: distances are in pixels"
-ULTRASOUND_NOTE = "pixel size from the ultrasound calibration, valid inside the imaged region only"
+ULTRASOUND_NOTE = "ultrasound calibration: valid in the imaged region only"
 #: PhysicalUnitsX/YDirection code for centimetres (PS3.3 C.8.5.5.1.15).
 CENTIMETRES = 3
 #: Patient direction letters (PS3.3 C.7.6.1.1.1), for checking PatientOrientation.
