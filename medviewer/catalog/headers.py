@@ -15,6 +15,7 @@ import pydicom
 from pydicom.errors import InvalidDicomError
 from pydicom.multival import MultiValue
 
+from medviewer.io.dicom_kind import file_kind
 from medviewer.io.dicom_series import IDENTIFYING_KEYWORDS, READ_ERRORS
 
 #: Bytes read per file: headers of ordinary images end well before this; a longer header is read whole.
@@ -38,6 +39,16 @@ _CATALOG_KEYWORDS = (
     "ImageOrientationPatient",
     "PixelSpacing",
     "SliceThickness",
+    # what ``medviewer.io.dicom_kind.file_kind`` decides the object is from
+    "NumberOfFrames",
+    "PhotometricInterpretation",
+    "ImagePositionPatient",
+    "FrameTime",
+    "FrameTimeVector",
+    "CineRate",
+    "RecommendedDisplayFrameRate",
+    "SharedFunctionalGroupsSequence",
+    "PerFrameFunctionalGroupsSequence",
 )
 TAGS = [*_CATALOG_KEYWORDS, *IDENTIFYING_KEYWORDS]
 
@@ -65,6 +76,8 @@ class Header:
     cols: int | None
     orientation: str
     spacing: str
+    #: What the object is, as the window decides it (a ``DicomKind`` value).
+    kind: str
     #: Every identifying value in the header, for the log filter.
     identifiers: tuple[str, ...]
 
@@ -147,6 +160,7 @@ def _header(ds: pydicom.Dataset) -> Header:
         cols=_number(values, "Columns"),
         orientation=_numbers(values, "ImageOrientationPatient"),
         spacing=f"{spacing}\\{thickness}" if spacing and thickness else spacing,
+        kind=file_kind(ds).value,
         identifiers=identifiers,
     )
 

@@ -110,8 +110,15 @@ _V2 = """
 ALTER TABLE ai_results ADD COLUMN result_file TEXT NOT NULL DEFAULT ''
 """
 
+#: Version 3: a series records what it is (``medviewer.io.dicom_kind``: volume, image, cine, segmentation,
+#: structured report, ...), decided at import as the window decides it. Older rows have none ('') until
+#: their files are imported again.
+_V3 = """
+ALTER TABLE series ADD COLUMN kind TEXT NOT NULL DEFAULT ''
+"""
+
 #: Schema changes in order; entry i moves a catalog from user_version i to i + 1. Append, never edit.
-MIGRATIONS: tuple[str, ...] = (_V1, _V2)
+MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3)
 
 
 def catalog_path() -> Path:

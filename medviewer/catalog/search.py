@@ -26,6 +26,8 @@ class SeriesHit:
     instance_count: int
     #: Instances whose file ``check_missing`` found gone (they still count in ``instance_count``).
     missing: int
+    #: What the series is (``DicomKind`` value: volume, image, cine, segmentation, ...); '' if not yet known.
+    kind: str = ""
 
 
 def _like(text: str) -> str:
@@ -78,7 +80,7 @@ def search_query(
     sql = (
         "SELECT p.patient_id, p.name, st.study_uid, st.study_date, st.accession, st.description, se.series_uid,"
         " se.modality, se.description, se.series_number, se.instance_count,"
-        " (SELECT count(*) FROM instances i WHERE i.series_ref = se.id AND i.missing = 1)"
+        " (SELECT count(*) FROM instances i WHERE i.series_ref = se.id AND i.missing = 1), se.kind"
         " FROM patients p JOIN studies st ON st.patient_ref = p.id JOIN series se ON se.study_ref = st.id"
         + (" WHERE " + " AND ".join(where) if where else "")
         + " ORDER BY p.name, p.patient_id, st.study_date, st.study_uid, se.series_number, se.series_uid"
@@ -139,6 +141,7 @@ def tree(conn: sqlite3.Connection) -> list[dict]:
                 "number": hit.series_number,
                 "description": hit.series_description,
                 "instances": hit.instance_count,
+                "kind": hit.kind,
                 "missing": hit.missing,
             }
         )

@@ -74,10 +74,10 @@ _STUDY_UPSERT = (
 )
 _SERIES_UPSERT = (
     "INSERT INTO series (study_ref, series_uid, modality, description, series_number, rows, cols, orientation,"
-    " spacing) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (series_uid) DO UPDATE SET"
+    " spacing, kind) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (series_uid) DO UPDATE SET"
     " study_ref = excluded.study_ref, modality = excluded.modality, description = excluded.description,"
     " series_number = excluded.series_number, rows = excluded.rows, cols = excluded.cols,"
-    " orientation = excluded.orientation, spacing = excluded.spacing"
+    " orientation = excluded.orientation, spacing = excluded.spacing, kind = excluded.kind"
 )
 _INSTANCE_UPSERT = (
     "INSERT INTO instances (series_ref, path, source_path, sop_uid, instance_number, size, mtime_ns)"
@@ -214,6 +214,7 @@ class _Batch:
                     h.cols,
                     h.orientation,
                     h.spacing,
+                    h.kind,
                 ),
             )
             self._series[h.series_uid] = self.conn.execute(

@@ -70,6 +70,16 @@ class PanelEntry:
     missing: bool = False
 
 
+def series_details(hit: SeriesHit) -> str:
+    """What a series row says it holds: images, a cine, or the object it is (a segmentation, a report)."""
+    count = hit.instance_count
+    if hit.kind in ("", "volume", "image", "colour image"):
+        return f"{count} image(s)"
+    if hit.kind == "cine":
+        return f"cine ({count} file(s))" if count > 1 else "cine"
+    return hit.kind if count == 1 else f"{count} × {hit.kind}"
+
+
 def dicom_date(value: str) -> str:
     return f"{value[:4]}-{value[4:6]}-{value[6:8]}" if len(value) == 8 and value.isdigit() else value
 
@@ -253,7 +263,7 @@ class PatientPanel(QWidget):
                 study.setToolTip(0, f"Accession {hit.accession}" if hit.accession and not self.anonymised else "")
                 studies[hit.study_uid] = study
             label = f"{hit.modality} {hit.series_description}".strip() or "Series"
-            details = f"{hit.instance_count} image(s)"
+            details = series_details(hit)
             missing = hit.missing >= hit.instance_count > 0
             if hit.missing:
                 details += f", {hit.missing} missing"

@@ -220,3 +220,15 @@ def test_an_overlays_warnings_leave_with_its_volume(qtbot, window: MainWindow, s
     window.open_paths([pydicom_file("MR_small.dcm")])
     idle(qtbot, window)
     assert not [m for m in window.message_bar.messages if "overlap" in m]
+
+
+def test_patient_panel_rows_say_what_each_series_is(qtbot, window: MainWindow, study: Path):
+    shutil.copy(pydicom_file("test-SR.dcm"), study / "report.dcm")
+    window.import_paths([study])
+    idle(qtbot, window)
+    panel = window.patient_panel
+    details = {e.series_uid: panel.item_for(e.key).text(1) for e in panel.entries() if e.kind == "series"}
+    seg_uid = pydicom.dcmread(SEG, stop_before_pixels=True).SeriesInstanceUID
+    sr_uid = pydicom.dcmread(study / "report.dcm", stop_before_pixels=True).SeriesInstanceUID
+    assert details[seg_uid] == "segmentation" and details[sr_uid] == "structured report"
+    assert "4 image(s)" in details.values()  # the CT
