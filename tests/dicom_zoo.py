@@ -97,6 +97,14 @@ def sweep_file(path: Path, scratch: Path) -> ZooRow:
     return ZooRow(path, shown_as, "shown", reference, "" if equal is None else "equal" if equal else "differ")
 
 
+def pydicom_dataset(path: Path) -> pydicom.Dataset:
+    """pydicom's own read of a file, forced for files without a preamble as medviewer reads them."""
+    ds = pydicom.dcmread(path, force=True)
+    if "TransferSyntaxUID" not in ds.file_meta:  # no file meta: the encoding pydicom detected, as medviewer does
+        ds.file_meta.TransferSyntaxUID = ImplicitVRLittleEndian if ds.original_encoding[0] else ExplicitVRLittleEndian
+    return ds
+
+
 def _compare_with_pydicom(path: Path, volume: Volume) -> tuple[str, bool | None]:
     """Whether the displayed values equal pydicom's (modality LUT, then VOI LUT; colour through its LUTs).
 
@@ -104,9 +112,7 @@ def _compare_with_pydicom(path: Path, volume: Volume) -> tuple[str, bool | None]
     so values are compared as sorted sets when the arrays' shapes differ by that; a Siemens mosaic is
     compared with nibabel in its own test, not here.
     """
-    ds = pydicom.dcmread(path, force=True)  # files without a preamble are read as medviewer reads them
-    if "TransferSyntaxUID" not in ds.file_meta:  # no file meta: the encoding pydicom detected, as medviewer does
-        ds.file_meta.TransferSyntaxUID = ImplicitVRLittleEndian if ds.original_encoding[0] else ExplicitVRLittleEndian
+    ds = pydicom_dataset(path)
     if "DirectoryRecordSequence" in ds:
         return "a DICOMDIR: the largest series of its file set opened (compared as its own files)", None
     if is_mosaic(ds) and volume.shape[0] > 1:
