@@ -191,37 +191,44 @@ def test_patch_input_feeds_every_saliency_method(redness: LoadedModel, cmu: Slid
 
 
 class Sleepy(torch.nn.Module):
-    """Takes ``seconds`` per batch without using the CPU, as a model on a GPU does, then answers as ``inner``."""
+    """Takes ``seconds`` per batch without using the CPU, as a model on a GPU does, then answers as ``inner``;
+    notes when each batch's computing began and ended."""
 
     def __init__(self, inner: torch.nn.Module, seconds: float) -> None:
         super().__init__()
         self.inner, self.seconds = inner, seconds
+        self.busy: list[tuple[float, float]] = []
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        started = time.perf_counter()
         time.sleep(self.seconds)
+        self.busy.append((started, time.perf_counter()))
         return self.inner(x)
 
 
 def test_reading_overlaps_the_models_work(redness: LoadedModel, cmu: Slide, monkeypatch: pytest.MonkeyPatch):
-    """Reading a batch and computing one take 60 ms each; run one after the other, 8 batches take about
-    960 ms, overlapped about 540 ms. Sleeps stand in for both so the test does not depend on free cores."""
+    """Reading a batch and computing one take 60 ms each (sleeps stand in for both). While the model computes
+    a batch, the next is being read: patches are read during most of the model's batches. Checked on when
+    each read happened, not on the total time, which a loaded 2-core machine stretches (the benchmark
+    ``tests.benchmarks.inference`` measures the time)."""
     grid = patch_grid(cmu, redness.package.spec, region=(700.0, 1000.0, 1000.0, 1500.0))
     cells = len(grid.tissue_cells())
     batch_size = -(-cells // 8)
     real_read = Slide.read_region
+    reads: list[float] = []
 
     def slow_read(self: Slide, *args: object) -> np.ndarray:
         time.sleep(0.06 / batch_size)
+        reads.append(time.perf_counter())
         return real_read(self, *args)
 
     run_slide(redness, cmu, grid, batch_size=batch_size)  # first runs import MONAI and let TorchScript profile
     monkeypatch.setattr(Slide, "read_region", slow_read)
-    sleepy = dataclasses.replace(redness, module=Sleepy(redness.module, 0.06))
-    started = time.perf_counter()
-    result = run_slide(sleepy, cmu, grid, batch_size=batch_size)
-    elapsed = time.perf_counter() - started
-    serial = 2 * 0.06 * -(-cells // batch_size)
-    assert elapsed < 0.8 * serial, f"{elapsed:.2f} s for {cells} patches; reading did not overlap the model"
+    sleepy = Sleepy(redness.module, 0.06)
+    result = run_slide(dataclasses.replace(redness, module=sleepy), cmu, grid, batch_size=batch_size)
+    batches = len(sleepy.busy)
+    overlapped = sum(any(start < read < end for read in reads) for start, end in sleepy.busy)
+    assert batches >= 8 and overlapped >= batches // 2, f"patches were read during {overlapped} of {batches} batches"
     assert not np.isnan(result.probabilities[grid.tissue]).any()
 
 
