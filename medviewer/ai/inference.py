@@ -235,15 +235,15 @@ class _Run:
                 return self._activate(self._check(raw, len(x)))
         except InferenceError:
             raise
-        except torch.cuda.OutOfMemoryError:
-            pass  # answered below, outside the except block, so the failed batch's tensors can be freed
-        except Exception as exc:  # a model can raise anything; all of it is the model's failure on this input
-            raise InferenceError(
-                model_file(self.loaded),
-                f"the model failed on an input of shape {list(x.shape)} (its metadata says "
-                f"{self.loaded.package.spec.channels} channel(s) of {list(self.loaded.package.spec.shape)}): "
-                f"{_last_line(exc)}",
-            ) from exc
+        except Exception as exc:  # a model can raise anything; all but running out of memory is its failure
+            # out of memory is answered below, outside the except block, so the failed batch's tensors can be freed
+            if not is_out_of_memory(exc):
+                raise InferenceError(
+                    model_file(self.loaded),
+                    f"the model failed on an input of shape {list(x.shape)} (its metadata says "
+                    f"{self.loaded.package.spec.channels} channel(s) of {list(self.loaded.package.spec.shape)}): "
+                    f"{_last_line(exc)}",
+                ) from exc
         torch.cuda.empty_cache()
         return None
 
@@ -300,6 +300,19 @@ class _Run:
             batch_size=batch_size,
             notes=tuple(self.notes),
         )
+
+
+def is_out_of_memory(exc: BaseException) -> bool:
+    """Whether a model ran out of accelerator memory. PyTorch raises ``torch.cuda.OutOfMemoryError`` (an
+    ``torch.OutOfMemoryError`` since 2.5) from eager code, but inside a TorchScript module the same failure
+    arrives as a plain RuntimeError whose message says "CUDA out of memory" (seen on an H200): all three
+    must halve the batch and fall back to the CPU, not end the run."""
+    import torch
+
+    kinds = tuple(kind for kind in (getattr(torch, "OutOfMemoryError", None), torch.cuda.OutOfMemoryError) if kind)
+    if isinstance(exc, kinds):
+        return True
+    return isinstance(exc, RuntimeError) and "out of memory" in str(exc).lower() and "cuda" in str(exc).lower()
 
 
 def _last_line(exc: BaseException) -> str:

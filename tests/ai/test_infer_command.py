@@ -10,6 +10,7 @@ import pytest
 import SimpleITK as sitk
 
 from medviewer.ai import registry
+from medviewer.ai.devices import choose_device
 from medviewer.ai.infer_command import infer_main
 from medviewer.ai.package import read_package
 from medviewer.io import open_volume
@@ -35,7 +36,7 @@ def test_infer_prints_probabilities_identity_and_writes_saliency_in_the_volume_g
     assert code == 0
     report = json.loads(capsys.readouterr().out)
     assert report["model"]["sha256"] == registry.sha256_of(package.weights["torchscript"])
-    assert report["model"]["device"] == "cpu" and report["model"]["diagnostic_use"] is False
+    assert report["model"]["device"] == choose_device() and report["model"]["diagnostic_use"] is False
     assert sum(report["probabilities"].values()) == pytest.approx(1.0, abs=1e-5)
     assert len(report["per_slice"]) == 48
     volume = open_volume(demo_dir / "ct2")

@@ -17,6 +17,7 @@ import pytest
 from PIL import Image
 
 from medviewer.ai import registry, saliency
+from medviewer.ai.devices import choose_device
 from medviewer.ai.infer_command import infer_main
 from medviewer.ai.package import LoadedModel
 from medviewer.ai.slide_run import SlideResult, patch_grid, patch_input, run_slide
@@ -66,7 +67,7 @@ def test_slide_report_is_the_slide_runs_numbers_with_the_models_identity(
     assert report["target"] == "slide" and report["image"] == str(slide_path)
     identity = report["model"]
     assert identity["sha256"] == registry.sha256_of(redness.package.weights["torchscript"])
-    assert (identity["name"], identity["version"], identity["device"]) == ("test model", "1.0", "cpu")
+    assert (identity["name"], identity["version"], identity["device"]) == ("test model", "1.0", choose_device())
     assert identity["precision"] == "float32" and identity["diagnostic_use"] is False
     assert identity["duration_s"] > 0 and identity["notes"] == []
 

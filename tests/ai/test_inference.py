@@ -37,16 +37,29 @@ def ct() -> Volume:
     return Volume(array=array, spacing=(0.5, 0.4, 2.0), origin=(-10.0, 5.0, 30.0), modality="CT")
 
 
-class OutOfMemoryAbove(torch.nn.Module):
-    """Raises CUDA's out-of-memory error for batches larger than ``limit``, as a full GPU would."""
+#: What running out of GPU memory looks like: eager PyTorch's two error types, and the plain RuntimeError that
+#: a TorchScript module raises for the same failure on a real CUDA GPU (seen on an H200).
+OUT_OF_MEMORY_ERRORS = {
+    "cuda.OutOfMemoryError": lambda: torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB"),
+    "OutOfMemoryError": lambda: torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB"),
+    "TorchScript RuntimeError": lambda: RuntimeError(
+        "The following operation failed in the TorchScript interpreter.\nTraceback of TorchScript (most recent "
+        "call last):\nRuntimeError: CUDA out of memory. Tried to allocate 2.00 GiB (GPU 0; 139.72 GiB total "
+        "capacity; 138.90 GiB already allocated)"
+    ),
+}
 
-    def __init__(self, inner: torch.nn.Module, limit: int) -> None:
+
+class OutOfMemoryAbove(torch.nn.Module):
+    """Raises an out-of-memory error for batches larger than ``limit``, as a full GPU would."""
+
+    def __init__(self, inner: torch.nn.Module, limit: int, error: str = "cuda.OutOfMemoryError") -> None:
         super().__init__()
-        self.inner, self.limit = inner, limit
+        self.inner, self.limit, self.error = inner, limit, error
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.shape[0] > self.limit:
-            raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+            raise OUT_OF_MEMORY_ERRORS[self.error]()
         return self.inner(x.cpu())
 
 
@@ -63,7 +76,7 @@ def test_slice_probabilities_match_the_module_and_carry_the_identity(tiny: Loade
     assert reported[-1][1] == "tiny lesion classifier: 5 of 5 slices"
     info = result.info
     assert (info.model_name, info.model_version, info.model_hash) == ("tiny lesion classifier", "0.1.0", tiny.sha256)
-    assert (info.device, info.precision, info.batch_size, info.notes) == ("cpu", "float32", 2, ())
+    assert (info.device, info.precision, info.batch_size, info.notes) == (tiny.device, "float32", 2, ())
     assert info.duration_s > 0
     row = int(np.argmax(result.probabilities.max(axis=1)))
     column = int(np.argmax(result.probabilities[row]))
@@ -85,18 +98,20 @@ def test_cancel_between_batches(tiny: LoadedModel, ct: Volume):
     assert batches == [0.4]  # one batch ran, then the cancel took effect
 
 
-def test_out_of_memory_halves_the_batch_and_says_so(tiny: LoadedModel, ct: Volume):
+@pytest.mark.parametrize("error", sorted(OUT_OF_MEMORY_ERRORS))
+def test_out_of_memory_halves_the_batch_and_says_so(tiny: LoadedModel, ct: Volume, error: str):
     expected = run_slices(tiny, ct, list(range(5)), batch_size=8).probabilities
-    full = dataclasses.replace(tiny, module=OutOfMemoryAbove(tiny.module, limit=2))
+    full = dataclasses.replace(tiny, module=OutOfMemoryAbove(tiny.module, limit=2, error=error))
     result = run_slices(full, ct, list(range(5)), batch_size=8)
     np.testing.assert_allclose(result.probabilities, expected, rtol=1e-6)
     assert result.info.batch_size == 2
     assert result.info.notes == ("CUDA ran out of memory; batch 8 -> 4", "CUDA ran out of memory; batch 4 -> 2")
 
 
-def test_out_of_memory_at_batch_one_moves_to_the_cpu(tiny: LoadedModel, ct: Volume):
+@pytest.mark.parametrize("error", sorted(OUT_OF_MEMORY_ERRORS))
+def test_out_of_memory_at_batch_one_moves_to_the_cpu(tiny: LoadedModel, ct: Volume, error: str):
     # "meta" stands for a GPU here: tensors can be put on it without one, and the model never fits.
-    on_gpu = dataclasses.replace(tiny, module=OutOfMemoryAbove(tiny.module, limit=0), device="meta")
+    on_gpu = dataclasses.replace(tiny, module=OutOfMemoryAbove(tiny.module, limit=0, error=error), device="meta")
     result = run_slices(on_gpu, ct, [0, 1], batch_size=2, precision="float16")
     assert result.info.device == "cpu" and result.info.precision == "float32"
     assert result.info.notes == (
@@ -156,7 +171,7 @@ def test_volume_probabilities_match_the_module(tmp_path: Path, ct: Volume):
     with torch.no_grad():
         direct = torch.sigmoid(loaded.module(torch.from_numpy(volume_input(ct, loaded.package.spec))))[0]
     np.testing.assert_allclose(result.probabilities, direct.numpy(), rtol=1e-5)
-    assert (result.info.batch_size, result.info.device, result.info.model_hash) == (1, "cpu", loaded.sha256)
+    assert (result.info.batch_size, result.info.device, result.info.model_hash) == (1, loaded.device, loaded.sha256)
     with pytest.raises(Cancelled):
         run_volume(loaded, ct, cancelled=lambda: True)
 
