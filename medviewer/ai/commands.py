@@ -49,7 +49,8 @@ def card_facts(package: ModelPackage, hashes: dict[Path, str]) -> str:
     checked rather than written (the window shows the written card rendered beside it)."""
     spec = package.spec
     lines = [
-        f"model         {package.name} {package.version}",
+        f"model         {package.name} {package.version}"
+        + (f" (the metadata has no name: named from its {package.name_from})" if package.name_from else ""),
         f"target        {spec.target}",
         f"classes       {', '.join(spec.classes)} (activation: {spec.activation})",
         f"input         {_input_words(spec)}",

@@ -120,6 +120,9 @@ class ModelPackage:
     metadata: dict[str, Any]
     card: str
     spec: ModelSpec
+    #: Where the name came from when the metadata has no ``name`` (MONAI's schema does not require one):
+    #: "task" or "file name"; "" when the metadata names the model itself.
+    name_from: str = ""
 
 
 @dataclass(frozen=True)
@@ -150,7 +153,8 @@ def _read_bundle(folder: Path) -> ModelPackage:
     except OSError as exc:
         raise ModelPackageError(metadata_file, f"cannot be read ({exc.strerror})") from exc
     fields = _Fields(metadata_file, "", metadata)
-    name, version = fields.text("name"), fields.text("version")
+    name, name_from = _name(fields, folder)
+    version = fields.text("version")
     weights: dict[str, Path] = {}
     for weights_format, relative in BUNDLE_WEIGHTS.items():
         file = folder / relative
@@ -160,7 +164,7 @@ def _read_bundle(folder: Path) -> ModelPackage:
         if found_format != weights_format:
             raise ModelPackageError(file, f"is a {_FORMAT_WORDS[found_format]}, not a {_FORMAT_WORDS[weights_format]}")
         if embedded is not None:
-            _require_same_identity(file, embedded, name, version)
+            _require_same_identity(file, embedded, None if name_from else name, version)
         weights[weights_format] = file
     if not weights:
         raise ModelPackageError(folder, f"has no weights: neither {' nor '.join(BUNDLE_WEIGHTS.values())} exists")
@@ -226,20 +230,35 @@ def _parse_json(file: Path, raw: bytes, where: str) -> dict[str, Any]:
     return value
 
 
-def _require_same_identity(file: Path, embedded: dict[str, Any], name: str, version: str) -> None:
-    """A bundle whose weights were exported from another model version is contradictory metadata."""
+def _require_same_identity(file: Path, embedded: dict[str, Any], name: Any, version: str) -> None:
+    """A bundle whose weights were exported from another model version is contradictory metadata; ``name``
+    is None when the bundle's metadata gives none (it is then named from its task or folder)."""
     for field, expected in (("name", name), ("version", version)):
-        if field in embedded and embedded[field] != expected:
+        if expected is not None and field in embedded and embedded[field] != expected:
             raise ModelPackageError(
                 file,
                 f"its embedded metadata.json has {field} {embedded[field]!r} but {BUNDLE_METADATA} has {expected!r}",
             )
 
 
+def _name(fields: _Fields, source: Path) -> tuple[str, str]:
+    """The model's name and where it came from: ``name``, else MONAI's ``task``, else the bundle folder's
+    or file's name. MONAI's metadata schema does not require ``name``, and model-zoo bundles older than
+    2023 have none; refusing them would refuse bundles that are valid as MONAI defines them."""
+    if fields.get("name") is not None:
+        return fields.text("name"), ""
+    task = fields.text("task", required=False).strip()
+    if task:
+        return task, "task"
+    return (source.name if source.is_dir() else source.stem), "file name"
+
+
 def _package(source: Path, fields: _Fields, weights: dict[str, Path], card: str) -> ModelPackage:
+    name, name_from = _name(fields, source)
     return ModelPackage(
         source=source,
-        name=fields.text("name"),
+        name=name,
+        name_from=name_from,
         version=fields.text("version"),
         description=fields.text("description", required=False),
         intended_use=fields.text("intended_use", required=False),

@@ -11,6 +11,8 @@ from typing import Any
 import pytest
 import torch
 
+from medviewer.ai import registry
+from medviewer.ai.commands import card_summary
 from medviewer.ai.package import (
     ExplainSpec,
     IntensityScale,
@@ -19,7 +21,7 @@ from medviewer.ai.package import (
     read_package,
 )
 from medviewer.core.errors import PathNotFoundError
-from tests.ai.tiny_bundle import CLASSES, METADATA, Exported, TinyNet, metadata_with, write_bundle
+from tests.ai.tiny_bundle import CLASSES, METADATA, Exported, TinyNet, export_tiny, metadata_with, write_bundle
 from tests.conftest import REPO
 
 # torch 2.13 deprecates torch.jit; the tests still write TorchScript because real bundles ship it.
@@ -111,7 +113,7 @@ def test_slide_patch_scale_and_diagnostic_use(exported: Exported, tmp_path: Path
 @pytest.mark.parametrize(
     ("field", "value", "message"),
     [
-        ("name", ..., "name is missing"),
+        ("name", 5, "name is 5, not a non-empty string"),
         ("version", 1, "version is 1, not a non-empty string"),
         ("medviewer", ..., "medviewer is missing"),
         ("medviewer.target", ..., "medviewer.target is missing"),
@@ -301,3 +303,19 @@ def test_folders_that_are_not_bundles_are_refused(exported: Exported, tmp_path: 
         read_package(bundle)
     with pytest.raises(PathNotFoundError):
         read_package(tmp_path / "missing.ts")
+
+
+def test_a_monai_export_without_a_name_is_named_from_its_task_else_its_file(tmp_path: Path):
+    """MONAI's metadata schema does not require ``name`` (model-zoo bundles before 2023 have none): such a
+    file written by ckpt_export loads, named from ``task``, else from its file or folder, and says so."""
+    tasked = export_tiny(tmp_path / "tasked", metadata_with({"name": ..., "task": "Lesion classification"}))
+    package = read_package(tasked.ts)
+    assert (package.name, package.name_from) == ("Lesion classification", "task")
+    hashes = {file: registry.sha256_of(file) for file in package.weights.values()}
+    assert "(the metadata has no name: named from its task)" in card_summary(package, hashes)
+    plain = export_tiny(tmp_path / "plain", metadata_with({"name": ...}))
+    assert (read_package(plain.ts).name, read_package(plain.ts).name_from) == ("model", "file name")
+    bundle = read_package(write_bundle(tmp_path / "chest-xray-classifier", plain, metadata_with({"name": ...})))
+    assert (bundle.name, bundle.name_from) == ("chest-xray-classifier", "file name")
+    registry.approve(bundle.weights["torchscript"], bundle)  # approved as any named model
+    assert registry.is_approved(bundle.weights["torchscript"])

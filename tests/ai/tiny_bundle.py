@@ -71,8 +71,10 @@ class Exported:
     pt2: Path
 
 
-def export_tiny(folder: Path) -> Exported:
-    """Write model.ts with monai.bundle.ckpt_export and model.pt2 with torch.export.save, same metadata."""
+def export_tiny(folder: Path, metadata: dict[str, Any] | None = None) -> Exported:
+    """Write model.ts with monai.bundle.ckpt_export and model.pt2 with torch.export.save, the same metadata
+    (``metadata``, default METADATA) embedded in both."""
+    metadata = METADATA if metadata is None else metadata
     from monai.bundle import ckpt_export
 
     folder.mkdir(parents=True, exist_ok=True)
@@ -80,7 +82,7 @@ def export_tiny(folder: Path) -> Exported:
     net = TinyNet().eval()
     torch.save(net.state_dict(), folder / "model.pt")
     (folder / "inference.json").write_text(json.dumps({"network_def": {"_target_": f"{__name__}.TinyNet"}}))
-    (folder / "metadata.json").write_text(json.dumps(METADATA))
+    (folder / "metadata.json").write_text(json.dumps(metadata))
     ckpt_export(
         net_id="network_def",
         filepath=str(folder / "model.ts"),
@@ -90,7 +92,7 @@ def export_tiny(folder: Path) -> Exported:
     )
     batch = torch.export.Dim("batch")  # batches of any size, as inference runs them
     program = torch.export.export(net, (torch.rand(2, 1, *SHAPE),), dynamic_shapes={"x": {0: batch}})
-    torch.export.save(program, folder / "model.pt2", extra_files={"metadata.json": json.dumps(METADATA)})
+    torch.export.save(program, folder / "model.pt2", extra_files={"metadata.json": json.dumps(metadata)})
     return Exported(net, folder / "model.ts", folder / "model.pt2")
 
 
