@@ -100,6 +100,11 @@ def _orientation(value: Any) -> np.ndarray | None:
     return np.concatenate([row / np.linalg.norm(row), col / np.linalg.norm(col)])
 
 
+def pixel_spacing(ds: Dataset | None, keyword: str) -> tuple[float, float] | None:
+    """(between rows, between columns) in mm from a PixelSpacing-like element; None when absent or unusable."""
+    return _spacing(_numbers(ds, keyword))
+
+
 def _spacing(value: Any) -> tuple[float, float] | None:
     spacing = _vector(value, 2)
     return (float(spacing[0]), float(spacing[1])) if spacing is not None and np.all(spacing > 0) else None
@@ -184,8 +189,7 @@ def _classic_records(dicom_file: DicomFile) -> list[FrameRecord]:
                 frame=frame,
                 position=frame_position,
                 orientation=orientation,
-                pixel_spacing=_spacing(_numbers(header, "PixelSpacing"))
-                or _spacing(_numbers(header, "ImagerPixelSpacing")),
+                pixel_spacing=pixel_spacing(header, "PixelSpacing") or pixel_spacing(header, "ImagerPixelSpacing"),
                 slope=first_number(_numbers(header, "RescaleSlope"), 1.0),
                 intercept=first_number(_numbers(header, "RescaleIntercept"), 0.0),
                 time_key=(*time, float(frame)),
@@ -248,7 +252,7 @@ def _enhanced_records(dicom_file: DicomFile) -> list[FrameRecord]:
                 frame=frame,
                 position=_vector(_numbers(position, "ImagePositionPatient"), 3),
                 orientation=_orientation(_numbers(orientation, "ImageOrientationPatient")),
-                pixel_spacing=_spacing(_numbers(measures, "PixelSpacing")),
+                pixel_spacing=pixel_spacing(measures, "PixelSpacing"),
                 slope=first_number(_numbers(values, "RescaleSlope"), 1.0),
                 intercept=first_number(_numbers(values, "RescaleIntercept"), 0.0),
                 time_key=(

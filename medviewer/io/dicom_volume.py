@@ -15,7 +15,7 @@ from pydicom.dataset import Dataset
 
 from medviewer.core.errors import MedviewerError
 from medviewer.core.volume import Presentation, Volume
-from medviewer.io.dicom_frames import FrameRecord, first_number
+from medviewer.io.dicom_frames import FrameRecord, first_number, pixel_spacing
 from medviewer.io.dicom_geometry import plan_layout
 from medviewer.io.dicom_kind import DicomKind
 from medviewer.io.dicom_mosaic import is_mosaic, read_mosaic
@@ -176,12 +176,8 @@ def _overlays(records: list[FrameRecord]) -> tuple[np.ndarray | None, list[str]]
 def _planar_spacing(header: Dataset) -> tuple[tuple[float, float], bool, str]:
     """(row spacing, column spacing) in mm, whether it is known, and what a reader should be told about it."""
     for keyword, note in (("PixelSpacing", ""), ("ImagerPixelSpacing", DETECTOR_NOTE)):
-        values = header.get(keyword)
-        try:
-            spacing = (float(values[0]), float(values[1])) if values is not None and len(values) == 2 else None
-        except (TypeError, ValueError):
-            spacing = None
-        if spacing is not None and all(np.isfinite(spacing)) and min(spacing) > 0:
+        spacing = pixel_spacing(header, keyword)
+        if spacing is not None:
             return spacing, True, note
     return _ultrasound_spacing(header)
 
