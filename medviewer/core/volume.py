@@ -63,6 +63,13 @@ class VoiTransform:
     function: str = "LINEAR"
     explanation: str = ""
 
+    def lut_window(self) -> tuple[float, float] | None:
+        """(width, centre) spanning the table's output, where an image with a VOI LUT opens; None without one."""
+        if self.lut is None:
+            return None
+        low, high = float(self.lut.min()), float(self.lut.max())
+        return max(high - low, 1.0), (high + low) / 2
+
 
 @dataclass
 class Volume:
@@ -174,8 +181,7 @@ class Volume:
         if self.window is not None:
             return self.window
         if self.voi.lut is not None:
-            low, high = float(self.voi.lut.min()), float(self.voi.lut.max())
-            return max(high - low, 1.0), (high + low) / 2
+            return self.voi.lut_window()
         if self.modality in MODALITY_WINDOWS:
             return MODALITY_WINDOWS[self.modality]
         sample = self.array[:: max(1, self.shape[0] // 16), ::4, ::4]

@@ -143,10 +143,7 @@ def _series_image(path: Path) -> np.ndarray:
     voi, _ = voi_transform(header)
     values = apply_voi_lut(shrink_to_fit(pixels.array[0], ICON_SIZE), voi)
     # the volume reader's own rule for the window, so the thumbnail and the opened series agree
-    if voi.lut is not None:
-        width, centre = float(np.ptp(voi.lut)) or 1.0, (float(voi.lut.max()) + float(voi.lut.min())) / 2
-    else:
-        width, centre = frame_window(record) or percentile_window(values, ROBUST_PERCENTILES)
+    width, centre = voi.lut_window() or frame_window(record) or percentile_window(values, ROBUST_PERCENTILES)
     return apply_window(values, width, centre, inverted(header), voi.function)
 
 
