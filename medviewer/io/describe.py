@@ -6,13 +6,13 @@ import dataclasses
 from pathlib import Path
 from typing import Any
 
-from medviewer.core.errors import MedviewerError
 from medviewer.core.volume import Presentation
-from medviewer.io.dicom_series import DicomFile
-from medviewer.io.dicom_sr import render_sr
+from medviewer.io.dicom_kind import DicomKind
+from medviewer.io.dicom_sr import read_sr, render_sr
 from medviewer.io.dicom_stacks import SeriesInfo
+from medviewer.io.label_maps import referenced_series
 from medviewer.io.nifti import is_nifti
-from medviewer.io.open_path import ImageKind, classify, list_series, open_slide, open_volume
+from medviewer.io.open_path import ImageKind, classify, dicom_kind_of, list_series, open_slide, open_volume
 
 
 def describe(path: str | Path) -> dict[str, Any]:
@@ -78,13 +78,11 @@ def _stack(info: SeriesInfo) -> dict[str, Any]:
 
 def _derived(path: Path) -> dict[str, Any] | None:
     """A report's content tree, or what a segmentation or structure set was drawn on; None for images."""
-    from medviewer.io.preview import DerivedObject, OpenedReport, open_for_viewing
-
     if path.is_dir() or is_nifti(path):
         return None
-    opened = open_for_viewing(path) if _is_dicom_object(path) else None
-    if isinstance(opened, OpenedReport):
-        document = opened.document
+    kind = dicom_kind_of(path)
+    if kind is DicomKind.STRUCTURED_REPORT:
+        document = read_sr(path)
         return {
             "kind": "structured report",
             "path": str(path),
@@ -93,14 +91,6 @@ def _derived(path: Path) -> dict[str, Any] | None:
             "template": document.template,
             "report": render_sr(document),
         }
-    if isinstance(opened, DerivedObject):
-        return {"kind": opened.kind.value, "path": str(path), "referenced_series": list(opened.referenced_series)}
+    if kind in (DicomKind.SEGMENTATION, DicomKind.RT_STRUCTURE_SET):
+        return {"kind": kind.value, "path": str(path), "referenced_series": referenced_series(path)}
     return None
-
-
-def _is_dicom_object(path: Path) -> bool:
-    """Whether the file is a DICOM object that is not an image (a report, segmentation, structure set)."""
-    try:
-        return not DicomFile.read(path).kind.shows_pixels
-    except MedviewerError:
-        return False

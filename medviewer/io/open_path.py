@@ -69,6 +69,16 @@ NOT_PIXELS_REASONS = {
 }
 
 
+def dicom_kind_of(path: Path) -> DicomKind | None:
+    """The kind of a single DICOM file, from its header; None when it is not one (the readers say why)."""
+    if not (has_dicom_preamble(path) or path.suffix.lower() in (".dcm", ".dicom", ".ima", "")):
+        return None
+    try:
+        return DicomFile.read(path).kind
+    except MedviewerError:
+        return None
+
+
 def _scan_path(path: Path) -> ScanResult:
     """The images in a folder, or the one in a file, which must then be a DICOM image (else the error says why)."""
     if path.is_dir():

@@ -11,15 +11,13 @@ from pathlib import Path
 import numpy as np
 
 from medviewer.core.display import display_frame, shrink_to_fit
-from medviewer.core.errors import MedviewerError
 from medviewer.core.volume import Volume
 from medviewer.io.dicom_kind import PIXEL_KINDS, DicomKind
-from medviewer.io.dicom_series import DicomFile, has_dicom_preamble
 from medviewer.io.dicom_sr import SrDocument, read_sr
 from medviewer.io.dicom_stacks import SeriesInfo
 from medviewer.io.label_maps import referenced_series
 from medviewer.io.nifti import is_nifti
-from medviewer.io.open_path import list_series_files, open_path, open_volume_files
+from medviewer.io.open_path import dicom_kind_of, list_series_files, open_path, open_volume_files
 from medviewer.io.slide import SLIDE_SUFFIXES, Slide
 
 SLIDE_OVERVIEW_SIZE = 2048
@@ -66,7 +64,7 @@ def open_for_viewing(path: str | Path) -> OpenedImage | OpenedReport | DerivedOb
     report as its content tree, or a SEG or RT structure set with the series it needs underneath."""
     path = Path(path)
     if path.is_file() and not is_nifti(path) and not path.name.lower().endswith(SLIDE_SUFFIXES):
-        kind = _single_file_kind(path)
+        kind = dicom_kind_of(path)
         if kind is DicomKind.STRUCTURED_REPORT:
             return OpenedReport(path, read_sr(path))
         if kind in (DicomKind.SEGMENTATION, DicomKind.RT_STRUCTURE_SET):
@@ -79,19 +77,9 @@ def catalog_series_for_viewing(
 ) -> OpenedImage | OpenedReport | DerivedObject | list[SeriesInfo]:
     """A catalog series read for what it is: its images, the report or segmentation it holds, or, for a
     series of several such objects, the list of them for a person to choose from."""
-    if _single_file_kind(files[0]) not in (None, *PIXEL_KINDS):
+    if dicom_kind_of(files[0]) not in (None, *PIXEL_KINDS):
         return open_for_viewing(files[0]) if len(files) == 1 else list_series_files(files)
     return series_with_preview(files, series_uid)
-
-
-def _single_file_kind(path: Path) -> DicomKind | None:
-    """The kind of a DICOM file, or None when it is not one (the image readers then say why)."""
-    if not (has_dicom_preamble(path) or path.suffix.lower() in (".dcm", ".dicom", ".ima", "")):
-        return None
-    try:
-        return DicomFile.read(path).kind
-    except MedviewerError:
-        return None
 
 
 def open_with_preview(path: str | Path) -> OpenedImage:
