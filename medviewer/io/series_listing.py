@@ -41,12 +41,11 @@ class SeriesListing:
 
 def listing_with_icons(path: Path, cache: ThumbnailCache | None = None) -> SeriesListing:
     """The series under ``path``, each image stack with a thumbnail; from headers and one file per stack."""
-    series = list_series(path)
+    listing = SeriesListing(Path(path), list_series(path))
     cache = cache or ThumbnailCache()
-    icons = {}
-    for info in [info for info in series if DicomKind(info.kind).shows_pixels][:MAX_ICONS]:
+    for info in listing.images[:MAX_ICONS]:
         try:
-            icons[info.key] = cache.series_thumbnail(info.files)
+            listing.icons[info.key] = cache.series_thumbnail(info.files)
         except MedviewerError:
             continue  # the list still names the stack; opening it reports what is wrong
-    return SeriesListing(Path(path), series, icons)
+    return listing

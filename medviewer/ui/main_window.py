@@ -117,10 +117,10 @@ class ReportRequest:
 
 @dataclass(frozen=True)
 class ListRequest:
-    """A folder or DICOMDIR being listed before anything is opened, so a person can choose a series."""
+    """A folder or DICOMDIR being listed before anything is opened, so a person can choose a series (only
+    for the image to be shown: one opened in the background takes its largest series, as before)."""
 
     path: Path
-    activate: bool
 
 
 @dataclass(frozen=True)
@@ -484,7 +484,7 @@ class MainWindow(QMainWindow):
             self.statusBar().showMessage(f"Opening {self._file_label(path)}…")
             activate = not activate_first_only or i == 0
             if activate and (path.is_dir() or path.name.upper() == "DICOMDIR"):
-                self.loader.submit(path, ListRequest(path, activate), lambda p=path: listing_with_icons(p))
+                self.loader.submit(path, ListRequest(path), lambda p=path: listing_with_icons(p))
             else:
                 self.loader.open(path, OpenRequest(str(path.absolute()), path, activate=activate))
 
@@ -494,7 +494,7 @@ class MainWindow(QMainWindow):
         self._listing = listing
         if not listing.needs_choice:
             if listing.images:
-                self.loader.open(path, OpenRequest(str(path.absolute()), path, activate=request.activate))
+                self.loader.open(path, OpenRequest(str(path.absolute()), path, activate=True))
             else:
                 self._open_object(path, listing.series[0])
             return
@@ -630,7 +630,7 @@ class MainWindow(QMainWindow):
             self._show_report(opened)
             return
         if isinstance(opened, list):  # a catalog series of several reports or segmentations: choose one
-            self._on_listed(ListRequest(request.path, True), SeriesListing(request.path, opened))
+            self._on_listed(ListRequest(request.path), SeriesListing(request.path, opened))
             return
         if isinstance(opened, DerivedObject):
             self._place_derived(opened)
