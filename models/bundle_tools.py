@@ -4,12 +4,18 @@ networks are, the Grad-CAM their checks use, and writing, checking and approving
 So the demo bundles are all made one way: TorchScript with ``metadata.json`` in its extra files (as MONAI's
 ``ckpt_export`` writes it), a torch.export ``.pt2`` with a dynamic batch dimension, and the weights files'
 SHA-256 in ``resources/approved_models.json``.
+
+Both also carry the out-of-distribution guard's reference (``medviewer.training``, read by
+``medviewer.ai.ood``): ``item_features`` pools the trained network's ``forward_features`` over training and
+held-out items exactly as a run does, ``training_reference`` makes the block, and ``flag_rates`` says how
+often the guard flags a set of items, for the model card.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 import warnings
 from collections.abc import Callable
@@ -125,20 +131,32 @@ def accuracy(net: nn.Module, x: np.ndarray, y: np.ndarray) -> dict[str, float]:
     }
 
 
+#: What changed in each demo model release, newest first (MONAI's ``changelog``).
+CHANGELOG = {
+    "1.1.0": "the out-of-distribution guard's reference (medviewer.training); same network and weights",
+    "1.0.0": "first demo release",
+}
+
+
 def metadata_header(name: str, version: str) -> dict[str, Any]:
     """The MONAI bundle metadata fields every demo model fills the same way, in MONAI's order."""
     import monai
 
+    changelog = {release: words for release, words in CHANGELOG.items() if _release(release) <= _release(version)}
     return {
         "schema": "https://github.com/Project-MONAI/MONAI-extra-test-data/releases/download/0.8.1/meta_schema_20220324.json",
         "name": name,
         "version": version,
-        "changelog": {version: "first demo release"},
+        "changelog": changelog or {version: "first demo release"},
         "monai_version": monai.__version__,
         "pytorch_version": torch.__version__.split("+")[0],
         "numpy_version": np.__version__,
         "required_packages_version": {},
     }
+
+
+def _release(version: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in version.split("."))
 
 
 def class_probabilities_output(classes: tuple[str, ...]) -> dict[str, Any]:
@@ -159,7 +177,7 @@ def class_probabilities_output(classes: tuple[str, ...]) -> dict[str, Any]:
 
 def export(net: nn.Module, meta: dict[str, Any], bundle: Path, example: torch.Tensor) -> dict[str, Path]:
     """``bundle``/configs/metadata.json, models/model.ts and models/model.pt2 from the trained ``net``."""
-    text = json.dumps(meta, indent=2) + "\n"
+    text = metadata_text(meta)
     (bundle / "configs").mkdir(parents=True, exist_ok=True)
     (bundle / "models").mkdir(parents=True, exist_ok=True)
     (bundle / "configs" / "metadata.json").write_text(text, encoding="utf-8")
@@ -170,6 +188,15 @@ def export(net: nn.Module, meta: dict[str, Any], bundle: Path, example: torch.Te
     program = torch.export.export(net, (example,), dynamic_shapes={"x": {0: torch.export.Dim("batch")}})
     torch.export.save(program, pt2, extra_files={"metadata.json": text})
     return {"torchscript": ts, "export": pt2}
+
+
+def metadata_text(meta: dict[str, Any]) -> str:
+    """The metadata as JSON indented by two, with lists of numbers kept on one line: the guard's covariance
+    is a row per line rather than one number per line."""
+    text = json.dumps(meta, indent=2)
+    # json.dumps breaks a list over lines only outside strings, and a JSON string never holds a raw newline
+    lists = r"\[\n\s*([-+0-9.eE,\s]+?)\n\s*\]"
+    return re.sub(lists, lambda m: "[" + " ".join(m.group(1).split()) + "]", text) + "\n"
 
 
 def check_exports(net: nn.Module, bundle: Path, files: dict[str, Path], spec: object, x: torch.Tensor) -> None:
@@ -242,3 +269,75 @@ def publish(
     for entry in approvals:
         print(f"  {entry['file_name']}: {file_sizes(files)[entry['file_name']]} bytes, SHA-256 {entry['sha256']}")
     return files, approvals
+
+
+# The out-of-distribution guard's reference ----------------------------------------------------------------
+
+
+def item_features(net: nn.Module, x: np.ndarray, batch: int = 128) -> tuple[np.ndarray, np.ndarray]:
+    """Per item of a prepared batch ``x``: the pooled ``forward_features`` output (``ood.pool_features``, as
+    a run pools it) and the input's percentiles per channel (``ood.item_percentiles``)."""
+    from medviewer.ai.ood import item_percentiles, pool_features
+
+    pooled, percentiles = [], []
+    with torch.no_grad():
+        for first in range(0, len(x), batch):
+            part = x[first : first + batch]
+            pooled.append(pool_features(net.forward_features(torch.from_numpy(part))))
+            percentiles.append(item_percentiles(part))
+    return np.concatenate(pooled), np.concatenate(percentiles)
+
+
+def training_reference(
+    training: tuple[np.ndarray, np.ndarray], held_out: tuple[np.ndarray, np.ndarray], facts: dict[str, Any]
+) -> dict[str, Any]:
+    """The ``medviewer.training`` block: the image ``facts`` (modality, body_part, spacing_mm, mpp), the
+    intensity ranges of the training items, and the feature Gaussian of the training items with its
+    threshold from the held-out items (``training`` and ``held_out`` as ``item_features`` gives them)."""
+    from medviewer.ai.ood import feature_block, intensity_block
+
+    return {
+        **facts,
+        "intensity_percentiles": intensity_block(training[1]),
+        "features": feature_block(training[0], held_out[0]),
+    }
+
+
+def flag_rates(block: dict[str, Any], items: tuple[np.ndarray, np.ndarray]) -> dict[str, float]:
+    """How often the guard with reference ``block`` flags ``items`` (``item_features``): by the feature
+    score, by intensity, by either; and the count."""
+    from medviewer.ai.ood import distances, intensity_outside, read_reference
+
+    reference = read_reference({"medviewer": {"training": block}}, items[1].shape[2])
+    assert reference is not None
+    feature = distances(reference, items[0]) > reference.threshold
+    intensity = intensity_outside(reference, items[1])
+    return {
+        "feature": float(feature.mean()),
+        "intensity": float(intensity.mean()),
+        "combined": float((feature | intensity).mean()),
+        "count": len(feature),
+    }
+
+
+def report_rates(report: Any) -> dict[str, Any]:
+    """The same figures from a run's ``OodReport`` (``medviewer.ai.ood``), with its image-level reasons."""
+    scored = ~np.isnan(report.scores)
+    count = int(scored.sum())
+    return {
+        "feature": float(report.feature_flagged[scored].mean()) if count else float("nan"),
+        "intensity": float(report.intensity_flagged[scored].mean()) if count else float("nan"),
+        "combined": float(report.flagged[scored].mean()) if count else float("nan"),
+        "count": count,
+        "reasons": list(report.image_reasons),
+        "checked": report.checked,
+    }
+
+
+def rates_row(name: str, rates: dict[str, Any]) -> str:
+    """One row of the model card's flag-rate table."""
+    reasons = "; ".join(rates.get("reasons", [])) or "none"
+    return (
+        f"| {name} | {rates['count']} | {rates['feature']:.1%} | {rates['intensity']:.1%} | "
+        f"{reasons} | {rates['combined']:.1%} |\n"
+    )

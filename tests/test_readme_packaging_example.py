@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from medviewer.ai.ood import NOT_AVAILABLE
 from medviewer.cli import main
 from tests.conftest import REPO
 
@@ -50,6 +51,8 @@ def test_the_readme_example_packages_densenet121_and_medviewer_runs_it(
     assert main(infer[1:]) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["model"]["name"] == "chest-ct-nodule-slice"
-    assert set(report["probabilities"]) == {"normal", "nodule"}
-    assert sum(report["probabilities"].values()) == pytest.approx(1.0, abs=1e-5)
-    assert report["best"]["slice"] == 60
+    [row] = report["per_slice"]
+    assert (row["slice"], row["index"], report["summary"]["slice"]) == (60, 59, 60)  # 1-based, as the window counts
+    assert set(row["probabilities"]) == {"normal", "nodule"}
+    assert sum(row["probabilities"].values()) == pytest.approx(1.0, abs=1e-5)
+    assert report["ood"]["checked"] is False and report["ood"]["why_not"] == NOT_AVAILABLE

@@ -3,6 +3,8 @@
 Approval is a person's decision about code that will run on their machine, so ``add`` shows the card and
 the SHA-256 of every weights file and asks before it writes anything; ``--yes`` is for scripts that have
 checked the hashes themselves. Nothing here imports torch: the package is read and hashed as plain files.
+``list`` names each model ``name@version``, the form ``--model`` of ``medviewer infer`` and ``evaluate`` takes
+(``medviewer.ai.model_lookup``), and says where a user's approval was made from when that is known.
 """
 
 from __future__ import annotations
@@ -78,6 +80,8 @@ def _add(path: Path, assume_yes: bool) -> int:
     print(card_summary(package, hashes))
     approved = {entry.sha256 for entry in registry.entries()}
     if all(digest in approved for digest in hashes.values()):
+        for file, digest in hashes.items():  # records where it lies if the approval did not (see approve)
+            registry.approve(file, package, shown_sha256=digest)
         print(f"{package.name} {package.version} is already approved")
         return 0
     if not (assume_yes or _ask("Approve this model? [y/N] ")):
@@ -96,7 +100,8 @@ def _list(as_json: bool) -> int:
         return 0
     for entry in entries:
         origin = "built in" if entry.builtin else f"approved {entry.approved_at}"
-        print(f"{entry.name} {entry.version}  {entry.file_name}  {entry.sha256}  ({origin})")
+        where = f"  from {entry.source}" if entry.source else ""
+        print(f"{entry.name}@{entry.version}  {entry.file_name}  {entry.sha256}  ({origin}){where}")
     if not entries:
         print("no approved models; add one with 'medviewer models add PATH'")
     return 0

@@ -3,6 +3,11 @@
 The labels file is CSV with ``path,label`` (paths relative to the CSV's folder; ``label`` a class name
 of the model). Slice models read single-slice DICOM or NIfTI files, patch models PNG patches, through
 the same preprocessing the window uses, so the figures describe what the window will show.
+
+``--model`` is a package path or an approved model's ``name[@version]`` (``model_lookup.resolve_model``).
+``--precision float16`` runs under CUDA autocast; elsewhere the run is float32. The report says the device
+and precision the figures were measured at, and what went differently from what was asked (float32 for
+float16, a smaller batch or the CPU after CUDA ran out of memory), as a run in the window does.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from medviewer.ai.inference import PRECISIONS, Precision, RunInfo
 from medviewer.ai.metrics import Evaluation, evaluate_probabilities, write_reliability_plot
 from medviewer.ai.package import ModelPackage, read_package
 from medviewer.core.errors import MedviewerError, UnsupportedFileError
@@ -25,30 +31,57 @@ BATCH = 32
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="medviewer evaluate", description="Measure a model on labelled images.")
-    parser.add_argument("--model", required=True, type=Path, help="model bundle folder, .ts or .pt2 file")
+    parser.add_argument(
+        "--model",
+        required=True,
+        metavar="MODEL",
+        help="model bundle folder, .ts or .pt2 file, or an approved model's name or name@version "
+        "(as 'medviewer models list' shows it)",
+    )
     parser.add_argument("--labels", required=True, type=Path, help="CSV with columns path,label")
     parser.add_argument("--plot", type=Path, help="reliability plot PNG (default: beside the labels file)")
+    parser.add_argument(
+        "--precision",
+        choices=PRECISIONS,
+        default="float32",
+        help="float16 runs only on CUDA (elsewhere the run is float32 and says so); default float32",
+    )
     parser.add_argument("--json", action="store_true", help="print JSON")
     return parser
 
 
 def evaluate_main(argv: Sequence[str]) -> int:
+    from medviewer.ai.model_lookup import resolve_model
+
     args = _parser().parse_args(list(argv))
     try:
-        package = read_package(args.model)
+        package = read_package(resolve_model(args.model))
         rows = read_labels(args.labels, package)
-        evaluation = evaluate_model(package, rows)
+        evaluation, info = evaluate_model(package, rows, precision=args.precision)
     except MedviewerError as exc:
         print(f"medviewer evaluate: {exc}", file=sys.stderr)
         return 1
     plot = args.plot or args.labels.with_name(f"{args.labels.stem}_reliability.png")
     write_reliability_plot(evaluation, plot)
     if args.json:
-        print(json.dumps({**evaluation.as_dict(), "reliability_plot": str(plot), "model": package.name}, indent=2))
+        print(json.dumps({**evaluation.as_dict(), "reliability_plot": str(plot), **run_fields(info)}, indent=2))
     else:
-        print(summary(evaluation, package))
+        print(summary(evaluation, package, info))
         print(f"reliability plot: {plot}")
     return 0
+
+
+def run_fields(info: RunInfo) -> dict:
+    """What produced the figures, for the JSON report: ``model`` (its name, as before), its version and
+    SHA-256, and the device, precision and notes of the run."""
+    return {
+        "model": info.model_name,
+        "model_version": info.model_version,
+        "model_sha256": info.model_hash,
+        "device": info.device,
+        "precision": info.precision,
+        "notes": list(info.notes),
+    }
 
 
 def read_labels(path: Path, package: ModelPackage) -> list[tuple[Path, int]]:
@@ -75,22 +108,30 @@ def read_labels(path: Path, package: ModelPackage) -> list[tuple[Path, int]]:
     return rows
 
 
-def evaluate_model(package: ModelPackage, rows: list[tuple[Path, int]]) -> Evaluation:
-    """Through the forward passes the window's runs use (``inference.forward_in_passes``): the same output
-    checks, activation and out-of-memory fallback, so a model that fails says so as it does in the window."""
+def evaluate_model(
+    package: ModelPackage,
+    rows: list[tuple[Path, int]],
+    precision: Precision = "float32",
+    device: str | None = None,
+) -> tuple[Evaluation, RunInfo]:
+    """The figures, and how they were measured (the ``RunInfo`` a run in the window carries: device and
+    precision it actually ran at, and notes on what changed). Through the forward passes the window's runs
+    use (``inference.forward_in_passes``): the same output checks, activation, float16 autocast and
+    out-of-memory fallback, so a model that fails says so as it does in the window. ``device`` defaults to
+    the fastest present (``devices.choose_device``)."""
     from medviewer.ai.devices import choose_device
     from medviewer.ai.inference import _Run, forward_in_passes, set_torch_threads
     from medviewer.ai.package import load_module
 
     set_torch_threads()
-    run = _Run(load_module(package, device=choose_device()), "float32")
+    run = _Run(load_module(package, device=choose_device(device)), precision)
     outputs, size = [], BATCH
     for start in range(0, len(rows), BATCH):
         x = _inputs(package, [image for image, _ in rows[start : start + BATCH]])
         output, size = forward_in_passes(run, x, size)
         outputs.append(output)
     labels = np.array([label for _, label in rows])
-    return evaluate_probabilities(np.concatenate(outputs), labels, package.spec.classes)
+    return evaluate_probabilities(np.concatenate(outputs), labels, package.spec.classes), run.info(size)
 
 
 def _inputs(package: ModelPackage, images: list[Path]) -> np.ndarray:
@@ -115,8 +156,11 @@ def _inputs(package: ModelPackage, images: list[Path]) -> np.ndarray:
     raise MedviewerError(package.source, f"evaluate takes slice or slide_patch models, not {spec.target}")
 
 
-def summary(evaluation: Evaluation, package: ModelPackage) -> str:
+def summary(evaluation: Evaluation, package: ModelPackage, info: RunInfo | None = None) -> str:
     lines = [f"{package.name} {package.version} on {evaluation.count} images: accuracy {evaluation.accuracy:.3f}"]
+    if info is not None:
+        lines.append(f"  ran on {info.device} in {info.precision}, SHA-256 {info.model_hash}")
+        lines += [f"  note: {note}" for note in info.notes]
     for name, m in evaluation.per_class.items():
         auc = evaluation.roc_auc[name]
         auc_text = f"{auc:.3f}" if auc is not None else "n/a"

@@ -7,7 +7,11 @@ JSON (or a line per class).
 PATH is told apart as a volume or a whole-slide image by ``medviewer.io.classify``, the decision every
 other door into medviewer uses. Volumes run slice or volume models; saliency of a volume is written as
 NIfTI in the volume's own geometry (for a slice model zero away from the explained slice; for a volume
-model over the whole volume), so any viewer lays it over the image. Slides run slide_patch models over
+model over the whole volume), so any viewer lays it over the image. A slice model's run is summarised per
+class (``medviewer.ai.summary``: highest and its slice, mean, slices above 0.5), never by the one most
+confident slice of any class; slice numbers are 1-based as the window shows them, with the 0-based
+``index`` beside them in the JSON. Each slice and patch carries the out-of-distribution guard's score and
+flag (``medviewer.ai.ood``), and its words come before any number. Slides run slide_patch models over
 all their tissue (``slide_run``); the report summarises the patches per class (mean, max and where, how
 often top) rather than inventing one slide-level probability, and ``--csv``/``--geojson`` write every
 patch. A slide's saliency explains the K patches most probable for one class and is written as a PNG over
@@ -27,12 +31,15 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from medviewer.ai.inference import PRECISIONS
 from medviewer.ai.package import read_package
+from medviewer.ai.summary import class_index, slice_number, summarise_slices
 from medviewer.core.errors import MedviewerError
 from medviewer.core.volume import Volume
 
 if TYPE_CHECKING:
-    from medviewer.ai.inference import RunInfo
+    from medviewer.ai.inference import RunInfo, SliceResult
+    from medviewer.ai.ood import OodReport
     from medviewer.ai.package import LoadedModel, ModelPackage
     from medviewer.ai.slide_run import SlideResult
     from medviewer.io.slide import Slide
@@ -47,7 +54,13 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="medviewer infer", description="Run an approved model on an image and print what it thinks."
     )
-    parser.add_argument("--model", required=True, type=Path, help="model bundle folder, .ts or .pt2 file")
+    parser.add_argument(
+        "--model",
+        required=True,
+        metavar="MODEL",
+        help="model bundle folder, .ts or .pt2 file, or an approved model's name or name@version "
+        "(as 'medviewer models list' shows it)",
+    )
     parser.add_argument(
         "path", type=Path, metavar="PATH", help="DICOM file or folder, NIfTI file, or whole-slide image"
     )
@@ -56,11 +69,17 @@ def _parser() -> argparse.ArgumentParser:
         choices=("slice", "volume", "slide"),
         help="defaults to the model's own target (slide for a slide_patch model)",
     )
-    parser.add_argument("--slice", type=int, help="for slice models: only this slice (0-based); default every slice")
+    parser.add_argument(
+        "--slice",
+        type=_positive,
+        metavar="N",
+        help="for slice models: only slice N, counted from 1 as the window counts them; default every slice",
+    )
     parser.add_argument(
         "--saliency",
         choices=("gradcam", "occlusion", "ig"),
-        help="volumes: explain the top class of the best slice; slides: explain --class on the top --patches",
+        help="slice models: explain --class on the slice where it is most probable; volume models: the volume's "
+        "top class; slides: --class on the top --patches",
     )
     parser.add_argument(
         "--saliency-out",
@@ -72,8 +91,8 @@ def _parser() -> argparse.ArgumentParser:
         "--class",
         dest="class_name",
         metavar="NAME",
-        help="slides: the class whose saliency is shown; default the model's last class (the positive one, "
-        "such as tumour in normal/tumour)",
+        help="the class the summary leads with and saliency explains; default the model's last class (the "
+        "positive one, such as lesion in normal/lesion)",
     )
     parser.add_argument(
         "--patches",
@@ -84,6 +103,12 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--csv", type=Path, metavar="FILE", help="slides: write one row per tissue patch")
     parser.add_argument("--geojson", type=Path, metavar="FILE", help="slides: write the patches as QuPath tiles")
     parser.add_argument("--device", choices=("cpu", "cuda", "mps"), help="default: CUDA, then MPS, then CPU")
+    parser.add_argument(
+        "--precision",
+        choices=PRECISIONS,
+        default="float32",
+        help="float16 runs only on CUDA (elsewhere the run is float32 and says so); default float32",
+    )
     parser.add_argument("--json", action="store_true", help="print JSON")
     return parser
 
@@ -100,54 +125,45 @@ def infer_main(argv: Sequence[str]) -> int:
     if args.saliency and not args.saliency_out:
         print("medviewer infer: --saliency needs --saliency-out FILE", file=sys.stderr)
         return 2
-    if not args.saliency and (args.class_name is not None or args.patches is not None):
-        print("medviewer infer: --class and --patches choose what --saliency explains; add --saliency", file=sys.stderr)
+    if not args.saliency and args.patches is not None:
+        print("medviewer infer: --patches chooses what --saliency explains; add --saliency", file=sys.stderr)
         return 2
     try:
-        report = _infer(args)
+        report, lines = _infer(args)
     except MedviewerError as exc:
         print(f"medviewer infer: {exc}", file=sys.stderr)
         return 1
     if args.json:
         print(json.dumps(report, indent=2))
         return 0
-    if report["target"] == "slide":
-        count = report["grid"]["tissue_patches"]
-        for name, summary in report["classes"].items():
-            best = report["best"][name]
-            print(
-                f"{name}: mean {summary['mean']:.4f}, max {summary['max']:.4f} (row {best['row']}, column "
-                f"{best['column']}), top class in {summary['top_patches']} of {count} patches"
-            )
-    else:
-        for name, value in report["probabilities"].items():
-            print(f"{name}: {value:.4f}")
+    for line in lines:
+        print(line)
     print(f"model {report['model']['name']} {report['model']['version']} sha256 {report['model']['sha256']}")
     return 0
 
 
-def _infer(args: argparse.Namespace) -> dict:
+def _infer(args: argparse.Namespace) -> tuple[dict, list[str]]:
+    """The JSON report and the same in lines of text: what a person reads first comes first, with the
+    out-of-distribution check's words before any number."""
     from medviewer.ai.devices import choose_device
     from medviewer.ai.inference import run_slices, run_volume, set_torch_threads
+    from medviewer.ai.model_lookup import resolve_model
     from medviewer.ai.package import load_module
     from medviewer.io import ImageKind, classify, open_volume
 
+    args.model = resolve_model(args.model)
     package = read_package(args.model)
     own_target = CLI_TARGETS[package.spec.target]
     target = args.target or own_target
     if target != own_target:
         raise MedviewerError(args.model, f"the model's target is {package.spec.target}, not {target}")
+    chosen = class_index(package.spec.classes, args.class_name, args.model)
     is_slide = classify(args.path) is ImageKind.SLIDE
     if is_slide != (target == "slide"):
         raise MedviewerError(args.path, _mismatch(package, is_slide))
     if is_slide:
-        return _infer_slide(args, package)
-    slide_options = {
-        "--class": args.class_name,
-        "--patches": args.patches,
-        "--csv": args.csv,
-        "--geojson": args.geojson,
-    }
+        return _infer_slide(args, package, chosen)
+    slide_options = {"--patches": args.patches, "--csv": args.csv, "--geojson": args.geojson}
     for option, value in slide_options.items():
         if value is not None:
             raise MedviewerError(args.path, f"{option} is for whole-slide images, and this is a volume")
@@ -158,25 +174,61 @@ def _infer(args: argparse.Namespace) -> dict:
     volume = open_volume(args.path)
     report: dict = {"model": {}, "image": str(args.path), "target": target}
     if target == "volume":
-        result = run_volume(loaded, volume)
+        if args.slice is not None:
+            raise MedviewerError(args.path, "--slice is for slice models, and this is a volume model")
+        result = run_volume(loaded, volume, precision=args.precision)
         report["probabilities"] = dict(zip(result.classes, map(float, result.probabilities), strict=True))
-        explained = (None, int(np.argmax(result.probabilities)))
+        lines = [f"{name}: {value:.4f} for the whole volume" for name, value in report["probabilities"].items()]
+        explained = (None, chosen if args.class_name is not None else int(np.argmax(result.probabilities)))
+        report["ood"] = None  # a volume model's run has no per-item check; said in the lines below
+        lines.insert(0, "a volume model's input is not checked against its training data")
     else:
-        indices = [args.slice] if args.slice is not None else list(range(volume.shape[0]))
-        result = run_slices(loaded, volume, indices)
-        index, name, probability = result.best()
-        row = list(result.indices).index(index)
-        report["probabilities"] = dict(zip(result.classes, map(float, result.probabilities[row]), strict=True))
-        report["best"] = {"slice": index, "class": name, "probability": float(probability)}
-        report["per_slice"] = {
-            str(k): dict(zip(result.classes, map(float, p), strict=True))
-            for k, p in zip(result.indices, result.probabilities, strict=True)
-        }
-        explained = (index, int(np.argmax(result.probabilities[row])))
+        if args.slice is not None and args.slice > volume.shape[0]:
+            raise MedviewerError(args.path, f"has {volume.shape[0]} slices; there is no slice {args.slice}")
+        indices = [args.slice - 1] if args.slice is not None else list(range(volume.shape[0]))
+        result = run_slices(loaded, volume, indices, precision=args.precision)
+        summary = summarise_slices(
+            result.indices, result.classes, result.probabilities, package.spec.activation, chosen
+        )
+        report["summary"] = summary.as_json()
+        report["per_slice"] = _per_slice(result)
+        report["ood"] = _ood_json(result.ood)
+        lines = [summary.headline()] + [summary.line(c) for c in summary.classes if c is not summary.chosen_class]
+        lines.insert(0, report["ood"]["banner"])
+        explained = (summary.explained_index, chosen)
     report["model"] = _identity(result.info, package)
     if args.saliency:
         report["saliency"] = _write_saliency(loaded, volume, *explained, args.saliency, args.saliency_out)
-    return report
+    return report, [line for line in lines if line]
+
+
+def _per_slice(result: SliceResult) -> list[dict]:
+    """Every slice run: its 1-based number, its 0-based index in the series, its probabilities and, where the
+    guard checked it, its out-of-distribution score and flag."""
+    rows = []
+    for row, (index, values) in enumerate(zip(result.indices, result.probabilities, strict=True)):
+        item: dict = {
+            "slice": slice_number(index),
+            "index": index,
+            "probabilities": dict(zip(result.classes, map(float, values), strict=True)),
+        }
+        if result.ood is not None and result.ood.checked:
+            score = float(result.ood.scores[row])
+            item["ood_score"] = score if np.isfinite(score) else None
+            item["ood"] = bool(result.ood.flagged[row])
+        rows.append(item)
+    return rows
+
+
+def _ood_json(ood: OodReport | None) -> dict:
+    """The guard's summary with the words a person reads; a run without a report says that nothing was checked."""
+    from medviewer.ai.ood import NOT_AVAILABLE
+
+    if ood is None:
+        return {"checked": False, "why_not": NOT_AVAILABLE, "banner": NOT_AVAILABLE}
+    summary = ood.summary()
+    clean = f"inside what the model was trained on: none of the {summary['items']} {ood.item_word} checked is flagged"
+    return {**summary, "banner": ood.banner() or clean}
 
 
 def _mismatch(package: ModelPackage, is_slide: bool) -> str:
@@ -206,7 +258,7 @@ def _identity(info: RunInfo, package: ModelPackage) -> dict:
     }
 
 
-def _infer_slide(args: argparse.Namespace, package: ModelPackage) -> dict:
+def _infer_slide(args: argparse.Namespace, package: ModelPackage, class_index: int) -> tuple[dict, list[str]]:
     """A slide_patch model over all of a slide's tissue: a summary per class, the patches as CSV/GeoJSON on
     request, and the saliency of the top patches as a georeferenced PNG.
 
@@ -221,13 +273,6 @@ def _infer_slide(args: argparse.Namespace, package: ModelPackage) -> dict:
     spec = package.spec
     if args.slice is not None:
         raise MedviewerError(args.path, "--slice is for volumes, and this is a whole-slide image")
-    class_index = len(spec.classes) - 1
-    if args.class_name is not None:
-        if args.class_name not in spec.classes:
-            raise MedviewerError(
-                args.model, f"the model has no class {args.class_name!r}; its classes are {', '.join(spec.classes)}"
-            )
-        class_index = spec.classes.index(args.class_name)
     if args.saliency and args.saliency_out.suffix.lower() != ".png":
         raise MedviewerError(
             args.saliency_out, "a slide's saliency is written as a PNG (its georeference beside it as .json)"
@@ -241,9 +286,10 @@ def _infer_slide(args: argparse.Namespace, package: ModelPackage) -> dict:
             raise MedviewerError(args.path, "no patch of the slide lies on tissue, so there is nothing to run on")
         set_torch_threads()
         loaded = load_module(package, device=choose_device(args.device))
-        result = run_slide(loaded, slide, grid)
+        result = run_slide(loaded, slide, grid, precision=args.precision)
         report: dict = {"model": _identity(result.info, package), "image": str(args.path), "target": "slide"}
         report.update(_slide_summary(result, slide, spec.mpp))
+        report["ood"] = _ood_json(result.ood)
         for key, out, write in (("csv", args.csv, write_csv), ("geojson", args.geojson, write_geojson)):
             if out is not None:
                 try:
@@ -262,7 +308,22 @@ def _infer_slide(args: argparse.Namespace, package: ModelPackage) -> dict:
                 args.saliency_out,
                 report["model"],
             )
-    return report
+    return report, [report["ood"]["banner"], *_slide_lines(report, spec.classes[class_index])]
+
+
+def _slide_lines(report: dict, first: str) -> list[str]:
+    """Per class over the tissue patches, the chosen class ``first``: no single slide-level probability is
+    invented."""
+    count = report["grid"]["tissue_patches"]
+    lines = []
+    for name in sorted(report["classes"], key=lambda name: name != first):
+        summary = report["classes"][name]
+        best = report["best"][name]
+        lines.append(
+            f"{name}: slide mean {summary['mean']:.4f}, max {summary['max']:.4f} (row {best['row']}, column "
+            f"{best['column']}), top class in {summary['top_patches']} of {count} tissue patches"
+        )
+    return lines
 
 
 def _check_writable(out: Path) -> None:
@@ -338,20 +399,24 @@ def _write_slide_saliency(
         "method": method,
         "class": saliency.class_name,
         "patches": len(saliency.patches),
+        "device": saliency.device,
+        "notes": list(saliency.notes),
     }
 
 
 def _write_saliency(
     loaded: object, volume: Volume, index: int | None, class_index: int, method: str, out: Path
 ) -> dict:
-    """Explain the top class (from the run's own probabilities) of slice ``index`` for a slice model, or of
-    the whole volume for a volume model (``index`` None), and write the map in the volume's geometry (NIfTI)."""
+    """Explain ``class_index`` on slice ``index`` (0-based; where that class is most probable) for a slice
+    model, or over the whole volume for a volume model (``index`` None), and write the map in the volume's
+    geometry (NIfTI)."""
     import SimpleITK as sitk
 
-    from medviewer.ai.saliency import saliency_on_volume
+    from medviewer.ai.saliency import SaliencyRun, saliency_on_volume
 
     spec = loaded.package.spec
-    explained = saliency_on_volume(loaded, volume, index, method, class_index)
+    run = SaliencyRun(loaded)
+    explained = saliency_on_volume(run, volume, index, method, class_index)
     if index is None:
         full = explained.array
     else:
@@ -363,4 +428,12 @@ def _write_saliency(
         sitk.WriteImage(image, str(out))
     except (OSError, RuntimeError) as exc:  # SimpleITK reports a failed write as RuntimeError
         raise MedviewerError(out, f"could not be written ({exc})") from exc
-    return {"file": str(out), "method": method, "class": spec.classes[class_index], "slice": index}
+    return {
+        "file": str(out),
+        "method": method,
+        "class": spec.classes[class_index],
+        "slice": None if index is None else slice_number(index),
+        "index": index,
+        "device": run.device,
+        "notes": list(run.notes),
+    }

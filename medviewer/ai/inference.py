@@ -5,6 +5,12 @@ took and the batch size it ended with, so a probability is never shown without w
 differently from what was asked (a smaller batch after CUDA ran out of memory, the CPU instead of the GPU,
 float32 instead of float16) is said in ``RunInfo.notes`` rather than hidden.
 
+Every slice run also carries the out-of-distribution guard's report (``medviewer.ai.ood``): a score and flags
+per slice, or why nothing could be checked, so a run on an image the model was not made for never looks like
+a finding. Where the guard can check, the module is called as ``forward_head(forward_features(x))`` (the
+explain contract says that is ``forward(x)``) and the pooled features are kept per slice, pass by pass, so
+they line up with the slices even when CUDA runs out of memory and the batch is halved.
+
 A model can fail in ways its metadata does not predict: it raises (wrong input channels are a RuntimeError
 from its first convolution), or it returns another number of outputs than the classes it names. Each is an
 ``InferenceError`` naming the model file and the mismatch, never a traceback, and the application keeps
@@ -23,6 +29,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
+from medviewer.ai.ood import Guard, OodReport, guard_for, pool_features, volume_facts
 from medviewer.ai.package import LoadedModel, load_module
 from medviewer.ai.preprocess import slice_batch, volume_input
 from medviewer.core.errors import MedviewerError
@@ -62,12 +69,16 @@ class RunInfo:
 
 @dataclass(frozen=True, eq=False)  # arrays do not compare to one bool; results are equal only to themselves
 class SliceResult:
-    """Class probabilities per slice: ``probabilities[i, j]`` is class ``classes[j]`` on slice ``indices[i]``."""
+    """Class probabilities per slice: ``probabilities[i, j]`` is class ``classes[j]`` on slice ``indices[i]``.
+
+    ``ood`` is the out-of-distribution guard's report, its items in the order of ``indices``; ``run_slices``
+    always fills it (unchecked, saying why, when the model has no usable reference)."""
 
     indices: tuple[int, ...]
     classes: tuple[str, ...]
     probabilities: np.ndarray
     info: RunInfo
+    ood: OodReport | None = None
 
     def best(self) -> tuple[int, str, float]:
         """(slice index, class, probability) of the highest probability over all slices and classes."""
@@ -118,8 +129,11 @@ def run_slices(
     progress: Progress | None = None,
     cancelled: Callable[[], bool] | None = None,
     precision: Precision = "float32",
+    guard: bool = True,
 ) -> SliceResult:
-    """Probabilities for each of ``indices`` (axial slices of ``volume``) from a ``slice`` model.
+    """Probabilities for each of ``indices`` (axial slices of ``volume``) from a ``slice`` model, and the
+    out-of-distribution guard's report on each slice (``guard=False`` leaves the guard out, for measuring
+    what it costs; the report then says so).
 
     ``cancelled`` is asked before each batch, so a cancel takes effect within one batch. When CUDA runs
     out of memory the batch is halved and retried; at a batch of one the model is reloaded on the CPU."""
@@ -129,7 +143,7 @@ def run_slices(
         raise ValueError("no slices to run the model on")
     if batch_size < 1:
         raise ValueError(f"batch_size must be at least 1, not {batch_size}")
-    run = _Run(loaded, precision)
+    run = _Run(loaded, precision, guard_for(loaded, volume_facts(volume), enabled=guard))
     rows: list[np.ndarray] = []
     done = 0
     while done < len(indices):
@@ -141,7 +155,9 @@ def run_slices(
         done += len(chunk)
         if progress is not None:
             progress(done / len(indices), f"{loaded.package.name}: {done} of {len(indices)} slices")
-    return SliceResult(tuple(indices), spec.classes, _frozen(np.concatenate(rows)), run.info(batch_size))
+    return SliceResult(
+        tuple(indices), spec.classes, _frozen(np.concatenate(rows)), run.info(batch_size), run.ood((len(indices),))
+    )
 
 
 def forward_in_passes(run: _Run, x: np.ndarray, size: int) -> tuple[np.ndarray, int]:
@@ -171,7 +187,10 @@ def run_volume(
     cancelled: Callable[[], bool] | None = None,
     precision: Precision = "float32",
 ) -> VolumeResult:
-    """Probabilities for the whole volume from a ``volume`` model, resampled and resized as its metadata says."""
+    """Probabilities for the whole volume from a ``volume`` model, resampled and resized as its metadata says.
+
+    Volume models have no out-of-distribution guard: the guard scores items (slices, patches) against a
+    training reference, and a whole-volume result has one item and no such reference."""
     spec = loaded.package.spec
     _require_target(loaded, "volume")
     run = _Run(loaded, precision)
@@ -214,10 +233,11 @@ def _frozen(array: np.ndarray) -> np.ndarray:
 class _Run:
     """One run's module, device, precision, timing and notes, which change when it falls back."""
 
-    def __init__(self, loaded: LoadedModel, precision: Precision) -> None:
+    def __init__(self, loaded: LoadedModel, precision: Precision, guard: Guard | None = None) -> None:
         if precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, not {precision!r}")
         self.loaded = loaded
+        self.guard = guard
         self.notes: list[str] = []
         self.started = time.perf_counter()
         self.precision: Precision = precision
@@ -231,8 +251,8 @@ class _Run:
 
         try:
             with torch.inference_mode():
-                raw = self._call(torch.from_numpy(x).to(self.loaded.device))
-                return self._activate(self._check(raw, len(x)))
+                raw, pooled = self._call(torch.from_numpy(x).to(self.loaded.device))
+                output = self._activate(self._check(raw, len(x)))
         except InferenceError:
             raise
         except Exception as exc:  # a model can raise anything; all but running out of memory is its failure
@@ -244,16 +264,46 @@ class _Run:
                     f"{self.loaded.package.spec.channels} channel(s) of {list(self.loaded.package.spec.shape)}): "
                     f"{_last_line(exc)}",
                 ) from exc
+        else:
+            if pooled is not None and self.guard is not None:
+                self.guard.add(pooled, x)  # only passes that succeeded: features line up with the outputs
+            return output
         torch.cuda.empty_cache()
         return None
 
-    def _call(self, x: torch.Tensor) -> Any:
+    def _call(self, x: torch.Tensor) -> tuple[Any, np.ndarray | None]:
+        """The module's raw output, and the pooled features where the guard checks (else None)."""
         import torch
 
         if self.precision == "float16":
             with torch.autocast(device_type="cuda", dtype=torch.float16):
-                return self.loaded.module(x)
-        return self.loaded.module(x)
+                return self._module_call(x)
+        return self._module_call(x)
+
+    def _module_call(self, x: torch.Tensor) -> tuple[Any, np.ndarray | None]:
+        guard, module = self.guard, self.loaded.module
+        if guard is None or not guard.active:
+            return module(x), None
+        features_method, head_method = guard.methods
+        try:
+            features = getattr(module, features_method)(x)
+            raw = getattr(module, head_method)(features)
+        except Exception as exc:  # the model's own forward decides whether the model fails on this input
+            if is_out_of_memory(exc):
+                raise
+            guard.disable(f"{features_method} or {head_method} failed ({_last_line(exc)}); the run used forward")
+            return module(x), None
+        return raw, pool_features(features)
+
+    def ood(
+        self, shape: tuple[int, ...], positions: np.ndarray | None = None, keep: np.ndarray | None = None
+    ) -> OodReport:
+        """The guard's report over the run's items (see ``Guard.report``)."""
+        if self.guard is None:
+            from medviewer.ai.ood import NOT_AVAILABLE, unchecked
+
+            return unchecked(NOT_AVAILABLE, shape)
+        return self.guard.report(shape, positions, keep)
 
     def _check(self, raw: Any, batch: int) -> torch.Tensor:
         import torch

@@ -4,7 +4,10 @@ Loading TorchScript runs code from the file, so approval pins the exact bytes a 
 changed after approval (retrained, tampered with, damaged) has another hash and is refused until approved
 again. Approvals live in ``approved_models.json`` in the settings folder; the demo models are approved out
 of the box by ``resources/approved_models.json``, which has the same format. Each entry is
-``{"sha256", "name", "version", "file_name", "approved_at"}``.
+``{"sha256", "name", "version", "file_name", "approved_at"}``, and an approval made by ``approve`` adds
+``"source"``: the absolute path of the package (bundle folder or single file) the file was approved from, so
+``medviewer.ai.model_lookup`` can find an approved model by its name. Entries without it (written before it
+existed, and the built-in list, whose bundles ``available.builtin_bundles`` finds) stay valid.
 
 Every approval and every refusal goes to the audit trail under ``model:<sha256>``. A damaged list is
 reported and left as it is: rewriting it would silently revoke or forge approvals.
@@ -15,7 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -54,9 +57,12 @@ class Entry:
     file_name: str
     approved_at: str
     builtin: bool = False
+    #: The package (bundle folder or single file) the file was approved from, absolute; None when unknown.
+    source: str | None = None
 
 
-_STORED_FIELDS = tuple(f.name for f in fields(Entry) if f.name != "builtin")
+#: What every stored entry holds; ``source`` is optional.
+_STORED_FIELDS = tuple(f.name for f in fields(Entry) if f.name not in ("builtin", "source"))
 
 
 def registry_path() -> Path:
@@ -104,8 +110,19 @@ def _read(path: Path, builtin: bool) -> list[Entry]:
                 raise _damaged(path, f"entry {number}: {field} is missing or not a string")
         if not _SHA256.fullmatch(item["sha256"]):
             raise _damaged(path, f"entry {number}: sha256 is not 64 lower-case hexadecimal digits")
-        read.append(Entry(**{field: item[field] for field in _STORED_FIELDS}, builtin=builtin))
+        source = item.get("source")
+        if source is not None and not (isinstance(source, str) and Path(source).is_absolute()):
+            raise _damaged(path, f"entry {number}: source is not an absolute path")
+        read.append(Entry(**{field: item[field] for field in _STORED_FIELDS}, builtin=builtin, source=source))
     return read
+
+
+def _stored(entry: Entry) -> dict[str, str]:
+    """An entry as the list holds it: ``source`` only where it is known."""
+    stored = {field: getattr(entry, field) for field in _STORED_FIELDS}
+    if entry.source is not None:
+        stored["source"] = entry.source
+    return stored
 
 
 def _damaged(path: Path, problem: str) -> ModelRegistryError:
@@ -154,7 +171,10 @@ def _check(path: Path, digest: str) -> None:
 
 
 def approve(path: Path, package: ModelPackage, shown_sha256: str | None = None) -> Entry:
-    """Add one weights file of ``package`` to the user's list (already approved: the existing entry).
+    """Add one weights file of ``package`` to the user's list, with the package's path as its ``source``.
+
+    Already approved: the existing entry; a user's entry with no source, or one whose source is gone, gets
+    this package's path (the same bytes, found here), so ``model_lookup`` can find it by name.
 
     ``shown_sha256`` is the hash the person approved on screen; if the file no longer has it, nothing is
     approved, so a file swapped while the question was open is not approved in its stead."""
@@ -167,19 +187,36 @@ def approve(path: Path, package: ModelPackage, shown_sha256: str | None = None) 
             path, f"changed while it was being approved: SHA-256 {digest}, shown {shown_sha256}; not approved", digest
         )
     own = _read(registry_path(), builtin=False)  # read before writing: a damaged list raises, never overwritten
+    source = str(Path(package.source).resolve())
     existing = next((entry for entry in _read(BUILTIN_FILE, builtin=True) + own if entry.sha256 == digest), None)
     if existing is not None:
-        return existing
-    entry = Entry(digest, package.name, package.version, path.name, datetime.now(UTC).isoformat(timespec="seconds"))
-    stored = [{field: getattr(e, field) for field in _STORED_FIELDS} for e in [*own, entry]]
+        if existing.builtin or (existing.source is not None and Path(existing.source).exists()):
+            return existing
+        # Approved before sources were recorded, or its package has moved: the same bytes, now found here.
+        # No approval changes, so nothing is audited; only where the package lies is written down.
+        located = replace(existing, source=source)
+        _write([located if entry is existing else entry for entry in own])
+        return located
+    entry = Entry(
+        sha256=digest,
+        name=package.name,
+        version=package.version,
+        file_name=path.name,
+        approved_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        source=source,
+    )
     # Audited first: an approval that could not be audited must not take effect.
     audit.record(
         "model_approved", "model:" + digest, {"name": package.name, "version": package.version, "file": path.name}
     )
+    _write([*own, entry])
+    return entry
+
+
+def _write(own: list[Entry]) -> None:
     try:
-        write_atomic(registry_path(), (json.dumps(stored, indent=2) + "\n").encode())
+        write_atomic(registry_path(), (json.dumps([_stored(e) for e in own], indent=2) + "\n").encode())
     except OSError as exc:
         raise ModelRegistryError(
             registry_path(), f"the approved-models list cannot be written ({exc.strerror})"
         ) from exc
-    return entry

@@ -10,23 +10,36 @@ Gradients need autograd, so saliency never runs under ``inference_mode``; each f
 for its own work, even when called from a worker that runs everything else under it. Every map is float32
 with the input's spatial shape, 0 where there is no evidence for the class and 1 at the strongest; a map
 with no evidence anywhere is all 0. It shows what the model attended to, not where a lesion is.
+
+Running out of GPU memory is not the model failing (``inference.is_out_of_memory`` tells it apart): occlusion
+and integrated gradients halve their batch of perturbed inputs and retry, and where even one input does not
+fit (Grad-CAM's single pass, occlusion's unoccluded input, a batch already at one) the same approved file is
+reloaded on the CPU and the work goes on there, as inference does. Each function takes a ``LoadedModel`` or a
+``SaliencyRun``; pass a ``SaliencyRun`` to learn what happened (its ``notes``, and ``loaded.device``, where the
+map was finished) and to carry the smaller batches and the CPU on to further maps, as a slide's many patches
+do (``slide_saliency``). The map is the same either way.
 """
 
 from __future__ import annotations
 
 import itertools
+import logging
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from functools import partial
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 
-from medviewer.ai.inference import Cancelled, activate, model_file
-from medviewer.ai.package import LoadedModel
+from medviewer.ai.inference import Cancelled, activate, is_out_of_memory, model_file
+from medviewer.ai.package import LoadedModel, load_module
 from medviewer.core.errors import MedviewerError
 from medviewer.core.volume import Volume
 
 if TYPE_CHECKING:
     import torch
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 #: Occluded copies per forward pass.
 OCCLUSION_BATCH = 32
@@ -38,17 +51,90 @@ class SaliencyError(MedviewerError):
     """This saliency method cannot be computed for this model; the message says why and what would work."""
 
 
+class SaliencyRun:
+    """The model a saliency computation uses and what changed while it ran: the batch sizes that fit on the
+    device (halved when CUDA ran out of memory) and the module, reloaded on the CPU when even one input did
+    not fit. ``notes`` says each change in words, as ``RunInfo.notes`` does for a run. One run can serve many
+    maps of the same model, which then start from what already fits."""
+
+    def __init__(self, loaded: LoadedModel) -> None:
+        self.loaded = loaded
+        self.notes: list[str] = []
+        self.batch = {"occlusion": OCCLUSION_BATCH, "integrated gradients": IG_BATCH}
+        self._first_batch = dict(self.batch)
+
+    @property
+    def device(self) -> str:
+        """Where the model is now: where the last map was finished."""
+        return self.loaded.device
+
+    def attempt(self, work: Callable[[LoadedModel], T]) -> T | None:
+        """``work(loaded)`` (never None), or None when CUDA ran out of memory doing it; other errors
+        propagate. The failed attempt's tensors are freed and CUDA's cache emptied before returning."""
+        import torch
+
+        try:
+            return work(self.loaded)
+        except Exception as exc:
+            if not is_out_of_memory(exc):
+                raise
+        # outside the except block, so the traceback no longer holds the failed attempt's tensors
+        torch.cuda.empty_cache()
+        return None
+
+    def smaller(self, method: str) -> int:
+        """After running out of memory on a batch of ``method``: half the batch, or at one the CPU. Returns
+        the new size."""
+        size = self.batch[method]
+        if size > 1:
+            self.batch[method] = size // 2
+            self.notes.append(f"CUDA ran out of memory; {method} batch {size} -> {size // 2}")
+        else:
+            self.to_cpu(method)
+        return self.batch[method]
+
+    def to_cpu(self, method: str) -> None:
+        """Reload the same approved file on the CPU after CUDA ran out of memory on one input (as
+        ``inference._Run.to_cpu`` does); the batches go back to their first sizes, as the GPU's memory no
+        longer bounds them."""
+        if self.loaded.device == "cpu":
+            raise SaliencyError(model_file(self.loaded), f"{method} ran out of memory even on one input on the CPU")
+        log.warning("CUDA ran out of memory on one input; %s of %s moves to the CPU", method, self.loaded.package.name)
+        self.notes.append(f"CUDA ran out of memory on one input; {method} fell back to CPU from {self.loaded.device}")
+        import torch
+
+        # Loaded outside inference mode (a worker may run under it): weights made there are inference tensors,
+        # which autograd refuses to save for the backward pass.
+        with torch.inference_mode(False):
+            self.loaded = load_module(self.loaded.package, prefer=self.loaded.format, device="cpu")
+        self.batch = dict(self._first_batch)
+
+
+def saliency_run(model: LoadedModel | SaliencyRun) -> SaliencyRun:
+    """``model`` itself if it is a run, else a new run of it."""
+    return model if isinstance(model, SaliencyRun) else SaliencyRun(model)
+
+
 def grad_cam(
-    loaded: LoadedModel, x: np.ndarray, class_index: int, cancelled: Callable[[], bool] | None = None
+    model: LoadedModel | SaliencyRun, x: np.ndarray, class_index: int, cancelled: Callable[[], bool] | None = None
 ) -> np.ndarray:
     """Grad-CAM of ``class_index`` for one input ``x`` (1, C, *spatial), upsampled to the input's size.
 
-    One forward and one backward pass: too short to cancel midway, so ``cancelled`` is only asked first."""
+    One forward and one backward pass: too short to cancel midway, so ``cancelled`` is only asked first. When
+    CUDA runs out of memory on it there is no batch to halve, so it is done again on the CPU."""
+    run = saliency_run(model)
+    _check_input(run.loaded, x, class_index)
+    _stop_if(cancelled)
+    _explain_methods(run.loaded)  # a model that cannot have Grad-CAM says so before any work
+    while (cam := run.attempt(lambda loaded: _grad_cam_once(loaded, x, class_index))) is None:
+        run.to_cpu("Grad-CAM")
+    return cam
+
+
+def _grad_cam_once(loaded: LoadedModel, x: np.ndarray, class_index: int) -> np.ndarray:
     import torch
     import torch.nn.functional as functional
 
-    _check_input(loaded, x, class_index)
-    _stop_if(cancelled)
     features_name, features_fn, head_fn = _explain_methods(loaded)
     with torch.inference_mode(False):
         with torch.no_grad():
@@ -72,7 +158,7 @@ def grad_cam(
 
 
 def occlusion(
-    loaded: LoadedModel,
+    model: LoadedModel | SaliencyRun,
     x: np.ndarray,
     class_index: int,
     cancelled: Callable[[], bool] | None = None,
@@ -84,10 +170,13 @@ def occlusion(
     Each pixel gets the mean drop over the patches that covered it; a rise (the patch argued against the
     class) counts as no evidence. ``window`` defaults to an eighth of the input's smallest side and
     ``stride`` to half the window, so every pixel is covered by several patches. A 3-D input takes
-    hundreds of passes, so ``cancelled`` is asked before each and stops with ``inference.Cancelled``."""
+    hundreds of passes, so ``cancelled`` is asked before each and stops with ``inference.Cancelled``.
+    Occluded copies go through the model ``run.batch["occlusion"]`` at a time (``OCCLUSION_BATCH``), fewer
+    after CUDA ran out of memory."""
     import torch
 
-    _check_input(loaded, x, class_index)
+    run = saliency_run(model)
+    _check_input(run.loaded, x, class_index)
     spatial = x.shape[2:]
     window = window if window is not None else max(1, min(spatial) // 8)
     stride = stride if stride is not None else max(1, window // 2)
@@ -98,23 +187,33 @@ def occlusion(
     fill = x.mean(axis=tuple(range(2, x.ndim)), keepdims=True)[0]  # (C, 1, ...): each channel's mean
     drop = np.zeros(spatial, dtype=np.float64)
     covered = np.zeros(spatial, dtype=np.float64)
+
+    def scores(inputs: np.ndarray) -> Callable[[LoadedModel], np.ndarray]:
+        return lambda loaded: _probabilities(loaded, _tensor(loaded, inputs))[:, class_index]
+
     with torch.inference_mode(False), torch.no_grad():
-        base = _probabilities(loaded, _tensor(loaded, x))[0, class_index]
-        for first in range(0, len(patches), OCCLUSION_BATCH):
+        while (unoccluded := run.attempt(scores(x))) is None:
+            run.to_cpu("occlusion")
+        base = float(unoccluded[0])
+        first = 0
+        while first < len(patches):
             _stop_if(cancelled)
-            group = patches[first : first + OCCLUSION_BATCH]
+            group = patches[first : first + run.batch["occlusion"]]
             batch = np.repeat(x, len(group), axis=0)
             for copy, patch in zip(batch, group, strict=True):
                 copy[(slice(None), *patch)] = np.broadcast_to(fill, copy[(slice(None), *patch)].shape)
-            occluded = _probabilities(loaded, _tensor(loaded, batch))[:, class_index]
+            if (occluded := run.attempt(scores(batch))) is None:
+                run.smaller("occlusion")
+                continue
             for patch, value in zip(group, (base - occluded).tolist(), strict=True):
                 drop[patch] += value
                 covered[patch] += 1
+            first += len(group)
     return _normalised(np.clip(drop / covered, 0, None))
 
 
 def integrated_gradients(
-    loaded: LoadedModel,
+    model: LoadedModel | SaliencyRun,
     x: np.ndarray,
     class_index: int,
     cancelled: Callable[[], bool] | None = None,
@@ -123,27 +222,40 @@ def integrated_gradients(
     """Integrated gradients of the class score from a zero baseline, summed over channels as magnitudes.
 
     The score is the model's output before its activation, as for Grad-CAM, because a saturated softmax
-    has almost no gradient. The path integral is a midpoint sum over ``steps`` points; ``cancelled`` is
-    asked before each batch of them."""
-    import torch
-
-    _check_input(loaded, x, class_index)
+    has almost no gradient. The path integral is a midpoint sum over ``steps`` points, which go through the
+    model ``run.batch["integrated gradients"]`` at a time (``IG_BATCH``, fewer after CUDA ran out of memory);
+    ``cancelled`` is asked before each batch of them. The sum is kept on the CPU, so it survives a move there."""
+    run = saliency_run(model)
+    _check_input(run.loaded, x, class_index)
     if steps < 1:
         raise ValueError(f"steps must be at least 1, not {steps}")
+    alphas = (np.arange(steps, dtype=np.float32) + np.float32(0.5)) / np.float32(steps)
+    total = np.zeros(x.shape[1:], dtype=np.float64)
+    first = 0
+    while first < steps:
+        _stop_if(cancelled)
+        chunk = alphas[first : first + run.batch["integrated gradients"]]
+        if (grads := run.attempt(partial(_path_gradients, x=x, alphas=chunk, class_index=class_index))) is None:
+            run.smaller("integrated gradients")
+            continue
+        total += grads
+        first += len(chunk)
+    attribution = np.abs(x[0].astype(np.float64) * total / steps).sum(axis=0)
+    return _normalised(attribution)
+
+
+def _path_gradients(loaded: LoadedModel, x: np.ndarray, alphas: np.ndarray, class_index: int) -> np.ndarray:
+    """The class score's gradient at ``alpha * x`` for each alpha, summed over them: (C, *spatial), float64."""
+    import torch
+
     with torch.inference_mode(False):  # every tensor made inside: inference tensors cannot join autograd
         target = _tensor(loaded, x)
-        total = torch.zeros_like(target)
-        alphas = (torch.arange(steps, dtype=torch.float32, device=target.device) + 0.5) / steps
-        for first in range(0, steps, IG_BATCH):
-            _stop_if(cancelled)
-            alpha = alphas[first : first + IG_BATCH].reshape(-1, *([1] * (x.ndim - 1)))
-            path = (alpha * target).requires_grad_(True)  # baseline zeros: baseline + alpha * (x - baseline)
-            with torch.enable_grad():
-                scores = _class_score(loaded, loaded.module(path), class_index)
-                (grads,) = torch.autograd.grad(scores, path)
-            total += grads.sum(dim=0, keepdim=True)
-        attribution = (target * total / steps).abs().sum(dim=1)[0]
-    return _normalised(attribution.detach().cpu().numpy())
+        alpha = torch.as_tensor(alphas, device=target.device).reshape(-1, *([1] * (x.ndim - 1)))
+        path = (alpha * target).requires_grad_(True)  # baseline zeros: baseline + alpha * (x - baseline)
+        with torch.enable_grad():
+            scores = _class_score(loaded, loaded.module(path), class_index)
+            (grads,) = torch.autograd.grad(scores, path)
+        return grads.sum(dim=0).detach().cpu().numpy().astype(np.float64)
 
 
 METHODS: dict[str, Callable[..., np.ndarray]] = {
@@ -154,7 +266,7 @@ METHODS: dict[str, Callable[..., np.ndarray]] = {
 
 
 def saliency_on_volume(
-    loaded: LoadedModel,
+    model: LoadedModel | SaliencyRun,
     volume: Volume,
     index: int | None,
     method: str,
@@ -164,15 +276,15 @@ def saliency_on_volume(
     """``method``'s map of the class in world space: over slice ``index`` for a slice model (a one-slice
     volume at that slice's position), over the whole volume for a volume model (``index`` None). Made from
     exactly the input the model scored (``slice_batch``, ``volume_input``) and laid back by the inverse of
-    its preprocessing, so it lines up with the voxels it explains."""
+    its preprocessing, so it lines up with the voxels it explains. Pass a ``SaliencyRun`` to read its notes."""
     from medviewer.ai.preprocess import input_to_slice, input_to_volume, slice_batch, volume_input
 
-    spec = loaded.package.spec
+    spec = saliency_run(model).loaded.package.spec
     explain = METHODS[method]
     if index is None:
-        saliency = explain(loaded, volume_input(volume, spec), class_index, cancelled=cancelled)
+        saliency = explain(model, volume_input(volume, spec), class_index, cancelled=cancelled)
         return Volume(input_to_volume(saliency, volume, spec), volume.spacing, volume.origin, volume.direction)
-    saliency = explain(loaded, slice_batch(volume, [index], spec), class_index, cancelled=cancelled)
+    saliency = explain(model, slice_batch(volume, [index], spec), class_index, cancelled=cancelled)
     on_slice = input_to_slice(saliency, volume, index, spec)[None]
     return Volume(on_slice, volume.spacing, tuple(volume.index_to_world(np.array([index, 0, 0]))), volume.direction)
 

@@ -15,7 +15,9 @@ batches, and every producer thread has finished before ``run_slide`` returns or 
 leaves nothing reading the slide in the background.
 
 Results keep the grid's level-0 geometry, so heatmaps, CSV rows and QuPath tiles line up with the slide
-and its annotations whatever level is displayed.
+and its annotations whatever level is displayed. Each result also carries the out-of-distribution guard's
+report (``medviewer.ai.ood``): a score and flags per tissue patch, on the same grid, so a heatmap over tissue
+the model was never trained on is never shown as a finding.
 """
 
 from __future__ import annotations
@@ -47,6 +49,7 @@ from medviewer.ai.inference import (
     forward_in_passes,
     model_file,
 )
+from medviewer.ai.ood import OodReport, guard_for, slide_facts
 from medviewer.ai.package import LoadedModel, ModelSpec
 from medviewer.ai.preprocess import _intensity, _resize_to
 from medviewer.annotations.atomic_write import write_atomic
@@ -116,12 +119,16 @@ class PatchGrid:
 
 @dataclass(frozen=True, eq=False)
 class SlideResult:
-    """Class probabilities per patch: ``probabilities[row, column, k]`` is class ``classes[k]``, NaN off tissue."""
+    """Class probabilities per patch: ``probabilities[row, column, k]`` is class ``classes[k]``, NaN off tissue.
+
+    ``ood`` is the out-of-distribution guard's report on the same (rows, columns) grid; ``run_slide`` always
+    fills it (unchecked, saying why, when the model has no usable reference)."""
 
     grid: PatchGrid
     classes: tuple[str, ...]
     probabilities: np.ndarray
     info: RunInfo
+    ood: OodReport | None = None
 
     def heatmap(self, class_index: int) -> np.ndarray:
         """(rows, columns) probabilities of one class, NaN where no patch was run, for the slide overlay."""
@@ -303,8 +310,11 @@ def run_slide(
     cancelled: Callable[[], bool] | None = None,
     workers: int = 1,
     precision: Precision = "float32",
+    guard: bool = True,
 ) -> SlideResult:
-    """Probabilities for every tissue patch of ``grid`` (made by ``patch_grid`` for this model).
+    """Probabilities for every tissue patch of ``grid`` (made by ``patch_grid`` for this model), and the
+    out-of-distribution guard's report on each (``guard=False`` leaves the guard out, for measuring what it
+    costs; the report then says so).
 
     ``workers`` producer threads read and preprocess up to ``workers + 1`` batches ahead of the model.
     ``cancelled`` is asked before each batch. When CUDA runs out of memory the batch is split into
@@ -322,8 +332,9 @@ def run_slide(
     cells = grid.tissue_cells()
     if not cells:
         raise SlideRunError(slide.path, "no patch of the grid lies on tissue, so there is nothing to run the model on")
-    run = _Run(loaded, precision)
+    run = _Run(loaded, precision, guard_for(loaded, slide_facts(slide), enabled=guard))
     probabilities = np.full((grid.rows, grid.columns, len(spec.classes)), np.nan, dtype=np.float32)
+    was_read = np.zeros(len(cells), dtype=bool)  # per tissue cell, in run order: the guard scores only these
     chunks = [cells[first : first + batch_size] for first in range(0, len(cells), batch_size)]
     stop = threading.Event()
     pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix=PRODUCER_THREAD_NAME)
@@ -345,6 +356,7 @@ def run_slide(
             for (row, column), scores, ok in zip(chunk, output, readable, strict=True):
                 if ok:
                     probabilities[row, column] = scores
+            was_read[done : done + len(chunk)] = readable
             unreadable += int((~readable).sum())
             done += len(chunk)
             if progress is not None:
@@ -354,7 +366,9 @@ def run_slide(
         pool.shutdown(wait=True, cancel_futures=True)
     if unreadable:
         run.notes.append(f"{unreadable} of {len(cells)} patches could not be read (damaged tiles) and were left out")
-    return SlideResult(grid, spec.classes, _frozen(probabilities), run.info(forward_size))
+    positions = np.array([row * grid.columns + column for row, column in cells], dtype=np.int64)
+    ood = run.ood((grid.rows, grid.columns), positions, was_read)
+    return SlideResult(grid, spec.classes, _frozen(probabilities), run.info(forward_size), ood)
 
 
 def _check_grid(loaded: LoadedModel, slide: Slide, grid: PatchGrid) -> None:

@@ -10,6 +10,10 @@ The image covers the run's grid, not the slide: PNG pixel (px, py) starts at lev
 ``origin + (px, py) * level0_per_pixel``, so a patch's level-0 box falls on whole PNG pixels and the image
 lies over the slide, its annotations and the CSV/GeoJSON tiles without resampling. The grid's last row and
 column may reach past the slide's edge, and so may the image. No Qt here: the window can reuse it.
+
+The patches share one ``saliency.SaliencyRun``: when CUDA runs out of memory on one patch, the smaller batch
+(or the CPU) carries on to the next rather than failing again on each, and the result says so in ``notes``
+and ``device`` (where the maps were finished), which the georeference JSON carries too.
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ import numpy as np
 
 from medviewer.ai.package import LoadedModel
 from medviewer.ai.preprocess import _resize_to
-from medviewer.ai.saliency import METHODS
+from medviewer.ai.saliency import METHODS, SaliencyRun, saliency_run
 from medviewer.ai.slide_run import PatchGrid, SlideResult, patch_input
 from medviewer.annotations.atomic_write import write_atomic
 
@@ -60,6 +64,9 @@ class SlideSaliency:
     method: str
     class_name: str
     patches: tuple[ExplainedPatch, ...]
+    #: Where the maps were finished, and what changed on the way (CUDA out of memory: smaller batches, the CPU).
+    device: str = ""
+    notes: tuple[str, ...] = ()
 
     def georeference(self) -> dict[str, Any]:
         """The JSON that places the image on the slide and says what it explains."""
@@ -73,6 +80,8 @@ class SlideSaliency:
             "pixels_per_patch": list(self.pixels_per_patch),
             "method": self.method,
             "class": self.class_name,
+            "device": self.device,
+            "notes": list(self.notes),
             "patches": [
                 {
                     "row": p.row,
@@ -108,7 +117,7 @@ def pixels_per_patch(result: SlideResult, input_shape: tuple[int, ...], max_side
 
 
 def saliency_on_patch(
-    loaded: LoadedModel,
+    model: LoadedModel | SaliencyRun,
     slide: Slide,
     grid: PatchGrid,
     cell: tuple[int, int],
@@ -117,13 +126,14 @@ def saliency_on_patch(
     cancelled: Callable[[], bool] | None = None,
 ) -> np.ndarray:
     """``method``'s (H, W) map of the class over one patch, computed on exactly the input a slide run scores
-    for it (``patch_input``), so it explains the probabilities shown for that patch."""
-    x = patch_input(slide, grid, cell[0], cell[1], loaded.package.spec)
-    return METHODS[method](loaded, x, class_index, cancelled=cancelled)
+    for it (``patch_input``), so it explains the probabilities shown for that patch. Pass a ``SaliencyRun`` to
+    read what changed when CUDA ran out of memory (its ``notes``)."""
+    x = patch_input(slide, grid, cell[0], cell[1], saliency_run(model).loaded.package.spec)
+    return METHODS[method](model, x, class_index, cancelled=cancelled)
 
 
 def explain_top_patches(
-    loaded: LoadedModel,
+    model: LoadedModel | SaliencyRun,
     slide: Slide,
     result: SlideResult,
     class_index: int,
@@ -134,8 +144,9 @@ def explain_top_patches(
 ) -> SlideSaliency:
     """Saliency (``saliency.METHODS[method]``) of the class for the ``count`` most probable patches of ``result``,
     stitched over its grid; ``cancelled`` is asked before each patch and each pass of the method, and stops with
-    ``inference.Cancelled``."""
-    spec = loaded.package.spec
+    ``inference.Cancelled``. One ``SaliencyRun`` serves every patch (``model`` itself if it is one)."""
+    run = saliency_run(model)
+    spec = run.loaded.package.spec
     if method not in METHODS:  # fail before any patch is read
         raise KeyError(method)
     grid = result.grid
@@ -143,7 +154,7 @@ def explain_top_patches(
     image = np.zeros((grid.rows * cell_height, grid.columns * cell_width), dtype=np.float32)
     explained = []
     for row, column in top_patches(result, class_index, count):
-        saliency = saliency_on_patch(loaded, slide, grid, (row, column), method, class_index, cancelled)
+        saliency = saliency_on_patch(run, slide, grid, (row, column), method, class_index, cancelled)
         shrunk = _resize_to(saliency[None].astype(np.float32), (cell_height, cell_width))[0]
         top, left = row * cell_height, column * cell_width
         image[top : top + cell_height, left : left + cell_width] = np.clip(shrunk, 0.0, 1.0)
@@ -160,6 +171,8 @@ def explain_top_patches(
         method=method,
         class_name=result.classes[class_index],
         patches=tuple(explained),
+        device=run.device,
+        notes=tuple(run.notes),
     )
 
 

@@ -3,7 +3,9 @@
 A result is one ``.npz`` file in ``data_dir()/ai_results``: its arrays (probabilities; slice indices, or the
 patch grid's tissue mask) and a JSON header with the rest (classes, the run's ``RunInfo``, the grid's geometry,
 the model's activation and whether it is cleared for diagnosis, which the display needs even when the model
-is no longer installed). The catalog's ``ai_results`` row names the file. No pickles: ``np.load`` reads the
+is no longer installed), and the out-of-distribution guard's verdict (its scores and flags as arrays, the
+rest in the header; absent in results kept before the guard existed, which then show that nothing is
+known). The catalog's ``ai_results`` row names the file. No pickles: ``np.load`` reads the
 file with ``allow_pickle=False``, so a planted file cannot run code.
 """
 
@@ -19,6 +21,7 @@ from typing import Any, Literal
 import numpy as np
 
 from medviewer.ai.inference import RunInfo, SliceResult, VolumeResult
+from medviewer.ai.ood import OodReport
 from medviewer.ai.package import ModelPackage
 from medviewer.ai.slide_run import PatchGrid, SlideResult
 from medviewer.annotations.atomic_write import write_atomic
@@ -91,6 +94,17 @@ def save_result(stored: StoredResult, folder: Path | None = None) -> Path:
             "read_size": list(grid.read_size),
         }
         arrays["tissue"] = np.asarray(grid.tissue, dtype=bool)
+    ood = getattr(result, "ood", None)
+    if ood is not None:
+        header["ood"] = {
+            "checked": ood.checked,
+            "why_not": ood.why_not,
+            "threshold": ood.threshold,
+            "image_reasons": list(ood.image_reasons),
+        }
+        arrays["ood_scores"] = np.asarray(ood.scores, dtype=np.float32)
+        arrays["ood_feature_flagged"] = np.asarray(ood.feature_flagged, dtype=bool)
+        arrays["ood_intensity_flagged"] = np.asarray(ood.intensity_flagged, dtype=bool)
     buffer = io.BytesIO()
     np.savez_compressed(buffer, header=np.frombuffer(json.dumps(header).encode("utf-8"), dtype=np.uint8), **arrays)
     folder.mkdir(parents=True, exist_ok=True)
@@ -128,7 +142,7 @@ def _stored(header: dict[str, Any], arrays: dict[str, np.ndarray]) -> StoredResu
         indices = tuple(int(i) for i in arrays["indices"])
         if not indices or len(indices) != len(probabilities) or min(indices) < 0:
             raise ValueError(f"{len(indices)} slice numbers for {len(probabilities)} rows of probabilities")
-        result = SliceResult(indices, classes, probabilities, info)
+        result = SliceResult(indices, classes, probabilities, info, _ood(header, arrays, (len(indices),)))
     elif kind == "volume":
         result = VolumeResult(classes, probabilities, info)
     elif kind == "slide":
@@ -146,6 +160,27 @@ def _stored(header: dict[str, Any], arrays: dict[str, np.ndarray]) -> StoredResu
         )
         if probabilities.shape[:2] != (grid.rows, grid.columns) or tissue.shape != (grid.rows, grid.columns):
             raise ValueError("the probabilities do not match the patch grid")
-        result = SlideResult(grid, classes, probabilities, info)
+        result = SlideResult(grid, classes, probabilities, info, _ood(header, arrays, (grid.rows, grid.columns)))
     image_shape = tuple(int(n) for n in header["image_shape"])
     return StoredResult(kind, result, str(header["activation"]), bool(header["diagnostic_use"]), image_shape)
+
+
+def _ood(header: dict[str, Any], arrays: dict[str, np.ndarray], shape: tuple[int, ...]) -> OodReport | None:
+    """The guard's verdict as it was at the run, or None for a result kept before there was a guard."""
+    stored = header.get("ood")
+    if stored is None:
+        return None
+    scores = arrays["ood_scores"].astype(np.float32)
+    feature, intensity = arrays["ood_feature_flagged"].astype(bool), arrays["ood_intensity_flagged"].astype(bool)
+    if not scores.shape == feature.shape == intensity.shape == shape:
+        raise ValueError(f"out-of-distribution scores of shape {scores.shape} for {shape} items")
+    threshold = stored["threshold"]
+    return OodReport(
+        checked=bool(stored["checked"]),
+        why_not=str(stored["why_not"]),
+        scores=scores,
+        threshold=None if threshold is None else float(threshold),
+        feature_flagged=feature,
+        intensity_flagged=intensity,
+        image_reasons=tuple(str(reason) for reason in stored["image_reasons"]),
+    )

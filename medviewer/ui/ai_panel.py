@@ -4,8 +4,14 @@ PyTorch takes seconds to import, so it is imported on a pool thread once the win
 panel says what it is doing until then (``runtime_ready`` fires when the probe has finished). Models
 run on the single AI worker thread (``ai_worker.AiWorker``): the window stays responsive, a run can be
 cancelled within one batch, and a failing model ends in a message. Results name the model, its version
-and SHA-256, the device and the time taken; saliency is captioned as model attention, not lesion
-location, and every result of a model not cleared for diagnosis says "not for diagnostic use".
+and SHA-256, the device, the precision and the time taken; saliency is captioned as model attention, not
+lesion location, and every result of a model not cleared for diagnosis says "not for diagnostic use".
+
+What a result shows is said the way the command line says it (``ai_words``): per class, where it peaks and
+its mean; each chart's title names what its bars are (one named slice, the whole volume, the slide mean, one
+patch). Whether the input is like the model's training data comes first: a flagged result carries a warning
+banner above its text and charts, flagged slices are crossed on the per-slice curve, and flagged patches are
+hatched on the slide.
 """
 
 from __future__ import annotations
@@ -16,10 +22,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
+from typing import TYPE_CHECKING, cast
 
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QObject, QRunnable, QSettings, Qt, QThreadPool, QTimer, Signal
+from PySide6.QtGui import QBrush, QColor, QStandardItemModel
 from PySide6.QtWidgets import (
     QComboBox,
     QDialog,
@@ -40,21 +48,42 @@ from PySide6.QtWidgets import (
 
 from medviewer.ai import registry
 from medviewer.ai.available import builtin_bundles
+from medviewer.ai.ood import NOT_AVAILABLE
 from medviewer.ai.package import ModelPackage, read_package
 from medviewer.ai.runtime import describe_runtime
 from medviewer.ai.stored_results import StoredResult, of_run, shape_of
+from medviewer.ai.summary import slice_number
 from medviewer.core.colormaps import COLORMAP_NAMES
 from medviewer.core.errors import MedviewerError
 from medviewer.core.logs import log_unexpected
 from medviewer.core.volume import Volume
 from medviewer.io.slide import Slide
+from medviewer.ui import ai_words
 from medviewer.ui.ai_worker import AiJob, AiWorker
 from medviewer.ui.model_card_dialog import ModelCardDialog
+
+if TYPE_CHECKING:
+    from medviewer.ai.inference import Precision
+    from medviewer.ai.saliency import SaliencyRun
 
 log = logging.getLogger(__name__)
 SALIENCY_METHODS = (("gradcam", "Grad-CAM"), ("occlusion", "Occlusion"), ("ig", "Integrated gradients"))
 NOT_DIAGNOSTIC = "Not for diagnostic use."
 PANEL_WIDTH = 340  # room for the run buttons; longer texts wrap
+PRECISIONS: tuple[Precision, ...] = ("float32", "float16")
+#: The result's warning when its input is outside what the model was trained on: above everything else.
+BANNER_STYLE = (
+    "QLabel#oodBanner { background: #fff3cd; color: #8a1c1c; border: 2px solid #d9534f; border-radius: 4px; "
+    "padding: 6px; font-weight: bold; }"
+)
+NOTE_STYLE = "QLabel#oodNote { color: #5a5a5a; font-style: italic; }"
+BAR_COLOUR = "#4a90d9"
+#: What marks an input outside the training data on the (dark) plots: amber, as the banner, and unlike the
+#: curve's red.
+FLAGGED_COLOUR = "#ffb000"
+LABEL_COLOUR = "#e6e6e6"
+#: A result whose kind carries no check of its input against the training data (a volume run).
+_NO_CHECK = object()
 
 
 @dataclass(frozen=True)
@@ -73,7 +102,7 @@ class OverlayStyle:
 
 
 class _ProbeRelay(QObject):
-    done = Signal(str, float)
+    done = Signal(str, float, object)  # (runtime in words, when torch finished importing, devices fastest first)
 
 
 class _ProbeTask(QRunnable):
@@ -82,25 +111,32 @@ class _ProbeTask(QRunnable):
         self.relay = relay
 
     def run(self) -> None:
+        devices: list[str] = []
         try:
+            from medviewer.ai.devices import available_devices
+
             text = describe_runtime()
+            devices = available_devices()
         except Exception as exc:  # a broken torch install must not take the window down
             log_unexpected(log, "AI runtime unavailable")
             text = f"The AI runtime could not be loaded ({type(exc).__name__}); images can still be viewed."
-        self.relay.done.emit(text, time.time())
+        self.relay.done.emit(text, time.time(), devices)
 
 
 class AiPanel(QWidget):
     """``heatmap_ready(volume, caption)`` for the volume view; ``result_ready(job, result)`` for the
-    window to store; ``slice_chosen(index)`` when a point of the per-slice curve is clicked."""
+    window to store; ``slice_chosen(index)`` (0-based) when a point of the per-slice curve is clicked or the
+    slice where the chosen class peaks is asked for."""
 
     runtime_ready = Signal(float)  # epoch seconds when torch finished importing
     heatmap_ready = Signal(object, str)
     result_ready = Signal(object, object)
     slice_chosen = Signal(int)
     #: (values (rows, columns), origin, cell size, caption): a map over the slide in level-0 pixels; the
-    #: heatmap of a run, and the detail (a clicked patch's saliency) laid over it.
-    slide_heatmap_ready = Signal(object, object, object, str, object)  # ... and the top of the scale, or None
+    #: heatmap of a run, and the detail (a clicked patch's saliency, or None to take it away) laid over it.
+    #: The heatmap's also has the top of its scale (or None) and the cells outside the training data (a bool
+    #: (rows, columns) array, or None when none are), which are hatched.
+    slide_heatmap_ready = Signal(object, object, object, str, object, object)
     slide_detail_ready = Signal(object, object, object, str)
     overlay_style_changed = Signal()
 
@@ -140,21 +176,53 @@ class AiPanel(QWidget):
         self.rewrite: Callable[[str], str] | None = None
         self.cancel_button = QPushButton("Cancel")
         self.cancel_button.clicked.connect(lambda: self.worker.cancel())
+        self.precision_box = QComboBox()
+        for precision in PRECISIONS:
+            self.precision_box.addItem(precision, precision)
+        #: The device models run on, once the runtime probe has found it (float16 needs CUDA).
+        self.model_device: str | None = None
+        self.ood_banner = QLabel()
+        self.ood_banner.setObjectName("oodBanner")
+        self.ood_banner.setStyleSheet(BANNER_STYLE)
+        self.ood_banner.setWordWrap(True)
+        self.ood_note = QLabel()
+        self.ood_note.setObjectName("oodNote")
+        self.ood_note.setStyleSheet(NOTE_STYLE)
+        self.ood_note.setWordWrap(True)
         self.result_label = QLabel("No result yet.")
         self.result_label.setWordWrap(True)
+        self.result_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.peak_button = QPushButton()
+        self.peak_button.setToolTip("Show the slice where the chosen class is most probable")
+        self.peak_button.clicked.connect(self._go_to_peak)
+        self.back_button = QPushButton("Back to the slide mean")
+        self.back_button.setToolTip("Show the whole slide's summary again instead of the clicked patch")
+        self.back_button.clicked.connect(self.show_slide_summary)
         self.bars = pg.PlotWidget()
-        self.bars.setFixedHeight(140)
+        self.bars.setFixedHeight(170)
         self.bars.setMouseEnabled(False, False)
         self.bars.setYRange(0, 1)
+        self.bars.hideButtons()
+        #: What the bars and the curve show, in words (their plots' titles, without the markup).
+        self.bars_title = ""
+        self.curve_title = ""
         self.curve = pg.PlotWidget()
-        self.curve.setFixedHeight(140)
-        self.curve.setLabel("bottom", "slice")
+        self.curve.setFixedHeight(190)
+        self.curve.setLabel("bottom", "slice number")
         self.curve.setYRange(0, 1)
+        self.curve.setMouseEnabled(False, False)
+        self.curve.hideButtons()
+        self.curve_legend_text = ""  # the title's second line: what the crosses on the curve mean
         self.curve.scene().sigMouseClicked.connect(self._curve_clicked)
+        #: The flagged slices' marks on the curve (None when none are flagged) and the shown slice's line.
+        self.curve_marks: pg.ScatterPlotItem | None = None
+        self.slice_line: pg.InfiniteLine | None = None
         self.method_box = QComboBox()
         for key, label in SALIENCY_METHODS:
             self.method_box.addItem(label, key)
         self.class_box = QComboBox()
+        self.class_box.setToolTip("The class saliency explains and the result leads with")
+        self.class_box.currentIndexChanged.connect(self._class_changed)
         self.saliency_button = QPushButton("Show saliency on this slice")
         self.saliency_button.clicked.connect(self.run_saliency)
         self.saliency_caption = QLabel()
@@ -184,6 +252,10 @@ class AiPanel(QWidget):
         buttons.addWidget(card_button)
         buttons.addWidget(add_button)
         model_layout.addLayout(buttons)
+        precision_row = QHBoxLayout()
+        precision_row.addWidget(QLabel("Precision:"))
+        precision_row.addWidget(self.precision_box, 1)
+        model_layout.addLayout(precision_row)
         model_layout.addWidget(QLabel("Run on:"))
         runs = QGridLayout()
         for i, button in enumerate(
@@ -198,7 +270,11 @@ class AiPanel(QWidget):
         model_layout.addWidget(self.progress_label)
         result_box = QGroupBox("Result")
         result_layout = QVBoxLayout(result_box)
+        result_layout.addWidget(self.ood_banner)  # first: a flagged result must never read as a finding
+        result_layout.addWidget(self.ood_note)
         result_layout.addWidget(self.result_label)
+        result_layout.addWidget(self.peak_button)
+        result_layout.addWidget(self.back_button)
         result_layout.addWidget(self.bars)
         result_layout.addWidget(self.curve)
         exports = QHBoxLayout()
@@ -258,8 +334,17 @@ class AiPanel(QWidget):
         self.shown: object | None = None  # the image on screen: results of another are not drawn
         self.last_result: object | None = None
         self._curve_indices = np.zeros(0, dtype=int)
+        #: The result shown (with the note that it is a kept one), the class it leads with, and the clicked
+        #: patch (row, column) of a slide result, whose numbers replace the slide mean's in the bars.
+        self.shown_result: StoredResult | None = None
+        self._note = ""
+        self.chosen = 0
+        self.patch: tuple[int, int] | None = None
+        self._peak_index: int | None = None
+        self._flagged_slices = np.zeros(0, dtype=bool)  # per row of the shown slice result
         self._set_running(False)
-        self.curve.hide()
+        self._offer_precisions()
+        self.clear_result()
         self.reload_models()
 
     # models -------------------------------------------------------------------------------------
@@ -320,10 +405,13 @@ class AiPanel(QWidget):
         """The chosen model's classes, and the buttons for what it can run; a job still running keeps its
         Cancel button (``_set_running`` disables every run button when there is no model)."""
         package = self.package()
+        self.class_box.blockSignals(True)
         self.class_box.clear()
         if package is not None:
             self.class_box.addItems(list(package.spec.classes))
             self.class_box.setCurrentIndex(len(package.spec.classes) - 1)
+        self.class_box.blockSignals(False)
+        self._class_changed()
         self._set_running(self.worker.busy())
 
     # context from the window ----------------------------------------------------------------------
@@ -341,7 +429,14 @@ class AiPanel(QWidget):
         self.shown = image
 
     def set_slice(self, index: int) -> None:
+        """The slice shown in the viewer (0-based): a slice run's bars show its probabilities."""
+        if index == self.slice_index:
+            return
         self.slice_index = index
+        self._set_running(self.worker.busy())  # the saliency button names the slice
+        stored = self.shown_result
+        if stored is not None and stored.kind == "slices" and len(stored.result.indices) > 1:
+            self._draw_slice_bars()
 
     def set_slide(self, slide: Slide | None, region: Callable[[], tuple[float, float, float, float] | None]) -> None:
         """The shown slide, and where to ask for the selected annotation's region (None: all tissue)."""
@@ -372,11 +467,12 @@ class AiPanel(QWidget):
             return None
         indices = list(range(volume.shape[0])) if every_slice else [self.slice_index]
         where = "every slice" if every_slice else f"slice {self.slice_index + 1}"
+        precision = self.precision()
         job = AiJob(
             "slices",
-            f"{package.name} on {where}",
-            lambda progress, cancelled: _run_slices(package, volume, indices, progress, cancelled),
-            {"package": package, "volume": volume},
+            f"{package.name} on {where} ({precision})",
+            lambda progress, cancelled: _run_slices(package, volume, indices, precision, progress, cancelled),
+            {"package": package, "volume": volume, "precision": precision},
         )
         self._start(job)
         return job
@@ -386,11 +482,12 @@ class AiPanel(QWidget):
         package, volume = self.package(), self.volume
         if package is None or volume is None:
             return None
+        precision = self.precision()
         job = AiJob(
             "volume",
-            f"{package.name} on the volume",
-            lambda progress, cancelled: _run_volume(package, volume, progress, cancelled),
-            {"package": package, "volume": volume},
+            f"{package.name} on the volume ({precision})",
+            lambda progress, cancelled: _run_volume(package, volume, precision, progress, cancelled),
+            {"package": package, "volume": volume, "precision": precision},
         )
         self._start(job)
         return job
@@ -402,17 +499,18 @@ class AiPanel(QWidget):
             return None
         region = self.slide_region()
         where = "the selected region" if region is not None else "the tissue"
+        precision = self.precision()
         job = AiJob(
             "slide",
-            f"{package.name} on {where} of {slide.path.name}",
-            lambda progress, cancelled: _run_slide(package, slide, region, progress, cancelled),
-            {"package": package, "slide": slide},
+            f"{package.name} on {where} of {slide.path.name} ({precision})",
+            lambda progress, cancelled: _run_slide(package, slide, region, precision, progress, cancelled),
+            {"package": package, "slide": slide, "precision": precision},
         )
         self._start(job)
         return job
 
     def patch_clicked(self, x: float, y: float) -> AiJob | None:
-        """Show the clicked patch's probabilities and lay its saliency over it."""
+        """Show the clicked patch's probabilities (bars and text) and lay its saliency over it."""
         result = self.slide_result
         if result is None or self.worker.busy():
             return None
@@ -421,7 +519,9 @@ class AiPanel(QWidget):
             return None
         shown = self.slide_shown
         row, column = cell
-        self._draw_bars(list(result.classes), result.probabilities[cell], shown.activation)
+        if shown is self.shown_result:
+            self.patch = cell
+            self._render()
         package = self._model_of(shown)
         if package is None:
             self.saliency_caption.setText(
@@ -434,7 +534,7 @@ class AiPanel(QWidget):
         slide, grid = self.slide, result.grid
         job = AiJob(
             "patch_saliency",
-            f"{self.method_box.currentText()} of {package.name} on patch {row + 1},{column + 1}",
+            f"{self.method_box.currentText()} of {package.name} on the patch at {ai_words.cell_words(row, column)}",
             lambda progress, cancelled: _patch_saliency(package, slide, grid, cell, method, class_index, cancelled),
             {
                 "package": package,
@@ -513,7 +613,15 @@ class AiPanel(QWidget):
             button.setEnabled(ready and is_slice)
         is_volume = package is not None and package.spec.target == "volume"
         self.saliency_button.setEnabled(ready and (is_slice or is_volume))
-        self.saliency_button.setText("Show saliency on the volume" if is_volume else "Show saliency on this slice")
+        if is_volume:
+            saliency = "Show saliency on the volume"
+        elif is_slice and self.volume is not None:
+            saliency = f"Show saliency on slice {slice_number(self.slice_index)}"
+        elif package is not None and package.spec.target == "slide_patch":
+            saliency = "Click a patch on the slide for its saliency"
+        else:
+            saliency = "Show saliency on this slice"
+        self.saliency_button.setText(saliency)
         self.run_volume_button.setEnabled(ready and package.spec.target == "volume")
         self.run_slide_button.setEnabled(
             package is not None and self.slide is not None and not running and package.spec.target == "slide_patch"
@@ -574,8 +682,15 @@ class AiPanel(QWidget):
         self.result_label.setText("No result yet.")
         if not self.worker.busy():
             self.progress_label.clear()
+        self.shown_result, self._note, self.patch, self._peak_index = None, "", None, None
+        self._show_ood(None, "", shown=False)
         self.bars.clear()
+        self._set_bars_title("")
+        self.bars.hide()
+        self._clear_curve()
         self.curve.hide()
+        self.peak_button.hide()
+        self.back_button.hide()
         self.saliency_caption.clear()
         self.last_result = None
 
@@ -597,58 +712,169 @@ class AiPanel(QWidget):
         return None
 
     def _show_result(self, stored: StoredResult, package: ModelPackage | None, note: str = "") -> None:
-        """Bars, the per-slice curve or the slide heatmap of a result, with who computed it and how. ``package``
-        is the model that made it when known (a fresh run); a kept result's is looked up on a patch click."""
-        result, activation = stored.result, stored.activation
-        classes = list(result.classes)
-        last = len(classes) - 1
+        """The warning or note on the training data, the summary, the bars and the per-slice curve or the slide
+        heatmap of a result, with who computed it and how. ``package`` is the model that made it when known (a
+        fresh run); a kept result's is looked up on a patch click."""
+        self.shown_result, self._note, self.patch = stored, note, None
+        if stored.kind == "slide":
+            self.slide_result, self.slide_shown, self.slide_package = stored.result, stored, package
+        self.chosen = ai_words.chosen_index(tuple(stored.result.classes), self.class_box.currentText() or None)
+        self._render(heatmap=True)
+        self._set_running(self.worker.busy())
+
+    def show_slide_summary(self) -> None:
+        """Back from a clicked patch to the whole slide: its mean in the bars, its summary alone in the text,
+        and the patch's saliency taken away."""
+        if self.patch is None:
+            return
+        self.patch = None
+        self._render()
+        self.saliency_caption.clear()
+        self.slide_detail_ready.emit(None, (0.0, 0.0), (1.0, 1.0), "")
+
+    def _class_changed(self) -> None:
+        """Another class chosen for saliency: the result leads with it (its curve, its heatmap)."""
+        stored = self.shown_result
+        if stored is None:
+            return
+        chosen = ai_words.chosen_index(tuple(stored.result.classes), self.class_box.currentText() or None)
+        if chosen != self.chosen:
+            self.chosen = chosen
+            self._render(heatmap=True)
+
+    def _render(self, heatmap: bool = False) -> None:
+        """Draw the shown result; ``heatmap``: send a slide result's heatmap to the slide view too (a patch
+        click keeps the one drawn, and the saliency over it)."""
+        stored = self.shown_result
+        if stored is None:
+            return
+        result = stored.result
+        ood = getattr(result, "ood", _NO_CHECK)
         identity = _identity(result.info, stored.diagnostic_use)
-        self.curve.hide()
+        extra: list[str]  # paragraphs after the summary: what is outside the training data, the clicked patch
         if stored.kind == "slices":
-            if len(result.indices) == 1:
-                shown, what = result.probabilities[0], "per class"
-                index, name, probability = result.best()
-                headline = f"{name}: {probability:.2f} ({activation}) on slice {index + 1}"
-            else:
-                shown, what = result.probabilities.max(axis=0), "highest over the slices, per class"
-                row = int(np.argmax(result.probabilities[:, last]))
-                headline = (
-                    f"p({classes[last]}) highest on slice {result.indices[row] + 1}: "
-                    f"{result.probabilities[row, last]:.2f} ({activation})"
-                )
-            self.result_label.setText(f"{note}{headline}; bars: {what}.\n{identity}")
-            self._draw_bars(classes, shown, activation)
-            if len(result.indices) > 1:
-                self.curve.clear()
-                self.curve.plot(list(result.indices), result.probabilities[:, last], pen=pg.mkPen("#d9534f", width=2))
-                self.curve.setLabel("left", f"p({classes[last]})")
-                self.curve.show()
-                self._curve_indices = np.asarray(result.indices)
+            self._show_ood(ood, "slices")
+            lines, extra = self._render_slices(stored, ood)
         elif stored.kind == "volume":
-            best = int(np.argmax(result.probabilities))
-            self.result_label.setText(
-                f"{note}{classes[best]}: {result.probabilities[best]:.2f} ({activation}) for the volume.\n{identity}"
-            )
-            self._draw_bars(classes, result.probabilities, activation)
+            self._show_ood(ood, "volume")
+            lines, extra = self._render_volume(stored), []
         else:
-            tissue = int(np.isfinite(result.probabilities[..., 0]).sum())
-            mean = np.nanmean(result.probabilities.reshape(-1, len(classes)), axis=0)
-            self.slide_result, self.slide_shown, self.slide_package = result, stored, package
-            self.result_label.setText(
-                f"{note}{tissue} tissue patches; mean p({classes[last]}) {mean[last]:.2f}. Click a patch for its "
-                f"probabilities and saliency.\n{identity}"
+            self._show_ood(ood, "patches")
+            lines, extra = self._render_slide(stored, ood, heatmap)
+        note = [self._note.strip()] if self._note else []  # a kept result says so first, on a line of its own
+        self.result_label.setText("\n".join(note + ["\n\n".join(["\n".join(lines), *extra, identity])]))
+
+    def _show_ood(self, ood: object, items: str, shown: bool = True) -> None:
+        """The warning banner for a flagged result, else the quieter line of what is known of the check."""
+        if ood is _NO_CHECK:  # a result type the check does not cover
+            words = ai_words.OodWords("", ai_words.not_checked(NOT_AVAILABLE))
+        else:
+            words = ai_words.ood_words(ood, items)  # type: ignore[arg-type]
+        self.ood_banner.setText(f"⚠ {words.warning}" if words.warning else "")
+        self.ood_banner.setVisible(shown and bool(words.warning))
+        self.ood_note.setText(words.note)
+        self.ood_note.setVisible(shown and bool(words.note))
+
+    def _render_slices(self, stored: StoredResult, ood: object) -> tuple[list[str], list[str]]:
+        result, activation = stored.result, stored.activation
+        indices = tuple(int(i) for i in result.indices)
+        summary = ai_words.summarise(indices, tuple(result.classes), result.probabilities, activation, self.chosen)
+        flagged = ai_words.flagged_of(None if ood is _NO_CHECK else ood, (len(indices),))  # type: ignore[arg-type]
+        lines = ai_words.slice_lines(summary)
+        warning = ai_words.flagged_slice_words(indices, flagged, summary if len(indices) > 1 else None)
+        extra = [warning] if warning else []
+        self._flagged_slices = flagged
+        self._draw_slice_bars()
+        self._clear_curve()
+        self.back_button.hide()
+        if len(indices) == 1:
+            self.curve.hide()
+            self.peak_button.hide()
+            self._peak_index = None
+            return lines, extra
+        self._peak_index = summary.explained_index
+        self.peak_button.setText(ai_words.peak_words(summary))
+        self.peak_button.show()
+        self._draw_curve(
+            indices, result.probabilities[:, self.chosen], flagged, result.classes[self.chosen], activation
+        )
+        return lines, extra
+
+    def _draw_slice_bars(self) -> None:
+        """The bars of a slice run: the slice shown in the viewer when the run covered it, else the slice where
+        the chosen class peaks (a one-slice run: that slice)."""
+        stored = self.shown_result
+        if stored is None or stored.kind != "slices":
+            return
+        result = stored.result
+        indices = [int(i) for i in result.indices]
+        if self.slice_index in indices:
+            row = indices.index(self.slice_index)
+        else:
+            row = int(np.argmax(result.probabilities[:, self.chosen]))
+        flagged = self._flagged_slices if len(self._flagged_slices) == len(indices) else np.zeros(len(indices), bool)
+        depth = stored.image_shape[0] if stored.image_shape else max(indices) + 1
+        self._draw_bars(
+            list(result.classes),
+            result.probabilities[row],
+            stored.activation,
+            ai_words.slice_bars_title(indices[row], depth, stored.activation),
+            flagged=bool(flagged[row]),
+        )
+        if self.slice_line is not None:
+            self.slice_line.setValue(slice_number(indices[row]))
+
+    def _render_volume(self, stored: StoredResult) -> list[str]:
+        result = stored.result
+        self._clear_curve()
+        self.curve.hide()
+        self.peak_button.hide()
+        self.back_button.hide()
+        self._draw_bars(
+            list(result.classes), result.probabilities, stored.activation, ai_words.volume_bars_title(stored.activation)
+        )
+        return ai_words.volume_lines(tuple(result.classes), result.probabilities, self.chosen)
+
+    def _render_slide(self, stored: StoredResult, ood: object, heatmap: bool) -> tuple[list[str], list[str]]:
+        result, activation = stored.result, stored.activation
+        classes = tuple(result.classes)
+        grid = result.grid
+        summary = ai_words.summarise_slide(result.probabilities, grid.tissue, self.chosen, classes)
+        flagged = ai_words.flagged_of(None if ood is _NO_CHECK else ood, (grid.rows, grid.columns))  # type: ignore[arg-type]
+        self._clear_curve()
+        self.curve.hide()
+        self.peak_button.hide()
+        lines = [ai_words.slide_bars_title(summary.patches) + ":", *summary.lines()]
+        extra = []
+        outside = int((flagged & grid.tissue).sum())
+        if outside:
+            extra.append(
+                f"Outside the training data: {outside} of {int(grid.tissue.sum())} tissue patches (hatched on the "
+                "slide)."
             )
-            self._draw_bars(classes, mean, activation)
-            grid = result.grid
-            probability = activation in ("softmax", "sigmoid")  # else raw scores, drawn on their own range
+        if self.patch is None:
+            extra.append("Click a patch for its probabilities and saliency.")
+            self.back_button.hide()
+            self._draw_bars(list(classes), summary.mean, activation, ai_words.slide_bars_title(summary.patches))
+        else:
+            row, column = self.patch
+            values = result.probabilities[row, column]
+            extra.append(ai_words.patch_line(row, column, classes, values, self.chosen, bool(flagged[row, column])))
+            self.back_button.show()
+            self._draw_bars(
+                list(classes), values, activation, ai_words.patch_bars_title(row, column), bool(flagged[row, column])
+            )
+        if heatmap:
+            probability = ai_words.is_probability(activation)
             self.slide_heatmap_ready.emit(
-                result.heatmap(last),
+                result.heatmap(self.chosen),
                 grid.origin,
                 grid.patch_size_level0,
-                f"p({classes[last]}) per patch" if probability else f"{classes[last]} score per patch",
+                f"{ai_words.value_of(classes[self.chosen], activation)} per patch",
                 1.0 if probability else None,
+                flagged if flagged.any() else None,
             )
-        self._set_running(self.worker.busy())
+        return lines, extra
 
     def _model_of(self, stored: StoredResult) -> ModelPackage | None:
         """The installed package whose weights made a kept result (same SHA-256), for saliency on its patches;
@@ -668,18 +894,87 @@ class AiPanel(QWidget):
                     continue
         return None
 
-    def _draw_bars(self, classes: list[str], values: np.ndarray, activation: str) -> None:
+    def _draw_bars(
+        self, classes: list[str], values: np.ndarray, activation: str, title: str, flagged: bool = False
+    ) -> None:
+        """One bar per class with its number over it, under a title that says what they are; the bars of an
+        input outside the training data are hatched grey, and the title says so."""
         self.bars.clear()
-        self.bars.addItem(pg.BarGraphItem(x=np.arange(len(classes)), height=values, width=0.6, brush="#4a90d9"))
+        values = np.asarray(values, dtype=np.float64)
+        brush = QBrush(QColor(FLAGGED_COLOUR), Qt.BrushStyle.BDiagPattern) if flagged else QBrush(QColor(BAR_COLOUR))
+        pen = pg.mkPen(FLAGGED_COLOUR if flagged else BAR_COLOUR)
+        self.bars.addItem(pg.BarGraphItem(x=np.arange(len(classes)), height=values, width=0.6, brush=brush, pen=pen))
+        probability = ai_words.is_probability(activation)
+        for k, value in enumerate(values):
+            label = pg.TextItem(f"{value:.2f}", color=LABEL_COLOUR, anchor=(0.5, 1.0))
+            label.setPos(k, value if probability else max(value, 0.0))
+            self.bars.addItem(label)
         self.bars.getAxis("bottom").setTicks([list(enumerate(classes))])
-        self.bars.setLabel("left", activation)
+        self.bars.setLabel("left", "probability" if probability else "score")
+        if probability:
+            self.bars.setYRange(0, 1.15, padding=0)
+        else:
+            self.bars.enableAutoRange(axis="y")
+        self.bars.setXRange(-0.6, len(classes) - 0.4, padding=0)
+        self._set_bars_title(title, flagged)
+        self.bars.show()
+
+    def _set_bars_title(self, title: str, flagged: bool = False) -> None:
+        self.bars_title = title + (f" ({ai_words.OUTSIDE})" if flagged and title else "")
+        warning = f"<br><span style='color:{FLAGGED_COLOUR}'>{ai_words.OUTSIDE}</span>" if flagged else ""
+        self.bars.setTitle(f"{title}{warning}" if title else None, size="9pt")
+
+    def _clear_curve(self) -> None:
+        self.curve.clear()
+        self.curve_marks = None
+        self.slice_line = None
+        self.curve_title = self.curve_legend_text = ""
+        self._curve_indices = np.zeros(0, dtype=int)
+
+    def _draw_curve(
+        self, indices: tuple[int, ...], values: np.ndarray, flagged: np.ndarray, name: str, activation: str
+    ) -> None:
+        """The chosen class per slice (x: slice numbers from 1), a dashed line at the slice the bars show, and
+        red crosses on the slices outside the training data."""
+        numbers = np.asarray(indices) + 1
+        self.curve.plot(numbers, values, pen=pg.mkPen("#d9534f", width=2))
+        self.slice_line = pg.InfiniteLine(angle=90, movable=False, pen=pg.mkPen("#707070", style=Qt.PenStyle.DashLine))
+        self.curve.addItem(self.slice_line)
+        if flagged.any():
+            self.curve_marks = pg.ScatterPlotItem(
+                x=numbers[flagged],
+                y=np.asarray(values)[flagged],
+                symbol="x",
+                size=10,
+                pen=pg.mkPen(FLAGGED_COLOUR, width=1),
+                brush=pg.mkBrush(FLAGGED_COLOUR),
+            )
+            self.curve.addItem(self.curve_marks)
+        self.curve_title = ai_words.curve_title(name, activation)
+        # The crosses' legend is the title's second line: inside the plot it would hide the curve's peaks.
+        self.curve_legend_text = f"✕ {ai_words.OUTSIDE}" if flagged.any() else ""
+        legend = f"<br><span style='color:{FLAGGED_COLOUR}'>{self.curve_legend_text}</span>" if flagged.any() else ""
+        self.curve.setTitle(f"{self.curve_title}{legend}", size="9pt")
+        self.curve.setLabel("left", ai_words.value_of(name, activation))
+        if ai_words.is_probability(activation):
+            self.curve.setYRange(0, 1.05, padding=0)
+        else:
+            self.curve.enableAutoRange(axis="y")
+        self.curve.setXRange(float(numbers.min()), float(numbers.max()), padding=0.02)
+        self._curve_indices = np.asarray(indices)
+        self.curve.show()
+        self._draw_slice_bars()
+
+    def _go_to_peak(self) -> None:
+        if self._peak_index is not None:
+            self.slice_chosen.emit(self._peak_index)
 
     def _curve_clicked(self, event: object) -> None:
         indices = self._curve_indices
         if not len(indices):
             return
-        x = self.curve.getPlotItem().vb.mapSceneToView(event.scenePos()).x()
-        self.slice_chosen.emit(int(indices[np.argmin(np.abs(indices - x))]))
+        number = self.curve.getPlotItem().vb.mapSceneToView(event.scenePos()).x()
+        self.slice_chosen.emit(int(indices[np.argmin(np.abs(indices + 1 - number))]))
 
     # runtime probe ------------------------------------------------------------------------------
 
@@ -699,11 +994,36 @@ class AiPanel(QWidget):
         self.worker.shutdown()
         self._pool.waitForDone()
 
-    def _on_probe(self, text: str, finished_at: float) -> None:
+    def _on_probe(self, text: str, finished_at: float, devices: list[str] | None = None) -> None:
         self.runtime_label.setText(text)
+        self.model_device = devices[0] if devices else None  # models run on the fastest (choose_device)
+        self._offer_precisions()
         self.probing = False
         self.ready = True
         self.runtime_ready.emit(finished_at)
+
+    # precision ------------------------------------------------------------------------------------
+
+    def _offer_precisions(self) -> None:
+        """float16 only where models run on CUDA (elsewhere it would run in float32 anyway, and say so)."""
+        cuda = self.model_device == "cuda"
+        item = cast(QStandardItemModel, self.precision_box.model()).item(PRECISIONS.index("float16"))
+        item.setEnabled(cuda)
+        if not cuda and self.precision_box.currentData() == "float16":
+            self.precision_box.setCurrentIndex(PRECISIONS.index("float32"))
+        if cuda:
+            why = "float16 is faster on the GPU; its probabilities can differ from float32's in the third decimal"
+        elif self.model_device is None:
+            why = "float16 needs a CUDA GPU; the devices are known once the AI runtime has loaded"
+        else:
+            why = f"float16 needs a CUDA GPU; models run on the {self.model_device.upper()} here, in float32"
+        item.setToolTip(why)
+        self.precision_box.setToolTip(f"The numeric precision models run at. {why}.")
+
+    def precision(self) -> Precision:
+        """The precision the next run asks for: float16 only when chosen and models run on CUDA."""
+        chosen = self.precision_box.currentData()
+        return "float16" if chosen == "float16" and self.model_device == "cuda" else "float32"
 
 
 def _hashes(package: ModelPackage) -> dict[Path, str]:
@@ -713,7 +1033,7 @@ def _hashes(package: ModelPackage) -> dict[Path, str]:
 def _identity(info: object, diagnostic_use: bool) -> str:
     """Who answered, on what, how long: every result carries it."""
     words = (
-        f"{info.model_name} {info.model_version} · SHA-256 {info.model_hash[:12]}… · {info.device} "
+        f"{info.model_name} {info.model_version} · SHA-256 {info.model_hash[:12]}… · {info.device}, "
         f"{info.precision} · {info.duration_s:.2f} s"
     )
     notes = f" ({'; '.join(info.notes)})" if info.notes else ""
@@ -733,28 +1053,30 @@ def _loaded(package: ModelPackage) -> object:
     return _LOADED[key]
 
 
-def _run_slices(package: ModelPackage, volume: Volume, indices: list[int], progress, cancelled) -> object:
+def _run_slices(
+    package: ModelPackage, volume: Volume, indices: list[int], precision: Precision, progress, cancelled
+) -> object:
     from medviewer.ai.inference import run_slices
 
     progress(0.0, f"Loading {package.name}…")
-    return run_slices(_loaded(package), volume, indices, progress=progress, cancelled=cancelled)
+    return run_slices(_loaded(package), volume, indices, progress=progress, cancelled=cancelled, precision=precision)
 
 
-def _run_volume(package: ModelPackage, volume: Volume, progress, cancelled) -> object:
+def _run_volume(package: ModelPackage, volume: Volume, precision: Precision, progress, cancelled) -> object:
     from medviewer.ai.inference import run_volume
 
     progress(0.0, f"Loading {package.name}…")
-    return run_volume(_loaded(package), volume, progress=progress, cancelled=cancelled)
+    return run_volume(_loaded(package), volume, progress=progress, cancelled=cancelled, precision=precision)
 
 
-def _run_slide(package: ModelPackage, slide: Slide, region, progress, cancelled) -> object:
+def _run_slide(package: ModelPackage, slide: Slide, region, precision: Precision, progress, cancelled) -> object:
     from medviewer.ai.slide_run import patch_grid, run_slide
 
     progress(0.0, f"Loading {package.name}…")
     loaded = _loaded(package)
     progress(0.0, "Finding tissue…")
     grid = patch_grid(slide, package.spec, region=region)
-    return run_slide(loaded, slide, grid, progress=progress, cancelled=cancelled)
+    return run_slide(loaded, slide, grid, progress=progress, cancelled=cancelled, precision=precision)
 
 
 def _patch_saliency(
@@ -766,26 +1088,28 @@ def _patch_saliency(
     class_index: int,
     cancelled: Callable[[], bool],
 ) -> tuple[np.ndarray, object]:
+    from medviewer.ai.saliency import SaliencyRun
     from medviewer.ai.slide_saliency import saliency_on_patch
 
-    loaded = _loaded(package)
+    run = SaliencyRun(_loaded(package))
     started = time.perf_counter()
-    saliency = saliency_on_patch(loaded, slide, grid, cell, method, class_index, cancelled)
-    return saliency, _info(package, loaded, started)
+    saliency = saliency_on_patch(run, slide, grid, cell, method, class_index, cancelled)
+    return saliency, _info(package, run, started)
 
 
-def _info(package: ModelPackage, loaded: object, started: float) -> object:
+def _info(package: ModelPackage, run: SaliencyRun, started: float) -> object:
+    """A saliency map's identity: where it was finished (the CPU after CUDA ran out of memory) and why."""
     from medviewer.ai.inference import RunInfo
 
     return RunInfo(
         model_name=package.name,
         model_version=package.version,
-        model_hash=loaded.sha256,
-        device=loaded.device,
+        model_hash=run.loaded.sha256,
+        device=run.device,
         precision="float32",
         duration_s=time.perf_counter() - started,
         batch_size=1,
-        notes=(),
+        notes=tuple(run.notes),
     )
 
 
@@ -800,11 +1124,11 @@ def _saliency(
 ) -> tuple[Volume, object]:
     """The saliency of slice ``index`` (a slice model) or of the whole volume (a volume model, ``index`` None)
     in world space, for the volume view's heatmap."""
-    from medviewer.ai.saliency import saliency_on_volume
+    from medviewer.ai.saliency import SaliencyRun, saliency_on_volume
 
     progress(0.0, f"Loading {package.name}…")
-    loaded = _loaded(package)
+    run = SaliencyRun(_loaded(package))
     started = time.perf_counter()
     progress(0.2, "Computing saliency…")
-    heatmap = saliency_on_volume(loaded, volume, index, method, class_index, cancelled)
-    return heatmap, _info(package, loaded, started)
+    heatmap = saliency_on_volume(run, volume, index, method, class_index, cancelled)
+    return heatmap, _info(package, run, started)

@@ -71,6 +71,8 @@ from medviewer.ui.slide_view import SlideView
 from medviewer.ui.volume_view import VolumeView
 
 if TYPE_CHECKING:
+    import numpy as np
+
     from medviewer.annotations.measurement_report import WrittenReport
 
 log = logging.getLogger(__name__)
@@ -825,13 +827,28 @@ class MainWindow(QMainWindow):
             self.volume_view.set_crosshair(point)
 
     def _show_slide_heatmap(
-        self, values: object, origin: object, cell: object, caption: str, maximum: float | None
+        self,
+        values: object,
+        origin: object,
+        cell: object,
+        caption: str,
+        maximum: float | None,
+        flagged: np.ndarray | None,
     ) -> None:
         """A run's per-patch values; probabilities on a fixed 0..1 scale (``maximum`` 1), so a probability of 0.3
-        is never drawn red because it happens to be the slide's highest."""
+        is never drawn red because it happens to be the slide's highest. ``flagged`` patches (outside the model's
+        training data) are hatched over it."""
         style = self.ai_panel.overlay_style()
         self.slide_view.set_heatmap(
-            values, origin, cell, caption, style.colormap, style.opacity, style.threshold, maximum=maximum
+            values,
+            origin,
+            cell,
+            caption,
+            style.colormap,
+            style.opacity,
+            style.threshold,
+            maximum=maximum,
+            flagged=flagged,
         )
 
     def _show_slide_detail(self, values: object, origin: object, pixel: object, caption: str) -> None:
@@ -868,15 +885,23 @@ class MainWindow(QMainWindow):
             row = int(result.probabilities[:, -1].argmax())
             name, probability = result.classes[-1], result.probabilities[row, -1]
             summary = f"p({name}) {probability:.2f} on slice {result.indices[row] + 1} · {job.description}"
+        ood = getattr(result, "ood", None)
+        if ood is not None and ood.checked and bool(ood.flagged.any()):
+            summary += " · input outside the model's training data"
+        details = {
+            "model": info.model_name,
+            "version": info.model_version,
+            "model_hash": info.model_hash,
+            "device": info.device,
+            "precision": info.precision,
+        }
+        if ood is not None:  # the guard's verdict, in counts: what a later review of the run must be able to see
+            verdict = ood.summary()
+            details["ood"] = {key: verdict[key] for key in ("checked", "items", "flagged", "image_reasons")}
         audit.record(
             "inference",
             key if key and key.startswith(SERIES_KEY_PREFIX) else audit.path_subject(key or self.shown_key or "."),
-            {
-                "model": info.model_name,
-                "version": info.model_version,
-                "model_hash": info.model_hash,
-                "device": info.device,
-            },
+            details,
         )
         if key is not None and self.catalog is not None and job.kind in ("slices", "volume", "slide"):
             try:

@@ -5,6 +5,10 @@ tiles of any level, the tissue mask, heatmaps and annotations line up without co
 slide's thumbnail lies underneath everything, then cached tiles from coarse to fine, so a place the
 user jumps to shows the best pixels already decoded at once and sharpens as workers deliver.
 
+Patches a model's result flags as outside its training data are hatched over the heatmap (in level-0
+pixels, like the heatmap, and gone with it), with a note under the colour legend saying what the hatching
+means: a reader must not take a flagged patch's colour for a finding.
+
 Lengths, areas, the scale bar and the µm in the status line come from the slide's pixel size (MPP): the
 file's, or, for a file without one, a pixel size a person set by hand for this very slide. That one is
 kept in the settings under a keyed digest of the slide's absolute path and size (never its name, which
@@ -25,11 +29,13 @@ import pyqtgraph as pg
 from PySide6.QtCore import QPointF, QRectF, QSettings, Qt, QTimer, Signal
 from PySide6.QtGui import (
     QAction,
+    QBrush,
     QColor,
     QKeyEvent,
     QKeySequence,
     QMouseEvent,
     QPainter,
+    QPainterPath,
     QPaintEvent,
     QPen,
     QPixmap,
@@ -37,6 +43,7 @@ from PySide6.QtGui import (
 from PySide6.QtWidgets import (
     QCheckBox,
     QDialog,
+    QGraphicsPathItem,
     QHBoxLayout,
     QInputDialog,
     QLabel,
@@ -76,6 +83,12 @@ LARGEST_PIXEL_SIZE_UM = 100.0  # far coarser than any slide scanner; a typo beyo
 TISSUE_RGBA = (0, 170, 90, 90)
 MINIMAP_SIZE = 200
 PAN_FRACTION = 0.25
+#: Hatching over patches outside a model's training data: diagonal lines, each a dark line beside a light one
+#: so they read over pale glass and dark heatmap colours alike, at a fixed spacing on screen (Qt's pattern
+#: brushes are cosmetic) so they read at every magnification, and an outline around each flagged area.
+OOD_HATCH_RGBA = (15, 15, 15, 235)
+OOD_HATCH_LIGHT_RGBA = (255, 255, 255, 200)
+OOD_NOTE = "Hatched: outside what the model was trained on"
 AUTOSAVE_TICK_MS = 1000  # with the autosaver's 1 s delay, every edit is on disk within about 2 s
 
 
@@ -179,6 +192,26 @@ def ask_pixel_size(parent: QWidget, current: float | None) -> float | None:
     return value if ok else None
 
 
+class _HatchItem(QGraphicsPathItem):
+    """The flagged cells' outline, hatched: painted in device pixels, so the lines are as far apart and as
+    thick at 1.25x as at 40x, and a light line runs beside each dark one."""
+
+    def paint(self, painter: QPainter, option: object, widget: QWidget | None = None) -> None:
+        device = painter.worldTransform().map(self.path())
+        painter.save()
+        painter.resetTransform()
+        painter.setPen(Qt.PenStyle.NoPen)
+        for colour, offset in ((OOD_HATCH_LIGHT_RGBA, 1), (OOD_HATCH_RGBA, 0)):
+            painter.setBrushOrigin(offset, 0)
+            painter.setBrush(QBrush(QColor(*colour), Qt.BrushStyle.BDiagPattern))
+            painter.drawPath(device)
+        painter.setBrush(Qt.BrushStyle.NoBrush)
+        for colour, width in ((OOD_HATCH_LIGHT_RGBA, 3.0), (OOD_HATCH_RGBA, 1.5)):
+            painter.setPen(QPen(QColor(*colour), width))
+            painter.drawPath(device)
+        painter.restore()
+
+
 class SlideView(QWidget):
     """Emits ``message(text)`` for problems to show the user (a damaged tile, a refused edit)."""
 
@@ -221,7 +254,10 @@ class SlideView(QWidget):
         #: What the heatmap and detail show, without their style: (values, origin, cell size, name, maximum).
         self._heat: tuple | None = None
         self._detail: tuple | None = None
-        for z, item in ((50, self.tissue_item), (51, self.heat_item), (52, self.detail_item)):
+        #: The heatmap's cells outside the model's training data, hatched over it and its detail.
+        self.ood_item = _HatchItem()
+        self.ood_cells: list[tuple[int, int]] = []  # (row, column) of each hatched cell
+        for z, item in ((50, self.tissue_item), (51, self.heat_item), (52, self.detail_item), (53, self.ood_item)):
             item.setZValue(z)
             item.hide()
             self.box.addItem(item, ignoreBounds=True)
@@ -233,6 +269,14 @@ class SlideView(QWidget):
         self.scale_note.setStyleSheet("color: rgb(90, 90, 90); background: rgba(255, 255, 255, 180);")
         self.legend = ColourLegend(self.graphics)
         self.legend.hide()
+        self.ood_note = QLabel(OOD_NOTE, self.graphics)
+        self.ood_note.setObjectName("oodHatchNote")
+        self.ood_note.setWordWrap(True)
+        self.ood_note.setStyleSheet(
+            "color: rgb(120, 20, 20); background: rgba(255, 255, 255, 220); border: 1px solid rgb(120, 20, 20); "
+            "padding: 2px;"
+        )
+        self.ood_note.hide()
         self.caption = QLabel("Open a whole-slide image (File ▸ Open, or drop it here).")
         self.caption.setObjectName("slideCaption")
         self.status = QLabel("")
@@ -679,10 +723,12 @@ class SlideView(QWidget):
         opacity: float = 0.5,
         threshold: float | None = None,
         maximum: float | None = None,
+        flagged: np.ndarray | None = None,
     ) -> None:
         """Per-patch values (rows, columns) over the slide: patch (r, c) covers level-0 pixels
         [x0 + c*pw, x0 + (c+1)*pw) x [y0 + r*ph, y0 + (r+1)*ph). Below ``threshold`` is transparent;
-        colours run from the threshold to ``maximum`` (default: the largest value).
+        colours run from the threshold to ``maximum`` (default: the largest value). ``flagged`` (bool, rows x
+        columns): the cells outside the model's training data, hatched over the heatmap.
 
         A new heatmap is a new result, so any detail drawn over the old one is removed."""
         self.set_detail(None)
@@ -690,9 +736,30 @@ class SlideView(QWidget):
             self.heat_item.hide()
             self.legend.hide()
             self.heat_name, self._heat = "", None
+            self._hatch(None, origin, patch_size)
             return
-        self.heat_name, self._heat = name, (values, origin, patch_size, name, maximum)
+        self.heat_name, self._heat = name, (values, origin, patch_size, name, maximum, flagged)
         self._draw_heat(self.heat_item, values, origin, patch_size, name, colormap, opacity, threshold, maximum)
+        self._hatch(flagged, origin, patch_size)
+
+    def _hatch(self, flagged: np.ndarray | None, origin: tuple[float, float], cell: tuple[float, float]) -> None:
+        """Hatch the ``flagged`` cells (one rectangle each, merged into one outline per flagged area)."""
+        cells = [] if flagged is None else [(int(r), int(c)) for r, c in np.argwhere(np.asarray(flagged, bool))]
+        self.ood_cells = cells
+        if not cells:
+            self.ood_item.hide()
+            self.ood_note.hide()
+            return
+        path = QPainterPath()
+        path.setFillRule(Qt.FillRule.WindingFill)
+        width, height = cell
+        for row, column in cells:
+            path.addRect(QRectF(origin[0] + column * width, origin[1] + row * height, width, height))
+        self.ood_item.setPath(path.simplified())
+        self.ood_item.show()
+        self.ood_note.adjustSize()
+        self.ood_note.show()
+        self._place_overlays()
 
     def set_detail(
         self,
@@ -728,8 +795,8 @@ class SlideView(QWidget):
         heat, detail = self._heat, self._detail  # redrawing the heatmap clears the detail: keep it to redraw
         if heat is None:
             return
-        values, origin, patch_size, name, maximum = heat
-        self.set_heatmap(values, origin, patch_size, name, colormap, opacity, threshold, maximum)
+        values, origin, patch_size, name, maximum, flagged = heat
+        self.set_heatmap(values, origin, patch_size, name, colormap, opacity, threshold, maximum, flagged)
         if detail is not None:
             values, origin, pixel_size, name, maximum = detail
             self.set_detail(values, origin, pixel_size, name, colormap, detail_opacity, threshold, maximum)
@@ -855,6 +922,10 @@ class SlideView(QWidget):
         note_bottom = height - margin - (0 if self.scale_bar.isHidden() else self.scale_bar.height())
         self.scale_note.move(margin, note_bottom - self.scale_note.height())
         self.legend.move(width - self.legend.width() - margin, self.minimap.height() + 2 * margin)
+        note_width = max(self.legend.width(), 160)
+        self.ood_note.setFixedWidth(note_width)
+        self.ood_note.setFixedHeight(self.ood_note.heightForWidth(note_width))
+        self.ood_note.move(width - note_width - margin, self.legend.y() + self.legend.height() + 4)
 
     def resizeEvent(self, event: object) -> None:  # noqa: N802 (Qt naming)
         super().resizeEvent(event)

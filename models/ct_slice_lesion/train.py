@@ -17,17 +17,27 @@ Steps, all seeded so that a rerun with the same software gives the same files:
 4. Held-out evaluation on phantoms from another seed, at the training resolutions and at the two demo CTs'
    geometries (``medviewer.demo.generate``), and the Grad-CAM sanity check against the same network with
    random weights (Adebayo et al., 2018).
-5. Export into ``bundle/``: ``models/model.ts`` (TorchScript with metadata.json in its extra files, as MONAI's
+5. The out-of-distribution guard's reference (``medviewer.training``, read by ``medviewer.ai.ood``): every
+   slice of the first ``REFERENCE_PHANTOMS`` training phantoms gives the feature mean and shrinkage
+   covariance and the intensity ranges; every slice of ``GUARD_HELD_OUT_PHANTOMS`` held-out phantoms (and of
+   phantoms at the demo CTs' geometries) gives the threshold, the 99th percentile of their distances.
+6. Export into ``bundle/``: ``models/model.ts`` (TorchScript with metadata.json in its extra files, as MONAI's
    ``ckpt_export`` writes it), ``models/model.pt2`` (torch.export, dynamic batch), ``configs/metadata.json`` and
    the model card ``docs/README.md`` with the measured figures. The weights files' SHA-256 replace this
    model's entries in ``resources/approved_models.json``, so the viewer trusts exactly these files.
+7. The guard measured through the viewer's own run (``run_slices`` on the exported, approved bundle) on the
+   demo CTs as ``medviewer demo-data`` writes them and on real CTs the model has never seen (the GE head CT
+   of ``tests/data/dcm_qa_ct_ge`` and pydicom's ``CT_small.dcm``), for the model card.
 """
 
 from __future__ import annotations
 
+import gzip
 import math
 import multiprocessing
+import shutil
 import sys
+import tempfile
 import time
 from concurrent.futures import Executor, ProcessPoolExecutor
 from dataclasses import dataclass
@@ -55,21 +65,26 @@ from medviewer.demo.ct_truth import (  # noqa: E402
     Disc,
     slice_truth,
 )
-from medviewer.demo.generate import MAIN_CT, SECOND_CT  # noqa: E402
+from medviewer.demo.generate import MAIN_CT, SECOND_CT, generate_ct_study  # noqa: E402
 from models.bundle_tools import (  # noqa: E402
     ScoreMapClassifier,
     accuracy,
     class_probabilities_output,
     conv_block,
     files_table,
+    flag_rates,
     grad_cam,
+    item_features,
     metadata_header,
     publish,
+    rates_row,
+    report_rates,
     run_reproducibly,
+    training_reference,
 )
 
 NAME = "ct-slice-lesion-demo"
-VERSION = "1.0.0"
+VERSION = "1.1.0"
 SEED = 20240601
 EVAL_SEED = 777_001  # held-out phantoms: a different seed from training
 THREADS = 2
@@ -93,6 +108,15 @@ LEARNING_RATE = 3e-3
 #: label (it settled a few pixels beside the lesions), and Grad-CAM would point there.
 MAP_LOSS_WEIGHT = 30.0
 MAP_POSITIVE_WEIGHT = 10.0
+
+#: The guard's reference: every slice of this many training phantoms (the first of the training jobs).
+REFERENCE_PHANTOMS = 60
+#: Its threshold: every slice of this many held-out phantoms at the training resolutions, and of
+#: GUARD_DEMO_GEOMETRY phantoms at the demo CTs' geometries (main, second), all from EVAL_SEED.
+GUARD_HELD_OUT_PHANTOMS = 30
+GUARD_DEMO_GEOMETRY = (3, 8)
+#: Real CTs the guard is measured on for the card (in the repository's test data, when present).
+GE_HEAD_CT = REPO / "tests" / "data" / "dcm_qa_ct_ge"
 
 SPEC = ModelSpec(
     target="slice",
@@ -211,6 +235,87 @@ def make_slices(jobs: list[PhantomJob], balance_seed: int | None, pool: Executor
     return SliceSet(x, y, discs, source)
 
 
+def _phantom_volume(job: PhantomJob) -> Volume:
+    """Every slice of one phantom as a volume (runs in a worker process)."""
+    hu, _ = make_chest_phantom(np.random.default_rng([job.seed, job.index]), job.geometry, job.lesion_count)
+    geometry = job.geometry
+    return Volume(hu, (geometry.pixel_mm, geometry.pixel_mm, geometry.slice_mm), geometry.origin, modality="CT")
+
+
+def guard_items(net: nn.Module, jobs: list[PhantomJob], pool: Executor) -> tuple[np.ndarray, np.ndarray]:
+    """Pooled features and input percentiles of every slice of the phantoms of ``jobs``, prepared by
+    ``slice_batch`` as a run prepares them."""
+    pooled, percentiles = [], []
+    for volume in pool.map(_phantom_volume, jobs):
+        for first in range(0, volume.shape[0], 128):
+            indices = list(range(first, min(first + 128, volume.shape[0])))
+            features, spread = item_features(net, slice_batch(volume, indices, SPEC))
+            pooled.append(features)
+            percentiles.append(spread)
+    return np.concatenate(pooled), np.concatenate(percentiles)
+
+
+def guard_reference(net: nn.Module) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The ``medviewer.training`` block and the guard's flag rates on the held-out slices."""
+    reference_jobs = phantom_jobs(SEED, TRAIN_PHANTOMS)[:REFERENCE_PHANTOMS]  # training phantoms, as trained on
+    main, second = GUARD_DEMO_GEOMETRY
+    demo_jobs = demo_geometry_jobs(EVAL_SEED)
+    held_jobs = phantom_jobs(EVAL_SEED, GUARD_HELD_OUT_PHANTOMS)
+    geometry_jobs = demo_jobs[:main] + demo_jobs[4 : 4 + second]
+    with ProcessPoolExecutor(THREADS, mp_context=multiprocessing.get_context("spawn")) as pool:
+        training = guard_items(net, reference_jobs, pool)
+        held_out = guard_items(net, held_jobs, pool)
+        at_demo_geometry = guard_items(net, geometry_jobs, pool)
+    both = (np.concatenate([held_out[0], at_demo_geometry[0]]), np.concatenate([held_out[1], at_demo_geometry[1]]))
+    spacings = [job.geometry.pixel_mm for job in reference_jobs + held_jobs + geometry_jobs]
+    facts = {"modality": ["CT"], "body_part": ["CHEST"], "spacing_mm": [min(spacings), max(spacings)], "mpp": None}
+    block = training_reference(training, both, facts)
+    rates = {
+        "reference_phantoms": len(reference_jobs),
+        "held_out_phantoms": len(held_jobs),
+        "geometry_phantoms": len(geometry_jobs),
+        "held_out": flag_rates(block, held_out),
+        "demo_geometry": flag_rates(block, at_demo_geometry),
+        "training": flag_rates(block, training),
+    }
+    return block, rates
+
+
+def guard_on_images(package_folder: Path) -> list[tuple[str, dict[str, Any]]]:
+    """The guard through ``run_slices`` on the exported, approved bundle: the two demo CTs as ``medviewer
+    demo-data`` writes them (DICOM, seed 0) and real CTs, each with its rates."""
+    import pydicom.data
+
+    from medviewer.ai.inference import run_slices
+    from medviewer.ai.package import load_module, read_package
+    from medviewer.io import open_volume
+
+    loaded = load_module(read_package(package_folder))
+    measured = []
+    with tempfile.TemporaryDirectory(prefix="medviewer-guard-") as scratch:
+        folder = Path(scratch)
+        images: list[tuple[str, Path]] = []
+        demo_cts = ((1, MAIN_CT, 3, "demo CT, 0.7 mm"), (2, SECOND_CT, 1, "demo CT, 1.4 mm"))
+        for index, geometry, lesions, name in demo_cts:
+            generate_ct_study(folder / f"ct{index}", 0, index, geometry, lesions)
+            images.append((f"{name} (`medviewer demo-data`, DICOM)", folder / f"ct{index}"))
+        if GE_HEAD_CT.is_dir():
+            (folder / "ge").mkdir()
+            for packed in sorted(GE_HEAD_CT.glob("*.dcm.gz")):
+                with gzip.open(packed) as source, open(folder / "ge" / packed.name[:-3], "wb") as target:
+                    shutil.copyfileobj(source, target)
+            images.append(("GE HiSpeed head CT (`tests/data/dcm_qa_ct_ge`, real)", folder / "ge"))
+        small = pydicom.data.get_testdata_file("CT_small.dcm")
+        if small is not None:
+            images.append(("pydicom `CT_small.dcm` (real)", Path(small)))
+        for name, path in images:
+            volume = open_volume(path)
+            result = run_slices(loaded, volume, list(range(volume.shape[0])))
+            assert result.ood is not None
+            measured.append((name, report_rates(result.ood)))
+    return measured
+
+
 # -------------------------------------------------------------------------------------------- training
 
 
@@ -326,7 +431,7 @@ def demo_geometry_jobs(seed: int) -> list[PhantomJob]:
 # ---------------------------------------------------------------------------------------------- export
 
 
-def metadata(results: dict[str, Any]) -> dict[str, Any]:
+def metadata(results: dict[str, Any], training: dict[str, Any]) -> dict[str, Any]:
     return {
         **metadata_header(NAME, VERSION),
         "task": "Classify an axial CT slice as showing a lung lesion or not (demonstration)",
@@ -379,11 +484,69 @@ def metadata(results: dict[str, Any]) -> dict[str, Any]:
             "output": {"activation": "softmax", "classes": list(CLASSES)},
             "explain": {"features": "forward_features", "head": "forward_head"},
             "diagnostic_use": False,
+            "training": training,
         },
     }
 
 
-def write_card(results: dict[str, Any], files: dict[str, Path], approvals: list[dict[str, str]]) -> None:
+def guard_section(results: dict[str, Any], training: dict[str, Any]) -> str:
+    """The model card's section on the out-of-distribution guard: its reference and measured flag rates."""
+    features, guard = training["features"], results["guard"]
+    ranges = training["intensity_percentiles"]
+    low, high = training["spacing_mm"]
+    rows = "".join(
+        rates_row(name, rates)
+        for name, rates in (
+            (f"held-out phantoms, every slice ({guard['held_out_phantoms']} phantoms)", guard["held_out"]),
+            (f"held-out phantoms at the demo CTs' geometries ({guard['geometry_phantoms']})", guard["demo_geometry"]),
+            (f"the reference's own training slices ({guard['reference_phantoms']} phantoms)", guard["training"]),
+            *results["guard_images"],
+        )
+    )
+    real = [rates for name, rates in results["guard_images"] if "real" in name]
+    short = [name for name, rates in results["guard_images"] if "real" in name and rates["feature"] < 0.9]
+    verdict = (
+        "On every real CT listed the feature score alone flags at least 90 % of the slices."
+        if real and not short
+        else f"The feature score alone flags fewer than 90 % of the slices of: {', '.join(short)}."
+        if short
+        else "No real CT was available to measure it on."
+    )
+    return f"""## Out-of-distribution guard
+
+The metadata carries what the model was trained on (`medviewer.training`), and the viewer checks every slice
+it runs against it (`medviewer.ai.ood`); a slice outside is flagged on screen, in JSON and in the stored
+result, so a run on an image the model was not made for does not look like a finding.
+
+- **Feature score**: the Mahalanobis distance (Lee et al., NeurIPS 2018) of the slice's `forward_features`
+  output, pooled to each channel's spatial mean and standard deviation ({features["dimensions"]} values), from
+  the mean of {features["training_items"]} training slices (every slice of {guard["reference_phantoms"]} training
+  phantoms) under their covariance shrunk by Ledoit and Wolf's estimate ({features["shrinkage"]:.3g}). A slice is
+  flagged above **{features["threshold"]:.4g}**, the {features["threshold_percentile"]:g}th percentile of the
+  distances of {features["held_out_items"]} held-out slices (every slice of {guard["held_out_phantoms"]} phantoms of
+  seed {EVAL_SEED} and {guard["geometry_phantoms"]} at the demo CTs' geometries), not of training slices.
+- **Intensity**: the 1st, 50th and 99th percentiles of the slice's input (after the window) against the range
+  each took over the training slices (p1 {ranges["p1"][0]}, p50 {ranges["p50"][0]}, p99 {ranges["p99"][0]}),
+  widened by {ranges["margin"]:.0%} of their span.
+- **Image**: modality {", ".join(training["modality"])}, body part {", ".join(training["body_part"])} (when the
+  file records it), in-plane pixel spacing {low:g} to {high:g} mm (the training and held-out phantoms').
+
+Measured flag rates (feature score alone, intensity alone, image-level reasons, and all together; the rows
+from "demo CT" on are runs of this bundle through `medviewer.ai.inference.run_slices`):
+
+| Slices of | Count | Feature score | Intensity | Image reasons | Flagged |
+|---|---|---|---|---|---|
+{rows}
+{verdict}
+The threshold was set on held-out synthetic slices only, never on these files. The guard cannot see
+everything: a real chest CT at the training geometry looks more like the phantoms than a head CT does, and a
+slice the guard passes is still only as trustworthy as this demonstration model.
+"""
+
+
+def write_card(
+    results: dict[str, Any], training: dict[str, Any], files: dict[str, Path], approvals: list[dict[str, str]]
+) -> None:
     held, demo = results["held_out"], results["demo_geometry"]
     parameters = sum(p.numel() for p in CtSliceLesionNet().parameters())
     rows = files_table(files, approvals)
@@ -447,16 +610,18 @@ Saliency sanity check (Grad-CAM, Selvaraju et al. 2017; randomisation test, Adeb
 lesion's disc (1 pixel margin) for **{results["cam_trained"]:.1%}** of slices; for the same network with random
 weights, {results["cam_random"]:.1%}. `tests/ai/test_demo_ct_model.py` repeats both checks on the exported file.
 
+{guard_section(results, training)}
 ## Retraining
 
 ```
 python models/ct_slice_lesion/train.py
 ```
 
-About 3 minutes on 2 CPU cores (the script prints its own time). Seeds are fixed, algorithms deterministic and 2 threads
-used, so a rerun with the same software reproduces the weights. The script rewrites `bundle/` (weights,
-metadata, this card) and this model's entries in `resources/approved_models.json`; weights whose bytes change
-are new files, which the viewer trusts only through that list.
+About {results["seconds"] / 60:.0f} minutes on 2 CPU cores (the script prints its own time). Seeds are fixed,
+algorithms deterministic and 2 threads used, so a rerun with the same software reproduces the weights. The
+script rewrites `bundle/` (weights, metadata, this card) and this model's entries in
+`resources/approved_models.json`; weights whose bytes change are new files, which the viewer trusts only through
+that list.
 
 ## Files
 
@@ -522,10 +687,31 @@ def main() -> int:
         print("Held-out accuracy is below the required 0.95: nothing exported.", file=sys.stderr)
         return 1
 
+    print("Out-of-distribution reference: every slice of training and held-out phantoms ...")
+    training, results["guard"] = guard_reference(net)
+    features = training["features"]
+    print(
+        f"  {features['training_items']} reference slices, threshold {features['threshold']:.4g} from "
+        f"{features['held_out_items']} held-out slices, shrinkage {features['shrinkage']:.3g}"
+    )
+    for key in ("held_out", "demo_geometry", "training"):
+        rates = results["guard"][key]
+        print(
+            f"  flagged on {key}: feature {rates['feature']:.3f}, intensity {rates['intensity']:.3f}, "
+            f"combined {rates['combined']:.3f} of {rates['count']} slices"
+        )
+
     example = torch.rand(2, 1, *SHAPE, generator=torch.Generator().manual_seed(SEED))
-    files, approvals = publish(net, metadata(results), SPEC, BUNDLE, example, torch.from_numpy(held_out.x))
+    files, approvals = publish(net, metadata(results, training), SPEC, BUNDLE, example, torch.from_numpy(held_out.x))
+    print("The guard through run_slices on the demo CTs and real CTs ...")
+    results["guard_images"] = guard_on_images(BUNDLE)
+    for name, rates in results["guard_images"]:
+        print(
+            f"  {name}: feature {rates['feature']:.3f}, intensity {rates['intensity']:.3f}, combined "
+            f"{rates['combined']:.3f} of {rates['count']} slices; {'; '.join(rates['reasons']) or 'no image reasons'}"
+        )
     results["seconds"] = time.perf_counter() - started
-    write_card(results, files, approvals)
+    write_card(results, training, files, approvals)
     print(f"Done in {results['seconds']:.0f} s; bundle in {BUNDLE.relative_to(REPO)}")
     return 0
 

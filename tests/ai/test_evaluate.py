@@ -78,3 +78,46 @@ def test_unknown_labels_and_missing_files_name_the_line(tmp_path: Path, capsys, 
     labels.write_text(f"path,label\n{labels},tumour\n")
     assert evaluate_main(["--model", str(bundle), "--labels", str(labels)]) == 1
     assert "'tumour' is not one of the model's classes" in capsys.readouterr().err
+
+
+def test_evaluate_finds_an_approved_model_by_name_and_says_the_precision_it_ran_at(
+    demo_dir: Path, tmp_path: Path, capsys, exported: Exported
+):
+    from medviewer.ai.devices import choose_device
+    from medviewer.cli import main
+
+    bundle = write_bundle(tmp_path / "tiny", exported)
+    assert main(["models", "add", str(bundle), "--yes"]) == 0
+    files = sorted((demo_dir / "ct2").iterdir())[::12]
+    names = ["normal", "lesion"] * (len(files) // 2)
+    labels = tmp_path / "labels.csv"
+    labels.write_text("path,label\n" + "".join(f"{f},{n}\n" for f, n in zip(files, names, strict=True)))
+    capsys.readouterr()
+    by_name = ["--model", "tiny lesion classifier@0.1.0", "--labels", str(labels), "--json"]
+    assert evaluate_main(by_name) == 0
+    float32 = json.loads(capsys.readouterr().out)
+    device = choose_device()
+    assert (float32["precision"], float32["notes"], float32["device"]) == ("float32", [], device)
+    assert float32["model"] == "tiny lesion classifier" and float32["model_version"] == "0.1.0"
+    assert float32["model_sha256"] == registry.sha256_of(bundle / "models" / "model.ts")
+    assert evaluate_main([*by_name, "--precision", "float16"]) == 0
+    float16 = json.loads(capsys.readouterr().out)
+    if device == "cuda":  # run by hand on a GPU machine (tests/device): autocast, and nothing to say
+        assert (float16["precision"], float16["notes"]) == ("float16", [])
+    else:
+        assert float16["precision"] == "float32"
+        assert float16["notes"] == [f"float16 runs only on CUDA; ran in float32 on {device}"]
+        assert float16["accuracy"] == float32["accuracy"] and float16["roc_auc"] == float32["roc_auc"]
+    assert evaluate_main(by_name[:-1] + ["--precision", "float16"]) == 0
+    text = capsys.readouterr().out
+    assert f"  ran on {device} in {float16['precision']}, SHA-256 {float32['model_sha256']}" in text
+    assert all(f"  note: {note}" in text for note in float16["notes"])
+
+
+def test_evaluate_names_the_approved_models_when_the_name_is_unknown(tmp_path: Path, capsys):
+    labels = tmp_path / "labels.csv"
+    labels.write_text("path,label\n")
+    assert evaluate_main(["--model", "no-such-model", "--labels", str(labels)]) == 1
+    error = capsys.readouterr().err
+    assert error.startswith("medviewer evaluate: no-such-model: no such file or folder, and no approved model")
+    assert "approved models: ct-slice-lesion-demo@" in error and error.count("\n") == 1

@@ -124,6 +124,8 @@ def test_slide_saliency_is_a_png_whose_json_places_each_explained_patch(
         "method": "gradcam",
         "class": "tumour",  # the model's last class, by default
         "patches": 5,
+        "device": choose_device(),  # where the maps were finished, and why not where the run began
+        "notes": [],
     }
     georeference = json.loads((tmp_path / "saliency.json").read_text())
     assert georeference["model"] == report["model"]
@@ -174,7 +176,10 @@ def test_class_choice_and_a_smaller_image_for_large_grids(
     )
     text = capsys.readouterr().out
     assert code == 0
-    assert "tumour: mean " in text and "normal: mean " in text and "sha256" in text
+    lines = text.splitlines()
+    assert lines[0] == "no check of the input against the training data is available"  # the guard's words first
+    assert lines[1].startswith("normal: slide mean ")  # the chosen class leads
+    assert lines[2].startswith("tumour: slide mean ") and "sha256" in lines[3]
     georeference = json.loads(out.with_suffix(".json").read_text())
     assert (georeference["class"], georeference["method"]) == ("normal", "occlusion")
     heatmap = expected.heatmap(0)
@@ -248,8 +253,8 @@ def test_slide_options_are_checked_before_anything_runs(
     blocker.write_text("")
     error = refused(capsys, "--model", model, slide_path, "--csv", blocker / "p.csv")
     assert str(blocker / "p.csv") in error and "cannot be made" in error
-    # --class without --saliency would be silently ignored: it is refused instead.
-    assert infer_main(["--model", str(model), str(slide_path), "--class", "tumour"]) == 2
+    # --patches without --saliency would be silently ignored: it is refused instead.
+    assert infer_main(["--model", str(model), str(slide_path), "--patches", "3"]) == 2
     assert "add --saliency" in capsys.readouterr().err
     error = refused(capsys, "--model", model, slide_path, "--slice", "3")
     assert str(slide_path) in error and "--slice" in error

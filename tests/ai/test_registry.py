@@ -162,14 +162,73 @@ def test_models_add_yes_then_list_json(bundle: Path, capsys: pytest.CaptureFixtu
         assert line in out
     assert main(["models", "list", "--json"]) == 0
     listed = [e for e in json.loads(capsys.readouterr().out) if not e["builtin"]]
-    assert [(e["sha256"], e["file_name"], e["builtin"]) for e in listed] == [
-        (hashes[0], "model.ts", False),
-        (hashes[1], "model.pt2", False),
+    assert [(e["sha256"], e["file_name"], e["builtin"], e["source"]) for e in listed] == [
+        (hashes[0], "model.ts", False, str(bundle.resolve())),
+        (hashes[1], "model.pt2", False, str(bundle.resolve())),
     ]
     assert main(["models", "add", str(bundle)]) == 0  # nothing to ask
     assert "is already approved" in capsys.readouterr().out
     assert main(["models", "list"]) == 0
-    assert capsys.readouterr().out.count("tiny lesion classifier 0.1.0  model.") == 2
+    lines = capsys.readouterr().out.splitlines()
+    # name@version, as --model takes it, and where the approval was made from
+    assert [line for line in lines if line.startswith("tiny lesion classifier@0.1.0  model.")] == [
+        f"tiny lesion classifier@0.1.0  {name}  {digest}  (approved {entry.approved_at})  from {bundle.resolve()}"
+        for name, digest, entry in zip(
+            ("model.ts", "model.pt2"), hashes, [e for e in registry.entries() if not e.builtin], strict=True
+        )
+    ]
+    assert any(line.startswith("ct-slice-lesion-demo@") and line.endswith("(built in)") for line in lines)  # no source
+
+
+def test_a_single_file_approval_records_the_file_and_old_entries_stay_valid(exported: Exported, tmp_path: Path):
+    single = tmp_path / "tiny.pt2"
+    shutil.copy(exported.pt2, single)
+    package = read_package(single)
+    assert registry.approve(single, package).source == str(single.resolve())
+    stored = json.loads(registry.registry_path().read_text())
+    assert stored[0]["source"] == str(single.resolve())
+    # An entry written before sources were recorded has none, and still approves its file.
+    del stored[0]["source"]
+    registry.registry_path().write_text(json.dumps(stored))
+    (entry,) = [e for e in registry.entries() if not e.builtin]
+    assert entry.source is None and registry.is_approved(single)
+    assert load_module(package).format == "export"
+
+
+def test_approving_again_records_where_an_old_or_moved_approval_lies(exported: Exported, tmp_path: Path):
+    first = tmp_path / "first" / "tiny.ts"
+    first.parent.mkdir()
+    shutil.copy(exported.ts, first)
+    registry.approve(first, read_package(first))
+    stored = json.loads(registry.registry_path().read_text())
+    approved_at = stored[0]["approved_at"]
+    del stored[0]["source"]  # approved before sources were recorded
+    registry.registry_path().write_text(json.dumps(stored))
+    assert main(["models", "add", str(first)]) == 0  # already approved: nothing asked, the source recorded
+    (entry,) = [e for e in registry.entries() if not e.builtin]
+    assert (entry.source, entry.approved_at) == (str(first.resolve()), approved_at)
+    # The same bytes moved elsewhere: approving them there records the new place; still one approval.
+    moved = tmp_path / "moved" / "tiny.ts"
+    moved.parent.mkdir()
+    first.rename(moved)
+    assert registry.approve(moved, read_package(moved)).source == str(moved.resolve())
+    assert [e.source for e in registry.entries() if not e.builtin] == [str(moved.resolve())]
+    assert len(audit.events(event="model_approved")) == 1
+    # While the first place still holds the file, a copy elsewhere does not take the approval's source.
+    copy = tmp_path / "copy" / "tiny.ts"
+    copy.parent.mkdir()
+    shutil.copy(moved, copy)
+    assert registry.approve(copy, read_package(copy)).source == str(moved.resolve())
+
+
+def test_a_source_that_is_not_an_absolute_path_is_damage(bundle: Path):
+    package = read_package(bundle)
+    registry.approve(package.weights["export"], package)
+    stored = json.loads(registry.registry_path().read_text())
+    stored[0]["source"] = "relative/tiny"
+    registry.registry_path().write_text(json.dumps(stored))
+    with pytest.raises(ModelRegistryError, match="entry 1: source is not an absolute path"):
+        registry.entries()
 
 
 @pytest.mark.parametrize("answer", ["n\n", "\n", ""])

@@ -135,7 +135,8 @@ def test_a_volume_model_runs_on_the_whole_volume(qtbot, window: MainWindow, demo
     assert window.wait_until_idle(TIMEOUT_MS)
     result = panel.last_result
     assert result.probabilities.shape == (2,) and ((0 <= result.probabilities) & (result.probabilities <= 1)).all()
-    assert "for the volume" in panel.result_label.text() and "test model 1.0" in panel.result_label.text()
+    assert "for the whole volume" in panel.result_label.text() and "test model 1.0" in panel.result_label.text()
+    assert panel.bars_title == "Probabilities for the whole volume"
     # Saliency of a volume model covers the whole volume, laid over it in its own geometry.
     assert panel.saliency_button.isEnabled() and panel.saliency_button.text() == "Show saliency on the volume"
     panel.method_box.setCurrentIndex(panel.method_box.findData("occlusion"))
