@@ -240,6 +240,26 @@ def report_screenshot(out: Path) -> None:
     public_file_screenshot(Path(get_testdata_file("test-SR.dcm")), out)
 
 
+def ood_screenshot(out: Path) -> None:
+    """The demo tumour model over a real skin slide (CMU-1, OpenSlide's test data): the guard flags the
+    patches it was not trained on, the banner says so above the numbers, and the flagged patches are hatched."""
+    os.environ["MEDVIEWER_HOME"] = tempfile.mkdtemp(prefix="medviewer-screenshots-")
+    app, window = shown_window()
+    window.ai_panel.schedule_probe()
+    window.open_paths([REPO.parent / "shared" / "testdata" / "wsi" / "CMU-1-Small-Region.svs"])
+    if not window.wait_until_idle(SCREENSHOT_TIMEOUT_MS):
+        raise SystemExit("CMU-1-Small-Region.svs did not load in time")
+    panel = window.ai_panel
+    names = [panel.model_box.itemText(i) for i in range(panel.model_box.count())]
+    panel.model_box.setCurrentIndex(next(i for i, n in enumerate(names) if n.startswith("slide-patch-tumour-demo")))
+    panel.run_slide()
+    if not window.wait_until_idle(SCREENSHOT_TIMEOUT_MS) or panel.slide_result is None:
+        raise SystemExit("the slide run did not finish in time")
+    save_window(app, window, out)
+    shut_down(app, window)
+    shutil.rmtree(os.environ["MEDVIEWER_HOME"], ignore_errors=True)
+
+
 def kinds_screenshots(out_folder: Path) -> None:
     from pydicom.data import get_testdata_file
 
@@ -262,5 +282,6 @@ if __name__ == "__main__":
     shutil.rmtree(os.environ["MEDVIEWER_HOME"], ignore_errors=True)
     ai_screenshot(demo_folder, out_folder / "medviewer-ai.png", ground_truth)
     ai_slide_screenshot(demo_folder, out_folder / "medviewer-ai-slide.png", ground_truth)
+    ood_screenshot(out_folder / "medviewer-ai-ood.png")
     panel_screenshot(demo_folder, out_folder / "medviewer-panel.png")
     kinds_screenshots(out_folder)
