@@ -21,8 +21,9 @@ from pathlib import Path
 
 import numpy as np
 
-from medviewer.ai.inference import PRECISIONS, Precision, RunInfo
+from medviewer.ai.inference import Precision, RunInfo
 from medviewer.ai.metrics import Evaluation, evaluate_probabilities, write_reliability_plot
+from medviewer.ai.model_lookup import add_model_arguments, resolve_model
 from medviewer.ai.package import ModelPackage, read_package
 from medviewer.core.errors import MedviewerError, UnsupportedFileError
 
@@ -31,27 +32,14 @@ BATCH = 32
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="medviewer evaluate", description="Measure a model on labelled images.")
-    parser.add_argument(
-        "--model",
-        required=True,
-        metavar="MODEL",
-        help="model bundle folder, .ts or .pt2 file, or an approved model's name or name@version "
-        "(as 'medviewer models list' shows it)",
-    )
+    add_model_arguments(parser)
     parser.add_argument("--labels", required=True, type=Path, help="CSV with columns path,label")
     parser.add_argument("--plot", type=Path, help="reliability plot PNG (default: beside the labels file)")
-    parser.add_argument(
-        "--precision",
-        choices=PRECISIONS,
-        default="float32",
-        help="float16 runs only on CUDA (elsewhere the run is float32 and says so); default float32",
-    )
     parser.add_argument("--json", action="store_true", help="print JSON")
     return parser
 
 
 def evaluate_main(argv: Sequence[str]) -> int:
-    from medviewer.ai.model_lookup import resolve_model
 
     args = _parser().parse_args(list(argv))
     try:

@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from medviewer.ai.inference import PRECISIONS
+from medviewer.ai.model_lookup import add_model_arguments, resolve_model
 from medviewer.ai.package import read_package
 from medviewer.ai.summary import class_index, slice_number, summarise_slices
 from medviewer.core.errors import MedviewerError
@@ -54,13 +54,7 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="medviewer infer", description="Run an approved model on an image and print what it thinks."
     )
-    parser.add_argument(
-        "--model",
-        required=True,
-        metavar="MODEL",
-        help="model bundle folder, .ts or .pt2 file, or an approved model's name or name@version "
-        "(as 'medviewer models list' shows it)",
-    )
+    add_model_arguments(parser)
     parser.add_argument(
         "path", type=Path, metavar="PATH", help="DICOM file or folder, NIfTI file, or whole-slide image"
     )
@@ -103,12 +97,6 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--csv", type=Path, metavar="FILE", help="slides: write one row per tissue patch")
     parser.add_argument("--geojson", type=Path, metavar="FILE", help="slides: write the patches as QuPath tiles")
     parser.add_argument("--device", choices=("cpu", "cuda", "mps"), help="default: CUDA, then MPS, then CPU")
-    parser.add_argument(
-        "--precision",
-        choices=PRECISIONS,
-        default="float32",
-        help="float16 runs only on CUDA (elsewhere the run is float32 and says so); default float32",
-    )
     parser.add_argument("--json", action="store_true", help="print JSON")
     return parser
 
@@ -147,7 +135,6 @@ def _infer(args: argparse.Namespace) -> tuple[dict, list[str]]:
     out-of-distribution check's words before any number."""
     from medviewer.ai.devices import choose_device
     from medviewer.ai.inference import run_slices, run_volume, set_torch_threads
-    from medviewer.ai.model_lookup import resolve_model
     from medviewer.ai.package import load_module
     from medviewer.io import ImageKind, classify, open_volume
 

@@ -13,12 +13,14 @@ approval), with the same message as for a path given by hand. Nothing here hashe
 
 from __future__ import annotations
 
+import argparse
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
 from medviewer.ai import registry
 from medviewer.ai.available import builtin_bundles
+from medviewer.ai.inference import PRECISIONS
 from medviewer.ai.package import ModelPackage, read_package
 from medviewer.core.errors import MedviewerError
 
@@ -140,3 +142,21 @@ def _not_found(name: str, version: str, same_name: list[Approved], found: list[A
             "records it)"
         )
     return f"{words}; {known}"
+
+
+def add_model_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--model`` and ``--precision`` as every command that runs a model takes them, so ``infer`` and
+    ``evaluate`` accept the same names and say the same."""
+    parser.add_argument(
+        "--model",
+        required=True,
+        metavar="MODEL",
+        help="model bundle folder, .ts or .pt2 file, or an approved model's name or name@version "
+        "(as 'medviewer models list' shows it)",
+    )
+    parser.add_argument(
+        "--precision",
+        choices=PRECISIONS,
+        default="float32",
+        help="float16 runs only on CUDA (elsewhere the run is float32 and says so); default float32",
+    )
