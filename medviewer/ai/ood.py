@@ -54,7 +54,6 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -186,24 +185,9 @@ def slide_facts(slide: Slide) -> ImageFacts:
 
 
 def _body_part(volume: Volume) -> str | None:
-    """BodyPartExamined: from the volume's metadata if a reader put it there, else from the first DICOM file
-    the volume was read from (one header, no pixels). Anything unreadable is simply unknown."""
-    metadata = volume.metadata or {}
-    for key in ("body_part", "body_part_examined", "BodyPartExamined"):
-        value = metadata.get(key)
-        if isinstance(value, str) and value.strip():
-            return value.strip().upper()
-    files = metadata.get("source_files") or []
-    if metadata.get("source") != "dicom" or not files:
-        return None
-    try:
-        import pydicom
-
-        header = pydicom.dcmread(Path(files[0]), stop_before_pixels=True, specific_tags=["BodyPartExamined"])
-        value = str(header.get("BodyPartExamined", "") or "").strip().upper()
-    except Exception:  # noqa: BLE001 - a header that cannot be read only leaves the body part unknown
-        return None
-    return value or None
+    """BodyPartExamined as the DICOM reader recorded it; unknown for NIfTI and for files that do not say."""
+    value = (volume.metadata or {}).get("body_part")
+    return value.strip().upper() or None if isinstance(value, str) else None
 
 
 # The reference --------------------------------------------------------------------------------------------

@@ -144,6 +144,8 @@ def _finish(volume: Volume, stack: Stack, records: list[FrameRecord], count: int
         "series_uid": stack.series_uid,
         "stack_key": stack.key,
         "study_uid": str(header.get("StudyInstanceUID", "")),
+        # what a model's training data is checked against (medviewer.ai.ood); "" when the file says nothing
+        "body_part": str(header.get("BodyPartExamined", "") or "").strip().upper(),
         "frame_of_reference_uid": str(header.get("FrameOfReferenceUID", "")),
         "files": len({r.file.path for r in records}),
         # the files read, for writing objects that reference them (measurement reports); never logged
