@@ -33,7 +33,7 @@ import numpy as np
 
 from medviewer.ai.model_lookup import add_model_arguments, resolve_model
 from medviewer.ai.package import read_package
-from medviewer.ai.summary import class_index, slice_number, summarise_slices
+from medviewer.ai.summary import SlideSummary, class_index, slice_number, summarise_slices, summarise_slide
 from medviewer.core.errors import MedviewerError
 from medviewer.core.volume import Volume
 
@@ -275,7 +275,10 @@ def _infer_slide(args: argparse.Namespace, package: ModelPackage, class_index: i
         loaded = load_module(package, device=choose_device(args.device))
         result = run_slide(loaded, slide, grid, precision=args.precision)
         report: dict = {"model": _identity(result.info, package), "image": str(args.path), "target": "slide"}
-        report.update(_slide_summary(result, slide, spec.mpp))
+        summary = summarise_slide(result.probabilities, result.grid.tissue, class_index, result.classes)
+        if not summary.patches:
+            raise MedviewerError(slide.path, "no tissue patch of the slide could be read (damaged tiles)")
+        report.update(_slide_summary(result, slide, spec.mpp, summary))
         report["ood"] = _ood_json(result.ood)
         for key, out, write in (("csv", args.csv, write_csv), ("geojson", args.geojson, write_geojson)):
             if out is not None:
@@ -295,22 +298,7 @@ def _infer_slide(args: argparse.Namespace, package: ModelPackage, class_index: i
                 args.saliency_out,
                 report["model"],
             )
-    return report, [report["ood"]["banner"], *_slide_lines(report, spec.classes[class_index])]
-
-
-def _slide_lines(report: dict, first: str) -> list[str]:
-    """Per class over the tissue patches, the chosen class ``first``: no single slide-level probability is
-    invented."""
-    count = report["grid"]["tissue_patches"]
-    lines = []
-    for name in sorted(report["classes"], key=lambda name: name != first):
-        summary = report["classes"][name]
-        best = report["best"][name]
-        lines.append(
-            f"{name}: slide mean {summary['mean']:.4f}, max {summary['max']:.4f} (row {best['row']}, column "
-            f"{best['column']}), top class in {summary['top_patches']} of {count} tissue patches"
-        )
-    return lines
+    return report, [report["ood"]["banner"], *summary.lines()]
 
 
 def _check_writable(out: Path) -> None:
@@ -323,24 +311,18 @@ def _check_writable(out: Path) -> None:
         raise MedviewerError(out, "cannot be written here (no permission)")
 
 
-def _slide_summary(result: SlideResult, slide: Slide, model_mpp: float | None) -> dict:
-    """The grid in level-0 pixels, and per class: mean and max over the tissue patches that were read, how
-    many patches it is the top class of, and the patch where it is most probable."""
+def _slide_summary(result: SlideResult, slide: Slide, model_mpp: float | None, summary: SlideSummary) -> dict:
+    """The grid in level-0 pixels, and per class (``summary``): mean and max over the tissue patches that
+    were read, how many patches it is the top class of, and the patch where it is most probable."""
     grid = result.grid
-    on_tissue = result.probabilities[grid.tissue]
-    read = on_tissue[~np.isnan(on_tissue).any(axis=1)]
-    if not len(read):
-        raise MedviewerError(slide.path, "no tissue patch of the slide could be read (damaged tiles)")
-    top = np.argmax(read, axis=1)
     classes, best = {}, {}
     for k, name in enumerate(result.classes):
         classes[name] = {
-            "mean": float(read[:, k].mean()),
-            "max": float(read[:, k].max()),
-            "top_patches": int((top == k).sum()),
+            "mean": float(summary.mean[k]),
+            "max": float(summary.highest[k]),
+            "top_patches": int(summary.top[k]),
         }
-        heatmap = result.heatmap(k)
-        row, column = (int(i) for i in np.unravel_index(np.nanargmax(heatmap), heatmap.shape))
+        row, column = summary.highest_cell[k]
         best[name] = {
             "row": row,
             "column": column,

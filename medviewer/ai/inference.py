@@ -298,11 +298,9 @@ class _Run:
     def ood(
         self, shape: tuple[int, ...], positions: np.ndarray | None = None, keep: np.ndarray | None = None
     ) -> OodReport:
-        """The guard's report over the run's items (see ``Guard.report``)."""
-        if self.guard is None:
-            from medviewer.ai.ood import NOT_AVAILABLE, unchecked
-
-            return unchecked(NOT_AVAILABLE, shape)
+        """The guard's report over the run's items (see ``Guard.report``); only runs made with a guard (slices,
+        patches) have one."""
+        assert self.guard is not None, "a run without a guard (a volume run) has no items to report on"
         return self.guard.report(shape, positions, keep)
 
     def _check(self, raw: Any, batch: int) -> torch.Tensor:

@@ -9,6 +9,10 @@ class) is most probable, not the most confident slice of whatever class.
 
 Slice numbers a person reads are 1-based (slice 1 is the first slice of the series, as every viewer counts);
 the JSON keeps the 0-based array index beside each as ``index``.
+
+A slide run is summarised per class over the tissue patches that were read (``summarise_slide``): the mean,
+the highest and its patch (row and column of the grid, counted from 0 as in the CSV and GeoJSON exports),
+and how many patches it is the top class of.
 """
 
 from __future__ import annotations
@@ -123,3 +127,49 @@ def summarise_slices(
         for k, name in enumerate(classes)
     )
     return SliceSummary(summaries, len(indices), chosen, summaries[chosen].highest_index, activation)
+
+
+@dataclass(frozen=True)
+class SlideSummary:
+    """Per class over the tissue patches that were read: the mean, the highest and its patch, and how many
+    patches it is the top class of. A slide has no single probability, so none is invented."""
+
+    classes: tuple[str, ...]
+    patches: int  # tissue patches read (a damaged tile leaves its patch out)
+    mean: np.ndarray
+    highest: np.ndarray
+    highest_cell: tuple[tuple[int, int], ...]
+    top: np.ndarray
+    chosen: int
+
+    def lines(self) -> list[str]:
+        order = [self.chosen] + [k for k in range(len(self.classes)) if k != self.chosen]
+        return [
+            f"{self.classes[k]}: slide mean {self.mean[k]:.4f}, max {self.highest[k]:.4f} "
+            f"({cell_words(*self.highest_cell[k])}), top class in {int(self.top[k])} of {self.patches} "
+            "tissue patches"
+            for k in order
+        ]
+
+
+def summarise_slide(
+    probabilities: np.ndarray, tissue: np.ndarray, chosen: int, classes: tuple[str, ...]
+) -> SlideSummary:
+    """``probabilities[row, column, k]`` over the ``tissue`` cells whose patch was read (NaN: unread)."""
+    values = np.asarray(probabilities, dtype=np.float64)
+    on_tissue = values[np.asarray(tissue, dtype=bool)]
+    read = on_tissue[~np.isnan(on_tissue).any(axis=1)]
+    if not len(read):
+        nan = np.full(len(classes), np.nan)
+        return SlideSummary(classes, 0, nan, nan, ((0, 0),) * len(classes), np.zeros(len(classes), int), chosen)
+    cells = []
+    for k in range(len(classes)):
+        heat = np.where(np.isnan(values[..., k]), -np.inf, values[..., k])
+        row, column = np.unravel_index(int(np.argmax(heat)), heat.shape)
+        cells.append((int(row), int(column)))
+    top = np.bincount(np.argmax(read, axis=1), minlength=len(classes))
+    return SlideSummary(classes, len(read), read.mean(axis=0), read.max(axis=0), tuple(cells), top, chosen)
+
+
+def cell_words(row: int, column: int) -> str:
+    return f"row {row}, column {column}"

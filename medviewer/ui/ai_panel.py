@@ -52,7 +52,7 @@ from medviewer.ai.ood import NOT_AVAILABLE
 from medviewer.ai.package import ModelPackage, read_package
 from medviewer.ai.runtime import describe_runtime
 from medviewer.ai.stored_results import StoredResult, of_run, shape_of
-from medviewer.ai.summary import slice_number
+from medviewer.ai.summary import cell_words, slice_number, summarise_slide
 from medviewer.core.colormaps import COLORMAP_NAMES
 from medviewer.core.errors import MedviewerError
 from medviewer.core.logs import log_unexpected
@@ -534,7 +534,7 @@ class AiPanel(QWidget):
         slide, grid = self.slide, result.grid
         job = AiJob(
             "patch_saliency",
-            f"{self.method_box.currentText()} of {package.name} on the patch at {ai_words.cell_words(row, column)}",
+            f"{self.method_box.currentText()} of {package.name} on the patch at {cell_words(row, column)}",
             lambda progress, cancelled: _patch_saliency(package, slide, grid, cell, method, class_index, cancelled),
             {
                 "package": package,
@@ -839,7 +839,7 @@ class AiPanel(QWidget):
         result, activation = stored.result, stored.activation
         classes = tuple(result.classes)
         grid = result.grid
-        summary = ai_words.summarise_slide(result.probabilities, grid.tissue, self.chosen, classes)
+        summary = summarise_slide(result.probabilities, grid.tissue, self.chosen, classes)
         flagged = ai_words.flagged_of(None if ood is _NO_CHECK else ood, (grid.rows, grid.columns))  # type: ignore[arg-type]
         self._clear_curve()
         self.curve.hide()

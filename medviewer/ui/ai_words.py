@@ -1,9 +1,9 @@
 """What an AI result says in the window, in words: the summary text, each chart's title, and what is known of
 whether the input is like the model's training data. No Qt here, so every sentence can be tested alone.
 
-The words are the command line's (``medviewer.ai.summary`` for slice runs, the same per class lines for
-slides), so a number read in the window and in a terminal means the same thing. A chart's title says what
-its bars are: one named slice, the whole volume, the slide mean over its tissue patches, or one patch.
+The words are the command line's (``medviewer.ai.summary``, for slice runs and slides alike), so a number
+read in the window and in a terminal means the same thing. A chart's title says what its bars are: one
+named slice, the whole volume, the slide mean over its tissue patches, or one patch.
 Slice numbers a person reads are 1-based; patch rows and columns are those of the exported CSV and of the
 command line (the grid's own row and column, counted from 0).
 """
@@ -16,7 +16,13 @@ from typing import Protocol
 import numpy as np
 
 from medviewer.ai.ood import NOT_AVAILABLE
-from medviewer.ai.summary import PROBABILITY_ACTIVATIONS, SliceSummary, slice_number, summarise_slices
+from medviewer.ai.summary import (
+    PROBABILITY_ACTIVATIONS,
+    SliceSummary,
+    cell_words,
+    slice_number,
+    summarise_slices,
+)
 
 #: Said of a result kept before the out-of-distribution check existed.
 NOT_KNOWN = (
@@ -174,51 +180,6 @@ def volume_bars_title(activation: str) -> str:
 
 
 # Slide runs ----------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class SlideSummary:
-    """Per class over the tissue patches that were read: the mean, the highest and its patch, and how many
-    patches it is the top class of (the command line's ``_slide_lines``)."""
-
-    classes: tuple[str, ...]
-    patches: int  # tissue patches read (a damaged tile leaves its patch out)
-    mean: np.ndarray
-    highest: np.ndarray
-    highest_cell: tuple[tuple[int, int], ...]
-    top: np.ndarray
-    chosen: int
-
-    def lines(self) -> list[str]:
-        order = [self.chosen] + [k for k in range(len(self.classes)) if k != self.chosen]
-        return [
-            f"{self.classes[k]}: slide mean {self.mean[k]:.4f}, max {self.highest[k]:.4f} "
-            f"({cell_words(*self.highest_cell[k])}), top class in {int(self.top[k])} of {self.patches} "
-            "tissue patches"
-            for k in order
-        ]
-
-
-def summarise_slide(
-    probabilities: np.ndarray, tissue: np.ndarray, chosen: int, classes: tuple[str, ...]
-) -> SlideSummary:
-    values = np.asarray(probabilities, dtype=np.float64)
-    on_tissue = values[np.asarray(tissue, dtype=bool)]
-    read = on_tissue[~np.isnan(on_tissue).any(axis=1)]
-    if not len(read):
-        nan = np.full(len(classes), np.nan)
-        return SlideSummary(classes, 0, nan, nan, ((0, 0),) * len(classes), np.zeros(len(classes), int), chosen)
-    cells = []
-    for k in range(len(classes)):
-        heat = np.where(np.isnan(values[..., k]), -np.inf, values[..., k])
-        row, column = np.unravel_index(int(np.argmax(heat)), heat.shape)
-        cells.append((int(row), int(column)))
-    top = np.bincount(np.argmax(read, axis=1), minlength=len(classes))
-    return SlideSummary(classes, len(read), read.mean(axis=0), read.max(axis=0), tuple(cells), top, chosen)
-
-
-def cell_words(row: int, column: int) -> str:
-    return f"row {row}, column {column}"
 
 
 def slide_bars_title(patches: int) -> str:
