@@ -29,6 +29,11 @@ import torch.nn.functional as F  # noqa: N812 - the name every PyTorch reader kn
 from torch import nn
 
 REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:  # run by a training script from anywhere: medviewer is the repository's own
+    sys.path.insert(0, str(REPO))
+
+from medviewer.io.slide import Slide  # noqa: E402
+
 APPROVALS = REPO / "resources" / "approved_models.json"
 
 
@@ -133,6 +138,8 @@ def accuracy(net: nn.Module, x: np.ndarray, y: np.ndarray) -> dict[str, float]:
 
 #: What changed in each demo model release, newest first (MONAI's ``changelog``).
 CHANGELOG = {
+    "1.2.0": "the guard's intensity check is a Gaussian of the input percentiles (colour balance), not per-channel "
+    "ranges; same network and weights",
     "1.1.0": "the out-of-distribution guard's reference (medviewer.training); same network and weights",
     "1.0.0": "first demo release",
 }
@@ -291,14 +298,14 @@ def item_features(net: nn.Module, x: np.ndarray, batch: int = 128) -> tuple[np.n
 def training_reference(
     training: tuple[np.ndarray, np.ndarray], held_out: tuple[np.ndarray, np.ndarray], facts: dict[str, Any]
 ) -> dict[str, Any]:
-    """The ``medviewer.training`` block: the image ``facts`` (modality, body_part, spacing_mm, mpp), the
-    intensity ranges of the training items, and the feature Gaussian of the training items with its
-    threshold from the held-out items (``training`` and ``held_out`` as ``item_features`` gives them)."""
+    """The ``medviewer.training`` block: the image ``facts`` (modality, body_part, spacing_mm, mpp) and the
+    Gaussians of the training items' input percentiles and features, each with its threshold from the
+    held-out items (``training`` and ``held_out`` as ``item_features`` gives them)."""
     from medviewer.ai.ood import feature_block, intensity_block
 
     return {
         **facts,
-        "intensity_percentiles": intensity_block(training[1]),
+        "intensity_percentiles": intensity_block(training[1], held_out[1]),
         "features": feature_block(training[0], held_out[0]),
     }
 
@@ -306,11 +313,11 @@ def training_reference(
 def flag_rates(block: dict[str, Any], items: tuple[np.ndarray, np.ndarray]) -> dict[str, float]:
     """How often the guard with reference ``block`` flags ``items`` (``item_features``): by the feature
     score, by intensity, by either; and the count."""
-    from medviewer.ai.ood import distances, intensity_outside, read_reference
+    from medviewer.ai.ood import intensity_outside, read_reference
 
     reference = read_reference({"medviewer": {"training": block}}, items[1].shape[2])
     assert reference is not None
-    feature = distances(reference, items[0]) > reference.threshold
+    feature = reference.features.outside(items[0])
     intensity = intensity_outside(reference, items[1])
     return {
         "feature": float(feature.mean()),
@@ -318,6 +325,19 @@ def flag_rates(block: dict[str, Any], items: tuple[np.ndarray, np.ndarray]) -> d
         "combined": float((feature | intensity).mean()),
         "count": len(feature),
     }
+
+
+class AssumedMpp(Slide):
+    """A slide that records no pixel size, given one so that a slide run can cut it: for measuring the guard
+    on such a slide (the viewer refuses to run a slide_patch model on it)."""
+
+    def __init__(self, path: Path, mpp: float) -> None:
+        super().__init__(path)
+        self._assumed_mpp = mpp
+
+    @property
+    def mpp(self) -> float | None:
+        return self._assumed_mpp
 
 
 def report_rates(report: Any) -> dict[str, Any]:

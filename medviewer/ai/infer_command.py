@@ -213,9 +213,7 @@ def _ood_json(ood: OodReport | None) -> dict:
 
     if ood is None:
         return {"checked": False, "why_not": NOT_AVAILABLE, "banner": NOT_AVAILABLE}
-    summary = ood.summary()
-    clean = f"inside what the model was trained on: none of the {summary['items']} {ood.item_word} checked is flagged"
-    return {**summary, "banner": ood.banner() or clean}
+    return {**ood.summary(), "banner": ood.banner() or ood.note()}
 
 
 def _mismatch(package: ModelPackage, is_slide: bool) -> str:

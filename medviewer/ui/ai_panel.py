@@ -683,7 +683,7 @@ class AiPanel(QWidget):
         if not self.worker.busy():
             self.progress_label.clear()
         self.shown_result, self._note, self.patch, self._peak_index = None, "", None, None
-        self._show_ood(None, "", shown=False)
+        self._show_ood(None, shown=False)
         self.bars.clear()
         self._set_bars_title("")
         self.bars.hide()
@@ -753,23 +753,23 @@ class AiPanel(QWidget):
         identity = _identity(result.info, stored.diagnostic_use)
         extra: list[str]  # paragraphs after the summary: what is outside the training data, the clicked patch
         if stored.kind == "slices":
-            self._show_ood(ood, "slices")
+            self._show_ood(ood)
             lines, extra = self._render_slices(stored, ood)
         elif stored.kind == "volume":
-            self._show_ood(ood, "volume")
+            self._show_ood(ood)
             lines, extra = self._render_volume(stored), []
         else:
-            self._show_ood(ood, "patches")
+            self._show_ood(ood)
             lines, extra = self._render_slide(stored, ood, heatmap)
         note = [self._note.strip()] if self._note else []  # a kept result says so first, on a line of its own
         self.result_label.setText("\n".join(note + ["\n\n".join(["\n".join(lines), *extra, identity])]))
 
-    def _show_ood(self, ood: object, items: str, shown: bool = True) -> None:
+    def _show_ood(self, ood: object, shown: bool = True) -> None:
         """The warning banner for a flagged result, else the quieter line of what is known of the check."""
         if ood is _NO_CHECK:  # a result type the check does not cover
             words = ai_words.OodWords("", ai_words.not_checked(NOT_AVAILABLE))
         else:
-            words = ai_words.ood_words(ood, items)  # type: ignore[arg-type]
+            words = ai_words.ood_words(ood)  # type: ignore[arg-type]
         self.ood_banner.setText(f"⚠ {words.warning}" if words.warning else "")
         self.ood_banner.setVisible(shown and bool(words.warning))
         self.ood_note.setText(words.note)

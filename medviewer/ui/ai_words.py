@@ -54,6 +54,8 @@ class OodLike(Protocol):
 
     def banner(self) -> str: ...
 
+    def note(self) -> str: ...
+
 
 def chosen_index(classes: tuple[str, ...], name: str | None) -> int:
     """The class the result leads with: ``name`` (the panel's class for saliency) when the result has it, else
@@ -94,17 +96,15 @@ class OodWords:
     note: str
 
 
-def ood_words(ood: OodLike | None, items: str) -> OodWords:
-    """What the window says of the check; ``items`` names what was checked ("slices", "patches", "volume")."""
+def ood_words(ood: OodLike | None) -> OodWords:
+    """What the window says of the check: the banner when the result is outside the training data, else the
+    quieter note of what the check found or why it did not run."""
     if ood is None:
         return OodWords("", NOT_KNOWN)
     banner = ood.banner()
     if not ood.checked:
         return OodWords("", not_checked(ood.why_not))
-    if banner:
-        return OodWords(banner, "")
-    what = "the volume is" if items == "volume" else f"no {items} are"
-    return OodWords("", f"Checked against the training data: {what} outside it.")
+    return OodWords(banner, "") if banner else OodWords("", ood.note())
 
 
 # Slice runs ----------------------------------------------------------------------------------------------

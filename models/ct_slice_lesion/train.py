@@ -84,7 +84,7 @@ from models.bundle_tools import (  # noqa: E402
 )
 
 NAME = "ct-slice-lesion-demo"
-VERSION = "1.1.0"
+VERSION = "1.2.0"
 SEED = 20240601
 EVAL_SEED = 777_001  # held-out phantoms: a different seed from training
 THREADS = 2
@@ -492,7 +492,7 @@ def metadata(results: dict[str, Any], training: dict[str, Any]) -> dict[str, Any
 def guard_section(results: dict[str, Any], training: dict[str, Any]) -> str:
     """The model card's section on the out-of-distribution guard: its reference and measured flag rates."""
     features, guard = training["features"], results["guard"]
-    ranges = training["intensity_percentiles"]
+    intensity = training["intensity_percentiles"]
     low, high = training["spacing_mm"]
     rows = "".join(
         rates_row(name, rates)
@@ -525,9 +525,10 @@ result, so a run on an image the model was not made for does not look like a fin
   flagged above **{features["threshold"]:.4g}**, the {features["threshold_percentile"]:g}th percentile of the
   distances of {features["held_out_items"]} held-out slices (every slice of {guard["held_out_phantoms"]} phantoms of
   seed {EVAL_SEED} and {guard["geometry_phantoms"]} at the demo CTs' geometries), not of training slices.
-- **Intensity**: the 1st, 50th and 99th percentiles of the slice's input (after the window) against the range
-  each took over the training slices (p1 {ranges["p1"][0]}, p50 {ranges["p50"][0]}, p99 {ranges["p99"][0]}),
-  widened by {ranges["margin"]:.0%} of their span.
+- **Intensity score**: the Mahalanobis distance of the 1st, 50th and 99th percentiles of the slice's input
+  (after the window) from those of the same training slices, under their shrunk covariance
+  ({intensity["shrinkage"]:.3g}); flagged above **{intensity["threshold"]:.4g}**, the
+  {intensity["threshold_percentile"]:g}th percentile over the same held-out slices.
 - **Image**: modality {", ".join(training["modality"])}, body part {", ".join(training["body_part"])} (when the
   file records it), in-plane pixel spacing {low:g} to {high:g} mm (the training and held-out phantoms').
 

@@ -31,7 +31,7 @@ def training_script(folder: str) -> ModuleType:
 def assert_shipped_as_promised(package: ModelPackage, name: str, bundle: Path) -> None:
     """Both weights files approved out of the box under this model's name, listed with their hashes in the
     card, each carrying the bundle's metadata; small; a card that says what the model is and is not."""
-    assert (package.name, package.version) == (name, "1.1.0")
+    assert (package.name, package.version) == (name, "1.2.0")
     assert set(package.weights) == {"torchscript", "export"}
     assert package.spec.explain is not None and package.spec.diagnostic_use is False
     assert "not for diagnostic use" in package.intended_use

@@ -118,7 +118,8 @@ def test_a_ct_with_lesions_is_summarised_per_class_and_the_lesion_is_explained_w
     # The text says the same, the guard's words first, then the lesion class and where it peaks (1-based).
     assert infer_main(arguments) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert lines[0].startswith(("inside what the model was trained on", "Outside what this model was trained on"))
+    assert lines[0] == report["ood"]["banner"] and report["ood"]["level"] in ("inside", "scattered")
+    assert lines[0].startswith("Checked against the training data: ")
     lesion_summary = summary["classes"]["lesion"]
     assert lines[1] == (
         f"lesion: highest {lesion_summary['max']:.4f} on slice {peak + 1}, mean {lesion_summary['mean']:.4f}, "

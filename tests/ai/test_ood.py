@@ -34,6 +34,7 @@ from medviewer.ai.package import LoadedModel, load_module, read_package
 from medviewer.ai.slide_run import patch_grid, run_slide
 from medviewer.core.volume import Volume
 from medviewer.io import open_slide, open_volume
+from models.bundle_tools import AssumedMpp
 from tests.ai.models_for_tests import SIZE, EvidenceNet, load_scripted, metadata
 from tests.ai.tiny_bundle import METADATA, Exported, write_bundle
 from tests.conftest import REPO, pydicom_file, real_file
@@ -61,7 +62,7 @@ def evidence_training(**facts: Any) -> dict[str, Any]:
         held_out = pool_features(net.forward_features(torch.from_numpy(held_x)))
     return {
         **facts,
-        "intensity_percentiles": intensity_block(item_percentiles(training_x)),
+        "intensity_percentiles": intensity_block(item_percentiles(training_x), item_percentiles(held_x)),
         "features": feature_block(training, held_out),
     }
 
@@ -91,6 +92,9 @@ def test_noise_like_the_training_passes_and_bright_inputs_are_flagged(tmp_path: 
     assert report.threshold == training["features"]["threshold"]
     assert report.flagged.mean() <= 0.05  # the threshold is the held-out 99th percentile: about 1 % above it
     assert report.image_reasons == ()
+    # A few flags by chance are marked but do not call the image outside: no banner, a note saying how it went.
+    assert report.level in ("inside", "scattered") and report.banner() == ""
+    assert report.note().startswith("Checked against the training data: ")
 
     bright = run_slices(loaded, volume_of(noise(20, 4, gain=3.0), "CT"), list(range(20))).ood
     assert bright is not None and bright.checked and bright.threshold is not None
@@ -108,7 +112,9 @@ def test_noise_like_the_training_passes_and_bright_inputs_are_flagged(tmp_path: 
         "intensity_flagged": 20,
         "image_reasons": [],
         "max_score": pytest.approx(float(bright.scores.max())),
+        "level": "outside",
     }
+    assert bright.note() == ""
     assert bright.banner().startswith("Outside what this model was trained on: 20 of 20 slices (")
     assert "features unlike the training data's on 20 slices" in bright.banner()
     # the probabilities are those of the plain forward: the guard's features-then-head path changes nothing
@@ -165,6 +171,13 @@ def _broken(training: dict[str, Any], change: str) -> dict[str, Any]:
         features["threshold"] = "high"
     elif change == "not finite":
         features["covariance"][0][0] = float("nan")
+    elif change == "intensity dimensions":  # percentiles of a three-channel model, for a one-channel one
+        intensity = broken["intensity_percentiles"]
+        intensity["mean"] = intensity["mean"] * 3
+        intensity["covariance"] = np.eye(9).tolist()
+        intensity["dimensions"] = 9
+    elif change == "intensity threshold":
+        del broken["intensity_percentiles"]["threshold"]
     return broken
 
 
@@ -176,6 +189,11 @@ def _broken(training: dict[str, Any], change: str) -> dict[str, Any]:
         ("threshold", "medviewer.training.features.threshold is missing"),
         ("threshold text", "medviewer.training.features.threshold is 'high', not a positive number"),
         ("not finite", "medviewer.training.features.covariance holds values that are not finite"),
+        (
+            "intensity dimensions",
+            "medviewer.training.intensity_percentiles has 9 dimensions but the model's 1 channel(s) give 3 percentiles",
+        ),
+        ("intensity threshold", "medviewer.training.intensity_percentiles.threshold is missing"),
     ],
 )
 def test_a_bad_reference_leaves_the_run_alone_and_says_what_is_wrong(
@@ -334,3 +352,19 @@ def test_the_demo_patch_model_passes_the_demo_slide_and_flags_a_real_one(patch_m
     assert real.feature_flagged[tissue].mean() >= 0.5
     assert real.banner().startswith(f"Outside what this model was trained on: {int(real.flagged.sum())} of ")
     assert "patches" in real.banner()
+
+
+def test_the_demo_patch_model_flags_a_real_tcga_slide_by_its_colour(patch_model: LoadedModel):
+    """The TCGA frozen section records no pixel size, so a run is given the 0.5 µm its scanner's 20x
+    objective gives (the viewer itself refuses to run on it); its features alone pass about a fifth of its
+    patches, and its colour balance, not any one channel's range, gives the rest away."""
+    path = real_file("wsi/tcga-cr-7395-01a-01-ts1.svs")
+    with open_slide(path) as recorded:
+        assert recorded.mpp is None
+    with AssumedMpp(path, 0.5) as slide:
+        grid = patch_grid(slide, patch_model.package.spec)
+        real = run_slide(patch_model, slide, grid).ood
+    assert real is not None and real.checked and real.image_reasons == ()
+    assert real.flagged[grid.tissue].mean() >= 0.9, real.banner()
+    assert real.intensity_flagged[grid.tissue].mean() >= 0.9
+    assert "intensities unlike the training data's" in real.banner()

@@ -41,7 +41,7 @@ from medviewer.core.volume import Volume  # noqa: E402
 from medviewer.demo.generate import DEMO_SLIDE, MAIN_CT, SECOND_CT, generate_ct_study  # noqa: E402
 from medviewer.demo.slide_phantom import write_demo_slide  # noqa: E402
 from medviewer.io import open_slide, open_volume  # noqa: E402
-from medviewer.io.slide import Slide  # noqa: E402
+from models.bundle_tools import AssumedMpp  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
 DATA = REPO / "tests" / "data"
@@ -52,18 +52,6 @@ CT_SEEDS = (11, 12)
 SLIDE_SEEDS = (11,)
 ROUNDS = 5
 SLIDE_ROUNDS = 3
-
-
-class AssumedMpp(Slide):
-    """A slide that records no pixel size, given one so that a slide run can cut it."""
-
-    def __init__(self, path: Path, mpp: float) -> None:
-        super().__init__(path)
-        self._assumed = mpp
-
-    @property
-    def mpp(self) -> float | None:
-        return self._assumed
 
 
 def rates(report: OodReport | None) -> tuple[int, float, float, float, str]:

@@ -123,16 +123,19 @@ def test_a_one_slice_run_and_a_volume_run_say_what_their_bars_are(panel: AiPanel
     assert "fracture: 0.6000 for the whole volume" in panel.result_label.text()
 
 
-@pytest.mark.parametrize("state", ["flagged", "whole image", "unchecked", "clean", "unknown"])
+@pytest.mark.parametrize("state", ["flagged", "whole image", "unchecked", "clean", "scattered", "unknown"])
 def test_the_banner_says_when_the_input_is_outside_the_training_data(panel: AiPanel, state: str):
     flagged = np.zeros(SLICES, bool)
     if state == "flagged":
-        flagged[[3, 30, 31]] = True
+        flagged[[3, 30, 31]] = True  # 3 of 40: more than the 1 in 20 that chance gives on data like the training
+    if state == "scattered":
+        flagged[[17, 30]] = True  # 2 of 40: no more than chance; marked, but no banner
     ood = {
         "flagged": report(flagged),
         "whole image": report(flagged, reasons=("the image is not a CT (modality MR)",)),
         "unchecked": report(checked=False),
         "clean": report(flagged),
+        "scattered": report(flagged),
         "unknown": None,
     }[state]
     show(panel, slice_result(ood))
@@ -145,7 +148,9 @@ def test_the_banner_says_when_the_input_is_outside_the_training_data(panel: AiPa
         assert not banner.isVisible() and note.isVisible()
         expected = {
             "unchecked": "the model's package has no training statistics",
-            "clean": "Checked against the training data: no slices are outside it.",
+            "clean": "Checked against the training data: none of the 40 slices is outside it.",
+            "scattered": "Checked against the training data: 2 of 40 slices stand out (features unlike the "
+            "training data's on 2 slices), as a few do by chance on data like it; they are marked.",
             "unknown": ai_words.NOT_KNOWN,
         }[state]
         assert expected in note.text()
