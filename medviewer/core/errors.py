@@ -6,6 +6,8 @@ from a traceback, and callers can catch the whole family with ``MedviewerError``
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 
@@ -35,3 +37,39 @@ class UnsupportedFileError(MedviewerError):
 
 class CorruptFileError(MedviewerError):
     """The file claims a known format but its content is damaged or inconsistent."""
+
+
+class InputWarning(UserWarning):
+    """A value in a file was wrong but the image can still be shown; the viewer shows the sentence."""
+
+
+def is_decoder_panic(exc: BaseException) -> bool:
+    """A Rust decoder's panic (pyo3's PanicException) derives from BaseException, past every ``except
+    Exception``; it is a decoder failing on damaged data like any other."""
+    return type(exc).__name__ == "PanicException"
+
+
+@contextmanager
+def reading(path: str | Path, what: str = "the file") -> Iterator[None]:
+    """Turn whatever a decoder raises on damaged or hostile data into a CorruptFileError naming ``path``.
+
+    pydicom, nibabel, tifffile, OpenSlide, zlib and the pixel decoder plugins raise dozens of types
+    (TypeError on Rows=0, zlib.error, ZeroDivisionError, RecursionError on deep sequences, a Rust panic),
+    so the boundary between a reader and the rest of the program is where they become one family. The
+    type's name stays in the message, so a reader bug remains traceable from what a person reports.
+    Interrupts and exits pass through.
+    """
+    try:
+        yield
+    except MedviewerError:
+        raise
+    except RecursionError:
+        raise CorruptFileError(path, f"{what} is nested too deeply to read (damaged or hostile)") from None
+    except MemoryError:
+        raise CorruptFileError(path, f"{what} needed more memory than is free; it was not read") from None
+    except Exception as exc:  # noqa: BLE001 - the point of the boundary
+        raise CorruptFileError(path, f"{what} is damaged and could not be decoded ({type(exc).__name__})") from exc
+    except BaseException as exc:
+        if is_decoder_panic(exc):
+            raise CorruptFileError(path, f"{what} is damaged: its decoder failed (PanicException)") from None
+        raise

@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import logging.handlers
-import re
 import sys
 import threading
 import traceback
@@ -23,29 +22,46 @@ from medviewer.core.app_dirs import log_dir
 LOG_FILE_NAME = "medviewer.log"
 REDACTED = "[redacted]"
 
+#: Identifiers longer than this are matched by their beginning (a 10 MB PatientName is no one's name, but
+#: its first characters must still never reach the log).
+MAX_IDENTIFIER = 256
+#: The words of one value registered on their own ("DOE^JOHN" also hides "JOHN" alone).
+MAX_PARTS = 16
+#: Characters of one message that are logged (and scanned); the rest is counted, not written.
+MAX_MESSAGE = 16 * 1024
+_PREFIX = 3  # identifiers shorter than this are not registered (they would hide ordinary words)
+_WORD = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789")
+
 _lock = threading.Lock()
-_identifiers: set[str] = set()
-_pattern: re.Pattern[str] | None = None
+#: lower-cased first characters -> (lower-cased identifier, whether it is the beginning of a longer one),
+#: longest first, so a message is scanned once whatever the number of identifiers.
+_by_prefix: dict[str, list[tuple[str, bool]]] = {}
 
 
 def register_identifiers(values: Iterable[object]) -> None:
     """Remember identifying strings so the log filter can scrub them from any message."""
-    global _pattern
-    added = False
     with _lock:
         for value in _flatten(values):
-            text = str(value).strip()
-            parts = [p for p in text.replace("^", " ").split() if len(p) >= 3]
+            text = _text(value).strip()
+            parts = [p for p in text.replace("^", " ").split(maxsplit=MAX_PARTS)[:MAX_PARTS] if len(p) >= _PREFIX]
             for variant in {text, text.replace("^", " ").strip(), *parts}:
-                if len(variant) >= 3 and variant not in _identifiers:
-                    _identifiers.add(variant)
-                    added = True
-        if added:
-            alternatives = sorted(_identifiers, key=len, reverse=True)
-            _pattern = re.compile(
-                r"(?<![A-Za-z0-9])(?:" + "|".join(re.escape(a) for a in alternatives) + r")(?![A-Za-z0-9])",
-                re.IGNORECASE,
-            )
+                if len(variant) >= _PREFIX:
+                    _add(variant[:MAX_IDENTIFIER].lower(), truncated=len(variant) > MAX_IDENTIFIER)
+
+
+def _text(value: object) -> str:
+    """A value as it would appear in a message; an element pydicom could only keep as bytes (a name over
+    64 kB is stored as UN) is decoded, not written as its ``b'...'`` repr."""
+    if isinstance(value, bytes):
+        return value.decode("utf-8", errors="replace").strip("\x00 ")
+    return str(value)
+
+
+def _add(variant: str, truncated: bool) -> None:
+    entries = _by_prefix.setdefault(variant[:_PREFIX], [])
+    if (variant, truncated) not in entries:
+        entries.append((variant, truncated))
+        entries.sort(key=lambda entry: len(entry[0]), reverse=True)
 
 
 def _flatten(values: Iterable[object]) -> list[object]:
@@ -62,8 +78,51 @@ def _flatten(values: Iterable[object]) -> list[object]:
 
 
 def redact(text: str) -> str:
-    pattern = _pattern
-    return pattern.sub(REDACTED, text) if pattern else text
+    """``text`` with every registered identifier that stands as a whole word replaced, at most MAX_MESSAGE
+    characters of it. One pass over the message, a dictionary look-up where a word may begin: the time is
+    linear in the message (bounded by MAX_MESSAGE) whatever was registered, where a regular expression of
+    all identifiers took seconds on one long name."""
+    dropped = len(text) - MAX_MESSAGE
+    if dropped > 0:
+        text = text[:MAX_MESSAGE]
+    if _by_prefix:
+        text = _scrubbed(text)
+    return f"{text} [{dropped} more characters not logged]" if dropped > 0 else text
+
+
+def _scrubbed(text: str) -> str:
+    lowered = text.lower()
+    if len(lowered) != len(text):  # a few characters lower-case to two; keep positions aligned
+        lowered = "".join(c if len(c.lower()) != 1 else c.lower() for c in text)
+    pieces: list[str] = []
+    kept = 0  # text[kept:] is not yet copied to pieces
+    position, size = 0, len(text)
+    while position < size:
+        if position and text[position - 1] in _WORD:
+            position += 1
+            continue
+        end = _match_end(text, lowered, position)
+        if end is None:
+            position += 1
+            continue
+        pieces += [text[kept:position], REDACTED]
+        kept = position = end
+    return "".join(pieces) + text[kept:] if pieces else text
+
+
+def _match_end(text: str, lowered: str, position: int) -> int | None:
+    """Where the longest identifier that starts at ``position`` and ends a word ends; None when none does."""
+    for variant, truncated in _by_prefix.get(lowered[position : position + _PREFIX], ()):
+        if not lowered.startswith(variant, position):
+            continue
+        end = position + len(variant)
+        if truncated:  # the rest of a long identifier is hidden with its beginning
+            while end < len(text) and not text[end].isspace():
+                end += 1
+            return end
+        if end == len(text) or text[end] not in _WORD:
+            return end
+    return None
 
 
 #: Extensions shown in log tokens; anything else after a dot may be part of a name.
