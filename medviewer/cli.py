@@ -193,7 +193,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return command(argv[1:]) if command else _gui(argv)
     except KeyboardInterrupt:
         return 130
-    except Exception as exc:  # the last line of defence: a message and a log entry, never a traceback
+    except BaseException as exc:  # the last line of defence (a decoder's panic too): never a traceback
+        if isinstance(exc, SystemExit):
+            raise
         log_unexpected(log, "unexpected error")
-        print(f"medviewer: an unexpected error occurred ({exc}); details are in {log_file}", file=sys.stderr)
+        what = type(exc).__name__
+        print(f"medviewer: an unexpected error occurred ({what}); details are in {log_file}", file=sys.stderr)
         return 1

@@ -49,27 +49,33 @@ def is_decoder_panic(exc: BaseException) -> bool:
     return type(exc).__name__ == "PanicException"
 
 
+def input_error(path: str | Path, exc: BaseException, what: str = "the file") -> MedviewerError | None:
+    """The typed error a decoder's failure on ``path`` stands for; None for what must pass on (interrupts,
+    exits). pydicom, nibabel, tifffile, OpenSlide, zlib and the pixel decoder plugins raise dozens of types
+    on damaged or hostile data (TypeError on Rows=0, zlib.error, ZeroDivisionError, RecursionError on deep
+    sequences, a Rust panic); the type's name stays in the message, so a reader bug remains traceable from
+    what a person reports."""
+    if isinstance(exc, MedviewerError):
+        return exc
+    if isinstance(exc, RecursionError):
+        return CorruptFileError(path, f"{what} is nested too deeply to read (damaged or hostile)")
+    if isinstance(exc, MemoryError):
+        return CorruptFileError(path, f"{what} needed more memory than is free; it was not read")
+    if isinstance(exc, Exception):
+        return CorruptFileError(path, f"{what} is damaged and could not be decoded ({type(exc).__name__})")
+    if is_decoder_panic(exc):
+        return CorruptFileError(path, f"{what} is damaged: its decoder failed (PanicException)")
+    return None
+
+
 @contextmanager
 def reading(path: str | Path, what: str = "the file") -> Iterator[None]:
-    """Turn whatever a decoder raises on damaged or hostile data into a CorruptFileError naming ``path``.
-
-    pydicom, nibabel, tifffile, OpenSlide, zlib and the pixel decoder plugins raise dozens of types
-    (TypeError on Rows=0, zlib.error, ZeroDivisionError, RecursionError on deep sequences, a Rust panic),
-    so the boundary between a reader and the rest of the program is where they become one family. The
-    type's name stays in the message, so a reader bug remains traceable from what a person reports.
-    Interrupts and exits pass through.
-    """
+    """Turn whatever a decoder raises on damaged or hostile data into a CorruptFileError naming ``path``
+    (see ``input_error``): the boundary between a reader and the rest of the program."""
     try:
         yield
-    except MedviewerError:
-        raise
-    except RecursionError:
-        raise CorruptFileError(path, f"{what} is nested too deeply to read (damaged or hostile)") from None
-    except MemoryError:
-        raise CorruptFileError(path, f"{what} needed more memory than is free; it was not read") from None
-    except Exception as exc:  # noqa: BLE001 - the point of the boundary
-        raise CorruptFileError(path, f"{what} is damaged and could not be decoded ({type(exc).__name__})") from exc
     except BaseException as exc:
-        if is_decoder_panic(exc):
-            raise CorruptFileError(path, f"{what} is damaged: its decoder failed (PanicException)") from None
-        raise
+        error = input_error(path, exc, what)
+        if error is None or error is exc:
+            raise
+        raise error from exc

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
+from pydicom.uid import DeflatedExplicitVRLittleEndian, RLELossless
 
 from medviewer.core.errors import CorruptFileError
 from medviewer.io.dicom_series import DicomFile
@@ -38,6 +39,8 @@ class FrameRecord:
     time_key: tuple[float, ...]
     image_type: str
     echo: str
+    #: values of the frame's header that could not be used, as sentences for the viewer's warnings
+    problems: tuple[str, ...] = ()
 
     # cached: stacking compares these for every pair of frames, and pydicom look-ups are slow
     @cached_property
@@ -89,6 +92,60 @@ def _vector(value: Any, length: int) -> np.ndarray | None:
     return vector if np.all(np.isfinite(vector)) else None
 
 
+#: PS3.3 C.7.6.3.1.2, with the retired ones still met in old files.
+PHOTOMETRIC_INTERPRETATIONS = frozenset(
+    {
+        "MONOCHROME1", "MONOCHROME2", "PALETTE COLOR", "RGB", "YBR_FULL", "YBR_FULL_422", "YBR_PARTIAL_422",
+        "YBR_PARTIAL_420", "YBR_ICT", "YBR_RCT", "HSV", "ARGB", "CMYK",
+    }
+)
+#: Farther than this from the scanner's origin (a kilometre) a position is damage, not anatomy.
+MAX_POSITION_MM = 1e6
+
+
+def _raw_text(ds: Dataset | None, keyword: str) -> str:
+    """A value as the file holds it, shortened, for a sentence saying what is wrong with it."""
+    value = ds.get_item(keyword).value if ds is not None and keyword in ds else None
+    text = value.decode("latin-1", "replace") if isinstance(value, bytes) else _text(value)
+    return repr(text.strip(" \x00")[:40])
+
+
+def _position(ds: Dataset | None, keyword: str, problems: list[str]) -> np.ndarray | None:
+    """ImagePositionPatient as three finite, plausible numbers; None, with the reason in ``problems``, when
+    the element is there but unusable (absent is not a problem: many images have no place in the patient)."""
+    if ds is None or keyword not in ds:
+        return None
+    position = _vector(_numbers(ds, keyword), 3)
+    if position is None or np.abs(position).max() > MAX_POSITION_MM:
+        problems.append(f"{keyword} {_raw_text(ds, keyword)} is not a usable position")
+        return None
+    return position
+
+
+def _checked_orientation(ds: Dataset | None, keyword: str, problems: list[str]) -> np.ndarray | None:
+    """``_orientation``, noting in ``problems`` an element that is present but zero, non-finite or parallel."""
+    if ds is None or keyword not in ds:
+        return None
+    orientation = _orientation(_numbers(ds, keyword))
+    if orientation is None:
+        problems.append(f"{keyword} {_raw_text(ds, keyword)} is not a usable orientation")
+    return orientation
+
+
+def _rescale(ds: Dataset | None, path: Any) -> tuple[float, float]:
+    """RescaleSlope and RescaleIntercept (1 and 0 when absent). A non-finite or zero slope, or a
+    non-finite intercept, is refused: every value shown would be wrong, and no warning makes that usable."""
+    slope = first_number(_numbers(ds, "RescaleSlope"), 1.0)
+    intercept = first_number(_numbers(ds, "RescaleIntercept"), 0.0)
+    if not np.isfinite(slope) or slope == 0 or not np.isfinite(intercept):
+        raise CorruptFileError(
+            path,
+            f"RescaleSlope {_raw_text(ds, 'RescaleSlope')} and RescaleIntercept {_raw_text(ds, 'RescaleIntercept')} "
+            "cannot turn the stored values into real ones",
+        )
+    return slope, intercept
+
+
 def _orientation(value: Any) -> np.ndarray | None:
     """Unit row and column directions; None when absent or degenerate."""
     iop = _vector(value, 6)
@@ -133,8 +190,10 @@ def _text(value: Any) -> str:
 
 
 def file_frame_count(header: Dataset, path: Any) -> int:
+    """NumberOfFrames, 1 when absent or empty; refused when it is not a positive number."""
+    value = header.get("NumberOfFrames")
     try:
-        frames = int(header.get("NumberOfFrames") or 1)
+        frames = 1 if value in (None, "") else int(value)
     except (TypeError, ValueError) as exc:
         raise CorruptFileError(path, f"NumberOfFrames is not a number ({header.get('NumberOfFrames')!r})") from exc
     if frames < 1:
@@ -152,22 +211,59 @@ def frame_records(dicom_file: DicomFile) -> list[FrameRecord]:
 
 
 def _refuse_huge(dicom_file: DicomFile) -> None:
-    header = dicom_file.header
-    rows, columns = int(header.Rows), int(header.Columns)
-    frames = file_frame_count(header, dicom_file.path)
-    sample_bytes = max(1, int(header.get("BitsAllocated") or 16) // 8) * int(header.get("SamplesPerPixel") or 1)
+    """Refuse, before a record is made or a byte decoded, pixels the header declares but the file cannot hold
+    (a few bytes declaring a billion frames or 65535 x 65535 RLE) or that exceed the memory budget."""
+    header, path = dicom_file.header, dicom_file.path
+    rows, columns = int(header.get("Rows") or 0), int(header.get("Columns") or 0)
+    if rows < 1 or columns < 1:
+        raise CorruptFileError(path, f"the header declares images of {columns} x {rows} pixels")
+    frames = file_frame_count(header, path)
+    bits = int(header.get("BitsAllocated", 16))
+    samples = int(header.get("SamplesPerPixel", 1))
+    if bits not in (1, 8, 16, 32, 64) or not 1 <= samples <= 4:
+        raise CorruptFileError(path, f"the header declares {samples} samples of {bits} bits per pixel")
+    if int(header.get("PixelRepresentation", 0)) not in (0, 1):
+        raise CorruptFileError(path, f"PixelRepresentation {header.get('PixelRepresentation')} is neither 0 nor 1")
+    photometric = str(header.get("PhotometricInterpretation", "MONOCHROME2")).strip()
+    if photometric not in PHOTOMETRIC_INTERPRETATIONS:
+        raise CorruptFileError(path, f"PhotometricInterpretation {photometric[:20]!r} is not one DICOM defines")
     refuse_if_too_large(
-        dicom_file.path,
-        rows * columns * frames * sample_bytes,
+        path, rows * columns * frames * max(1, bits // 8) * samples,
         f"its declared size of {columns} x {rows} pixels x {frames} frames",
     )
+    frame_bytes = (rows * columns * samples * bits + 7) // 8
+    stored = max(0, path.stat().st_size - dicom_file.pixel_offset)
+    syntax = getattr(getattr(header, "file_meta", None), "TransferSyntaxUID", None)
+    if syntax is not None and syntax.is_compressed and syntax != DeflatedExplicitVRLittleEndian:
+        _refuse_impossible_compressed(path, frames, frame_bytes, stored, syntax == RLELossless)
+    elif syntax != DeflatedExplicitVRLittleEndian and frames > 1 and frames * frame_bytes > stored:
+        raise CorruptFileError(
+            path,
+            f"the header declares {frames} frames of {frame_bytes} bytes, but the file holds {stored} bytes after "
+            "the start of its pixel data (it is truncated, or its header is wrong)",
+        )
+
+
+def _refuse_impossible_compressed(path: Any, frames: int, frame_bytes: int, stored: int, rle: bool) -> None:
+    """Each compressed frame takes at least one 8-byte item in the file; an RLE segment cannot expand more
+    than 64-fold (a two-byte run gives at most 128 bytes), so RLE declaring more is not what its data hold."""
+    if frames * 8 > stored:
+        raise CorruptFileError(path, f"the header declares {frames} frames, but the file holds {stored} bytes of them")
+    if rle and frames * frame_bytes > 64 * stored + 64 * frames:
+        raise CorruptFileError(
+            path,
+            f"the header declares {frames * frame_bytes} bytes of pixels, more than the {stored} bytes of RLE data "
+            "in the file can hold",
+        )
 
 
 def _classic_records(dicom_file: DicomFile) -> list[FrameRecord]:
     header = dicom_file.header
     frames = file_frame_count(header, dicom_file.path)
-    position = _vector(_numbers(header, "ImagePositionPatient"), 3)
-    orientation = _orientation(_numbers(header, "ImageOrientationPatient"))
+    problems: list[str] = []
+    position = _position(header, "ImagePositionPatient", problems)
+    orientation = _checked_orientation(header, "ImageOrientationPatient", problems)
+    slope, intercept = _rescale(header, dicom_file.path)
     offsets = _frame_offsets(header, frames) if position is not None and orientation is not None else None
     normal = np.cross(orientation[:3], orientation[3:]) if orientation is not None else None
     time = (
@@ -190,11 +286,12 @@ def _classic_records(dicom_file: DicomFile) -> list[FrameRecord]:
                 position=frame_position,
                 orientation=orientation,
                 pixel_spacing=pixel_spacing(header, "PixelSpacing") or pixel_spacing(header, "ImagerPixelSpacing"),
-                slope=first_number(_numbers(header, "RescaleSlope"), 1.0),
-                intercept=first_number(_numbers(header, "RescaleIntercept"), 0.0),
+                slope=slope,
+                intercept=intercept,
                 time_key=(*time, float(frame)),
                 image_type=_text(header.get("ImageType")),
                 echo=_text(header.get("EchoNumbers")),
+                problems=tuple(problems),
             )
         )
     return records
@@ -246,15 +343,17 @@ def _enhanced_records(dicom_file: DicomFile) -> list[FrameRecord]:
         values = _group_item(groups, "PixelValueTransformationSequence")
         content = _group_item(groups, "FrameContentSequence")
         echo = _group_item(groups, "MREchoSequence")
+        problems: list[str] = []
+        slope, intercept = _rescale(values, dicom_file.path)
         records.append(
             FrameRecord(
                 file=dicom_file,
                 frame=frame,
-                position=_vector(_numbers(position, "ImagePositionPatient"), 3),
-                orientation=_orientation(_numbers(orientation, "ImageOrientationPatient")),
+                position=_position(position, "ImagePositionPatient", problems),
+                orientation=_checked_orientation(orientation, "ImageOrientationPatient", problems),
                 pixel_spacing=pixel_spacing(measures, "PixelSpacing"),
-                slope=first_number(_numbers(values, "RescaleSlope"), 1.0),
-                intercept=first_number(_numbers(values, "RescaleIntercept"), 0.0),
+                slope=slope,
+                intercept=intercept,
                 time_key=(
                     _sortable_time(content.get("FrameAcquisitionDateTime")) if content is not None else NO_TIME,
                     first_number(_numbers(content, "TemporalPositionIndex")),
@@ -263,6 +362,7 @@ def _enhanced_records(dicom_file: DicomFile) -> list[FrameRecord]:
                 ),
                 image_type=_frame_type(groups),
                 echo=_text(echo.get("EffectiveEchoTime")) if echo is not None else "",
+                problems=tuple(problems),
             )
         )
     return records

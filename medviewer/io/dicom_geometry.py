@@ -103,9 +103,23 @@ def _header_step(record: FrameRecord) -> float:
     return 1.0
 
 
+def _header_problems(records: list[FrameRecord]) -> list[str]:
+    """One warning per kind of unusable position or orientation, saying what is shown instead."""
+    seen = list(dict.fromkeys(problem for record in records for problem in record.problems))
+    warnings = []
+    for problem in seen[:3]:
+        instead = "shown as if axial" if "orientation" in problem else "its place in the patient is unknown"
+        affected = sum(problem in record.problems for record in records)
+        where = f" in {affected} of {len(records)} frames" if len(records) > 1 else ""
+        warnings.append(f"{problem}{where}: {instead}")
+    if len(seen) > 3:
+        warnings.append(f"and {len(seen) - 3} more unusable positions or orientations")
+    return warnings
+
+
 def plan_layout(records: list[FrameRecord]) -> Layout:
     """The layout of one stack at one time point (records of one orientation, one place each)."""
-    warnings: list[str] = []
+    warnings = _header_problems(records)
     row_mm, col_mm = _pixel_spacing(records, warnings)
     first = records[0]
     direction = direction_of(first.orientation) if first.orientation is not None else np.eye(3)

@@ -26,7 +26,7 @@ from pydicom.errors import InvalidDicomError
 from pydicom.filereader import read_partial
 from pydicom.uid import ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
-from medviewer.core.errors import CorruptFileError, UnsupportedFileError
+from medviewer.core.errors import CorruptFileError, MedviewerError, PathNotFoundError, UnsupportedFileError, input_error
 from medviewer.core.logs import register_identifiers, safe_path
 from medviewer.core.patient import PatientInfo
 from medviewer.io.dicom_kind import DicomKind, file_kind
@@ -119,8 +119,12 @@ def _read(path: Path, stop_before_pixels: bool) -> tuple[Dataset, int]:
             offset = handle.tell()
     except InvalidDicomError as exc:
         raise UnsupportedFileError(path, "not a DICOM file (no DICOM header was found)") from exc
-    except READ_ERRORS as exc:
-        raise CorruptFileError(path, f"the DICOM file cannot be read ({type(exc).__name__})") from exc
+    except FileNotFoundError as exc:
+        raise PathNotFoundError(path) from exc
+    except MedviewerError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - pydicom raises a dozen types on damaged headers (zlib, struct, ...)
+        raise input_error(path, exc, "the DICOM header") from exc  # type: ignore[misc]
     register_dataset_identifiers(ds)
     return ds, offset
 

@@ -72,6 +72,7 @@ def _read_volume(records: list[FrameRecord], path: Path) -> Volume:
         warnings=[*layout.warnings, *pixels.warnings, *overlay_warnings],
         colour=colour,
         overlay=overlay,
+        orientation_known=ordered[0].orientation is not None,
     )
 
 

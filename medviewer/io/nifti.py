@@ -9,6 +9,7 @@ qform or neither) is left to nibabel, so medviewer places a file where every nib
 from __future__ import annotations
 
 import gzip
+import io
 import struct
 import zlib
 from pathlib import Path
@@ -16,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from medviewer.core.errors import CorruptFileError, MedviewerError, PathNotFoundError, UnsupportedFileError
+from medviewer.core.errors import CorruptFileError, MedviewerError, PathNotFoundError, UnsupportedFileError, reading
 from medviewer.core.volume import Volume
 from medviewer.io.memory_guard import refuse_if_too_large
 
@@ -24,6 +25,10 @@ NIFTI_SUFFIXES = (".nii", ".nii.gz")
 RAS_TO_LPS = np.diag([-1.0, -1.0, 1.0, 1.0])
 #: Millimetres per NIfTI spatial unit; "unknown" is read as millimetres, as every NIfTI tool does.
 SPATIAL_UNIT_MM = {"meter": 1000.0, "mm": 1.0, "micron": 0.001}
+#: The spatial unit codes NIfTI defines (the low three bits of xyzt_units); 4 to 7 are not units.
+SPATIAL_UNIT_CODES = {0: "unknown", 1: "meter", 2: "mm", 3: "micron"}
+NIFTI2_HEADER_SIZE = 540
+NIFTI2_SIZES = (b"\x1c\x02\x00\x00", b"\x00\x00\x02\x1c")  # sizeof_hdr 540, either byte order
 #: Columns of the affine further than this from perpendicular (as a cosine) are reported as sheared.
 SHEAR_TOLERANCE = 1e-3
 
@@ -41,6 +46,8 @@ def read_nifti(path: Path, time_index: int = 0) -> Volume:
     if not isinstance(image, nib.Nifti1Image):  # Nifti2Image is a subclass
         raise UnsupportedFileError(path, "not a NIfTI file (its header is not NIfTI-1 or NIfTI-2)")
     header = image.header
+    _checked_shape(path, header)
+    _refuse_infinite_scaling(path)
     if header.get_data_dtype().names is not None:
         raise UnsupportedFileError(path, "the file holds colour (RGB) voxels, not a grey-scale volume")
     shape = tuple(int(n) for n in image.shape)
@@ -80,7 +87,7 @@ def _load(path: Path) -> Any:
     raw = _gunzip_checked(path) if path.name.lower().endswith(".gz") else None
     try:
         if raw is not None:
-            image_class = nib.Nifti2Image if raw[:4] in (b"\x1c\x02\x00\x00", b"\x00\x00\x02\x1c") else nib.Nifti1Image
+            image_class = nib.Nifti2Image if raw[:4] in NIFTI2_SIZES else nib.Nifti1Image
             return image_class.from_bytes(raw)
         return nib.load(str(path), mmap=False)
     except ImageFileError as exc:
@@ -94,14 +101,67 @@ def _load(path: Path) -> Any:
 
 
 def _gunzip_checked(path: Path) -> bytes:
-    """The whole decompressed file. nibabel stops reading at the last voxel, before the gzip trailer, so
-    its checksum is never verified and damaged voxels would load silently; decompressing it all checks it."""
+    """The decompressed file, never more than its header declares. nibabel stops reading at the last voxel,
+    before the gzip trailer, so its checksum would never be verified and damaged voxels would load silently;
+    reading to the end checks it. The stream is read in one capped read: a 2 MB bomb declaring 68 kB of
+    voxels stops after 68 kB instead of inflating to gigabytes."""
     try:
-        return gzip.decompress(path.read_bytes())
+        with gzip.open(path) as stream:
+            head = stream.read(NIFTI2_HEADER_SIZE)
+            cap = _declared_file_size(path, head)
+            refuse_if_too_large(path, cap, "the decompressed file")
+            rest = stream.read(cap - len(head) + 1)
+            if len(head) + len(rest) > cap:
+                raise CorruptFileError(
+                    path,
+                    f"the gzip stream holds more than the {cap} bytes the NIfTI header declares "
+                    "(a damaged file or a compression bomb); it was not read",
+                )
+            return head + rest
     except FileNotFoundError as exc:
         raise PathNotFoundError(path) from exc
     except (OSError, EOFError, zlib.error) as exc:
         raise CorruptFileError(path, "the gzip stream is truncated or damaged (its checksum does not match)") from exc
+
+
+def _declared_file_size(path: Path, head: bytes) -> int:
+    """Header, extensions and voxels: what a NIfTI file of this header holds, from its first bytes."""
+    header = _header_from(path, head)
+    with reading(path, "the NIfTI header"):
+        shape = _checked_shape(path, header)
+        voxels = int(np.prod(shape, dtype=object)) * header.get_data_dtype().itemsize
+    return int(header.get_data_offset() or header.single_vox_offset) + voxels
+
+
+def _header_from(path: Path, head: bytes) -> Any:
+    """The NIfTI-1 or -2 header in a file's first bytes, as written (nibabel's loaded image alters it)."""
+    import nibabel as nib
+
+    two = head[:4] in NIFTI2_SIZES
+    with reading(path, "the NIfTI header"):
+        return (nib.Nifti2Header if two else nib.Nifti1Header).from_fileobj(io.BytesIO(head), check=False)
+
+
+def _refuse_infinite_scaling(path: Path) -> None:
+    """nibabel reads an infinite scl_slope as no scaling, as it does 0 and NaN (which NIfTI allows), and
+    moves it out of the header it returns; an infinity is damage, so the file's own header is read here."""
+    with gzip.open(path) if path.name.lower().endswith(".gz") else open(path, "rb") as handle:
+        header = _header_from(path, handle.read(NIFTI2_HEADER_SIZE))
+    slope, inter = float(header["scl_slope"]), float(header["scl_inter"])
+    if np.isinf(slope) or (slope not in (0.0,) and not np.isnan(slope) and np.isinf(inter)):
+        raise CorruptFileError(path, f"scl_slope {slope:g} and scl_inter {inter:g} cannot scale the voxels")
+
+
+def _checked_shape(path: Path, header: Any) -> tuple[int, ...]:
+    """The data shape the header declares, refused when it cannot be one: dim[0] outside 1 to 7, or an axis
+    of no voxels (a 33 x 41 x 0 volume is damage, not an empty image)."""
+    dims = [int(d) for d in header["dim"]]
+    if not 1 <= dims[0] <= 7:
+        raise CorruptFileError(path, f"the NIfTI header declares {dims[0]} dimensions (dim[0] must be 1 to 7)")
+    shape = tuple(dims[1 : dims[0] + 1])
+    if min(shape) < 1:
+        raise CorruptFileError(path, f"the NIfTI header declares a {' x '.join(map(str, shape))} array")
+    return shape
 
 
 def _declares_nifti_header(path: Path) -> bool:
@@ -136,6 +196,10 @@ def _read_voxels(path: Path, image: Any, shape: tuple[int, ...], time_index: int
     any scanner's integers carry.
     """
     proxy = image.dataobj  # nibabel moves scl_slope/scl_inter from the header to the proxy on loading
+    if not (np.isfinite(float(proxy.slope)) and np.isfinite(float(proxy.inter))):
+        raise CorruptFileError(
+            path, f"scl_slope {float(proxy.slope):g} and scl_inter {float(proxy.inter):g} cannot scale the voxels"
+        )
     scaled = (float(proxy.slope), float(proxy.inter)) != (1.0, 0.0)
     voxels = int(np.prod(shape[:3], dtype=object))
     bytes_per_voxel = image.header.get_data_dtype().itemsize + (12 if scaled else 0)  # nibabel scales to float64
@@ -153,11 +217,14 @@ def _read_voxels(path: Path, image: Any, shape: tuple[int, ...], time_index: int
 def _geometry(
     path: Path, image: Any, warnings: list[str]
 ) -> tuple[tuple[float, float, float], tuple[float, float, float], np.ndarray]:
-    unit = image.header.get_xyzt_units()[0]
+    unit = SPATIAL_UNIT_CODES.get(int(image.header["xyzt_units"]) & 7)
     affine = RAS_TO_LPS @ np.asarray(image.affine, dtype=float)
-    affine[:3] *= SPATIAL_UNIT_MM.get(unit, 1.0)  # nibabel leaves units to the caller; medviewer works in mm
+    affine[:3] *= SPATIAL_UNIT_MM.get(unit or "", 1.0)  # nibabel leaves units to the caller; medviewer works in mm
     if unit == "unknown":
         warnings.append("the file does not say its spatial unit; millimetres are assumed")
+    elif unit is None:
+        code = int(image.header["xyzt_units"]) & 7
+        warnings.append(f"the spatial unit code {code} is not one NIfTI defines; millimetres are assumed")
     if not np.all(np.isfinite(affine)):
         raise CorruptFileError(path, "the NIfTI affine holds non-numbers")
     linear = affine[:3, :3]
@@ -168,6 +235,7 @@ def _geometry(
     off_diagonal = np.abs(direction.T @ direction - np.eye(3)).max()
     if off_diagonal > SHEAR_TOLERANCE:
         warnings.append("the file's affine is sheared (its axes are not perpendicular); distances may be distorted")
+    warnings.extend(_contradictions(image.header, spacing / SPATIAL_UNIT_MM.get(unit or "", 1.0)))
     if _affine_source(image.header) == "none":
         warnings.append("the file gives no orientation (sform and qform codes are 0); left and right cannot be trusted")
     return (
@@ -175,6 +243,31 @@ def _geometry(
         tuple(float(o) for o in affine[:3, 3]),
         direction,
     )
+
+
+def _contradictions(header: Any, spacing: np.ndarray) -> list[str]:
+    """Where the header's other geometry disagrees with the affine in use (the sform, as nibabel chooses):
+    unusable voxel sizes in pixdim, a qform of non-numbers or one that puts the image elsewhere."""
+    if _affine_source(header) != "sform":
+        return []  # the qform is built from pixdim; a bad one already failed as a non-finite affine
+    found = []
+    pixdim = np.abs(np.asarray(header["pixdim"][1:4], dtype=float))
+    if not np.all(np.isfinite(pixdim)) or np.any(pixdim == 0):
+        sizes = ", ".join(f"{p:g}" for p in pixdim)
+        found.append(f"the voxel sizes in pixdim ({sizes}) are unusable; the sform's are used")
+    elif not np.allclose(pixdim, spacing, rtol=1e-3):
+        found.append(
+            f"pixdim gives voxels of {' x '.join(f'{p:g}' for p in pixdim)} but the sform of "
+            f"{' x '.join(f'{s:g}' for s in spacing)}; the sform is used, as nibabel does"
+        )
+    if int(header["qform_code"]) != 0:
+        with np.errstate(invalid="ignore"):
+            qform = np.asarray(header.get_qform(), dtype=float)
+        if not np.all(np.isfinite(qform)):
+            found.append("the qform holds non-numbers; the sform is used")
+        elif not np.allclose(qform, header.get_sform(), atol=1e-2):
+            found.append("the qform and the sform place the image differently; the sform is used, as nibabel does")
+    return found
 
 
 def _affine_source(header: Any) -> str:

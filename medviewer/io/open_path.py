@@ -13,6 +13,7 @@ from medviewer.core.errors import (
     NoImagesFoundError,
     PathNotFoundError,
     UnsupportedFileError,
+    reading,
 )
 from medviewer.core.logs import safe_path
 from medviewer.core.volume import Volume
@@ -43,20 +44,21 @@ class ImageKind(enum.Enum):
 def classify(path: str | Path) -> ImageKind:
     """Whether ``path`` opens as a volume or a slide; raises a typed error if it is neither."""
     path = Path(path)
-    if not path.exists():
-        raise PathNotFoundError(path)
-    if path.is_dir():
-        return ImageKind.VOLUME
-    if is_nifti(path):
-        return ImageKind.VOLUME
-    if path.name.lower().endswith(SLIDE_SUFFIXES):
-        if is_slide_file(path):
-            return ImageKind.SLIDE
-        raise UnsupportedFileError(path, "not a whole-slide image that OpenSlide or the TIFF reader recognises")
-    if has_dicom_preamble(path) or path.suffix.lower() in (".dcm", ".dicom", ".ima"):
-        header = read_header(path)
-        return ImageKind.SLIDE if str(header.get("SOPClassUID", "")) == WSI_SOP_CLASS else ImageKind.VOLUME
-    raise UnsupportedFileError(path, "not a format medviewer opens (DICOM, NIfTI or a whole-slide image)")
+    with reading(path):
+        if not path.exists():
+            raise PathNotFoundError(path)
+        if path.is_dir():
+            return ImageKind.VOLUME
+        if is_nifti(path):
+            return ImageKind.VOLUME
+        if path.name.lower().endswith(SLIDE_SUFFIXES):
+            if is_slide_file(path):
+                return ImageKind.SLIDE
+            raise UnsupportedFileError(path, "not a whole-slide image that OpenSlide or the TIFF reader recognises")
+        if has_dicom_preamble(path) or path.suffix.lower() in (".dcm", ".dicom", ".ima"):
+            header = read_header(path)
+            return ImageKind.SLIDE if str(header.get("SOPClassUID", "")) == WSI_SOP_CLASS else ImageKind.VOLUME
+        raise UnsupportedFileError(path, "not a format medviewer opens (DICOM, NIfTI or a whole-slide image)")
 
 
 #: What to say when a single file is opened as an image but is something else.
@@ -123,7 +125,8 @@ def list_series(path: str | Path) -> list[SeriesInfo]:
     path = Path(path)
     if not path.exists():
         raise PathNotFoundError(path)
-    return _listed(_scan_path(path), path)
+    with reading(path):
+        return _listed(_scan_path(path), path)
 
 
 def list_series_files(files: list[Path]) -> list[SeriesInfo]:
@@ -223,11 +226,12 @@ def open_volume(path: str | Path, series_uid: str | None = None, time_index: int
     path = Path(path)
     if not path.exists():
         raise PathNotFoundError(path)
-    if is_nifti(path) and not path.is_dir():
-        volume = read_nifti(path, time_index=time_index)
-    else:
-        volume = _open_dicom(_scan_path(path), path, series_uid, time_index)
-    return _opened(volume, path)
+    with reading(path):
+        if is_nifti(path) and not path.is_dir():
+            volume = read_nifti(path, time_index=time_index)
+        else:
+            volume = _open_dicom(_scan_path(path), path, series_uid, time_index)
+        return _opened(volume, path)
 
 
 def open_volume_files(files: list[Path], series_uid: str | None = None, time_index: int = 0) -> Volume:
@@ -243,7 +247,8 @@ def open_volume_files(files: list[Path], series_uid: str | None = None, time_ind
     if not paths:
         raise NoImagesFoundError(Path(), "no files were given")
     where = Path(os.path.commonpath([p.absolute() for p in paths]))
-    return _opened(_open_dicom(scan_files(paths), where, series_uid, time_index), where)
+    with reading(where):
+        return _opened(_open_dicom(scan_files(paths), where, series_uid, time_index), where)
 
 
 def open_slide(path: str | Path) -> Slide:

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from medviewer.core.display import display_frame, shrink_to_fit
+from medviewer.core.errors import reading
 from medviewer.core.volume import Volume
 from medviewer.io.dicom_kind import PIXEL_KINDS, DicomKind
 from medviewer.io.dicom_sr import SrDocument, read_sr
@@ -63,13 +64,14 @@ def open_for_viewing(path: str | Path) -> OpenedImage | OpenedReport | DerivedOb
     """Whatever a person opens, read for what it is: an image or slide with its preview, a structured
     report as its content tree, or a SEG or RT structure set with the series it needs underneath."""
     path = Path(path)
-    if path.is_file() and not is_nifti(path) and not path.name.lower().endswith(SLIDE_SUFFIXES):
-        kind = dicom_kind_of(path)
-        if kind is DicomKind.STRUCTURED_REPORT:
-            return OpenedReport(path, read_sr(path))
-        if kind in (DicomKind.SEGMENTATION, DicomKind.RT_STRUCTURE_SET):
-            return DerivedObject(path, kind, tuple(referenced_series(path)))
-    return open_with_preview(path)
+    with reading(path):
+        if path.is_file() and not is_nifti(path) and not path.name.lower().endswith(SLIDE_SUFFIXES):
+            kind = dicom_kind_of(path)
+            if kind is DicomKind.STRUCTURED_REPORT:
+                return OpenedReport(path, read_sr(path))
+            if kind in (DicomKind.SEGMENTATION, DicomKind.RT_STRUCTURE_SET):
+                return DerivedObject(path, kind, tuple(referenced_series(path)))
+        return open_with_preview(path)
 
 
 def catalog_series_for_viewing(

@@ -9,12 +9,13 @@ that annotations and heatmaps stay aligned whatever level is being drawn.
 from __future__ import annotations
 
 import logging
+import math
 from pathlib import Path
 
 import numpy as np
 
 from medviewer.core.display import error_pattern
-from medviewer.core.errors import CorruptFileError, UnsupportedFileError
+from medviewer.core.errors import CorruptFileError, UnsupportedFileError, reading
 from medviewer.core.logs import safe_path
 from medviewer.core.tile_grid import level0_location
 from medviewer.io.dicom_series import has_dicom_preamble
@@ -24,7 +25,9 @@ from medviewer.io.slide_openslide import OpenSlideSlide
 from medviewer.io.slide_tiff import TiffSlide, is_tiff, tifffile_sees_more_levels
 
 log = logging.getLogger(__name__)
-THUMBNAIL_CHUNK = 1024  # thumbnail pixels made from one read (times the reduction factor in level pixels)
+THUMBNAIL_CHUNK = 2048  # level pixels a side read at once for a thumbnail (16 MiB of RGBA)
+#: Micrometres per pixel a slide scanner gives, from a 100x objective to a low-power overview.
+MPP_RANGE = (0.02, 50.0)
 SLIDE_SUFFIXES = (".svs", ".tif", ".tiff", ".ndpi", ".vms", ".vmu", ".scn", ".mrxs", ".bif", ".svslide")
 
 
@@ -58,7 +61,36 @@ class Slide:
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
-        self._backend = _open_backend(self.path)
+        with reading(self.path, "the slide"):
+            self._backend = _open_backend(self.path)
+            try:
+                self._check_levels()
+            except BaseException:
+                self._backend.close()
+                raise
+        #: what is wrong in the file but still lets it be shown, for the viewer to say
+        self.warnings: list[str] = []
+        self._mpp = self._checked_mpp(self._backend.mpp)
+
+    def _check_levels(self) -> None:
+        dimensions, downsamples = self._backend.level_dimensions, self._backend.level_downsamples
+        if not dimensions or any(w < 1 or h < 1 for w, h in dimensions):
+            raise CorruptFileError(self.path, f"the slide declares levels of {list(dimensions)[:4]} pixels")
+        if len(downsamples) != len(dimensions) or not all(math.isfinite(d) and d >= 1 for d in downsamples):
+            raise CorruptFileError(self.path, f"the slide declares level downsamples {list(downsamples)[:4]}")
+
+    def _checked_mpp(self, mpp: float | None) -> float | None:
+        """The file's pixel size when it is one a microscope gives; otherwise unknown, with a warning, so no
+        measurement uses a made-up size (a damaged SVS read through its TIFF tags says 25400 µm, one inch)."""
+        if mpp is None:
+            return None
+        if math.isfinite(mpp) and MPP_RANGE[0] <= mpp <= MPP_RANGE[1]:
+            return mpp
+        self.warnings.append(
+            f"the file's pixel size ({mpp:g} µm per pixel) is not one a slide scanner gives "
+            f"({MPP_RANGE[0]:g} to {MPP_RANGE[1]:g} µm); the pixel size is unknown and can be set by hand"
+        )
+        return None
 
     def __enter__(self) -> Slide:
         return self
@@ -80,8 +112,8 @@ class Slide:
 
     @property
     def mpp(self) -> float | None:
-        """Micrometres per level-0 pixel, or None when the file does not record it."""
-        return self._backend.mpp
+        """Micrometres per level-0 pixel, or None when the file does not record a plausible one."""
+        return self._mpp
 
     @property
     def objective_power(self) -> float | None:
@@ -111,7 +143,8 @@ class Slide:
         """RGB pixels of a label, macro or thumbnail image. Labels can show patient identifiers."""
         if name not in self._backend.associated_image_names:
             raise KeyError(f"{self.path} has no associated image {name!r}")
-        return self._backend.associated_image(name)
+        with reading(self.path, f"the {name} image"):
+            return self._backend.associated_image(name)
 
     def best_level_for_downsample(self, downsample: float) -> int:
         """The most detailed level that is no finer than needed (OpenSlide's rule, for every backend)."""
@@ -130,7 +163,8 @@ class Slide:
         width, height = int(size[0]), int(size[1])
         if width <= 0 or height <= 0:
             raise ValueError(f"region size must be positive, not {width}x{height}")
-        return self._backend.read_region((int(location[0]), int(location[1])), level, (width, height))
+        with reading(self.path, f"the region at {location[0]}, {location[1]} of level {level}"):
+            return self._backend.read_region((int(location[0]), int(location[1])), level, (width, height))
 
     def thumbnail(self, max_size: int) -> np.ndarray:
         """RGB thumbnail whose longer side is at most ``max_size`` pixels, composited on white."""
@@ -152,14 +186,16 @@ class Slide:
         return np.asarray(image)
 
     def _reduced_level(self, level: int, factor: int) -> np.ndarray:
-        """A whole level shrunk by ``factor``, read in chunks so a slide without a pyramid never needs its
-        full level in memory. A chunk that cannot be decoded is drawn as the error pattern, so one damaged
-        tile does not keep the slide from opening (the viewer reports the tile when it is shown)."""
+        """A whole level shrunk by ``factor``, read in chunks of at most THUMBNAIL_CHUNK level pixels a side
+        (rounded to whole multiples of ``factor``), so a slide without a pyramid never needs more than one
+        chunk and the small result in memory, whatever the size of its level. A chunk that cannot be decoded
+        is drawn as the error pattern, so one damaged tile does not keep the slide from opening (the viewer
+        reports the tile when it is shown)."""
         from PIL import Image
 
         level_width, level_height = self.level_dimensions[level]
         downsample = self.level_downsamples[level]
-        chunk = THUMBNAIL_CHUNK * factor
+        chunk = factor * max(1, THUMBNAIL_CHUNK // factor)
         pixels = np.empty((-(-level_height // factor), -(-level_width // factor), 4), dtype=np.uint8)
         for y in range(0, level_height, chunk):
             for x in range(0, level_width, chunk):

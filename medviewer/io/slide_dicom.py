@@ -40,8 +40,9 @@ class DicomWsiSlide(TiledSlide):
                 raise CorruptFileError(path, "the DICOM header cannot be read") from exc
             if str(dataset.get("SOPClassUID", "")) != WSI_SOP_CLASS:
                 raise UnsupportedFileError(path, "not a DICOM whole-slide microscopy image")
+            _check_matrix(path, dataset)
             self._frame_spans = _frame_spans(path, handle, dataset)
-            self._tile_frames = _tile_frames(path, dataset)
+            self._tile_frames = _tile_frames(path, dataset, len(self._frame_spans))
             self._decode_options = _decode_options(path, dataset)
             self._transfer_syntax = dataset.file_meta.TransferSyntaxUID
         except BaseException:
@@ -96,9 +97,21 @@ def _mpp(dataset: Dataset) -> float | None:
     """Micrometres per pixel from PixelSpacing (mm; rows then columns), shared or, if misplaced, top-level."""
     measures = _first(_first(dataset, "SharedFunctionalGroupsSequence"), "PixelMeasuresSequence")
     spacing = measures.get("PixelSpacing") or dataset.get("PixelSpacing")
-    if not spacing or float(spacing[1]) <= 0:
-        return None
-    return float(spacing[1]) * 1000.0
+    try:
+        return float(spacing[1]) * 1000.0 if spacing else None  # the Slide checks it is a plausible size
+    except (TypeError, ValueError, IndexError):
+        return float("nan")
+
+
+def _check_matrix(path: Path, dataset: Dataset) -> None:
+    """Tiles and the pixel matrix must have a size before anything is divided by it or looped over."""
+    sizes = {
+        keyword: int(dataset.get(keyword) or 0)
+        for keyword in ("Rows", "Columns", "TotalPixelMatrixRows", "TotalPixelMatrixColumns", "NumberOfFrames")
+    }
+    empty = [keyword for keyword, size in sizes.items() if size < 1]
+    if empty:
+        raise CorruptFileError(path, f"the header declares no size for {', '.join(empty)}")
 
 
 def _decode_options(path: Path, dataset: Dataset) -> dict[str, Any]:
@@ -116,13 +129,21 @@ def _decode_options(path: Path, dataset: Dataset) -> dict[str, Any]:
     }
 
 
-def _tile_frames(path: Path, dataset: Dataset) -> dict[tuple[int, int], int]:
-    """Which frame holds each tile (column, row); only the first focal plane and optical path."""
+def _tile_frames(path: Path, dataset: Dataset, frames_held: int) -> dict[tuple[int, int], int]:
+    """Which frame holds each tile (column, row); only the first focal plane and optical path. The grid the
+    header declares must be covered by the frames the file holds: a 2^32-pixel matrix over 42 frames is
+    refused here, before a tile table of billions of entries is built."""
     grid_columns = -(-int(dataset.TotalPixelMatrixColumns) // dataset.Columns)
     grid_rows = -(-int(dataset.TotalPixelMatrixRows) // dataset.Rows)
     per_frame = dataset.get("PerFrameFunctionalGroupsSequence")
     organisation = dataset.get("DimensionOrganizationType", "TILED_FULL" if not per_frame else "")
     if organisation == "TILED_FULL":
+        if grid_columns * grid_rows > frames_held:
+            raise CorruptFileError(
+                path,
+                f"the slide's {dataset.TotalPixelMatrixColumns} x {dataset.TotalPixelMatrixRows} pixels need "
+                f"{grid_columns * grid_rows} tiles, but the file holds {frames_held} frames",
+            )
         return {(index % grid_columns, index // grid_columns): index for index in range(grid_columns * grid_rows)}
     if not per_frame:
         raise UnsupportedFileError(path, "the frames' positions in the slide are not recorded")
@@ -146,11 +167,14 @@ def _frame_spans(path: Path, handle: Any, dataset: Dataset) -> list[list[tuple[i
         raise UnsupportedFileError(path, "big-endian DICOM whole-slide images are not supported")
     frame_count = int(dataset.get("NumberOfFrames", 1))
     start = handle.tell()
+    stored = Path(path).stat().st_size - start
     header = handle.read(8 if syntax.is_implicit_VR else 12)
     if len(header) < 8 or header[:4] != _PIXEL_DATA_TAG:
         raise CorruptFileError(path, "the pixel data is missing (is the file truncated?)")
     if not syntax.is_encapsulated:
         frame_bytes = dataset.Rows * dataset.Columns * dataset.SamplesPerPixel
+        if frame_count * frame_bytes > stored:
+            raise CorruptFileError(path, f"{frame_count} frames are declared, but the file holds {stored} bytes")
         first = start + len(header)
         return [[(first + index * frame_bytes, frame_bytes)] for index in range(frame_count)]
     try:

@@ -33,7 +33,8 @@ class OpenSlideSlide:
         self._handles: list[OpenSlide] = [self._osr]
         props = self._osr.properties
         self.vendor: str = props.get("openslide.vendor", "unknown")
-        self.mpp = _float_or_none(props.get("openslide.mpp-x"))
+        # OpenSlide drops an MPP it cannot parse; the scanner's own value is kept so the Slide can say so
+        self.mpp = _float_or_none(props.get("openslide.mpp-x") or props.get("aperio.MPP"))
         self.objective_power = _float_or_none(props.get("openslide.objective-power"))
         self.level_dimensions: tuple[tuple[int, int], ...] = self._osr.level_dimensions
         self.level_downsamples: tuple[float, ...] = self._osr.level_downsamples
@@ -93,6 +94,7 @@ class OpenSlideSlide:
 
 
 def _float_or_none(value: str | None) -> float | None:
+    """A property as a number (NaN and infinities kept, for the Slide to refuse with a warning)."""
     try:
         return float(value) if value not in (None, "") else None
     except ValueError:

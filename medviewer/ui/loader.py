@@ -13,7 +13,7 @@ from pathlib import Path
 
 from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal
 
-from medviewer.core.errors import MedviewerError
+from medviewer.core.errors import MedviewerError, is_decoder_panic
 from medviewer.core.logs import log_unexpected, safe_path
 from medviewer.io.preview import open_for_viewing
 
@@ -38,6 +38,11 @@ class _OpenTask(QRunnable):
         except Exception as exc:  # a reader bug must not take the window down
             log_unexpected(log, "unexpected error opening %s", safe_path(self.path))
             self.relay.failed.emit(self.request, f"{self.path}: could not be opened ({type(exc).__name__})")
+        except BaseException as exc:  # a Rust decoder's panic passes every ``except Exception``
+            if not is_decoder_panic(exc):
+                raise
+            log_unexpected(log, "decoder panic opening %s", safe_path(self.path))
+            self.relay.failed.emit(self.request, f"{self.path}: is damaged: its decoder failed ({type(exc).__name__})")
         else:
             self.relay.opened.emit(self.request, result)
 

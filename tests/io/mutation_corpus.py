@@ -187,6 +187,7 @@ def _series_cases(out: Path) -> list[Case]:
 def _nifti_header_cases(out: Path) -> list[Case]:
     source = NIBABEL_DATA / "anatomical.nii"
     data = source.read_bytes()
+    order = ">" if data[:4] == struct.pack(">i", 348) else "<"  # anatomical.nii is big-endian
     edits: dict[str, tuple[int, str, float, bool]] = {
         # name: (byte offset in the NIfTI-1 header, struct format, value, garbage)
         "dim0-minus-1": (40, "<h", -1, True),
@@ -213,7 +214,8 @@ def _nifti_header_cases(out: Path) -> list[Case]:
     for name, (offset, fmt, value, garbage) in edits.items():
         edited = bytearray(data)
         count = len(fmt) - 1
-        struct.pack_into(fmt, edited, offset, *([int(value)] * count if "h" in fmt or "B" in fmt else [value]))
+        values = [int(value)] * count if "h" in fmt or "B" in fmt else [value]
+        struct.pack_into(order + fmt[1:], edited, offset, *values)
         path = out / f"anatomical-{name}.nii"
         path.write_bytes(bytes(edited))
         cases.append(Case(f"anatomical.nii/{name}", path, garbage))

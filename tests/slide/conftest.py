@@ -41,7 +41,7 @@ def ome_pyramid(tmp_path_factory: pytest.TempPathFactory, cmu_pixels: np.ndarray
 
 @pytest.fixture(scope="session")
 def strip_tiff(tmp_path_factory: pytest.TempPathFactory, cmu_pixels: np.ndarray) -> Path:
-    """A TIFF stored in deflate strips, with its resolution in pixels per inch (254 dpi: 100 um)."""
+    """A TIFF stored in deflate strips, with its resolution in pixels per inch (50800 dpi: 0.5 um)."""
     import tifffile
 
     path = tmp_path_factory.mktemp("strips") / "cmu-strips.tif"
@@ -51,7 +51,7 @@ def strip_tiff(tmp_path_factory: pytest.TempPathFactory, cmu_pixels: np.ndarray)
         photometric="rgb",
         rowsperstrip=100,
         compression="zlib",
-        resolution=(254, 254),
+        resolution=(50800, 50800),
         resolutionunit="INCH",
     )
     return path

@@ -61,9 +61,22 @@ def test_openslide_refuses_the_strip_tiff_which_opens_with_its_inch_resolution(s
         openslide.OpenSlide(str(strip_tiff))
     with open_slide(strip_tiff) as slide:
         assert slide.backend == "tifffile" and slide.vendor == "generic-tiff"
-        assert slide.mpp == pytest.approx(100.0)
-        assert slide.level_count == 1
+        assert slide.mpp == pytest.approx(0.5)
+        assert slide.level_count == 1 and slide.warnings == []
     assert describe(strip_tiff)["backend"] == "tifffile"
+
+
+@pytest.mark.parametrize("dpi", [1, 72, 254])
+def test_a_resolution_no_scanner_gives_is_no_pixel_size_and_says_so(tmp_path: Path, cmu_pixels: np.ndarray, dpi: int):
+    """1 dot per inch (a damaged SVS read through its TIFF tags: 25400 um), a screen's 72 dpi, 254 dpi: none
+    is a microscope's pixel, so no measurement may use it."""
+    import tifffile
+
+    path = tmp_path / "strips.tif"
+    tifffile.imwrite(path, cmu_pixels[:200, :200], photometric="rgb", resolution=(dpi, dpi), resolutionunit="INCH")
+    with open_slide(path) as slide:
+        assert slide.mpp is None
+        assert f"({25400 / dpi:g} µm per pixel) is not one a slide scanner gives" in slide.warnings[0]
 
 
 def test_openslide_refuses_the_single_dicom_wsi_instance():
