@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -183,6 +184,9 @@ SUBCOMMANDS: dict[str, Callable[[Sequence[str]], int]] = {
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    # A Rust decoder's panic (pylibjpeg-rle on damaged RLE) is reported as a damaged file; its runtime would
+    # also print a stack backtrace to the terminal when a developer's RUST_BACKTRACE asks for one.
+    os.environ["RUST_BACKTRACE"] = "0"
     try:
         log_file = setup_logging()
     except OSError as exc:
