@@ -229,19 +229,25 @@ def check_exports(net: nn.Module, bundle: Path, files: dict[str, Path], spec: ob
                 raise SystemExit("TorchScript forward_head(forward_features(x)) differs from forward(x)")
 
 
-def update_approvals(files: dict[str, Path], name: str, version: str) -> list[dict[str, str]]:
-    """This model's entries in the built-in approvals replaced by the new files' (other models' kept); an entry
-    whose file did not change keeps its approval date, so a rerun that reproduces the files changes nothing."""
+def update_approvals(bundle: Path, name: str, version: str) -> list[dict[str, Any]]:
+    """This model's entries in the built-in approvals replaced by the bundle's weights, with its metadata and
+    card pinned as they are now (other models' kept). Called when the weights are written and again once the
+    card is; an entry whose files did not change keeps its approval date, so a rerun that reproduces the
+    files changes nothing."""
+    from medviewer.ai.package import read_package
     from medviewer.ai.registry import sha256_of
 
+    package = read_package(bundle)
     stored = json.loads(APPROVALS.read_text(encoding="utf-8")) if APPROVALS.exists() else []
     previous = {entry["sha256"]: entry for entry in stored if entry.get("name") == name}
     today = datetime.now(UTC).isoformat(timespec="seconds")
     ours = []
-    for file in files.values():
+    for file in package.weights.values():
         digest = sha256_of(file)
         entry = previous.get(digest) or {"sha256": digest, "name": name, "version": version, "file_name": file.name}
-        ours.append({**entry, "approved_at": entry.get("approved_at", today)})
+        same = entry.get("pinned") == package.pinned
+        ours.append({**entry, "approved_at": entry.get("approved_at", today) if same else today,
+                     "pinned": package.pinned})
     kept = [entry for entry in stored if entry.get("name") != name]
     APPROVALS.write_text(json.dumps(kept + ours, indent=2) + "\n", encoding="utf-8")
     return ours
@@ -272,7 +278,7 @@ def publish(
     and hashes are printed."""
     files = export(net, meta, bundle, example)
     check_exports(net, bundle, files, spec, check_inputs)
-    approvals = update_approvals(files, meta["name"], meta["version"])
+    approvals = update_approvals(bundle, meta["name"], meta["version"])
     for entry in approvals:
         print(f"  {entry['file_name']}: {file_sizes(files)[entry['file_name']]} bytes, SHA-256 {entry['sha256']}")
     return files, approvals

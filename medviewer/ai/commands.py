@@ -38,11 +38,25 @@ def _input_words(spec: ModelSpec) -> str:
     return ", ".join(parts)
 
 
+RUNS_CODE = (
+    "Loading a TorchScript (.ts) or torch.export (.pt2) file runs code from it on this computer: approve only a "
+    "model from a source you trust."
+)
+
+
+def printable(text: str) -> str:
+    """``text`` as one line of a terminal, its control characters written out (ESC as \\x1b, a newline as
+    \\n): a card or metadata must not move the cursor, recolour the screen or print a line that looks like
+    medviewer's own (a forged "SHA-256 ..." line)."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
 def card_summary(package: ModelPackage, hashes: dict[Path, str]) -> str:
-    """The model card summary a person reads before approving on the command line: facts, then the card."""
-    lines = [card_facts(package, hashes)]
+    """The model card summary a person reads before approving on the command line: facts, then the card,
+    each of its lines indented under "model card:" and escaped."""
+    lines = [card_facts(package, hashes), RUNS_CODE]
     if package.card:
-        lines += ["", "model card:", *("  " + line for line in package.card.rstrip().splitlines())]
+        lines += ["", "model card:", *("  | " + printable(line) for line in package.card.rstrip().split("\n"))]
     return "\n".join(lines)
 
 
@@ -51,19 +65,19 @@ def card_facts(package: ModelPackage, hashes: dict[Path, str]) -> str:
     checked rather than written (the window shows the written card rendered beside it)."""
     spec = package.spec
     lines = [
-        f"model         {package.name} {package.version}"
+        f"model         {printable(package.name)} {printable(package.version)}"
         + (f" (the metadata has no name: named from its {package.name_from})" if package.name_from else ""),
-        f"target        {spec.target}",
-        f"classes       {', '.join(spec.classes)} (activation: {spec.activation})",
+        f"target        {printable(spec.target)}",
+        f"classes       {printable(', '.join(spec.classes))} (activation: {spec.activation})",
         f"input         {_input_words(spec)}",
-        f"intended use  {package.intended_use or 'not stated in the metadata'}",
+        f"intended use  {printable(package.intended_use) or 'not stated in the metadata'}",
     ]
     if package.description:
-        lines.append(f"description   {package.description}")
+        lines.append(f"description   {printable(package.description)}")
     if not spec.diagnostic_use:
         lines.append(NOT_FOR_DIAGNOSIS)
     for weights_format, file in package.weights.items():
-        lines.append(f"{weights_format:<13} {file}\n              SHA-256 {hashes[file]}")
+        lines.append(f"{weights_format:<13} {printable(str(file))}\n              SHA-256 {hashes[file]}")
     return "\n".join(lines)
 
 
@@ -78,8 +92,7 @@ def _add(path: Path, assume_yes: bool) -> int:
     package = read_package(path)
     hashes = {file: registry.sha256_of(file) for file in package.weights.values()}
     print(card_summary(package, hashes))
-    approved = {entry.sha256 for entry in registry.entries()}
-    if all(digest in approved for digest in hashes.values()):
+    if all(registry.is_approved(file, package) for file in hashes):
         for file, digest in hashes.items():  # records where it lies if the approval did not (see approve)
             registry.approve(file, package, shown_sha256=digest)
         print(f"{package.name} {package.version} is already approved")

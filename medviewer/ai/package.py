@@ -28,17 +28,20 @@ diagnosis; otherwise every view of its results says "not for diagnostic use".
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import io
 import json
 import warnings
 import zipfile
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, NoReturn, cast
 
 from medviewer.ai import registry
 from medviewer.core.errors import MedviewerError, PathNotFoundError
+from medviewer.io.memory_guard import refuse_if_too_large
 
 if TYPE_CHECKING:
     import torch
@@ -62,6 +65,7 @@ BUNDLE_CARD = "docs/README.md"
 #: An untrusted file is read before approval; a metadata member larger than this is a decompression bomb,
 #: not metadata.
 MAX_METADATA_BYTES = 4 * 1024 * 1024
+MAX_CARD_BYTES = 1024 * 1024  # a long card with tables is tens of kB
 
 
 class ModelPackageError(MedviewerError):
@@ -123,6 +127,10 @@ class ModelPackage:
     #: Where the name came from when the metadata has no ``name`` (MONAI's schema does not require one):
     #: "task" or "file name"; "" when the metadata names the model itself.
     name_from: str = ""
+    #: SHA-256 of each file beside the weights that decides what the model's outputs mean (a bundle's
+    #: metadata and card), by path in the bundle; approval pins these with the weights. A single file has
+    #: none: its metadata is inside the weights file, pinned by the weights' own hash.
+    pinned: dict[str, str] = dataclasses.field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -148,10 +156,8 @@ def _read_bundle(folder: Path) -> ModelPackage:
     metadata_file = folder / BUNDLE_METADATA
     if not metadata_file.is_file():
         raise ModelPackageError(folder, f"not a model package: it has no {BUNDLE_METADATA}")
-    try:
-        metadata = _parse_json(metadata_file, metadata_file.read_bytes(), "")
-    except OSError as exc:
-        raise ModelPackageError(metadata_file, f"cannot be read ({exc.strerror})") from exc
+    raw_metadata = _read_capped(metadata_file, MAX_METADATA_BYTES, "metadata")
+    metadata = _parse_json(metadata_file, raw_metadata, "")
     fields = _Fields(metadata_file, "", metadata)
     name, name_from = _name(fields, folder)
     version = fields.text("version")
@@ -169,8 +175,25 @@ def _read_bundle(folder: Path) -> ModelPackage:
     if not weights:
         raise ModelPackageError(folder, f"has no weights: neither {' nor '.join(BUNDLE_WEIGHTS.values())} exists")
     card_file = folder / BUNDLE_CARD
-    card = card_file.read_text(encoding="utf-8", errors="replace") if card_file.is_file() else ""
-    return _package(folder, fields, weights, card)
+    raw_card = _read_capped(card_file, MAX_CARD_BYTES, "a model card") if card_file.is_file() else b""
+    pinned = {BUNDLE_METADATA: hashlib.sha256(raw_metadata).hexdigest()}
+    if card_file.is_file():
+        pinned[BUNDLE_CARD] = hashlib.sha256(raw_card).hexdigest()
+    package = _package(folder, fields, weights, raw_card.decode("utf-8", errors="replace"))
+    return replace(package, pinned=pinned)
+
+
+def _read_capped(file: Path, limit: int, what: str) -> bytes:
+    """A text file of the package, refused past ``limit`` bytes before it is read: a 100 MB "card" is not
+    one a person reads before approving, and would be held and printed whole."""
+    try:
+        with open(file, "rb") as handle:
+            data = handle.read(limit + 1)
+    except OSError as exc:
+        raise ModelPackageError(file, f"cannot be read ({exc.strerror})") from exc
+    if len(data) > limit:
+        raise ModelPackageError(file, f"is over {limit // 1024} KiB, too large for {what}; it was not read")
+    return data
 
 
 def _read_single_file(file: Path) -> ModelPackage:
@@ -201,6 +224,8 @@ def _inspect_archive(file: Path) -> tuple[WeightsFormat, dict[str, Any] | None]:
                     "is a zip archive but neither a TorchScript model nor a torch.export program (a checkpoint "
                     "of weights alone cannot be run; export the network with monai.bundle ckpt_export)",
                 )
+            declared = sum(member.file_size for member in members)
+            refuse_if_too_large(file, declared, f"its {len(members)} archive members ({declared} bytes declared)")
             metadata = next((m for m in members if m.filename.split("/")[1:] == ["extra", "metadata.json"]), None)
             if metadata is None:
                 return weights_format, None
@@ -208,7 +233,9 @@ def _inspect_archive(file: Path) -> tuple[WeightsFormat, dict[str, Any] | None]:
                 raise ModelPackageError(
                     file, f"its metadata.json is {metadata.file_size} bytes, too large to be metadata"
                 )
-            raw = archive.read(metadata)
+            raw = _read_member(file, archive, metadata)
+    except MedviewerError:
+        raise
     except zlib.error as exc:
         raise ModelPackageError(file, f"is a damaged zip archive ({exc})") from exc
     except zipfile.BadZipFile as exc:
@@ -220,11 +247,30 @@ def _inspect_archive(file: Path) -> tuple[WeightsFormat, dict[str, Any] | None]:
     return weights_format, _parse_json(file, raw, "metadata.json: ")
 
 
+def _read_member(file: Path, archive: zipfile.ZipFile, member: zipfile.ZipInfo) -> bytes:
+    """A member read in bounded steps. ``ZipFile.read`` inflates up to 2 GiB in one step before cutting to
+    the declared size, so a member declaring a few bytes over a stream of zeros took gigabytes; here the
+    stream is inflated a few MiB at a time and stops at the limit, and a stream that does not match what
+    its header declares is named as damaged."""
+    try:
+        with archive.open(member) as stream:
+            raw = stream.read(MAX_METADATA_BYTES + 1)
+            stream.read(1)  # the end of the member, where zipfile checks its CRC
+    except zipfile.BadZipFile as exc:
+        what = f"its {member.filename} is damaged or not what its header declares ({exc})"
+        raise ModelPackageError(file, what) from exc
+    if len(raw) > MAX_METADATA_BYTES:
+        raise ModelPackageError(file, f"its {member.filename} inflates past {MAX_METADATA_BYTES} bytes")
+    return raw
+
+
 def _parse_json(file: Path, raw: bytes, where: str) -> dict[str, Any]:
     try:
         value = json.loads(raw)
     except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError both
         raise ModelPackageError(file, f"{where}not valid JSON ({exc})") from exc
+    except RecursionError:
+        raise ModelPackageError(file, f"{where}nested too deeply to be metadata") from None
     if not isinstance(value, dict):
         raise ModelPackageError(file, f"{where}holds a JSON {type(value).__name__}, not an object")
     return value
@@ -500,7 +546,7 @@ def load_module(package: ModelPackage, prefer: WeightsFormat = "torchscript", de
         raise ValueError(f"prefer must be one of {', '.join(_FORMAT_WORDS)}, not {prefer!r}")
     weights_format = cast(WeightsFormat, prefer if prefer in package.weights else next(iter(package.weights)))
     file = package.weights[weights_format]
-    data, digest = registry.read_approved(file)
+    data, digest = registry.read_approved(file, package)
     import torch
 
     try:

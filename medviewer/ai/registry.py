@@ -9,6 +9,13 @@ of the box by ``resources/approved_models.json``, which has the same format. Eac
 ``medviewer.ai.model_lookup`` can find an approved model by its name. Entries without it (written before it
 existed, and the built-in list, whose bundles ``available.builtin_bundles`` finds) stay valid.
 
+The weights alone do not decide what a model's outputs mean: a bundle's ``configs/metadata.json`` names the
+classes, says whether it is fit for diagnosis and how its input is prepared, and its card is what the person
+read. Swapping the class names in the metadata would make a "normal" output read as "lesion". So an entry
+also pins ``"pinned"``: the SHA-256 of each of those files (``ModelPackage.pinned``), and a model is loaded
+only when its weights and every pinned file are as approved. An entry written before pins existed has none
+and asks for approval again.
+
 Every approval and every refusal goes to the audit trail under ``model:<sha256>``. A damaged list is
 reported and left as it is: rewriting it would silently revoke or forge approvals.
 """
@@ -59,10 +66,13 @@ class Entry:
     builtin: bool = False
     #: The package (bundle folder or single file) the file was approved from, absolute; None when unknown.
     source: str | None = None
+    #: SHA-256 of the package's metadata and card at approval, by path in the bundle; None for an entry
+    #: written before approvals pinned them (it must be approved again).
+    pinned: dict[str, str] | None = None
 
 
 #: What every stored entry holds; ``source`` is optional.
-_STORED_FIELDS = tuple(f.name for f in fields(Entry) if f.name not in ("builtin", "source"))
+_STORED_FIELDS = tuple(f.name for f in fields(Entry) if f.name not in ("builtin", "source", "pinned"))
 
 
 def registry_path() -> Path:
@@ -113,15 +123,23 @@ def _read(path: Path, builtin: bool) -> list[Entry]:
         source = item.get("source")
         if source is not None and not (isinstance(source, str) and Path(source).is_absolute()):
             raise _damaged(path, f"entry {number}: source is not an absolute path")
-        read.append(Entry(**{field: item[field] for field in _STORED_FIELDS}, builtin=builtin, source=source))
+        pinned = item.get("pinned")
+        if pinned is not None and not (
+            isinstance(pinned, dict) and all(isinstance(v, str) and _SHA256.fullmatch(v) for v in pinned.values())
+        ):
+            raise _damaged(path, f"entry {number}: pinned is not a map of files to SHA-256")
+        fixed = {field: item[field] for field in _STORED_FIELDS}
+        read.append(Entry(**fixed, builtin=builtin, source=source, pinned=pinned))
     return read
 
 
-def _stored(entry: Entry) -> dict[str, str]:
+def _stored(entry: Entry) -> dict[str, object]:
     """An entry as the list holds it: ``source`` only where it is known."""
-    stored = {field: getattr(entry, field) for field in _STORED_FIELDS}
+    stored: dict[str, object] = {field: getattr(entry, field) for field in _STORED_FIELDS}
     if entry.source is not None:
         stored["source"] = entry.source
+    if entry.pinned is not None:
+        stored["pinned"] = entry.pinned
     return stored
 
 
@@ -131,43 +149,58 @@ def _damaged(path: Path, problem: str) -> ModelRegistryError:
     )
 
 
-def is_approved(path: Path) -> bool:
-    digest = sha256_of(path)
-    return any(entry.sha256 == digest for entry in entries())
+def is_approved(path: Path, package: ModelPackage) -> bool:
+    """Whether ``path``, a weights file of ``package``, is approved with the package's metadata and card."""
+    return _refusal(Path(path), sha256_of(path), package) is None
 
 
-def require_approved(path: Path) -> str:
-    """The file's SHA-256 if approved; otherwise the refusal is audited and UntrustedModelError raised."""
-    digest = sha256_of(path)
-    _check(Path(path), digest)
-    return digest
-
-
-def read_approved(path: Path) -> tuple[bytes, str]:
-    """The file's bytes and SHA-256, checked: torch is handed exactly the bytes that were approved."""
+def read_approved(path: Path, package: ModelPackage) -> tuple[bytes, str]:
+    """The file's bytes and SHA-256, checked with the package's pinned files: torch is handed exactly the
+    bytes that were approved, and only while the metadata and card are those that were approved with them."""
     path = Path(path)
     try:
         data = path.read_bytes()
     except OSError as exc:
         raise _unreadable(path, exc) from exc
     digest = hashlib.sha256(data).hexdigest()
-    _check(path, digest)
+    refusal = _refusal(path, digest, package)
+    if refusal is not None:
+        reason, message = refusal
+        audit.record("model_refused", "model:" + digest, {"file": path.name, "reason": reason})
+        raise UntrustedModelError(path, message, digest)
     return data, digest
 
 
-def _check(path: Path, digest: str) -> None:
-    known = entries()
-    if any(entry.sha256 == digest for entry in known):
-        return
-    # Bundles all name their weights models/model.ts, so a name cannot tell a changed file from another
-    # model's: the message says both.
-    reason = "not approved"
-    message = (
-        f"SHA-256 {digest} is not in the approved models list (a file changed after its approval has a new "
-        f"hash), so it is not loaded; approve it with 'medviewer models add {path}' after reading its card"
+def _pins_match(entry: Entry, package: ModelPackage) -> bool:
+    """The entry approved the package's metadata and card as they are now; a single file has nothing beside
+    its weights to pin, so an entry from before pins still holds for it."""
+    return (entry.pinned if entry.pinned is not None else {}) == package.pinned
+
+
+def _refusal(path: Path, digest: str, package: ModelPackage) -> tuple[str, str] | None:
+    """Why the file is not to be loaded (an audit reason and the sentence for a person), or None."""
+    approve_again = f"approve it with 'medviewer models add {package.source}' after reading its card"
+    same_weights = [entry for entry in entries() if entry.sha256 == digest]
+    if not same_weights:
+        # Bundles all name their weights models/model.ts, so a name cannot tell a changed file from another
+        # model's: the message says both.
+        return "not approved", (
+            f"SHA-256 {digest} is not in the approved models list (a file changed after its approval has a new "
+            f"hash), so it is not loaded; {approve_again}"
+        )
+    if any(_pins_match(entry, package) for entry in same_weights):
+        return None
+    if all(entry.pinned is None for entry in same_weights):
+        return "metadata not pinned", (
+            "was approved before approvals covered the model's metadata and card, so it is not loaded; "
+            f"{approve_again}"
+        )
+    approved = next(entry.pinned for entry in same_weights if entry.pinned is not None)
+    changed = sorted(name for name in {*approved, *package.pinned} if approved.get(name) != package.pinned.get(name))
+    return "metadata changed", (
+        f"{' and '.join(changed)} changed since the model was approved (what its outputs mean may have changed), "
+        f"so it is not loaded; {approve_again}"
     )
-    audit.record("model_refused", "model:" + digest, {"file": path.name, "reason": reason})
-    raise UntrustedModelError(path, message, digest)
 
 
 def approve(path: Path, package: ModelPackage, shown_sha256: str | None = None) -> Entry:
@@ -188,7 +221,14 @@ def approve(path: Path, package: ModelPackage, shown_sha256: str | None = None) 
         )
     own = _read(registry_path(), builtin=False)  # read before writing: a damaged list raises, never overwritten
     source = str(Path(package.source).resolve())
-    existing = next((entry for entry in _read(BUILTIN_FILE, builtin=True) + own if entry.sha256 == digest), None)
+    existing = next(
+        (
+            entry
+            for entry in _read(BUILTIN_FILE, builtin=True) + own
+            if entry.sha256 == digest and _pins_match(entry, package)
+        ),
+        None,
+    )
     if existing is not None:
         if existing.builtin or (existing.source is not None and Path(existing.source).exists()):
             return existing
@@ -204,10 +244,13 @@ def approve(path: Path, package: ModelPackage, shown_sha256: str | None = None) 
         file_name=path.name,
         approved_at=datetime.now(UTC).isoformat(timespec="seconds"),
         source=source,
+        pinned=dict(package.pinned),
     )
     # Audited first: an approval that could not be audited must not take effect.
     audit.record(
-        "model_approved", "model:" + digest, {"name": package.name, "version": package.version, "file": path.name}
+        "model_approved",
+        "model:" + digest,
+        {"name": package.name, "version": package.version, "file": path.name, "pinned": dict(package.pinned)},
     )
     _write([*own, entry])
     return entry

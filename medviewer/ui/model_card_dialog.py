@@ -7,10 +7,11 @@ fixed block, the card is rendered from Markdown, and the dialog never exceeds mo
 
 from __future__ import annotations
 
-from PySide6.QtGui import QGuiApplication
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QGuiApplication, QTextDocument
 from PySide6.QtWidgets import QDialog, QDialogButtonBox, QLabel, QTextBrowser, QVBoxLayout, QWidget
 
-from medviewer.ai.commands import card_facts
+from medviewer.ai.commands import RUNS_CODE, card_facts
 from medviewer.ai.package import ModelPackage
 
 #: The dialog's largest share of the screen, so its buttons always stay on it.
@@ -25,14 +26,19 @@ class ModelCardDialog(QDialog):
     ) -> None:
         super().__init__(parent)
         self.setWindowTitle(f"Model card: {package.name} {package.version}")
-        facts = QLabel(card_facts(package, hashes))
+        facts = QLabel(f"{card_facts(package, hashes)}\n\n{RUNS_CODE}")
+        facts.setTextFormat(Qt.TextFormat.PlainText)  # metadata is text from the package, never markup
         facts.setObjectName("cardFacts")
         facts.setStyleSheet("font-family: monospace;")
         facts.setWordWrap(True)
         self.card = QTextBrowser()
         self.card.setObjectName("cardText")
         self.card.setOpenExternalLinks(False)  # the card is offline text: no link opens a browser
-        self.card.setMarkdown(package.card or "*This package has no model card (docs/README.md).*")
+        # Markdown without its HTML: a card must not carry markup or images of its own
+        self.card.document().setMarkdown(
+            package.card or "*This package has no model card (docs/README.md).*",
+            QTextDocument.MarkdownFeature.MarkdownDialectGitHub | QTextDocument.MarkdownFeature.MarkdownNoHTML,
+        )
         layout = QVBoxLayout(self)
         layout.addWidget(facts)
         layout.addWidget(self.card, 1)

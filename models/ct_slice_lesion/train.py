@@ -81,6 +81,7 @@ from models.bundle_tools import (  # noqa: E402
     report_rates,
     run_reproducibly,
     training_reference,
+    update_approvals,
 )
 
 NAME = "ct-slice-lesion-demo"
@@ -713,6 +714,7 @@ def main() -> int:
         )
     results["seconds"] = time.perf_counter() - started
     write_card(results, training, files, approvals)
+    update_approvals(BUNDLE, NAME, VERSION)  # the card is written now: approval pins it as it is
     print(f"Done in {results['seconds']:.0f} s; bundle in {BUNDLE.relative_to(REPO)}")
     return 0
 

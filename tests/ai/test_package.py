@@ -318,4 +318,4 @@ def test_a_monai_export_without_a_name_is_named_from_its_task_else_its_file(tmp_
     bundle = read_package(write_bundle(tmp_path / "chest-xray-classifier", plain, metadata_with({"name": ...})))
     assert (bundle.name, bundle.name_from) == ("chest-xray-classifier", "file name")
     registry.approve(bundle.weights["torchscript"], bundle)  # approved as any named model
-    assert registry.is_approved(bundle.weights["torchscript"])
+    assert registry.is_approved(bundle.weights["torchscript"], bundle)

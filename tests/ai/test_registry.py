@@ -48,7 +48,7 @@ def test_refused_until_approved_then_same_output(exported: Exported, bundle: Pat
         False,
     )
     assert audit.events(event="model_approved")[0].subject == f"model:{digest}"
-    assert registry.is_approved(file) and registry.require_approved(file) == digest
+    assert registry.is_approved(file, package)
     loaded = load_module(package, prefer=weights_format)
     assert (loaded.format, loaded.sha256, loaded.device, loaded.package) == (weights_format, digest, "cpu", package)
     torch.manual_seed(1)
@@ -72,7 +72,7 @@ def test_changed_file_is_refused_with_its_new_hash(bundle: Path):
     with open(file, "ab") as handle:
         handle.write(b"\0")
     changed = registry.sha256_of(file)
-    assert not registry.is_approved(file)
+    assert not registry.is_approved(file, package)
     with pytest.raises(UntrustedModelError) as raised:
         load_module(package)
     message = str(raised.value)
@@ -103,10 +103,11 @@ def test_builtin_approvals_are_read_and_flagged(bundle: Path, tmp_path: Path, mo
     file = package.weights["export"]
     builtin = tmp_path / "approved_models.json"
     stored = {"sha256": registry.sha256_of(file), "name": "tiny", "version": "1", "file_name": file.name}
-    builtin.write_text(json.dumps([{**stored, "approved_at": "2026-01-01T00:00:00+00:00"}]))
+    stored |= {"approved_at": "2026-01-01T00:00:00+00:00", "pinned": package.pinned}
+    builtin.write_text(json.dumps([stored]))
     monkeypatch.setattr(registry, "BUILTIN_FILE", builtin)
     assert [e.builtin for e in registry.entries()] == [True]
-    assert registry.is_approved(file)
+    assert registry.is_approved(file, package)
     assert registry.approve(file, package).builtin is True
     assert not registry.registry_path().exists()
 
@@ -155,7 +156,7 @@ def test_models_add_yes_then_list_json(bundle: Path, capsys: pytest.CaptureFixtu
         "input         1 channel, 16 x 16, spacing 0.8 x 0.8 mm, window -1000 to 400",
         "intended use  Tests of medviewer's model packages only.",
         "NOT FOR DIAGNOSTIC USE",
-        "  Random weights, for tests.",
+        "  | Random weights, for tests.",
         "approved tiny lesion classifier 0.1.0 (2 files)",
         *(f"SHA-256 {h}" for h in hashes),
     ):
@@ -191,7 +192,7 @@ def test_a_single_file_approval_records_the_file_and_old_entries_stay_valid(expo
     del stored[0]["source"]
     registry.registry_path().write_text(json.dumps(stored))
     (entry,) = [e for e in registry.entries() if not e.builtin]
-    assert entry.source is None and registry.is_approved(single)
+    assert entry.source is None and registry.is_approved(single, package)
     assert load_module(package).format == "export"
 
 
