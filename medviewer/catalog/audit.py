@@ -7,8 +7,17 @@ in the settings folder, readable by its owner only): someone who can edit the da
 the key cannot recompute the chain after an edit. The trail lives in its own file, ``audit.sqlite`` in
 the data folder, so the catalog can be rebuilt or deleted without losing it. Subjects are path digests
 or UIDs and details are facts about images, never patient names or IDs: the trail is read by auditors
-who need not see them. Removing the newest rows cannot be detected without an external copy of the
-last hash (``show --json``).
+who need not see them.
+
+A chain cannot show that its newest rows were removed, or that the whole file was replaced by an older
+copy, emptied or deleted: what is left is still a valid chain. So each append also writes an anchor, the
+number of rows and the last row's hash under the same key, to two files outside the database:
+``audit.anchor`` in the data folder beside it and in the settings folder beside the key (not inside
+``medviewer.ini``, which Qt's QSettings owns and rewrites whole). ``verify`` opens the database read-only
+and reports a missing or unreadable database, a missing table, an anchor that does not match the row it
+names or names a row that is gone, and anchors that disagree. What it cannot stop: someone who can run as
+the user can read the key and rewrite the database and both anchors consistently; the trail detects
+accidents and tampering by anyone without the user's own account.
 """
 
 from __future__ import annotations
@@ -28,11 +37,13 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from medviewer.annotations.atomic_write import write_atomic
 from medviewer.catalog.schema import enable_wal
 from medviewer.core.app_dirs import config_dir, data_dir
 
 AUDIT_FILE_NAME = "audit.sqlite"
 AUDIT_KEY_NAME = "audit.key"
+ANCHOR_NAME = "audit.anchor"
 EVENTS = (
     "import",
     "open",
@@ -174,16 +185,83 @@ def record(event: str, subject: str, details: Mapping[str, object] | None = None
     except BaseException:
         connection.execute("ROLLBACK")
         raise
+    _write_anchors(seq, digest)
     return AuditEvent(seq, time, event, subject, json.loads(details_text), prev_hash, digest)
 
 
+def anchor_paths() -> tuple[Path, Path]:
+    """The two anchors: beside the database, and in the settings folder beside the key."""
+    return data_dir() / ANCHOR_NAME, config_dir() / ANCHOR_NAME
+
+
+def _anchor_mac(count: int, last_hash: str) -> str:
+    return hmac.new(installation_key(), f"anchor:{count}:{last_hash}".encode(), hashlib.sha256).hexdigest()
+
+
+def _write_anchors(count: int, last_hash: str) -> None:
+    """After the row is committed: an anchor written before could name a row a crash never committed. Two
+    processes appending at once may leave the anchor one row behind, which still pins every row it names."""
+    text = json.dumps({"count": count, "last_hash": last_hash, "mac": _anchor_mac(count, last_hash)}) + "\n"
+    for path in anchor_paths():
+        write_atomic(path, text.encode())
+
+
+def _read_anchor(path: Path) -> tuple[int, str] | str | None:
+    """(count, last hash) of an anchor; a sentence when it is damaged or forged; None when there is none."""
+    try:
+        stored = json.loads(path.read_bytes())
+        count, last_hash, mac = int(stored["count"]), str(stored["last_hash"]), str(stored["mac"])
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        return f"the anchor {path} cannot be read ({type(exc).__name__})"
+    if not hmac.compare_digest(mac, _anchor_mac(count, last_hash)):
+        return f"the anchor {path} was changed (its MAC does not match)"
+    return count, last_hash
+
+
 def verify() -> VerifyResult:
-    """Walk the chain from the first row; the first gap, edit or re-linked row is reported."""
-    rows = (
-        _connection()
-        .execute("SELECT seq, time, event, subject, details, prev_hash, hash FROM audit ORDER BY seq")
-        .fetchall()
-    )
+    """Check the database against its anchors, read-only: the first gap, edit or re-linked row, or what is
+    wrong with the whole (missing, unreadable, emptied, rolled back, newest rows removed)."""
+    path = audit_path()
+    anchors = {where: _read_anchor(where) for where in anchor_paths()}
+    if not path.exists():
+        if all(anchor is None for anchor in anchors.values()) and not (config_dir() / AUDIT_KEY_NAME).exists():
+            return VerifyResult(True, 0, problem="no audit trail yet")
+        return VerifyResult(False, 0, problem=f"the audit database {path} is missing (deleted or moved)")
+    try:
+        rows = _read_only_rows(path)
+    except sqlite3.Error as exc:
+        return VerifyResult(False, 0, problem=f"the audit database {path} cannot be read ({exc})")
+    chain = _verify_chain(rows)
+    if not chain.ok:
+        return chain
+    for where, anchor in anchors.items():
+        problem = _anchor_problem(where, anchor, rows)
+        if problem:
+            return VerifyResult(False, len(rows), problem=problem)
+    counts = {anchor[0] for anchor in anchors.values() if isinstance(anchor, tuple)}
+    if len(counts) > 1 and max(counts) - min(counts) > 1:  # one behind is two appends racing; more is not
+        disagree = " and ".join(map(str, sorted(counts)))
+        return VerifyResult(False, len(rows), problem=f"the anchors disagree: they record {disagree} events")
+    return chain
+
+
+def _read_only_rows(path: Path) -> list[tuple]:
+    """Every row, through a read-only connection: verify never creates, repairs or migrates anything."""
+    connection = sqlite3.connect(f"{path.absolute().as_uri()}?mode=ro", uri=True, timeout=BUSY_TIMEOUT_MS / 1000)
+    try:
+        has_table = connection.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'audit'")
+        if has_table.fetchone() is None:
+            raise sqlite3.DatabaseError("it has no audit table: emptied, or the table was dropped")
+        return connection.execute(
+            "SELECT seq, time, event, subject, details, prev_hash, hash FROM audit ORDER BY seq"
+        ).fetchall()
+    finally:
+        connection.close()
+
+
+def _verify_chain(rows: list[tuple]) -> VerifyResult:
     expected_seq, expected_prev = 1, GENESIS_HASH
     for seq, time, event, subject, details, prev_hash, digest in rows:
         if seq != expected_seq:
@@ -195,6 +273,26 @@ def verify() -> VerifyResult:
             return VerifyResult(False, seq - 1, seq, "its contents were changed after it was recorded")
         expected_seq, expected_prev = seq + 1, digest
     return VerifyResult(True, len(rows))
+
+
+def _anchor_problem(where: Path, anchor: tuple[int, str] | str | None, rows: list[tuple]) -> str | None:
+    if anchor is None:
+        return (
+            f"the anchor {where} is missing: removal of the newest rows cannot be ruled out"
+            if rows
+            else f"the anchor {where} is missing"
+        )
+    if isinstance(anchor, str):
+        return anchor
+    count, last_hash = anchor
+    if count > len(rows):
+        return (
+            f"the anchor {where} records {count} events but the database holds {len(rows)}: the newest rows were "
+            "removed, or an older copy of the database was put back"
+        )
+    if count and rows[count - 1][6] != last_hash:
+        return f"row {count} does not match the anchor {where}: the database was replaced"
+    return None
 
 
 def events(limit: int = 100, event: str | None = None) -> list[AuditEvent]:
@@ -227,9 +325,10 @@ def audit_main(argv: Sequence[str]) -> int:
     if args.command == "verify":
         result = verify()
         if result.ok:
-            print(f"audit trail intact: {result.checked} events")
+            print(f"audit trail intact: {result.checked} events" if result.problem is None else result.problem)
             return 0
-        print(f"audit trail tampered: seq {result.seq}: {result.problem}", file=sys.stderr)
+        where = f"seq {result.seq}: " if result.seq is not None else ""
+        print(f"audit trail not intact: {where}{result.problem}", file=sys.stderr)
         return 1
     for item in events(args.limit, args.event):
         if args.json:

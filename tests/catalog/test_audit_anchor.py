@@ -1,0 +1,122 @@
+"""The audit trail reports what its hash chain alone cannot show: a database emptied, deleted, truncated,
+its table dropped, its newest rows removed or an older copy put back, and anchors that were edited. Each is
+done as an attacker without the user's key would do it, on a trail made by real appends, and checked
+through `medviewer audit verify`, which must exit non-zero and say what is wrong."""
+
+from __future__ import annotations
+
+import shutil
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from medviewer.catalog import audit
+
+
+def _append(count: int) -> None:
+    for number in range(count):
+        audit.record("open", audit.path_subject(f"/data/study-{number}"), {"slices": number})
+
+
+def _settle() -> Path:
+    """The database as one file (WAL checkpointed, side files gone), as an attacker would find it at rest."""
+    audit._connection().execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    path = audit.audit_path()
+    for suffix in ("-wal", "-shm"):
+        Path(f"{path}{suffix}").unlink(missing_ok=True)
+    return path
+
+
+def _verify(capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
+    code = audit.audit_main(["verify"])
+    captured = capsys.readouterr()
+    return code, captured.out + captured.err
+
+
+def _raw(sql: str) -> None:
+    """Edit the database directly, the append-only triggers dropped first."""
+    connection = sqlite3.connect(_settle())
+    connection.executescript("DROP TRIGGER audit_no_update; DROP TRIGGER audit_no_delete; " + sql)
+    connection.commit()
+    connection.close()
+
+
+def test_an_intact_trail_and_a_fresh_installation_verify(capsys: pytest.CaptureFixture[str]):
+    assert _verify(capsys) == (0, "no audit trail yet\n")
+    assert not audit.audit_path().exists()  # verify created nothing
+    _append(3)
+    assert _verify(capsys) == (0, "audit trail intact: 3 events\n")
+    assert all(path.exists() for path in audit.anchor_paths())
+
+
+@pytest.mark.parametrize(
+    ("attack", "says"),
+    [
+        ("truncate to 0 bytes", "it has no audit table"),
+        ("delete the file", "is missing (deleted or moved)"),
+        ("truncate to half", "cannot be read"),
+        ("drop the table", "it has no audit table"),
+        ("delete the newest rows", "records 5 events but the database holds 3: the newest rows were removed"),
+    ],
+)
+def test_a_damaged_or_emptied_database_is_reported(capsys: pytest.CaptureFixture[str], attack: str, says: str):
+    _append(5)
+    path = _settle()
+    if attack == "truncate to 0 bytes":
+        path.write_bytes(b"")
+    elif attack == "delete the file":
+        path.unlink()
+    elif attack == "truncate to half":
+        data = path.read_bytes()
+        path.write_bytes(data[: len(data) // 2])
+    elif attack == "drop the table":
+        _raw("DROP TABLE audit;")
+    else:
+        _raw("DELETE FROM audit WHERE seq > 3;")
+    code, output = _verify(capsys)
+    assert code == 1 and output.startswith("audit trail not intact: ") and says in output
+    if attack == "delete the file":
+        assert not path.exists()  # verify repaired nothing
+
+
+def test_an_older_copy_put_back_is_reported(capsys: pytest.CaptureFixture[str], tmp_path: Path):
+    _append(3)
+    older = tmp_path / "older.sqlite"
+    shutil.copy(_settle(), older)
+    _append(2)
+    shutil.copy(older, _settle())
+    code, output = _verify(capsys)
+    assert code == 1 and "records 5 events but the database holds 3" in output
+
+
+def test_a_replaced_database_of_the_same_length_is_reported(capsys: pytest.CaptureFixture[str]):
+    """Another chain made with the same key (say, by the user's own account) but different rows: the
+    anchor's hash names the row it expects."""
+    _append(3)
+    anchors = [path.read_bytes() for path in audit.anchor_paths()]
+    genuine_path = _settle()
+    for connection in audit._local.connections.values():
+        connection.close()
+    audit._local.connections.clear()
+    genuine_path.unlink()
+    for number in range(3):
+        audit.record("export", audit.path_subject(f"/elsewhere/{number}"), {})
+    for path, text in zip(audit.anchor_paths(), anchors, strict=True):
+        path.write_bytes(text)  # the anchors of the genuine trail put back
+    code, output = _verify(capsys)
+    assert code == 1 and "row 3 does not match the anchor" in output
+
+
+def test_edited_removed_or_disagreeing_anchors_are_reported(capsys: pytest.CaptureFixture[str]):
+    _append(4)
+    beside_db, in_settings = audit.anchor_paths()
+    text = beside_db.read_text()
+    beside_db.write_text(text.replace('"count": 4', '"count": 2'))
+    code, output = _verify(capsys)
+    assert code == 1 and "was changed (its MAC does not match)" in output
+
+    beside_db.write_text(text)
+    in_settings.unlink()
+    code, output = _verify(capsys)
+    assert code == 1 and f"the anchor {in_settings} is missing" in output
