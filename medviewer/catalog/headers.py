@@ -9,12 +9,18 @@ does that in its own process, where the logging happens.
 from __future__ import annotations
 
 import io
+import os
+import signal
+import sys
+import threading
+import time
 from dataclasses import dataclass
 
 import pydicom
 from pydicom.errors import InvalidDicomError
 from pydicom.multival import MultiValue
 
+from medviewer.core.errors import input_error
 from medviewer.io.dicom_kind import file_kind
 from medviewer.io.dicom_series import IDENTIFYING_KEYWORDS, READ_ERRORS
 
@@ -80,6 +86,10 @@ class Header:
     kind: str
     #: Every identifying value in the header, for the log filter.
     identifiers: tuple[str, ...]
+
+
+PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+PARENT_POLL_S = 1.0
 
 
 class HeaderError(Exception):
@@ -173,6 +183,30 @@ def read_many(paths: list[str]) -> list[Header | str]:
             results.append(read_catalog_header(path))
         except HeaderError as exc:
             results.append(str(exc))
-        except Exception as exc:  # noqa: BLE001 - hostile files can make pydicom raise anything; one never stops an import
-            results.append(f"unreadable ({type(exc).__name__})")
+        except BaseException as exc:  # noqa: BLE001 - hostile files make pydicom raise anything, a decoder panic too
+            error = input_error(path, exc, "the DICOM header")
+            if error is None:
+                raise
+            results.append(error.reason)
     return results
+
+
+def die_with_parent(parent_pid: int) -> None:
+    """A pool worker's initializer: end when the importing process ends, however it ends. A worker blocked
+    on its task queue would otherwise outlive a ``kill -9`` of the import for ever, holding the dead
+    process's output open (a script waiting on it hangs). Linux signals it (PR_SET_PDEATHSIG); elsewhere a
+    thread watches the parent."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+        if os.getppid() != parent_pid:  # the parent died before the signal was armed
+            os._exit(1)
+        return
+    threading.Thread(target=_watch_parent, args=(parent_pid,), name="parent-watch", daemon=True).start()
+
+
+def _watch_parent(parent_pid: int) -> None:
+    while os.getppid() == parent_pid:
+        time.sleep(PARENT_POLL_S)
+    os._exit(1)

@@ -23,12 +23,12 @@ from pathlib import Path
 
 from medviewer.catalog import audit
 from medviewer.catalog.files import Candidate, find_files
-from medviewer.catalog.headers import DICOMDIR_SOP_CLASS, WSI_SOP_CLASS, Header, read_many
+from medviewer.catalog.headers import DICOMDIR_SOP_CLASS, WSI_SOP_CLASS, Header, die_with_parent, read_many
 from medviewer.catalog.schema import connect
 from medviewer.catalog.writer import CatalogWriter, InstanceRow, SlideRow
 from medviewer.core.app_dirs import data_dir
 from medviewer.core.errors import CorruptFileError, MedviewerError
-from medviewer.core.logs import register_identifiers, safe_path
+from medviewer.core.logs import log_unexpected, register_identifiers, safe_path
 from medviewer.io.slide import SLIDE_SUFFIXES, Slide, is_slide_file
 
 log = logging.getLogger(__name__)
@@ -145,7 +145,9 @@ class Importer:
                 if self._cancel.is_set():
                     report.cancelled = True
                     break
+                before = (report.added, report.updated, report.slides)
                 self._write_batch(writer, batch, results, report)
+                self._audit_batch(before, report)
                 done += len(batch)
                 self._report_progress(done, total, started)
         finally:
@@ -186,10 +188,14 @@ class Importer:
             for batch, paths in zip(batches, dicom_paths, strict=True):
                 yield batch, read_many(paths)
             return
-        # forkserver: forking the importing thread's process (which may run a Qt event loop) is unsafe.
-        context = multiprocessing.get_context("forkserver")
-        context.set_forkserver_preload(["medviewer.catalog.headers"])
-        with ProcessPoolExecutor(max_workers=self.workers, mp_context=context) as pool:
+        # spawn: forking the importing thread's process (which may run a Qt event loop) is unsafe, and a
+        # spawned worker is the importing process's own child, so it can be made to die with it (a forkserver's
+        # workers are the server's children, and outlived a killed import with the server).
+        context = multiprocessing.get_context("spawn")
+        pool = ProcessPoolExecutor(
+            max_workers=self.workers, mp_context=context, initializer=die_with_parent, initargs=(os.getpid(),)
+        )
+        with pool:
             futures = [pool.submit(read_many, paths) for paths in dicom_paths]
             try:
                 for batch, future in zip(batches, futures, strict=True):
@@ -197,6 +203,18 @@ class Importer:
             finally:
                 for future in futures:
                     future.cancel()
+
+    def _audit_batch(self, before: tuple[int, int, int], report: ImportReport) -> None:
+        """What one committed batch added, in the trail at once: an import killed later (kill -9, a power cut)
+        has no closing event, and what it had written must still be on record."""
+        now = (report.added, report.updated, report.slides)
+        added, updated, slides = (after - then for after, then in zip(now, before, strict=True))
+        if added or updated or slides:
+            audit.record(
+                "import",
+                ",".join(audit.path_subject(path) for path in self.paths),
+                {"batch": True, "added": added, "updated": updated, "slides": slides},
+            )
 
     def _write_batch(
         self,
@@ -209,36 +227,47 @@ class Importer:
         slides: list[SlideRow] = []
         headers = iter(results)
         for candidate, existed in batch:
-            if _has_slide_suffix(candidate.path):
-                slide = _slide_row(candidate, None, report)
-                if slide is not None:
-                    slides.append(slide)
-                continue
-            header = next(headers)
-            if isinstance(header, str):
-                report.unreadable.append(Unreadable(candidate.path, header))
-                continue
-            self._register(header)
-            if header.sop_class == DICOMDIR_SOP_CLASS:
-                continue  # an index read on its own (not named DICOMDIR); its files are imported as found
-            if header.sop_class == WSI_SOP_CLASS:
-                slide = _slide_row(candidate, header, report)
-                if slide is not None:
-                    slides.append(slide)
-                continue
+            header = None if _has_slide_suffix(candidate.path) else next(headers)
             try:
-                path = self._store(candidate.path, header) if self.copy_to_store else candidate.path
-            except (CorruptFileError, OSError) as exc:
-                reason = exc.reason if isinstance(exc, CorruptFileError) else f"cannot be copied ({exc.strerror})"
-                report.unreadable.append(Unreadable(candidate.path, reason))
-                continue
-            instances.append(InstanceRow(header, path, candidate.path, candidate.size, candidate.mtime_ns))
-            if existed:
-                report.updated += 1
-            else:
-                report.added += 1
+                self._add_file(candidate, existed, header, instances, slides, report)
+            except Exception as exc:  # noqa: BLE001 - one file never stops an import; it is listed with its reason
+                log_unexpected(log, "catalog import of %s failed", safe_path(candidate.path))
+                report.unreadable.append(Unreadable(candidate.path, f"could not be catalogued ({type(exc).__name__})"))
         writer.write(instances, slides)
         report.slides += len(slides)
+
+    def _add_file(
+        self,
+        candidate: Candidate,
+        existed: bool,
+        header: Header | str | None,
+        instances: list[InstanceRow],
+        slides: list[SlideRow],
+        report: ImportReport,
+    ) -> None:
+        """One file of a batch into ``instances`` or ``slides``, or into the report's unreadable list."""
+        if header is None or (isinstance(header, Header) and header.sop_class == WSI_SOP_CLASS):
+            slide = _slide_row(candidate, header, report)
+            if slide is not None:
+                slides.append(slide)
+            return
+        if isinstance(header, str):
+            report.unreadable.append(Unreadable(candidate.path, header))
+            return
+        self._register(header)
+        if header.sop_class == DICOMDIR_SOP_CLASS:
+            return  # an index read on its own (not named DICOMDIR); its files are imported as found
+        try:
+            path = self._store(candidate.path, header) if self.copy_to_store else candidate.path
+        except (CorruptFileError, OSError) as exc:
+            reason = exc.reason if isinstance(exc, CorruptFileError) else f"cannot be copied ({exc.strerror})"
+            report.unreadable.append(Unreadable(candidate.path, reason))
+            return
+        instances.append(InstanceRow(header, path, candidate.path, candidate.size, candidate.mtime_ns))
+        if existed:
+            report.updated += 1
+        else:
+            report.added += 1
 
     def _register(self, header: Header) -> None:
         """Tell the log filter about the file's identifiers (once per distinct combination)."""
