@@ -2,19 +2,27 @@
 
 The profile table (``medviewer.deid.profile``) is applied first; then, because no table lists every
 attribute a modality or a site may fill with a name, every remaining person name, free text, date and
-time is emptied and every UID that is not a standard one (SOP classes, transfer syntaxes) is replaced.
-Private tags, curves, overlays and values of unknown VR are removed. All of it recursively, inside every sequence item.
+time is replaced by a dummy (not emptied: many are Type 1 in some object, and the export must stay valid)
+and every UID that is not a standard one (SOP classes, transfer syntaxes) is replaced. Code meanings become
+the standard's own words for the code (or the code itself), segment labels "Segment <n>", free Code String
+values outside the standard's defined terms are removed, and text segments inside compressed frames are cut
+out (``medviewer.deid.codestream``). Private tags, curves, overlays and values of unknown VR are removed.
+All of it recursively, inside every sequence item.
 """
 
 from __future__ import annotations
 
+import functools
+
+from pydicom.datadict import tag_for_keyword
 from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset
+from pydicom.encaps import encapsulate, generate_frames
 from pydicom.multival import MultiValue
 from pydicom.sequence import Sequence
 from pydicom.uid import PYDICOM_IMPLEMENTATION_UID, UID, generate_uid
 
-from medviewer.deid import profile
+from medviewer.deid import codestream, profile
 
 
 class UidMap:
@@ -40,6 +48,7 @@ def is_standard_uid(value: str) -> bool:
 def deidentify(ds: Dataset, uids: UidMap) -> None:
     """Apply the profile to ``ds`` and its file meta in place, and record that it was applied."""
     ds.preamble = b"\0" * 128  # pydicom writes the input's preamble back; it can hold text or a TIFF header
+    _strip_frame_text(ds)
     _clean(ds, uids, top_level=True)
     meta = ds.get("file_meta")
     if meta is not None:
@@ -81,24 +90,71 @@ def _clean(ds: Dataset, uids: UidMap, top_level: bool = False) -> None:
                 element.value = Sequence()
             for item in element.value:
                 _clean(item, uids)
-                _drop_private_code_meaning(item)
+                _rewrite_code_meaning(item)
+                _rewrite_segment_names(item)
         elif action == profile.Z:
             element.value = ""
         elif action == profile.D:
             element.value = profile.DUMMIES.get(element.VR, profile.DEFAULT_DUMMY)
         elif element.VR == "UI":
             _replace_uids(element, uids, force=action == profile.U)
-        elif element.VR in profile.TEXT_VRS and int(tag) not in profile.SAFE_TEXT:
-            element.value = ""
-        elif element.VR in profile.DATE_VRS:
-            element.value = ""
+        elif element.VR == "UR":
+            del ds[tag]  # a dummy is not a URI; links lead back to systems that know the patient
+        elif int(tag) in profile.FREE_CODE_STRINGS:
+            if str(element.value).strip().upper() not in profile.FREE_CODE_STRINGS[int(tag)]:
+                del ds[tag]
+        elif (element.VR in profile.TEXT_VRS and int(tag) not in profile.SAFE_TEXT) or element.VR in profile.DATE_VRS:
+            if element.value not in (None, "") and int(tag) not in (CODE_MEANING, SEGMENT_LABEL, ALGORITHM_NAME):
+                element.value = profile.DUMMIES.get(element.VR, profile.DEFAULT_DUMMY)
 
 
-def _drop_private_code_meaning(item: Dataset) -> None:
-    """A code's meaning is safe text only when a standard scheme defines it; a local scheme's can be anything."""
+CODE_MEANING = int(tag_for_keyword("CodeMeaning"))  # type: ignore[arg-type]
+SEGMENT_LABEL = int(tag_for_keyword("SegmentLabel"))  # type: ignore[arg-type]
+ALGORITHM_NAME = int(tag_for_keyword("SegmentAlgorithmName"))  # type: ignore[arg-type]
+
+
+def _rewrite_code_meaning(item: Dataset) -> None:
+    """A code's meaning is whatever its writer typed, even for a standard code: it becomes the standard's
+    own meaning where pydicom knows the code, else the code itself ("X1 (99LOCAL)"). Never emptied: it is
+    Type 1 wherever a code is."""
+    if "CodeMeaning" not in item:
+        return
     scheme = str(item.get("CodingSchemeDesignator", "")).strip()
-    if "CodeMeaning" in item and scheme not in profile.STANDARD_CODING_SCHEMES:
-        item.CodeMeaning = ""
+    value = str(item.get("CodeValue", "") or item.get("LongCodeValue", "") or item.get("URNCodeValue", "")).strip()
+    known = _standard_meanings().get((scheme, value))
+    item.CodeMeaning = known or (f"{value} ({scheme})" if value or scheme else profile.DEFAULT_DUMMY)[:64]
+
+
+@functools.cache
+def _standard_meanings() -> dict[tuple[str, str], str]:
+    """(scheme, code value) -> meaning, from pydicom's copy of the standard's code tables."""
+    from pydicom.sr._concepts_dict import concepts
+
+    return {
+        (scheme, value): meaning
+        for scheme, by_name in concepts.items()
+        for by_value in by_name.values()
+        for value, (meaning, _) in by_value.items()
+    }
+
+
+def _rewrite_segment_names(item: Dataset) -> None:
+    """A segment's label and algorithm name (Type 1 and 1C) are what a person typed: "Segment <n>" and a
+    dummy keep the SEG valid and say nothing of whom it was drawn on."""
+    if "SegmentLabel" in item:
+        item.SegmentLabel = f"Segment {item.get('SegmentNumber', '')}".strip()
+    if "SegmentAlgorithmName" in item:
+        item.SegmentAlgorithmName = profile.DEFAULT_DUMMY
+
+
+def _strip_frame_text(ds: Dataset) -> None:
+    """Cut comment and application segments out of every compressed frame (see ``codestream``)."""
+    syntax = str(getattr(ds.get("file_meta"), "TransferSyntaxUID", ""))
+    if "PixelData" not in ds or syntax not in codestream.JPEG_SYNTAXES | codestream.J2K_SYNTAXES:
+        return
+    frames = int(ds.get("NumberOfFrames") or 1)
+    cleaned = [codestream.strip_text(frame, syntax) for frame in generate_frames(ds.PixelData, number_of_frames=frames)]
+    ds.PixelData = encapsulate(cleaned)
 
 
 def _replace_uids(element: DataElement, uids: UidMap, force: bool) -> None:

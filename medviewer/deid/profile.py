@@ -65,7 +65,7 @@ _ACTIONS_BY_KEYWORD: dict[str, str] = {
     "SeriesTime": X,
     "AcquisitionDate": X,
     "AcquisitionTime": X,
-    "AcquisitionDateTime": X,
+    "AcquisitionDateTime": D,  # X/D: Type 1C in enhanced MR
     "ContentDate": D,  # Type 1 in enhanced and SEG objects: a dummy keeps them valid
     "ContentTime": D,
     "InstanceCreationDate": X,
@@ -143,7 +143,7 @@ _ACTIONS_BY_KEYWORD: dict[str, str] = {
     "InstitutionalDepartmentName": X,
     # The device and the site
     "StationName": X,
-    "DeviceSerialNumber": X,
+    "DeviceSerialNumber": D,  # X/Z/D: Type 1 in the Enhanced General Equipment module
     "DeviceUID": U,
     "DetectorID": X,
     "GantryID": X,
@@ -173,13 +173,16 @@ _ACTIONS_BY_KEYWORD: dict[str, str] = {
     "TransactionUID": U,
     "UID": U,
     "SpecimenUID": U,
+    # Segmentations: the description is free text; label and algorithm name are Type 1 and get dummies
+    "SegmentDescription": X,
 }
 
 #: Element tag -> action.
 ACTIONS: dict[int, str] = {int(tag_for_keyword(k)): a for k, a in _ACTIONS_BY_KEYWORD.items()}  # type: ignore[arg-type]
 
 #: Free-text attributes that describe the equipment or code a concept and cannot hold identifiers by design;
-#: every other PN, LO, SH, LT, ST, UT, UC, UR and AE value is emptied. Keep this list short.
+#: every other PN, LO, SH, LT, ST, UT, UC and AE value is replaced by a dummy (UR values are removed). Code
+#: meanings and segment labels are rewritten by their own rules in ``medviewer.deid.dicom``. Keep it short.
 SAFE_TEXT: frozenset[int] = frozenset(
     int(tag_for_keyword(keyword))  # type: ignore[arg-type]
     for keyword in (
@@ -190,9 +193,6 @@ SAFE_TEXT: frozenset[int] = frozenset(
         "CodeValue",
         "CodingSchemeDesignator",
         "CodingSchemeVersion",
-        "CodeMeaning",
-        "SegmentLabel",
-        "SegmentAlgorithmName",
         "DeidentificationMethod",
     )
 )
@@ -200,9 +200,27 @@ SAFE_TEXT: frozenset[int] = frozenset(
 #: Groups removed whole: curves (50xx) and overlays (60xx), which can hold burned-in text and comments.
 REMOVED_GROUP_RANGES = ((0x5000, 0x50FF), (0x6000, 0x60FF))
 
-#: Dummy values for D by VR.
+#: Dummy values for D by VR. Every text, name, date and time the table does not name gets one too, rather
+#: than being emptied: many are Type 1 somewhere (RescaleType, LUTLabel, coil names, the per-frame
+#: FrameAcquisitionDateTime), and an empty Type 1 value makes the export invalid.
 DUMMIES: dict[str, str] = {"DA": "19000101", "TM": "000000", "DT": "19000101000000", "PN": "ANONYMOUS"}
 DEFAULT_DUMMY = "ANONYMOUS"
+
+#: Code String attributes whose values are chosen by a person or a site, not from a fixed list, kept only
+#: when they are one of the standard's defined terms (PS3.16 Annex L for body parts).
+FREE_CODE_STRINGS: dict[int, frozenset[str]] = {
+    int(tag_for_keyword("BodyPartExamined")): frozenset(  # type: ignore[arg-type]
+        """ABDOMEN ABDOMENPELVIS ADRENAL ANKLE AORTA ARM AXILLA BACK BLADDER BRAIN BREAST BRONCHUS BUTTOCK
+        CALCANEUS CALF CAROTID CEREBELLUM CERVIX CHEEK CHEST CHESTABDOMEN CHESTABDPELVIS CIRCLEOFWILLIS CLAVICLE
+        COCCYX COLON CORNEA CORONARYARTERY CSPINE CTSPINE DUODENUM EAR ELBOW ESOPHAGUS EXTREMITY EYE EYELID FACE
+        FEMUR FINGER FOOT GALLBLADDER HAND HEAD HEADNECK HEART HIP HUMERUS ILEUM ILIUM IAC JAW JEJUNUM KIDNEY
+        KNEE LARYNX LEG LIVER LSPINE LSSPINE LUNG MAXILLA MEDIASTINUM MOUTH NECK NECKCHEST NECKCHESTABDOMEN
+        NECKCHESTABDPELV NOSE ORBIT OVARY PANCREAS PAROTID PATELLA PELVIS PENIS PHARYNX PROSTATE RECTUM RIB
+        SCALP SCAPULA SCLERA SCROTUM SHOULDER SKULL SPINE SPLEEN SSPINE STERNUM STOMACH SUBMANDIBULAR TESTIS
+        THIGH THUMB THYMUS THYROID TIBIA TOE TONGUE TRACHEA TSPINE TLSPINE ULNA URETER URETHRA UTERUS VAGINA
+        VULVA WHOLEBODY WRIST ZYGOMA""".split()
+    ),
+}
 
 #: Value representations that can carry free text or names.
 TEXT_VRS = frozenset({"PN", "LO", "SH", "LT", "ST", "UT", "UC", "UR", "AE"})

@@ -211,5 +211,9 @@ def test_preamble_binary_blobs_local_code_meanings_and_dicomdirs_do_not_leak(tmp
     assert b"SMITH" not in data and b"MRN12345" not in data and data[:128] == bytes(128)
     kept = pydicom.dcmread(exported)
     assert "EncapsulatedDocument" not in kept and "IconImageSequence" not in kept
-    assert [item.CodeMeaning for item in kept.ProcedureCodeSequence] == ["", "Basic profile"]
+    # meanings are rewritten, never emptied (Type 1): the standard's own words, or the local code itself
+    assert [item.CodeMeaning for item in kept.ProcedureCodeSequence] == [
+        "X1 (99LOCAL)",
+        "Basic Application Confidentiality Profile",
+    ]
     np.testing.assert_array_equal(kept.pixel_array, pydicom.dcmread(pydicom_file("CT_small.dcm")).pixel_array)
