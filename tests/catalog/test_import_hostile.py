@@ -54,16 +54,21 @@ def test_an_import_carries_on_past_bad_files_and_names_each(tmp_path: Path):
     assert audit.verify().ok
 
 
-def _descendants(pid: int) -> list[int]:
-    """Processes whose parent chain leads to ``pid`` (read from /proc)."""
-    parents: dict[int, int] = {}
+def _processes() -> dict[int, list[str]]:
+    """Every process's fields from /proc/<pid>/stat after its name (state, parent, group, session, ...)."""
+    found = {}
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             try:
-                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+                found[int(entry.name)] = (entry / "stat").read_text().rsplit(")", 1)[1].split()
             except OSError:
                 continue
-            parents[int(entry.name)] = int(fields[1])
+    return found
+
+
+def _descendants(pid: int) -> list[int]:
+    """Processes whose parent chain leads to ``pid``."""
+    parents = {child: int(fields[1]) for child, fields in _processes().items()}
     found, frontier = [], [pid]
     while frontier:
         children = [child for child, parent in parents.items() if parent in frontier]
@@ -73,16 +78,8 @@ def _descendants(pid: int) -> list[int]:
 
 
 def _session(sid: int) -> list[int]:
-    alive = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            if int(fields[3]) == sid and fields[0] != "Z":
-                alive.append(int(entry.name))
-    return alive
+    """Live (not zombie) processes of session ``sid``."""
+    return [pid for pid, fields in _processes().items() if int(fields[3]) == sid and fields[0] != "Z"]
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
