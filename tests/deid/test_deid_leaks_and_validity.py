@@ -24,7 +24,7 @@ from medviewer.deid.export import export_deidentified
 from tests.conftest import pydicom_file, real_file
 
 CANARY = b"QXLEAK"
-WSI = Path(__file__).resolve().parents[2].parent / "shared" / "testdata" / "wsi" / "pathml_small_dicom.dcm"
+WSI = real_file("wsi/pathml_small_dicom.dcm")
 SEG = "highdicom/seg_image_ct_binary.dcm"
 ENHANCED_MR = "dcm_qa_enh/Philips/IM_0027_fMAP.dcm"
 

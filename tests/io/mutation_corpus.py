@@ -27,7 +27,7 @@ from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
 from pydicom.tag import Tag
 
-TESTDATA = Path(__file__).resolve().parents[2].parent / "shared" / "testdata"
+TESTDATA = Path(__file__).resolve().parents[1] / "data"  # the project's copies of the shared real files
 NIBABEL_DATA = Path(nibabel.__file__).parent / "tests" / "data"
 GE_CT = Path(__file__).resolve().parents[1] / "data" / "dcm_qa_ct_ge"
 
