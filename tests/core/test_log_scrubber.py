@@ -7,10 +7,19 @@ import time
 from pathlib import Path
 
 import pydicom
+import pytest
 from pydicom.data import get_testdata_file
 
+from medviewer.core import logs
 from medviewer.core.logs import MAX_MESSAGE, REDACTED, RedactingFilter, register_identifiers
 from medviewer.io.dicom_series import read_header
+
+
+@pytest.fixture(autouse=True)
+def fresh_identifiers(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Only what each test registers: the list is process-wide, and other tests' files register words."""
+    monkeypatch.setattr(logs, "_by_prefix", {})
+    monkeypatch.setattr("medviewer.io.dicom_series._registered", set())
 
 
 def _logged(message: str) -> str:
