@@ -27,12 +27,14 @@ import functools
 import hashlib
 import hmac
 import json
+import logging
 import os
 import secrets
 import sqlite3
 import sys
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager, suppress
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -40,6 +42,9 @@ from pathlib import Path
 from medviewer.annotations.atomic_write import write_atomic
 from medviewer.catalog.schema import enable_wal
 from medviewer.core.app_dirs import config_dir, data_dir
+from medviewer.core.errors import MedviewerError
+
+log = logging.getLogger(__name__)
 
 AUDIT_FILE_NAME = "audit.sqlite"
 AUDIT_KEY_NAME = "audit.key"
@@ -57,23 +62,23 @@ EVENTS = (
 GENESIS_HASH = "0" * 64
 BUSY_TIMEOUT_MS = 10_000
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS audit (
-    seq INTEGER PRIMARY KEY,
-    time TEXT NOT NULL,
-    event TEXT NOT NULL,
-    subject TEXT NOT NULL,
-    details TEXT NOT NULL,
-    prev_hash TEXT NOT NULL,
-    hash TEXT NOT NULL
-);
-CREATE TRIGGER IF NOT EXISTS audit_no_update BEFORE UPDATE ON audit
-BEGIN SELECT RAISE(ABORT, 'the audit trail is append-only'); END;
-CREATE TRIGGER IF NOT EXISTS audit_no_delete BEFORE DELETE ON audit
-BEGIN SELECT RAISE(ABORT, 'the audit trail is append-only'); END;
-"""
+#: Run inside each append's transaction (executescript would commit first): a table dropped since the
+#: connection opened is made again, and the anchors say how many rows went with it.
+_SCHEMA = (
+    "CREATE TABLE IF NOT EXISTS audit (seq INTEGER PRIMARY KEY, time TEXT NOT NULL, event TEXT NOT NULL,"
+    " subject TEXT NOT NULL, details TEXT NOT NULL, prev_hash TEXT NOT NULL, hash TEXT NOT NULL)",
+    "CREATE TRIGGER IF NOT EXISTS audit_no_update BEFORE UPDATE ON audit"
+    " BEGIN SELECT RAISE(ABORT, 'the audit trail is append-only'); END",
+    "CREATE TRIGGER IF NOT EXISTS audit_no_delete BEFORE DELETE ON audit"
+    " BEGIN SELECT RAISE(ABORT, 'the audit trail is append-only'); END",
+)
 
 _local = threading.local()
+
+
+class AuditTrailError(MedviewerError):
+    """The audit database cannot be read or written (truncated, overwritten, not a database, locked for
+    longer than the busy timeout): what was to be recorded is not, and the caller's action stops here."""
 
 
 @dataclass(frozen=True)
@@ -109,17 +114,34 @@ def path_subject(path: str | Path) -> str:
 
 
 def _connection() -> sqlite3.Connection:
-    """One connection per thread and per database file (tests switch the data folder between cases)."""
+    """One connection per thread and per database file (tests switch the data folder between cases),
+    opened again when the file at the path is no longer the one it has open: appending to a deleted or
+    replaced file would keep the anchors in step with a trail nobody reads, and hide the swap."""
     connections: dict[Path, sqlite3.Connection] = _local.__dict__.setdefault("connections", {})
+    identities: dict[Path, tuple[int, int] | None] = _local.__dict__.setdefault("identities", {})
     path = audit_path()
     connection = connections.get(path)
+    if connection is not None and identities.get(path) != _identity(path):
+        connection.close()
+        connection = None
     if connection is None:
         connection = sqlite3.connect(path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
-        connection.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-        enable_wal(connection)
-        connection.executescript(_SCHEMA)
-        connections[path] = connection
+        try:
+            connection.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            enable_wal(connection)
+        except sqlite3.DatabaseError:
+            connection.close()
+            raise
+        connections[path], identities[path] = connection, _identity(path)
     return connection
+
+
+def _identity(path: Path) -> tuple[int, int] | None:
+    try:
+        status = path.stat()
+    except FileNotFoundError:
+        return None
+    return status.st_dev, status.st_ino
 
 
 def installation_key() -> bytes:
@@ -170,23 +192,61 @@ def record(event: str, subject: str, details: Mapping[str, object] | None = None
     if event not in EVENTS:
         raise ValueError(f"unknown audit event {event!r}; expected one of {', '.join(EVENTS)}")
     details_text = _canonical_details(event, details)
-    connection = _connection()
-    connection.execute("BEGIN IMMEDIATE")  # serialises writers across threads and processes
     try:
-        time = datetime.now(UTC).isoformat(timespec="microseconds")  # inside the lock: times follow seq
-        last = connection.execute("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1").fetchone()
-        seq, prev_hash = (last[0] + 1, last[1]) if last else (1, GENESIS_HASH)
-        digest = _row_hash(seq, time, event, subject, details_text, prev_hash)
-        connection.execute(
-            "INSERT INTO audit (seq, time, event, subject, details, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (seq, time, event, subject, details_text, prev_hash, digest),
-        )
-        connection.execute("COMMIT")
-    except BaseException:
-        connection.execute("ROLLBACK")
-        raise
-    _write_anchors(seq, digest)
+        connection = _connection()
+        with _write_lock(connection):  # serialises writers across threads and processes
+            for statement in _SCHEMA:
+                connection.execute(statement)
+            time = datetime.now(UTC).isoformat(timespec="microseconds")  # inside the lock: times follow seq
+            last = connection.execute("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1").fetchone()
+            seq, prev_hash = (last[0] + 1, last[1]) if last else (1, GENESIS_HASH)
+            digest = _row_hash(seq, time, event, subject, details_text, prev_hash)
+            connection.execute(
+                "INSERT INTO audit (seq, time, event, subject, details, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (seq, time, event, subject, details_text, prev_hash, digest),
+            )
+        _advance_anchors(connection, seq)
+    except sqlite3.DatabaseError as exc:
+        raise AuditTrailError(audit_path(), f"the audit trail cannot be written ({exc})") from exc
     return AuditEvent(seq, time, event, subject, json.loads(details_text), prev_hash, digest)
+
+
+@contextmanager
+def _write_lock(connection: sqlite3.Connection) -> Iterator[None]:
+    """A transaction holding SQLite's write lock, committed on success and rolled back otherwise."""
+    connection.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+    except BaseException:
+        with suppress(sqlite3.Error):  # a damaged file can refuse the rollback too; the first error says why
+            connection.execute("ROLLBACK")
+        raise
+    connection.execute("COMMIT")
+
+
+def _advance_anchors(connection: sqlite3.Connection, appended: int) -> None:
+    """Move both anchors to the newest row, under the write lock so that they only ever move forward, and
+    only while they still pin this database: once rows they name are gone or differ they stay as they are,
+    and ``verify`` goes on reporting it however many events are recorded after (an append does not hide a
+    wipe or a rollback). They are written after the row's commit: an anchor written before could name a row
+    a crash never committed. A new trail (no anchor yet, and this call's row the first) gets its first."""
+    with _write_lock(connection):
+        last_seq, last_hash = connection.execute("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1").fetchone()
+        anchors = {where: anchor for where in anchor_paths() if (anchor := _read_anchor(where)) is not None}
+        if not anchors and appended != 1:
+            log.warning("audit anchors not written: both are missing from a trail of %d events", last_seq)
+            return
+
+        def hash_at(seq: int) -> str | None:
+            row = connection.execute("SELECT hash FROM audit WHERE seq = ?", (seq,)).fetchone()
+            return row[0] if row else None
+
+        for where, anchor in anchors.items():
+            problem = _anchor_problem(where, anchor, last_seq, hash_at)
+            if problem is not None:
+                log.warning("audit anchors left unchanged: %s", problem)
+                return
+        _write_anchors(last_seq, last_hash)
 
 
 def anchor_paths() -> tuple[Path, Path]:
@@ -199,8 +259,6 @@ def _anchor_mac(count: int, last_hash: str) -> str:
 
 
 def _write_anchors(count: int, last_hash: str) -> None:
-    """After the row is committed: an anchor written before could name a row a crash never committed. Two
-    processes appending at once may leave the anchor one row behind, which still pins every row it names."""
     text = json.dumps({"count": count, "last_hash": last_hash, "mac": _anchor_mac(count, last_hash)}) + "\n"
     for path in anchor_paths():
         write_atomic(path, text.encode())
@@ -226,9 +284,13 @@ def verify() -> VerifyResult:
     path = audit_path()
     anchors = {where: _read_anchor(where) for where in anchor_paths()}
     if not path.exists():
-        if all(anchor is None for anchor in anchors.values()) and not (config_dir() / AUDIT_KEY_NAME).exists():
-            return VerifyResult(True, 0, problem="no audit trail yet")
-        return VerifyResult(False, 0, problem=f"the audit database {path} is missing (deleted or moved)")
+        if any(anchor is not None for anchor in anchors.values()):
+            return VerifyResult(False, 0, problem=f"the audit database {path} is missing (deleted or moved)")
+        if (config_dir() / AUDIT_KEY_NAME).exists():
+            return VerifyResult(
+                False, 0, problem=f"the audit database {path} and both its anchors are missing, but the key is not"
+            )
+        return VerifyResult(True, 0, problem="no audit trail yet")
     try:
         rows = _read_only_rows(path)
     except sqlite3.Error as exc:
@@ -237,7 +299,7 @@ def verify() -> VerifyResult:
     if not chain.ok:
         return chain
     for where, anchor in anchors.items():
-        problem = _anchor_problem(where, anchor, rows)
+        problem = _anchor_problem(where, anchor, len(rows), lambda seq: rows[seq - 1][6] if seq <= len(rows) else None)
         if problem:
             return VerifyResult(False, len(rows), problem=problem)
     counts = {anchor[0] for anchor in anchors.values() if isinstance(anchor, tuple)}
@@ -247,9 +309,14 @@ def verify() -> VerifyResult:
     return chain
 
 
+def _read_only(path: Path) -> sqlite3.Connection:
+    """Reading the trail (verify, show) never creates, repairs or migrates anything."""
+    return sqlite3.connect(f"{path.absolute().as_uri()}?mode=ro", uri=True, timeout=BUSY_TIMEOUT_MS / 1000)
+
+
 def _read_only_rows(path: Path) -> list[tuple]:
-    """Every row, through a read-only connection: verify never creates, repairs or migrates anything."""
-    connection = sqlite3.connect(f"{path.absolute().as_uri()}?mode=ro", uri=True, timeout=BUSY_TIMEOUT_MS / 1000)
+    """Every row, or sqlite3.DatabaseError naming what is wrong with the file."""
+    connection = _read_only(path)
     try:
         has_table = connection.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'audit'")
         if has_table.fetchone() is None:
@@ -275,33 +342,52 @@ def _verify_chain(rows: list[tuple]) -> VerifyResult:
     return VerifyResult(True, len(rows))
 
 
-def _anchor_problem(where: Path, anchor: tuple[int, str] | str | None, rows: list[tuple]) -> str | None:
+def _anchor_problem(
+    where: Path, anchor: tuple[int, str] | str | None, last_seq: int, hash_at: Callable[[int], str | None]
+) -> str | None:
+    """What is wrong between one anchor and a database whose newest row is ``last_seq`` (``hash_at`` gives a
+    row's hash); None when the anchor pins it (an anchor behind the newest rows is a crash between a commit
+    and its anchor, and still pins every row it names)."""
     if anchor is None:
         return (
             f"the anchor {where} is missing: removal of the newest rows cannot be ruled out"
-            if rows
+            if last_seq
             else f"the anchor {where} is missing"
         )
     if isinstance(anchor, str):
         return anchor
     count, last_hash = anchor
-    if count > len(rows):
+    if count > last_seq:
         return (
-            f"the anchor {where} records {count} events but the database holds {len(rows)}: the newest rows were "
+            f"the anchor {where} records {count} events but the database holds {last_seq}: the newest rows were "
             "removed, or an older copy of the database was put back"
         )
-    if count and rows[count - 1][6] != last_hash:
-        return f"row {count} does not match the anchor {where}: the database was replaced"
+    if count and hash_at(count) != last_hash:
+        return (
+            f"row {count} does not match the anchor {where}: rows were removed and others recorded in their "
+            "place, or the database was replaced"
+        )
     return None
 
 
 def events(limit: int = 100, event: str | None = None) -> list[AuditEvent]:
     """The newest ``limit`` events, newest first, optionally of one kind (a damaged row's details show as
     ``{"unreadable": ...}``; ``verify`` says which row it is)."""
+    path = audit_path()
+    if not path.exists():
+        return []
     query = "SELECT seq, time, event, subject, details, prev_hash, hash FROM audit"
     query += " WHERE event = ?" if event else ""
-    rows = _connection().execute(query + " ORDER BY seq DESC LIMIT ?", (event, limit) if event else (limit,))
-    return [AuditEvent(r[0], r[1], r[2], r[3], _details(r[4]), r[5], r[6]) for r in rows.fetchall()]
+    try:
+        connection = _read_only(path)
+        try:
+            rows = connection.execute(query + " ORDER BY seq DESC LIMIT ?", (event, limit) if event else (limit,))
+            found = rows.fetchall()
+        finally:
+            connection.close()
+    except sqlite3.DatabaseError as exc:
+        raise AuditTrailError(path, f"the audit trail cannot be read ({exc})") from exc
+    return [AuditEvent(r[0], r[1], r[2], r[3], _details(r[4]), r[5], r[6]) for r in found]
 
 
 def _details(stored: object) -> dict:

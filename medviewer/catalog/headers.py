@@ -9,6 +9,7 @@ does that in its own process, where the logging happens.
 from __future__ import annotations
 
 import io
+import math
 import os
 import signal
 import sys
@@ -17,7 +18,7 @@ import time
 from dataclasses import dataclass
 
 import pydicom
-from pydicom.errors import InvalidDicomError
+from pydicom.errors import BytesLengthException, InvalidDicomError
 from pydicom.multival import MultiValue
 
 from medviewer.core.errors import input_error
@@ -88,6 +89,8 @@ class Header:
     identifiers: tuple[str, ...]
 
 
+#: IS values are signed 32-bit integers (PS3.5 6.2).
+IS_LIMIT = 2**31
 PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 PARENT_POLL_S = 1.0
 
@@ -124,24 +127,45 @@ def _text(values: Values, keyword: str) -> str:
 
 
 def _number(values: Values, keyword: str) -> int | None:
+    """An IS or US value, or None when missing, not a number or outside what the standard allows (IS is a
+    32-bit integer): a 23-digit InstanceNumber overflows SQLite's integer and would stop the batch."""
     value = values.get(keyword)
     try:
-        return None if value in (None, "") else int(value)  # type: ignore[call-overload]
-    except (TypeError, ValueError):
+        number = None if value in (None, "") else int(value)  # type: ignore[call-overload]
+    except (TypeError, ValueError, OverflowError):
         return None
+    return number if number is not None and -IS_LIMIT <= number < IS_LIMIT else None
 
 
 def _numbers(values: Values, keyword: str) -> str:
+    """Finite decimals joined by backslashes, or "" when any is missing, not a number or not finite: a
+    spacing or orientation the catalog cannot use is no reason to leave the file out of it."""
     value = values.get(keyword)
     if value is None or value == "":
         return ""
     items = value if isinstance(value, (list, tuple, MultiValue)) else [value]
-    return "\\".join(f"{float(v):g}" for v in items)
+    try:
+        numbers = [float(v) for v in items]
+    except (TypeError, ValueError, OverflowError):
+        return ""
+    return "\\".join(f"{n:g}" for n in numbers) if all(math.isfinite(n) for n in numbers) else ""
+
+
+def _values(ds: pydicom.Dataset) -> Values:
+    """Each element converted once (keyword look-ups on the dataset would convert them again); one whose
+    value does not convert (a DS of "abc") is left out, so one bad optional value does not cost the file."""
+    values: Values = {}
+    for tag in list(ds.keys()):
+        try:
+            element = ds[tag]
+        except (ValueError, TypeError, OverflowError, BytesLengthException):
+            continue
+        values[element.keyword] = element.value
+    return values
 
 
 def _header(ds: pydicom.Dataset) -> Header:
-    # One pass converts each element once; keyword look-ups on the dataset would convert them again.
-    values: Values = {element.keyword: element.value for element in ds}
+    values = _values(ds)
     meta = getattr(ds, "file_meta", None)
     sop_class = _text(values, "SOPClassUID") or (str(meta.get("MediaStorageSOPClassUID", "")) if meta else "")
     study_uid, series_uid = _text(values, "StudyInstanceUID"), _text(values, "SeriesInstanceUID")

@@ -14,6 +14,7 @@ import multiprocessing
 import os
 import re
 import shutil
+import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -27,8 +28,8 @@ from medviewer.catalog.headers import DICOMDIR_SOP_CLASS, WSI_SOP_CLASS, Header,
 from medviewer.catalog.schema import connect
 from medviewer.catalog.writer import CatalogWriter, InstanceRow, SlideRow
 from medviewer.core.app_dirs import data_dir
-from medviewer.core.errors import CorruptFileError, MedviewerError
-from medviewer.core.logs import log_unexpected, register_identifiers, safe_path
+from medviewer.core.errors import CorruptFileError, MedviewerError, input_error, reading
+from medviewer.core.logs import register_identifiers, safe_path
 from medviewer.io.slide import SLIDE_SUFFIXES, Slide, is_slide_file
 
 log = logging.getLogger(__name__)
@@ -225,21 +226,29 @@ class Importer:
     ) -> None:
         instances: list[InstanceRow] = []
         slides: list[SlideRow] = []
+        known: set[str] = set()
         headers = iter(results)
         for candidate, existed in batch:
             header = None if _has_slide_suffix(candidate.path) else next(headers)
             try:
-                self._add_file(candidate, existed, header, instances, slides, report)
-            except Exception as exc:  # noqa: BLE001 - one file never stops an import; it is listed with its reason
-                log_unexpected(log, "catalog import of %s failed", safe_path(candidate.path))
-                report.unreadable.append(Unreadable(candidate.path, f"could not be catalogued ({type(exc).__name__})"))
-        writer.write(instances, slides)
+                self._add_file(candidate, header, instances, slides, report)
+            except BaseException as exc:  # one file never stops an import: it is listed with its reason
+                reason = _failure(candidate.path, exc)
+                log.warning("catalog import of %s failed: %s", safe_path(candidate.path), reason)
+                report.unreadable.append(Unreadable(candidate.path, reason))
+            if existed:
+                known.add(candidate.path)
+        instances, slides = _write_rows(writer, instances, slides, report)
+        for row in instances:
+            if row.source_path in known:
+                report.updated += 1
+            else:
+                report.added += 1
         report.slides += len(slides)
 
     def _add_file(
         self,
         candidate: Candidate,
-        existed: bool,
         header: Header | str | None,
         instances: list[InstanceRow],
         slides: list[SlideRow],
@@ -264,10 +273,6 @@ class Importer:
             report.unreadable.append(Unreadable(candidate.path, reason))
             return
         instances.append(InstanceRow(header, path, candidate.path, candidate.size, candidate.mtime_ns))
-        if existed:
-            report.updated += 1
-        else:
-            report.added += 1
 
     def _register(self, header: Header) -> None:
         """Tell the log filter about the file's identifiers (once per distinct combination)."""
@@ -297,6 +302,47 @@ class Importer:
         self.progress(Progress(done, total, rate, (total - done) / rate if rate > 0 else None))
 
 
+#: What SQLite raises for one row's values (an integer it cannot hold, text it cannot encode); a locked,
+#: full or damaged catalog raises ``sqlite3.OperationalError``/``DatabaseError`` and stops the import.
+ROW_ERRORS = (OverflowError, UnicodeError, ValueError, TypeError, sqlite3.InterfaceError, sqlite3.IntegrityError)
+
+
+def _write_rows(
+    writer: CatalogWriter, instances: list[InstanceRow], slides: list[SlideRow], report: ImportReport
+) -> tuple[list[InstanceRow], list[SlideRow]]:
+    """The rows written: the batch in one transaction, or, when one row's values are refused, each row on
+    its own, so the file at fault is listed with its reason and the rest are catalogued."""
+    try:
+        writer.write(instances, slides)
+        return instances, slides
+    except ROW_ERRORS:
+        log.warning("a catalog batch was refused; writing its %d files one by one", len(instances) + len(slides))
+    written_instances = [row for row in instances if _write_one(writer, [row], [], row.source_path, report)]
+    written_slides = [row for row in slides if _write_one(writer, [], [row], row.path, report)]
+    return written_instances, written_slides
+
+
+def _write_one(
+    writer: CatalogWriter, instances: list[InstanceRow], slides: list[SlideRow], path: str, report: ImportReport
+) -> bool:
+    try:
+        writer.write(instances, slides)
+    except ROW_ERRORS as exc:
+        report.unreadable.append(
+            Unreadable(path, f"its header holds values the catalog cannot store ({type(exc).__name__})")
+        )
+        return False
+    return True
+
+
+def _failure(path: str, exc: BaseException) -> str:
+    """Why one file could not be catalogued; interrupts and exits pass on (``input_error`` returns None)."""
+    error = input_error(path, exc, "the file")
+    if error is None:
+        raise exc
+    return error.reason
+
+
 def _uid_or_digest(value: str, source: str) -> str:
     if UID_PATTERN.fullmatch(value or ""):
         return value
@@ -314,7 +360,7 @@ def _slide_row(candidate: Candidate, header: Header | None, report: ImportReport
         report.unreadable.append(Unreadable(candidate.path, "not a whole-slide image OpenSlide or tifffile reads"))
         return None
     try:
-        with Slide(path) as slide:
+        with reading(path, "the slide"), Slide(path) as slide:
             width, height = slide.dimensions
             return SlideRow(
                 candidate.path, slide.vendor, width, height, slide.mpp, candidate.size, candidate.mtime_ns, header

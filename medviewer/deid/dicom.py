@@ -6,8 +6,9 @@ time is replaced by a dummy (not emptied: many are Type 1 in some object, and th
 and every UID that is not a standard one (SOP classes, transfer syntaxes) is replaced. Code meanings become
 the standard's own words for the code (or the code itself), segment labels "Segment <n>", free Code String
 values outside the standard's defined terms are removed, and text segments inside compressed frames are cut
-out (``medviewer.deid.codestream``). Private tags, curves, overlays and values of unknown VR are removed.
-All of it recursively, inside every sequence item.
+out (``medviewer.deid.codestream``). Private tags, curves, overlays and values of unknown VR are removed, and
+so are dimensions that index frames by a private tag; an ICC profile keeps its colours but not its text
+(``medviewer.deid.icc``). All of it recursively, inside every sequence item.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from pydicom.multival import MultiValue
 from pydicom.sequence import Sequence
 from pydicom.uid import PYDICOM_IMPLEMENTATION_UID, UID, generate_uid
 
-from medviewer.deid import codestream, profile
+from medviewer.deid import codestream, icc, profile
 
 
 class UidMap:
@@ -49,6 +50,7 @@ def deidentify(ds: Dataset, uids: UidMap) -> None:
     """Apply the profile to ``ds`` and its file meta in place, and record that it was applied."""
     ds.preamble = b"\0" * 128  # pydicom writes the input's preamble back; it can hold text or a TIFF header
     _strip_frame_text(ds)
+    _drop_private_dimensions(ds)
     _clean(ds, uids, top_level=True)
     meta = ds.get("file_meta")
     if meta is not None:
@@ -73,6 +75,8 @@ def deidentify(ds: Dataset, uids: UidMap) -> None:
 
 
 def _clean(ds: Dataset, uids: UidMap, top_level: bool = False) -> None:
+    """Every element of ``ds`` and of its sequences' items; then the code meaning and segment names that
+    ``ds`` itself holds (enhanced objects from some scanners carry a code meaning outside any sequence)."""
     for tag in list(ds.keys()):
         if tag.is_private or any(low <= tag.group <= high for low, high in profile.REMOVED_GROUP_RANGES):
             del ds[tag]
@@ -81,8 +85,8 @@ def _clean(ds: Dataset, uids: UidMap, top_level: bool = False) -> None:
         action = profile.ACTIONS.get(int(tag))
         if action == profile.X or element.VR == "UN":  # UN: a value whose meaning (and content) is unknown
             del ds[tag]
-        elif element.VR in profile.BINARY_VRS and not (top_level and int(tag) in profile.KEPT_BINARY):
-            del ds[tag]  # embedded documents, icons and other binary blobs can carry names in any form
+        elif element.VR in profile.BINARY_VRS:
+            _clean_binary(ds, int(tag), top_level)
         elif int(tag) in profile.REMOVED_SEQUENCES:
             del ds[tag]
         elif element.VR == "SQ":
@@ -90,8 +94,6 @@ def _clean(ds: Dataset, uids: UidMap, top_level: bool = False) -> None:
                 element.value = Sequence()
             for item in element.value:
                 _clean(item, uids)
-                _rewrite_code_meaning(item)
-                _rewrite_segment_names(item)
         elif action == profile.Z:
             element.value = ""
         elif action == profile.D:
@@ -103,9 +105,27 @@ def _clean(ds: Dataset, uids: UidMap, top_level: bool = False) -> None:
         elif int(tag) in profile.FREE_CODE_STRINGS:
             if str(element.value).strip().upper() not in profile.FREE_CODE_STRINGS[int(tag)]:
                 del ds[tag]
+        elif int(tag) in profile.LABEL_CODE_STRINGS and element.value not in (None, ""):
+            element.value = profile.DEFAULT_DUMMY
         elif (element.VR in profile.TEXT_VRS and int(tag) not in profile.SAFE_TEXT) or element.VR in profile.DATE_VRS:
             if element.value not in (None, "") and int(tag) not in (CODE_MEANING, SEGMENT_LABEL, ALGORITHM_NAME):
                 element.value = profile.DUMMIES.get(element.VR, profile.DEFAULT_DUMMY)
+    _rewrite_code_meaning(ds)
+    _rewrite_segment_names(ds)
+
+
+def _clean_binary(ds: Dataset, tag: int, top_level: bool) -> None:
+    """Embedded documents, icons and other blobs can carry names in any form and go; pixel data, LUTs and
+    coordinates stay, and an ICC profile stays with its text blanked (removed if it cannot be parsed)."""
+    if top_level and tag in profile.KEPT_BINARY:
+        return
+    if tag not in profile.KEPT_NESTED_BINARY:
+        del ds[tag]
+    elif tag == profile.ICC_PROFILE:
+        try:
+            ds[tag].value = icc.blank_text(bytes(ds[tag].value))
+        except icc.IccError:
+            del ds[tag]
 
 
 CODE_MEANING = int(tag_for_keyword("CodeMeaning"))  # type: ignore[arg-type]
@@ -155,6 +175,32 @@ def _strip_frame_text(ds: Dataset) -> None:
     frames = int(ds.get("NumberOfFrames") or 1)
     cleaned = [codestream.strip_text(frame, syntax) for frame in generate_frames(ds.PixelData, number_of_frames=frames)]
     ds.PixelData = encapsulate(cleaned)
+
+
+def _drop_private_dimensions(ds: Dataset) -> None:
+    """Private tags are removed, so a dimension that indexes frames by one (Philips does) would point at
+    nothing: its entry leaves the Dimension Index Sequence and its position leaves every frame's Dimension
+    Index Values, which keeps the remaining dimensions consistent. Left alone when every dimension is
+    private, since the sequence is Type 1."""
+    dimensions = ds.get("DimensionIndexSequence")
+    if not dimensions:
+        return
+    kept = [i for i, item in enumerate(dimensions) if not _points_at_private(item)]
+    if not kept or len(kept) == len(dimensions):
+        return
+    ds.DimensionIndexSequence = Sequence([dimensions[i] for i in kept])
+    for group in (ds.get("SharedFunctionalGroupsSequence") or [], ds.get("PerFrameFunctionalGroupsSequence") or []):
+        for frame in group:
+            for content in frame.get("FrameContentSequence") or []:
+                if "DimensionIndexValues" in content:
+                    values = content.DimensionIndexValues
+                    values = list(values) if isinstance(values, (list, MultiValue)) else [values]
+                    content.DimensionIndexValues = [values[i] for i in kept if i < len(values)]
+
+
+def _points_at_private(item: Dataset) -> bool:
+    pointers = (item.get("DimensionIndexPointer"), item.get("FunctionalGroupPointer"))
+    return any(pointer is not None and int(pointer) >> 16 & 1 for pointer in pointers)
 
 
 def _replace_uids(element: DataElement, uids: UidMap, force: bool) -> None:

@@ -18,6 +18,7 @@ _ACTIONS_BY_KEYWORD: dict[str, str] = {
     "PatientName": Z,
     "PatientID": Z,
     "IssuerOfPatientID": X,
+    "IssuerOfPatientIDQualifiersSequence": X,
     "PatientBirthDate": Z,
     "PatientBirthTime": X,
     "PatientBirthName": X,
@@ -50,6 +51,7 @@ _ACTIONS_BY_KEYWORD: dict[str, str] = {
     "CountryOfResidence": X,
     "RegionOfResidence": X,
     "ResponsiblePerson": X,
+    "ResponsiblePersonRole": X,
     "ResponsibleOrganization": X,
     "ReferencedPatientSequence": X,
     "ReferencedPatientPhotoSequence": X,
@@ -58,6 +60,7 @@ _ACTIONS_BY_KEYWORD: dict[str, str] = {
     "PatientBreedDescription": X,
     # The visit, the order and the request (accession numbers and order IDs lead back to the patient)
     "AccessionNumber": Z,
+    "IssuerOfAccessionNumberSequence": X,
     "StudyID": Z,
     "StudyDate": Z,
     "StudyTime": Z,
@@ -97,7 +100,8 @@ _ACTIONS_BY_KEYWORD: dict[str, str] = {
     "PerformedProcedureStepStartTime": X,
     "CommentsOnThePerformedProcedureStep": X,
     "ReferencedStudySequence": X,
-    "ReferencedPerformedProcedureStepSequence": X,
+    # X in the table, but Type 2 in SR Document Series and 1C in MR Series: kept, with its UIDs replaced
+    "ReferencedPerformedProcedureStepSequence": U,
     "IssuerOfAdmissionID": X,
     "ServiceEpisodeID": X,
     "ServiceEpisodeDescription": X,
@@ -128,12 +132,12 @@ _ACTIONS_BY_KEYWORD: dict[str, str] = {
     "ScheduledPerformingPhysicianName": X,
     "OperatorsName": X,
     "OperatorIdentificationSequence": X,
-    "PersonName": X,
+    "PersonName": D,  # Type 1C in an SR PNAME content item
     "PersonAddress": X,
     "PersonTelephoneNumbers": X,
     "VerifyingObserverName": D,  # Type 1 inside VerifyingObserverSequence (SR)
     "VerifyingObserverIdentificationCodeSequence": Z,
-    "VerifyingOrganization": X,
+    "VerifyingOrganization": D,  # Type 1 inside VerifyingObserverSequence
     "ContentCreatorName": Z,
     "AuthorObserverSequence": X,
     "ParticipantSequence": X,
@@ -173,6 +177,8 @@ _ACTIONS_BY_KEYWORD: dict[str, str] = {
     "TransactionUID": U,
     "UID": U,
     "SpecimenUID": U,
+    "IssuerOfTheSpecimenIdentifierSequence": Z,  # Type 2 in the Specimen module
+    "IssuerOfTheContainerIdentifierSequence": Z,  # Type 2 in the Specimen module
     # Segmentations: the description is free text; label and algorithm name are Type 1 and get dummies
     "SegmentDescription": X,
 }
@@ -207,7 +213,7 @@ DUMMIES: dict[str, str] = {"DA": "19000101", "TM": "000000", "DT": "190001010000
 DEFAULT_DUMMY = "ANONYMOUS"
 
 #: Code String attributes whose values are chosen by a person or a site, not from a fixed list, kept only
-#: when they are one of the standard's defined terms (PS3.16 Annex L for body parts).
+#: when they are one of the standard's defined terms (PS3.16 Annex L for body parts), else removed.
 FREE_CODE_STRINGS: dict[int, frozenset[str]] = {
     int(tag_for_keyword("BodyPartExamined")): frozenset(  # type: ignore[arg-type]
         """ABDOMEN ABDOMENPELVIS ADRENAL ANKLE AORTA ARM AXILLA BACK BLADDER BRAIN BREAST BRONCHUS BUTTOCK
@@ -221,6 +227,13 @@ FREE_CODE_STRINGS: dict[int, frozenset[str]] = {
         VULVA WHOLEBODY WRIST ZYGOMA""".split()
     ),
 }
+
+#: Code String labels that a person types for an object (Type 1 where they occur): replaced by a dummy,
+#: which is a valid Code String.
+LABEL_CODE_STRINGS: frozenset[int] = frozenset(
+    int(tag_for_keyword(k))  # type: ignore[arg-type]
+    for k in ("ContentLabel",)
+)
 
 #: Value representations that can carry free text or names.
 TEXT_VRS = frozenset({"PN", "LO", "SH", "LT", "ST", "UT", "UC", "UR", "AE"})
@@ -244,7 +257,7 @@ ULTRASOUND_CLASSES = frozenset(
 )
 
 
-#: Binary VRs: removed everywhere except the pixel data of the image itself.
+#: Binary VRs: removed everywhere except the pixel data of the image itself and the numeric data below.
 BINARY_VRS = frozenset({"OB", "OW", "OF", "OD", "OL", "OV", "OB or OW", "US or OW"})
 KEPT_BINARY: frozenset[int] = frozenset(
     int(tag_for_keyword(k))
@@ -260,7 +273,20 @@ KEPT_BINARY: frozenset[int] = frozenset(
         "SegmentedBluePaletteColorLookupTableData",
     )
 )
+#: Binary values kept at any depth: numbers that are the object's content and Type 1 or 1C where they occur
+#: (a LUT's entries, annotation coordinates and measurements), and the ICC profile, whose text tags are
+#: blanked (``medviewer.deid.icc``). Numbers cannot be given a dummy without changing what the object shows.
+KEPT_NESTED_BINARY: frozenset[int] = frozenset(
+    int(tag_for_keyword(k))  # type: ignore[arg-type]
+    for k in (
+        "LUTData",
+        "PointCoordinatesData",
+        "DoublePointCoordinatesData",
+        "LongPrimitivePointIndexList",
+        "FloatingPointValues",
+        "ICCProfile",
+    )
+)
+ICC_PROFILE = int(tag_for_keyword("ICCProfile"))  # type: ignore[arg-type]
 #: Sequences removed whole: a thumbnail can show what the image shows, burned-in text included.
 REMOVED_SEQUENCES: frozenset[int] = frozenset(int(tag_for_keyword(k)) for k in ("IconImageSequence",))
-#: Coding schemes whose code meanings are fixed by the standard, so they cannot carry a patient's details.
-STANDARD_CODING_SCHEMES = frozenset({"DCM", "SCT", "SRT", "LN", "UCUM", "FMA", "RADLEX", "NCIt", "ACR", "ICD10"})

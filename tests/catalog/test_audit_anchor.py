@@ -120,3 +120,99 @@ def test_edited_removed_or_disagreeing_anchors_are_reported(capsys: pytest.Captu
     in_settings.unlink()
     code, output = _verify(capsys)
     assert code == 1 and f"the anchor {in_settings} is missing" in output
+
+
+def _restart() -> None:
+    """What the next start of medviewer sees: no connection left open from before the tampering."""
+    for connection in audit._local.connections.values():
+        connection.close()
+    audit._local.connections.clear()
+
+
+@pytest.mark.parametrize(
+    ("attack", "says"),
+    [
+        ("truncate to 0 bytes", "records 5 events but the database holds 3"),
+        ("delete the file", "records 5 events but the database holds 3"),
+        ("drop the table", "records 5 events but the database holds 3"),
+        ("delete the newest rows", "row 5 does not match the anchor"),
+        ("put back an older copy", "row 5 does not match the anchor"),
+    ],
+)
+def test_events_recorded_after_tampering_do_not_hide_it(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, attack: str, says: str
+):
+    """The anchors stop moving once they no longer pin the database, so normal use after a wipe or a
+    rollback (opening a study records an event) leaves the finding in place instead of starting afresh."""
+    _append(2)
+    older = tmp_path / "older.sqlite"
+    shutil.copy(_settle(), older)
+    _append(3)
+    path = _settle()
+    if attack == "truncate to 0 bytes":
+        path.write_bytes(b"")
+    elif attack == "delete the file":
+        path.unlink()
+    elif attack == "drop the table":
+        _raw("DROP TABLE audit;")
+    elif attack == "delete the newest rows":
+        _raw("DELETE FROM audit WHERE seq > 2;")
+    else:
+        shutil.copy(older, path)
+    anchors = [where.read_bytes() for where in audit.anchor_paths()]
+    _restart()
+    _append(3)
+    code, output = _verify(capsys)
+    assert code == 1 and says in output, output
+    assert [where.read_bytes() for where in audit.anchor_paths()] == anchors  # left where they were
+
+
+def test_a_database_replaced_while_medviewer_runs_is_not_written_behind_the_anchors(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+):
+    """A running window keeps its connection; the file swapped under it must not keep receiving the events
+    (and moving the anchors) while the file at the path is another one."""
+    _append(2)
+    older = tmp_path / "older.sqlite"
+    shutil.copy(_settle(), older)
+    _append(3)
+    path = _settle()
+    replacement = path.with_name("swap.sqlite")
+    shutil.copy(older, replacement)
+    replacement.replace(path)  # a new file at the path, as a restore from a backup makes it
+    _append(1)
+    code, output = _verify(capsys)
+    assert code == 1 and "records 5 events but the database holds 3" in output
+
+
+def test_a_half_truncated_database_is_a_typed_error_everywhere(capsys: pytest.CaptureFixture[str]):
+    _append(40)
+    path = _settle()
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    _restart()
+    with pytest.raises(audit.AuditTrailError) as recorded:
+        audit.record("open", audit.path_subject("/data/study-x"), {})
+    assert recorded.value.path == path and "cannot be written" in recorded.value.reason
+    assert "malformed" in recorded.value.reason
+    with pytest.raises(audit.AuditTrailError, match="cannot be read"):
+        audit.audit_main(["show"])
+    code, output = _verify(capsys)
+    assert code == 1 and f"the audit database {path} cannot be read" in output
+    assert path.read_bytes() == data[: len(data) // 2]  # nothing repaired or rewritten
+
+
+def test_showing_or_verifying_creates_nothing(capsys: pytest.CaptureFixture[str]):
+    assert audit.audit_main(["show"]) == 0 and capsys.readouterr().out == ""
+    assert _verify(capsys) == (0, "no audit trail yet\n")
+    assert not audit.audit_path().exists() and not any(where.exists() for where in audit.anchor_paths())
+
+
+def test_a_trail_deleted_with_both_anchors_is_not_taken_for_a_new_one(capsys: pytest.CaptureFixture[str]):
+    _append(3)
+    path = _settle()
+    path.unlink()
+    for where in audit.anchor_paths():
+        where.unlink()
+    code, output = _verify(capsys)
+    assert code == 1 and "and both its anchors are missing, but the key is not" in output

@@ -3,6 +3,7 @@ process behind and what it had written on the audit trail."""
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
 import os
 import signal
@@ -13,10 +14,14 @@ from pathlib import Path
 
 import pydicom
 import pytest
+from pydicom.dataelem import RawDataElement
+from pydicom.tag import Tag
 from pydicom.uid import generate_uid
 
-from medviewer.catalog import audit
-from medviewer.catalog.importer import POOL_THRESHOLD, Importer
+from medviewer.catalog import audit, headers
+from medviewer.catalog.importer import POOL_THRESHOLD, Importer, ImportReport, _write_rows
+from medviewer.catalog.schema import connect
+from medviewer.catalog.writer import CatalogWriter, InstanceRow
 from tests.conftest import DATA
 
 WSI_SOP_CLASS = "1.2.840.10008.5.1.4.1.1.77.1.6"
@@ -51,6 +56,81 @@ def test_an_import_carries_on_past_bad_files_and_names_each(tmp_path: Path):
     assert reasons["notes.dcm"] == "not a DICOM file"
     (closing,) = [e for e in audit.events(event="import") if "batch" not in e.details]
     assert closing.details["added"] == good and closing.details["unreadable"] == 3
+    assert audit.verify().ok
+
+
+def _raw_copy(source: Path, target: Path, tag: int, vr: str, value: bytes) -> None:
+    """A copy of ``source`` whose element ``tag`` holds ``value`` as stored bytes (pydicom would refuse to
+    write such a value through its attribute setters)."""
+    ds = pydicom.dcmread(source)
+    ds.SOPInstanceUID = generate_uid()
+    ds._dict[Tag(tag)] = RawDataElement(Tag(tag), vr, len(value), value, 0, False, True)
+    ds.save_as(target)
+
+
+def test_header_values_the_catalog_cannot_use_do_not_cost_the_file(tmp_path: Path):
+    """A 23-digit InstanceNumber (more than SQLite's integer holds) stopped the whole import; a PixelSpacing
+    of "abc" made the file unreadable. Each is a file of the series with one value it cannot use."""
+    study = tmp_path / "study"
+    good = _ge_series(study / "ct")
+    first = study / "ct" / "01.dcm"
+    _raw_copy(first, study / "huge.dcm", 0x00200013, "IS", b"99999999999999999999999 ")
+    _raw_copy(first, study / "words.dcm", 0x00280030, "DS", b"abc\\1e99")
+    _raw_copy(first, study / "nan.dcm", 0x00280030, "DS", b"nan\\inf ")
+    _raw_copy(first, study / "rows.dcm", 0x00280010, "US", b"\x01")  # one byte of a two-byte value
+
+    report = Importer([study]).run()
+
+    assert (report.added, report.unreadable) == (good + 4, [])
+    conn = connect()
+    numbers = dict(conn.execute("SELECT source_path, instance_number FROM instances"))
+    spacings = {row[0] for row in conn.execute("SELECT spacing FROM series")}
+    conn.close()
+    assert numbers[str(study / "huge.dcm")] is None and numbers[str(first)] == 1
+    assert spacings <= {"", "0.488281\\0.488281\\4"}  # never "nan" or "abc"
+
+
+def test_a_row_the_catalog_refuses_is_named_and_the_rest_of_its_batch_written(tmp_path: Path):
+    """Whatever value reaches SQLite and is refused there costs that file, not its batch of 250."""
+    folder = tmp_path / "ct"
+    _ge_series(folder)
+    paths = sorted(str(path) for path in folder.glob("*.dcm"))
+    rows = [InstanceRow(h, p, p, 1, 1) for p, h in zip(paths, headers.read_many(paths), strict=True)]
+    rows[3] = dataclasses.replace(rows[3], header=dataclasses.replace(rows[3].header, instance_number=10**20))
+    conn = connect()
+    report = ImportReport()
+    written, _ = _write_rows(CatalogWriter(conn), rows, [], report)
+    stored = {path for (path,) in conn.execute("SELECT source_path FROM instances")}
+    conn.close()
+    assert stored == set(paths) - {paths[3]} and [row.source_path for row in written] == sorted(stored)
+    (refused,) = report.unreadable
+    assert refused.path == paths[3] and refused.reason.endswith("cannot store (OverflowError)")
+
+
+class PanicException(BaseException):  # noqa: N818 - pyo3's name, which is how medviewer recognises a panic
+    """What a Rust decoder raises when it panics: past every ``except Exception``."""
+
+
+def test_any_failure_of_a_header_read_is_that_files_reason(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """A decoder's panic or a RecursionError while reading one header is listed against that file."""
+    study = tmp_path / "study"
+    good = _ge_series(study)
+    real_read = headers.read_catalog_header
+    failures = {"05.dcm": PanicException("index out of bounds"), "07.dcm": RecursionError("deep")}
+
+    def read(path: str) -> headers.Header:
+        if Path(path).name in failures:
+            raise failures[Path(path).name]
+        return real_read(path)
+
+    monkeypatch.setattr(headers, "read_catalog_header", read)
+    report = Importer([study]).run()
+    reasons = {Path(item.path).name: item.reason for item in report.unreadable}
+    assert report.added == good - 2
+    assert reasons == {
+        "05.dcm": "the DICOM header is damaged: its decoder failed (PanicException)",
+        "07.dcm": "the DICOM header is nested too deeply to read (damaged or hostile)",
+    }
     assert audit.verify().ok
 
 
