@@ -60,6 +60,7 @@ from medviewer.io.preview import (
 from medviewer.io.series_listing import SeriesListing, listing_with_icons
 from medviewer.io.slide import Slide
 from medviewer.ui.ai_panel import AiPanel
+from medviewer.ui.audit_events import record_event
 from medviewer.ui.catalog_jobs import ImportJob, MissingCheck, ThumbnailMaker, describe_progress, describe_report
 from medviewer.ui.loader import ImageLoader
 from medviewer.ui.message_bar import MessageBar
@@ -451,7 +452,9 @@ class MainWindow(QMainWindow):
             except (MedviewerError, OSError) as exc:
                 self.message_bar.add(f"{name}: the annotations could not be written ({exc})")
             else:
-                audit.record("export", audit.path_subject(written), {"what": "annotations GeoJSON"})
+                record_event(
+                    self.message_bar.add, "export", audit.path_subject(written), {"what": "annotations GeoJSON"}
+                )
                 if self.catalog is not None:
                     record_annotation_file(self.catalog, written, slide_key(self.slide_view.slide.path), "GeoJSON")
                 self.statusBar().showMessage(f"Saved {self._file_label(written)}")
@@ -462,8 +465,11 @@ class MainWindow(QMainWindow):
         if name:
             path = Path(name if name.lower().endswith(".png") else name + ".png")
             if self.volume_view.export_png(str(path), include_identifiers):
-                audit.record(
-                    "export", audit.path_subject(path), {"what": "view PNG", "identifiers": include_identifiers}
+                record_event(
+                    self.message_bar.add,
+                    "export",
+                    audit.path_subject(path),
+                    {"what": "view PNG", "identifiers": include_identifiers},
                 )
                 self.statusBar().showMessage(f"Saved {self._file_label(path)}")
             else:
@@ -521,7 +527,7 @@ class MainWindow(QMainWindow):
         self.loader.open(file, OpenRequest(str(file.absolute()), file, activate=True))
 
     def _show_report(self, opened: OpenedReport) -> None:
-        audit.record("open", audit.path_subject(opened.path), {"kind": "structured report"})
+        record_event(self.message_bar.add, "open", audit.path_subject(opened.path), {"kind": "structured report"})
         self.report_panel.show_report(opened.document, self._file_label(opened.path))
         self.report_panel.path = opened.path
         self.tabs.setCurrentWidget(self.report_panel)
@@ -641,7 +647,7 @@ class MainWindow(QMainWindow):
         key = request.key if request.from_catalog else self._image_key(request.path, opened)
         from_series = request.from_catalog and key.startswith(SERIES_KEY_PREFIX)
         subject = key if from_series else audit.path_subject(request.path)  # as the import recorded it
-        audit.record("open", subject, {"kind": "slide" if is_slide else "volume"})
+        record_event(self.message_bar.add, "open", subject, {"kind": "slide" if is_slide else "volume"})
         self.opened[key] = opened
         if not request.from_catalog:
             self._remember(request.path)
@@ -733,7 +739,7 @@ class MainWindow(QMainWindow):
             self._chosen_results.pop(request.key, None)  # not to surface at a later, unrelated open
             self._pending_overlays.pop(request.key, None)  # nor a segmentation over a later open of it
         log.warning("open failed for %s", safe_path(path))
-        audit.record("failed_open", audit.path_subject(path), {})
+        record_event(self.message_bar.add, "failed_open", audit.path_subject(path), {})
         self.message_bar.add(message)
         self.statusBar().showMessage(f"Could not open {self._file_label(path)}")
 
@@ -765,7 +771,7 @@ class MainWindow(QMainWindow):
             reason = exc.strerror or type(exc).__name__
             self.message_bar.add(f"{shown.sidecar.path}: the measurements could not be saved ({reason})")
             return
-        audit.record("annotation_save", shown.audit_subject, {"measurements": len(measurements)})
+        record_event(self.message_bar.add, "annotation_save", shown.audit_subject, {"measurements": len(measurements)})
 
     def _ask_export_measurements(self) -> None:
         shown, volume = self.shown_volume, self.volume_view.volume
@@ -803,7 +809,7 @@ class MainWindow(QMainWindow):
         )
 
     def _report_written(self, request: ReportRequest, written: WrittenReport) -> None:
-        audit.record("export", request.audit_subject, {"what": "measurements DICOM SR"})
+        record_event(self.message_bar.add, "export", request.audit_subject, {"what": "measurements DICOM SR"})
         self.statusBar().showMessage(f"Saved {written.measurements} measurement(s) to {self._file_label(written.path)}")
         if written.empty_regions_left_out:
             self.message_bar.add(
@@ -898,7 +904,8 @@ class MainWindow(QMainWindow):
         if ood is not None:  # the guard's verdict, in counts: what a later review of the run must be able to see
             verdict = ood.summary()
             details["ood"] = {key: verdict[key] for key in ("checked", "items", "flagged", "image_reasons")}
-        audit.record(
+        record_event(
+            self.message_bar.add,
             "inference",
             key if key and key.startswith(SERIES_KEY_PREFIX) else audit.path_subject(key or self.shown_key or "."),
             details,

@@ -70,6 +70,7 @@ from medviewer.core.tissue import tissue_mask
 from medviewer.io.slide import Slide
 from medviewer.ui.annotation_layer import AnnotationLayer, Tool
 from medviewer.ui.annotation_panel import AnnotationPanel
+from medviewer.ui.audit_events import record_event
 from medviewer.ui.colour_legend import ColourLegend
 from medviewer.ui.qt_images import to_qimage
 from medviewer.ui.scale_bar import ScaleBar
@@ -510,7 +511,9 @@ class SlideView(QWidget):
         if result is not None and result.error:
             self.report(result.error)
         elif result is not None:
-            audit.record("annotation_save", audit.path_subject(self.slide.path), {"annotations": len(self.document)})
+            record_event(
+                self.report, "annotation_save", audit.path_subject(self.slide.path), {"annotations": len(self.document)}
+            )
 
     def close_annotations(self) -> None:
         """Save pending edits now (on another slide, or quitting). If the sidecar cannot be written, the
@@ -520,7 +523,9 @@ class SlideView(QWidget):
             return
         result = self.autosaver.close()
         if result is not None and not result.error:
-            audit.record("annotation_save", audit.path_subject(self.slide.path), {"annotations": len(self.document)})
+            record_event(
+                self.report, "annotation_save", audit.path_subject(self.slide.path), {"annotations": len(self.document)}
+            )
         if result is not None and result.error:
             rescue = in_user_data(self.slide.path).with_suffix(".unsaved.geojson")
             try:
