@@ -3,7 +3,7 @@ networks are, the Grad-CAM their checks use, and writing, checking and approving
 
 So the demo bundles are all made one way: TorchScript with ``metadata.json`` in its extra files (as MONAI's
 ``ckpt_export`` writes it), a torch.export ``.pt2`` with a dynamic batch dimension, and the weights files'
-SHA-256 in ``resources/approved_models.json``.
+SHA-256 in ``resources/approved_models.json``, each pinned with the bundle's metadata.json and card.
 
 Both also carry the out-of-distribution guard's reference (``medviewer.training``, read by
 ``medviewer.ai.ood``): ``item_features`` pools the trained network's ``forward_features`` over training and
@@ -230,24 +230,34 @@ def check_exports(net: nn.Module, bundle: Path, files: dict[str, Path], spec: ob
 
 
 def update_approvals(bundle: Path, name: str, version: str) -> list[dict[str, Any]]:
-    """This model's entries in the built-in approvals replaced by the bundle's weights, with its metadata and
-    card pinned as they are now (other models' kept). Called when the weights are written and again once the
-    card is; an entry whose files did not change keeps its approval date, so a rerun that reproduces the
-    files changes nothing."""
+    """This model's entries in the built-in approvals replaced by the bundle's weights, each with the bundle's
+    metadata and card pinned as they are now (``ModelPackage.pinned``; other models' entries kept). Called when
+    the weights are written and again once the card is; an entry whose weights and pinned files did not change
+    keeps its approval date, so a rerun that reproduces the files changes nothing."""
     from medviewer.ai.package import read_package
     from medviewer.ai.registry import sha256_of
 
     package = read_package(bundle)
+    if (package.name, package.version) != (name, version):
+        raise SystemExit(f"{bundle} holds {package.name} {package.version}, not {name} {version}")
     stored = json.loads(APPROVALS.read_text(encoding="utf-8")) if APPROVALS.exists() else []
     previous = {entry["sha256"]: entry for entry in stored if entry.get("name") == name}
     today = datetime.now(UTC).isoformat(timespec="seconds")
     ours = []
     for file in package.weights.values():
         digest = sha256_of(file)
-        entry = previous.get(digest) or {"sha256": digest, "name": name, "version": version, "file_name": file.name}
-        same = entry.get("pinned") == package.pinned
-        ours.append({**entry, "approved_at": entry.get("approved_at", today) if same else today,
-                     "pinned": package.pinned})
+        before = previous.get(digest, {})
+        unchanged = before.get("version") == version and before.get("pinned") == package.pinned
+        ours.append(
+            {
+                "sha256": digest,
+                "name": name,
+                "version": version,
+                "file_name": file.name,
+                "approved_at": before["approved_at"] if unchanged else today,
+                "pinned": package.pinned,
+            }
+        )
     kept = [entry for entry in stored if entry.get("name") != name]
     APPROVALS.write_text(json.dumps(kept + ours, indent=2) + "\n", encoding="utf-8")
     return ours

@@ -51,12 +51,19 @@ def printable(text: str) -> str:
     return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
+def card_lines(card: str) -> list[str]:
+    """The card's own lines (split at its line feeds, CRLF as one), each escaped with ``printable``: a
+    carriage return, vertical tab or Unicode line separator inside a line stays visible in it rather than
+    starting a line the card's author chose where to draw."""
+    return [printable(line) for line in card.replace("\r\n", "\n").rstrip().split("\n")]
+
+
 def card_summary(package: ModelPackage, hashes: dict[Path, str]) -> str:
     """The model card summary a person reads before approving on the command line: facts, then the card,
     each of its lines indented under "model card:" and escaped."""
     lines = [card_facts(package, hashes), RUNS_CODE]
     if package.card:
-        lines += ["", "model card:", *("  | " + printable(line) for line in package.card.rstrip().split("\n"))]
+        lines += ["", "model card:", *("  | " + line for line in card_lines(package.card))]
     return "\n".join(lines)
 
 
@@ -114,7 +121,8 @@ def _list(as_json: bool) -> int:
     for entry in entries:
         origin = "built in" if entry.builtin else f"approved {entry.approved_at}"
         where = f"  from {entry.source}" if entry.source else ""
-        print(f"{entry.name}@{entry.version}  {entry.file_name}  {entry.sha256}  ({origin}){where}")
+        label = printable(f"{entry.name}@{entry.version}  {entry.file_name}")
+        print(f"{label}  {entry.sha256}  ({origin}){printable(where)}")
     if not entries:
         print("no approved models; add one with 'medviewer models add PATH'")
     return 0

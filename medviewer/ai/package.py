@@ -28,6 +28,7 @@ diagnosis; otherwise every view of its results says "not for diagnostic use".
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import hashlib
 import io
@@ -35,6 +36,8 @@ import json
 import warnings
 import zipfile
 import zlib
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, NoReturn, cast
@@ -63,9 +66,14 @@ BUNDLE_WEIGHTS: dict[str, str] = {"torchscript": "models/model.ts", "export": "m
 BUNDLE_METADATA = "configs/metadata.json"
 BUNDLE_CARD = "docs/README.md"
 #: An untrusted file is read before approval; a metadata member larger than this is a decompression bomb,
-#: not metadata.
+#: not metadata. The demo models' metadata, with the guard's 64 x 64 covariance, is 65 to 130 kB; a
+#: MONAI model-zoo bundle's a few kB.
 MAX_METADATA_BYTES = 4 * 1024 * 1024
-MAX_CARD_BYTES = 1024 * 1024  # a long card with tables is tens of kB
+#: A card is what a person reads before approving: a long one with tables is tens of kB (the demo cards 8 kB);
+#: a card past this is not one anybody reads, and would be held and printed whole.
+MAX_CARD_BYTES = 256 * 1024
+#: How much of an archive member is inflated at a time when its size is checked.
+INFLATE_STEP_BYTES = 1024 * 1024
 
 
 class ModelPackageError(MedviewerError):
@@ -160,7 +168,7 @@ def _read_bundle(folder: Path) -> ModelPackage:
     metadata = _parse_json(metadata_file, raw_metadata, "")
     fields = _Fields(metadata_file, "", metadata)
     name, name_from = _name(fields, folder)
-    version = fields.text("version")
+    version = fields.label("version", fields.text("version"))
     weights: dict[str, Path] = {}
     for weights_format, relative in BUNDLE_WEIGHTS.items():
         file = folder / relative
@@ -210,58 +218,97 @@ def _read_single_file(file: Path) -> ModelPackage:
 
 def _inspect_archive(file: Path) -> tuple[WeightsFormat, dict[str, Any] | None]:
     """The weights format and the embedded metadata.json (None when absent), read without torch."""
+    with _archive_errors(file), zipfile.ZipFile(file) as archive:
+        members = archive.infolist()
+        names = [member.filename.split("/") for member in members]
+        if any(parts[1:] == ["archive_format"] for parts in names):
+            weights_format: WeightsFormat = "export"
+        elif any(parts[1:] == ["constants.pkl"] for parts in names):
+            weights_format = "torchscript"
+        else:
+            raise ModelPackageError(
+                file,
+                "is a zip archive but neither a TorchScript model nor a torch.export program (a checkpoint "
+                "of weights alone cannot be run; export the network with monai.bundle ckpt_export)",
+            )
+        _refuse_declared_sizes(file, members)
+        metadata = next((m for m in members if m.filename.split("/")[1:] == ["extra", "metadata.json"]), None)
+        if metadata is None:
+            return weights_format, None
+        if metadata.file_size > MAX_METADATA_BYTES:
+            raise ModelPackageError(file, f"its metadata.json is {metadata.file_size} bytes, too large to be metadata")
+        raw = _read_member(file, archive, metadata, keep=True)
+    return weights_format, _parse_json(file, raw, "metadata.json: ")
+
+
+@contextmanager
+def _archive_errors(file: Path) -> Iterator[None]:
+    """What ``zipfile`` raises on a damaged or hostile archive, as a ModelPackageError naming the file."""
     try:
-        with zipfile.ZipFile(file) as archive:
-            members = archive.infolist()
-            names = [member.filename.split("/") for member in members]
-            if any(parts[1:] == ["archive_format"] for parts in names):
-                weights_format: WeightsFormat = "export"
-            elif any(parts[1:] == ["constants.pkl"] for parts in names):
-                weights_format = "torchscript"
-            else:
-                raise ModelPackageError(
-                    file,
-                    "is a zip archive but neither a TorchScript model nor a torch.export program (a checkpoint "
-                    "of weights alone cannot be run; export the network with monai.bundle ckpt_export)",
-                )
-            declared = sum(member.file_size for member in members)
-            refuse_if_too_large(file, declared, f"its {len(members)} archive members ({declared} bytes declared)")
-            metadata = next((m for m in members if m.filename.split("/")[1:] == ["extra", "metadata.json"]), None)
-            if metadata is None:
-                return weights_format, None
-            if metadata.file_size > MAX_METADATA_BYTES:
-                raise ModelPackageError(
-                    file, f"its metadata.json is {metadata.file_size} bytes, too large to be metadata"
-                )
-            raw = _read_member(file, archive, metadata)
+        yield
     except MedviewerError:
         raise
-    except zlib.error as exc:
+    except (zlib.error, EOFError) as exc:
         raise ModelPackageError(file, f"is a damaged zip archive ({exc})") from exc
+    except (NotImplementedError, RuntimeError) as exc:  # another compression method, an encrypted member
+        raise ModelPackageError(file, f"holds an archive member that cannot be read ({exc})") from exc
     except zipfile.BadZipFile as exc:
         raise ModelPackageError(
             file, "is not a model: TorchScript and torch.export files are zip archives, and this is not one"
         ) from exc
     except OSError as exc:
         raise ModelPackageError(file, f"cannot be read ({exc.strerror or exc})") from exc
-    return weights_format, _parse_json(file, raw, "metadata.json: ")
 
 
-def _read_member(file: Path, archive: zipfile.ZipFile, member: zipfile.ZipInfo) -> bytes:
-    """A member read in bounded steps. ``ZipFile.read`` inflates up to 2 GiB in one step before cutting to
-    the declared size, so a member declaring a few bytes over a stream of zeros took gigabytes; here the
-    stream is inflated a few MiB at a time and stops at the limit, and a stream that does not match what
-    its header declares is named as damaged."""
-    try:
-        with archive.open(member) as stream:
-            raw = stream.read(MAX_METADATA_BYTES + 1)
-            stream.read(1)  # the end of the member, where zipfile checks its CRC
-    except zipfile.BadZipFile as exc:
-        what = f"its {member.filename} is damaged or not what its header declares ({exc})"
-        raise ModelPackageError(file, what) from exc
-    if len(raw) > MAX_METADATA_BYTES:
-        raise ModelPackageError(file, f"its {member.filename} inflates past {MAX_METADATA_BYTES} bytes")
-    return raw
+def _refuse_declared_sizes(file: Path, members: list[zipfile.ZipInfo]) -> None:
+    """torch holds each record at the size its header declares, so together they must fit the memory budget."""
+    declared = sum(member.file_size for member in members)
+    refuse_if_too_large(file, declared, f"its {len(members)} archive members ({declared} bytes declared)")
+
+
+def _read_member(file: Path, archive: zipfile.ZipFile, member: zipfile.ZipInfo, keep: bool) -> bytes:
+    """A member inflated a step at a time and checked against its header: its bytes when ``keep``, else b"".
+
+    ``ZipFile.read`` inflated up to 2 GiB in one step before cutting to the declared size, so a member
+    declaring a few bytes over a stream of zeros took gigabytes. Here the stream is inflated at most a step
+    past its declared size, and a stream longer or shorter than declared, unfinished or with another CRC is
+    named as damaged (zipfile alone stops at the declared size and never sees a longer stream)."""
+    if member.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
+        raise ModelPackageError(
+            file,
+            f"its {member.filename} is compressed with method {member.compress_type}, which torch archives never use",
+        )
+    stored = copy.copy(member)  # the member's bytes as they lie in the archive, read by zipfile as they are
+    stored.compress_type, stored.file_size, stored.CRC = zipfile.ZIP_STORED, member.compress_size, None
+    inflater = zlib.decompressobj(-zlib.MAX_WBITS) if member.compress_type == zipfile.ZIP_DEFLATED else None
+    kept, size, crc = bytearray(), 0, 0
+    with archive.open(stored) as stream:
+        while chunk := stream.read(INFLATE_STEP_BYTES):
+            while chunk:
+                part = chunk if inflater is None else inflater.decompress(chunk, INFLATE_STEP_BYTES)
+                chunk = b"" if inflater is None else inflater.unconsumed_tail
+                size, crc = size + len(part), zlib.crc32(part, crc)
+                if size > member.file_size:
+                    raise ModelPackageError(
+                        file, f"its {member.filename} inflates past the {member.file_size} bytes its header declares"
+                    )
+                if keep:
+                    kept += part
+    finished = inflater is None or inflater.eof
+    if not finished or size != member.file_size or crc != member.CRC:
+        raise ModelPackageError(file, f"its {member.filename} is damaged or not what its header declares")
+    return bytes(kept)
+
+
+def _check_archive(file: Path, data: bytes) -> None:
+    """Every member of the approved bytes checked before torch reads them: the declared sizes within the
+    memory budget, each stream inflated in steps up to its declared size and matching its CRC. torch reads a
+    record only up to its declared size, but takes a member that is not what its header declares silently."""
+    with _archive_errors(file), zipfile.ZipFile(io.BytesIO(data)) as archive:
+        members = archive.infolist()
+        _refuse_declared_sizes(file, members)
+        for member in members:
+            _read_member(file, archive, member, keep=False)
 
 
 def _parse_json(file: Path, raw: bytes, where: str) -> dict[str, Any]:
@@ -292,11 +339,11 @@ def _name(fields: _Fields, source: Path) -> tuple[str, str]:
     or file's name. MONAI's metadata schema does not require ``name``, and model-zoo bundles older than
     2023 have none; refusing them would refuse bundles that are valid as MONAI defines them."""
     if fields.get("name") is not None:
-        return fields.text("name"), ""
+        return fields.label("name", fields.text("name")), ""
     task = fields.text("task", required=False).strip()
     if task:
-        return task, "task"
-    return (source.name if source.is_dir() else source.stem), "file name"
+        return fields.label("task", task), "task"
+    return fields.label("the file name", source.name if source.is_dir() else source.stem), "file name"
 
 
 def _package(source: Path, fields: _Fields, weights: dict[str, Path], card: str) -> ModelPackage:
@@ -305,7 +352,7 @@ def _package(source: Path, fields: _Fields, weights: dict[str, Path], card: str)
         source=source,
         name=name,
         name_from=name_from,
-        version=fields.text("version"),
+        version=fields.label("version", fields.text("version")),
         description=fields.text("description", required=False),
         intended_use=fields.text("intended_use", required=False),
         weights=weights,
@@ -344,6 +391,14 @@ class _Fields:
             self.fail(f"{dotted} is missing")
         if not isinstance(value, str) or not value.strip():
             self.fail(f"{dotted} is {value!r}, not a non-empty string")
+        return value
+
+    def label(self, dotted: str, value: str) -> str:
+        """A name printed as a line of its own (the model's name and version, a class name): a control
+        character, a line break or a bidirectional override in it could forge or hide medviewer's own lines
+        ("lesion: 0.99") in a terminal, so it is refused rather than shown."""
+        if not value.isprintable():
+            self.fail(f"{dotted} is {value!r}; it holds control or formatting characters")
         return value
 
     def positive_int(self, dotted: str, value: Any) -> int:
@@ -483,6 +538,8 @@ def _classes(fields: _Fields) -> tuple[str, ...]:
         if from_monai is not None and tuple(declared) != from_monai:
             fields.fail(f"{own} is {declared} but {channel_def_field} names {list(from_monai)}")
         classes, source = tuple(declared), own
+    for index, name in enumerate(classes):
+        fields.label(f"{source}[{index}]", name)
     if len(set(classes)) != len(classes):
         fields.fail(f"{source} names a class twice: {list(classes)}")
     if count is not None and fields.positive_int(count_field, count) != len(classes):
@@ -547,6 +604,7 @@ def load_module(package: ModelPackage, prefer: WeightsFormat = "torchscript", de
     weights_format = cast(WeightsFormat, prefer if prefer in package.weights else next(iter(package.weights)))
     file = package.weights[weights_format]
     data, digest = registry.read_approved(file, package)
+    _check_archive(file, data)
     import torch
 
     try:

@@ -52,6 +52,15 @@ class UntrustedModelError(MedviewerError):
         self.sha256 = sha256
 
 
+class ModelChangedError(UntrustedModelError):
+    """The weights are approved, but a pinned file beside them (``changed``: paths in the bundle) is not the
+    one approved with them, or the approval predates pins (``changed`` empty)."""
+
+    def __init__(self, path: str | Path, reason: str, sha256: str, changed: tuple[str, ...]) -> None:
+        super().__init__(path, reason, sha256)
+        self.changed = changed
+
+
 class ModelRegistryError(MedviewerError):
     """The approved-models list cannot be read; approvals and loads stop until a person repairs it."""
 
@@ -107,6 +116,8 @@ def _read(path: Path, builtin: bool) -> list[Entry]:
         stored = json.loads(path.read_bytes())
     except ValueError as exc:
         raise _damaged(path, f"not valid JSON ({exc})") from exc
+    except RecursionError:
+        raise _damaged(path, "nested too deeply to be a list of entries") from None
     except OSError as exc:
         raise ModelRegistryError(path, f"the approved-models list cannot be read ({exc.strerror})") from exc
     if not isinstance(stored, list):
@@ -151,7 +162,7 @@ def _damaged(path: Path, problem: str) -> ModelRegistryError:
 
 def is_approved(path: Path, package: ModelPackage) -> bool:
     """Whether ``path``, a weights file of ``package``, is approved with the package's metadata and card."""
-    return _refusal(Path(path), sha256_of(path), package) is None
+    return _refusal(sha256_of(path), package) is None
 
 
 def read_approved(path: Path, package: ModelPackage) -> tuple[bytes, str]:
@@ -163,11 +174,12 @@ def read_approved(path: Path, package: ModelPackage) -> tuple[bytes, str]:
     except OSError as exc:
         raise _unreadable(path, exc) from exc
     digest = hashlib.sha256(data).hexdigest()
-    refusal = _refusal(path, digest, package)
+    refusal = _refusal(digest, package)
     if refusal is not None:
-        reason, message = refusal
-        audit.record("model_refused", "model:" + digest, {"file": path.name, "reason": reason})
-        raise UntrustedModelError(path, message, digest)
+        audit.record("model_refused", "model:" + digest, {"file": path.name, "reason": refusal.reason})
+        if refusal.reason == "not approved":
+            raise UntrustedModelError(path, refusal.message, digest)
+        raise ModelChangedError(path, refusal.message, digest, refusal.changed)
     return data, digest
 
 
@@ -177,29 +189,53 @@ def _pins_match(entry: Entry, package: ModelPackage) -> bool:
     return (entry.pinned if entry.pinned is not None else {}) == package.pinned
 
 
-def _refusal(path: Path, digest: str, package: ModelPackage) -> tuple[str, str] | None:
-    """Why the file is not to be loaded (an audit reason and the sentence for a person), or None."""
+@dataclass(frozen=True)
+class _Refusal:
+    """Why a file is not loaded: the audit trail's reason, the sentence for a person, the pinned files that
+    changed."""
+
+    reason: str
+    message: str
+    changed: tuple[str, ...] = ()
+
+
+def _refusal(digest: str, package: ModelPackage) -> _Refusal | None:
+    """Why the file is not to be loaded, or None."""
     approve_again = f"approve it with 'medviewer models add {package.source}' after reading its card"
     same_weights = [entry for entry in entries() if entry.sha256 == digest]
     if not same_weights:
         # Bundles all name their weights models/model.ts, so a name cannot tell a changed file from another
         # model's: the message says both.
-        return "not approved", (
+        return _Refusal(
+            "not approved",
             f"SHA-256 {digest} is not in the approved models list (a file changed after its approval has a new "
-            f"hash), so it is not loaded; {approve_again}"
+            f"hash), so it is not loaded; {approve_again}",
         )
     if any(_pins_match(entry, package) for entry in same_weights):
         return None
     if all(entry.pinned is None for entry in same_weights):
-        return "metadata not pinned", (
+        return _Refusal(
+            "metadata not pinned",
             "was approved before approvals covered the model's metadata and card, so it is not loaded; "
-            f"{approve_again}"
+            f"{approve_again}",
         )
-    approved = next(entry.pinned for entry in same_weights if entry.pinned is not None)
-    changed = sorted(name for name in {*approved, *package.pinned} if approved.get(name) != package.pinned.get(name))
-    return "metadata changed", (
+    if not package.pinned:
+        # The file alone is read with the metadata inside it, which may not say what the approved bundle's did.
+        return _Refusal(
+            "approved in a bundle",
+            "was approved as part of a bundle, with the bundle's configs/metadata.json and card, and is read here "
+            f"on its own with the metadata inside it, so it is not loaded; run the bundle folder, or {approve_again}",
+        )
+    # Compared with this package's own approval where it has one, else with the first that pins anything.
+    source = str(Path(package.source).resolve())
+    pinning = sorted((entry for entry in same_weights if entry.pinned is not None), key=lambda e: e.source != source)
+    approved = pinning[0].pinned or {}
+    changed = tuple(sorted(n for n in {*approved, *package.pinned} if approved.get(n) != package.pinned.get(n)))
+    return _Refusal(
+        "metadata changed",
         f"{' and '.join(changed)} changed since the model was approved (what its outputs mean may have changed), "
-        f"so it is not loaded; {approve_again}"
+        f"so it is not loaded; {approve_again}",
+        changed,
     )
 
 
@@ -252,7 +288,10 @@ def approve(path: Path, package: ModelPackage, shown_sha256: str | None = None) 
         "model:" + digest,
         {"name": package.name, "version": package.version, "file": path.name, "pinned": dict(package.pinned)},
     )
-    _write([*own, entry])
+    # This approval replaces the one of the same file from the same package with other pins: the person
+    # approved the package as it is now, and going back to what it was asks again.
+    kept = [old for old in own if not (old.sha256 == digest and old.source == source)]
+    _write([*kept, entry])
     return entry
 
 

@@ -376,12 +376,18 @@ class AiPanel(QWidget):
             self.card_dialog = ModelCardDialog(package, _hashes(package), parent=self)
             self.card_dialog.open()
 
-    def add_model(self, path: Path, approve: bool) -> ModelPackage:
-        """Read a package and, when ``approve``, add its weights' hashes to the approved list."""
-        package = read_package(path)
+    def add_model(
+        self, path: Path, approve: bool, shown: tuple[ModelPackage, dict[Path, str]] | None = None
+    ) -> ModelPackage:
+        """Read a package and, when ``approve``, add its weights' hashes to the approved list.
+
+        ``shown`` is the package and hashes the approval dialog showed: those are approved, with the metadata
+        and card read then, and a weights file whose bytes changed while the dialog was open is refused rather
+        than approved in their stead (a package read again here could be another)."""
+        package, hashes = shown if shown is not None else (read_package(path), {})
         if approve:
             for weights in package.weights.values():
-                registry.approve(weights, package)
+                registry.approve(weights, package, shown_sha256=hashes.get(weights))
         if str(path) not in self.added_paths:
             self.added_paths.append(str(path))
             if self.settings is not None:
@@ -398,8 +404,13 @@ class AiPanel(QWidget):
         except MedviewerError as exc:
             QMessageBox.warning(self, "Not a model package", str(exc))
             return
-        dialog = ModelCardDialog(package, _hashes(package), "Approve it to run on this computer?", parent=self)
-        self.add_model(Path(name), approve=dialog.exec() == QDialog.DialogCode.Accepted)
+        hashes = _hashes(package)
+        dialog = ModelCardDialog(package, hashes, "Approve it to run on this computer?", parent=self)
+        accepted = dialog.exec() == QDialog.DialogCode.Accepted
+        try:
+            self.add_model(Path(name), approve=accepted, shown=(package, hashes))
+        except MedviewerError as exc:
+            QMessageBox.warning(self, "Model not approved", str(exc))
 
     def _model_changed(self) -> None:
         """The chosen model's classes, and the buttons for what it can run; a job still running keeps its

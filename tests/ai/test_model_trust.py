@@ -261,3 +261,10 @@ def test_the_approval_dialog_escapes_the_card_and_loads_nothing_it_names(qtbot, 
     image = dialog.card.document().resource(QTextDocument.ResourceType.ImageResource, QUrl(secret.as_uri()))
     assert bytes(image) != secret.read_bytes()
     assert not dialog.card.openLinks()
+
+
+def test_a_bundles_weights_file_run_on_its_own_is_not_covered_by_the_bundles_approval(demo_copy: Path):
+    """Alone, the file is read with the metadata inside it, which the approved bundle's metadata may contradict."""
+    alone = read_package(demo_copy / "models" / "model.ts")
+    with pytest.raises(ModelChangedError, match="was approved as part of a bundle.*run the bundle folder"):
+        load_module(alone)
