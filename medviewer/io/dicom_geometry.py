@@ -16,7 +16,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from medviewer.io.dicom_frames import FrameRecord, first_number
+from medviewer.core.errors import CorruptFileError
+from medviewer.io.dicom_frames import MAX_POSITION_MM, FrameRecord, first_number
+from medviewer.io.memory_guard import refuse_if_too_large
 
 #: A slice may sit this fraction of the step off a regular grid and still count as on it.
 SPACING_TOLERANCE = 0.05
@@ -98,7 +100,7 @@ def _header_step(record: FrameRecord) -> float:
     header = record.file.header
     for keyword in ("SpacingBetweenSlices", "SliceThickness"):
         value = first_number(header.get(keyword), 0.0)
-        if value > 0:
+        if 0 < value <= MAX_POSITION_MM:  # NaN and infinity are not distances
             return value
     return 1.0
 
@@ -140,21 +142,38 @@ def plan_layout(records: list[FrameRecord]) -> Layout:
     positions = np.array([records[i].position for i in order])
     mean_step = (h[-1] - h[0]) / (len(h) - 1)
     in_plane = (positions - positions[0]) @ direction[:, :2]  # mm along row and column directions
-    shifts = np.rint(in_plane / np.array([col_mm, row_mm])).astype(int)  # (columns, rows)
+    pixels = in_plane / np.array([col_mm, row_mm])  # (columns, rows) each slice is shifted by
+    extent = np.ptp(pixels, axis=0)
+    _refuse_huge_grid(first, len(h), first.rows + extent[1], first.columns + extent[0])
+    shifts = np.rint(pixels).astype(int)
     uniform = np.max(np.abs(h - h[0] - mean_step * np.arange(len(h)))) <= SPACING_TOLERANCE * mean_step
     if uniform and not shifts.any():
         return Layout(order, shape, (col_mm, row_mm, mean_step), tuple(positions[0]), direction, warnings)
-    return _regularised(order, h, positions, shifts, (row_mm, col_mm), direction, shape, warnings)
+    return _regularised(first, order, h, positions, shifts, (row_mm, col_mm), direction, warnings)
+
+
+def _refuse_huge_grid(first: FrameRecord, planes: float, rows: float, columns: float) -> None:
+    """Refuse a grid the slices' positions would stretch past memory (two slices a kilometre apart, 0.01 mm
+    steps, a pixel size of 1e-300 mm) before a plane list or a shift is computed from it. One byte a voxel is
+    the least any image takes; the volume's reader checks again with the real type."""
+    voxels = float(planes) * float(rows) * float(columns)
+    if not np.isfinite(voxels):
+        raise CorruptFileError(first.file.path, "the slices' positions and pixel size give a grid of no finite size")
+    refuse_if_too_large(
+        first.file.path,
+        int(min(voxels, 2.0**62)),
+        f"the regular grid its slices' positions span ({planes:.0f} planes of {columns:.0f} x {rows:.0f} pixels)",
+    )
 
 
 def _regularised(
+    first: FrameRecord,
     order: list[int],
     h: np.ndarray,
     positions: np.ndarray,
     shifts: np.ndarray,
     pixel_mm: tuple[float, float],
     direction: np.ndarray,
-    shape: tuple[int, int, int],
     warnings: list[str],
 ) -> Layout:
     row_mm, col_mm = pixel_mm
@@ -170,6 +189,9 @@ def _regularised(
         warnings.append(f"gantry tilt of {tilt:.1f} degrees: each slice is shifted in its plane against the one before")
     if not even:
         warnings.append(f"slice spacing is not uniform (steps from {steps.min():.2f} to {steps.max():.2f} mm)")
+    _refuse_huge_grid(
+        first, (h[-1] - h[0]) / step + 1, first.rows + np.ptp(shifts[:, 1]), first.columns + np.ptp(shifts[:, 0])
+    )
     planes = int(round((h[-1] - h[0]) / step)) + 1
     plane_h = h[0] + step * np.arange(planes)
     after = np.clip(np.searchsorted(h, plane_h), 1, len(h) - 1)
@@ -195,7 +217,7 @@ def _regularised(
     )
     return Layout(
         order=order,
-        shape=(planes, shape[1] + int(size[1]), shape[2] + int(size[0])),
+        shape=(planes, first.rows + int(size[1]), first.columns + int(size[0])),
         spacing=(col_mm, row_mm, step),
         origin=tuple(origin),
         direction=direction,

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 from pydicom.dataset import Dataset
 
+from medviewer.core.errors import input_error
 from medviewer.io.dicom_series import DicomFile, read_dataset
 
 
@@ -46,7 +47,9 @@ def read_mosaic(dicom_file: DicomFile) -> tuple[Mosaic | None, str | None]:
                 return None, _plain("its Siemens CSA header does not describe a mosaic")
             data = np.asarray(wrapper.get_data())
             affine = np.asarray(wrapper.affine, dtype=float)
-    except Exception as exc:  # nibabel raises many types for a missing or damaged CSA header
+    except BaseException as exc:  # nibabel raises many types for a damaged CSA header; decoders can panic
+        if input_error(dicom_file.path, exc) is None:
+            raise  # interrupts pass on
         return None, _plain(f"its Siemens CSA header is missing or damaged ({type(exc).__name__})")
     if data.ndim != 3 or not np.all(np.isfinite(affine)):
         return None, _plain("nibabel could not work out its slices")

@@ -27,7 +27,7 @@ from pydicom.dataset import Dataset
 from pydicom.pixels import apply_color_lut, apply_modality_lut, iter_pixels
 from pydicom.uid import UID, ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
-from medviewer.core.errors import CorruptFileError
+from medviewer.core.errors import CorruptFileError, input_error, reading
 from medviewer.io.dicom_frames import FrameRecord
 from medviewer.io.dicom_series import DicomFile, read_dataset
 from medviewer.io.memory_guard import refuse_if_too_large
@@ -143,11 +143,16 @@ def _decoded_frames(dicom_file: DicomFile, frames: list[int]) -> Iterator[np.nda
     dataset = read_dataset(dicom_file.path)
     try:
         yield from iter_pixels(dataset, indices=frames)
-    except Exception as exc:  # pydicom and its decoder plugins raise many types for damaged data
+    except BaseException as exc:  # decoders raise many types on damaged data, a Rust panic among them
+        error = input_error(dicom_file.path, exc, "its pixel data")
+        if error is None or error is exc:
+            raise  # interrupts and medviewer's own errors pass on
+        if isinstance(exc, (MemoryError, RecursionError)):
+            raise error from exc
         raise CorruptFileError(dicom_file.path, _undecodable(dataset, exc)) from exc
 
 
-def _undecodable(dataset: Dataset, exc: Exception) -> str:
+def _undecodable(dataset: Dataset, exc: BaseException) -> str:
     """Why pixels could not be decoded, naming the transfer syntax, without the decoders' internals."""
     meta = getattr(dataset, "file_meta", None)
     syntax = UID(str(meta.get("TransferSyntaxUID", ""))) if meta is not None else None
@@ -215,7 +220,8 @@ def _read_file(
 ) -> None:
     """Read one file's frames into their slots; with ``ranges``, note each slot's (min, max) while in cache."""
     items = sorted(items, key=lambda item: item[0])
-    _read_frames(dicom_file, fmt, items, out, colour)
+    with reading(dicom_file.path, "its pixel data"):  # a pixel data element cut inside its own header, ...
+        _read_frames(dicom_file, fmt, items, out, colour)
     if ranges is not None:
         for _, slot, _ in items:
             ranges[slot] = out[slot].min(), out[slot].max()

@@ -17,10 +17,12 @@ from pathlib import Path
 import numpy as np
 from pydicom.dataset import Dataset
 
-from medviewer.core.errors import CorruptFileError, MedviewerError, UnsupportedFileError
+from medviewer.core.errors import CorruptFileError, MedviewerError, UnsupportedFileError, input_error
 from medviewer.core.label_map import LabelMap, label_dtype
 from medviewer.core.volume import Volume
+from medviewer.io.dicom_frames import file_frame_count
 from medviewer.io.dicom_series import read_dataset
+from medviewer.io.memory_guard import refuse_if_too_large
 
 SEG_SOP_CLASS_UID = "1.2.840.10008.5.1.4.1.1.66.4"
 #: A frame further than this (in slices) from the nearest slice plane is reported as lying between slices.
@@ -151,11 +153,19 @@ def cielab_to_rgb(dicom_lab: Sequence[int]) -> tuple[int, int, int]:
 
 def _masks(ds: Dataset, path: Path, kind: str) -> np.ndarray:
     """(frames, rows, columns) booleans; fractional values count from half the maximum up."""
+    rows, columns, frames = int(ds.Rows), int(ds.Columns), file_frame_count(ds, path)
+    if rows < 1 or columns < 1:
+        raise CorruptFileError(path, f"the segmentation declares frames of {columns} x {rows} pixels")
+    # decoded to at least a byte a pixel, then compared into booleans: twice the frames' pixels (JPEG 2000 and
+    # deflate shrink empty masks past any ratio, so the file's size bounds nothing here)
+    refuse_if_too_large(path, 2 * frames * rows * columns, f"its {frames} frames of {columns} x {rows} pixels")
     try:
         pixels = ds.pixel_array
-    except Exception as exc:  # pydicom raises many types for damaged or undecodable pixel data
+    except BaseException as exc:  # decoders raise many types on damaged data, a Rust panic among them
+        if input_error(path, exc) is None:
+            raise
         raise CorruptFileError(path, f"the segmentation's pixel data cannot be decoded ({type(exc).__name__})") from exc
-    pixels = pixels.reshape(-1, int(ds.Rows), int(ds.Columns))
+    pixels = pixels.reshape(-1, rows, columns)
     if kind == "FRACTIONAL":
         return pixels >= 0.5 * float(ds.get("MaximumFractionalValue", 255) or 255)
     return pixels != 0

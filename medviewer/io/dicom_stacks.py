@@ -11,21 +11,23 @@ split: scanners vary it within one stack (GE marks some slices of a CT series "A
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 from pydicom.dataset import Dataset
 
+from medviewer.core.errors import CorruptFileError
 from medviewer.io.dicom_frames import FrameRecord, frame_records
 from medviewer.io.dicom_geometry import SAME_PLACE_MM, heights, plane_name
 from medviewer.io.dicom_kind import DicomKind, is_colour
 from medviewer.io.dicom_series import DicomFile
 
-#: Orientation cosines and pixel spacings closer than these belong to the same stack.
+#: Orientation cosines and pixel spacings (mm) closer than this belong to the same stack.
 ORIENTATION_TOLERANCE = 1e-3
-PIXEL_SPACING_TOLERANCE_MM = 1e-3
+#: A series split into more stacks than this is refused: no acquisition has that many planes or sizes, and
+#: sorting frames into ever more stacks is where a hostile file of many frames would spend its time.
+MAX_STACKS = 1000
 
 
 @dataclass
@@ -63,6 +65,8 @@ class Stack:
     records: list[FrameRecord]
     #: Records of each time point, in time order; each holds at most one record per position.
     time_points: list[list[FrameRecord]]
+    #: What the viewer must say about how the series was split (frames left out of this stack, and why).
+    notes: list[str] = field(default_factory=list)
 
     @property
     def header(self) -> Dataset:
@@ -95,18 +99,76 @@ class Stack:
         )
 
 
-def _same_stack(a: FrameRecord, b: FrameRecord) -> bool:
-    if (a.rows, a.columns) != (b.rows, b.columns):
-        return False
-    if is_colour(a.file.header) != is_colour(b.file.header):
-        return False  # a colour frame and a grey one are two pictures, never slices of one volume
-    if (a.position is None) != (b.position is None) or (a.orientation is None) != (b.orientation is None):
-        return False
-    if a.orientation is not None and not np.allclose(a.orientation, b.orientation, atol=ORIENTATION_TOLERANCE):
-        return False
-    if (a.pixel_spacing is None) != (b.pixel_spacing is None):
-        return False
-    return a.pixel_spacing is None or np.allclose(a.pixel_spacing, b.pixel_spacing, atol=PIXEL_SPACING_TOLERANCE_MM)
+def _stack_key(record: FrameRecord, picture: tuple[int, int, bool]) -> tuple[object, ...]:
+    """What must be equal, exactly, for two frames to be one stack: the file's (rows, columns, colour), where
+    the frame lies, and orientation and spacing compared by bytes."""
+    return (
+        *picture,
+        record.position is None,
+        None if record.orientation is None else record.orientation.tobytes(),
+        record.pixel_spacing,
+    )
+
+
+def _tolerance_features(record: FrameRecord) -> np.ndarray:
+    """Orientation cosines and pixel spacing, the values two frames of one stack may differ in by rounding."""
+    orientation = record.orientation if record.orientation is not None else np.empty(0)
+    spacing = np.asarray(record.pixel_spacing if record.pixel_spacing is not None else (), dtype=float)
+    return np.concatenate([orientation, spacing])
+
+
+class _StackGrouping:
+    """Frames sorted into stacks in one pass: a frame whose exact values were met before joins that stack at
+    once; a new combination is compared with the first frame of every stack of its kind in one array operation.
+    Comparing every frame with every stack one by one took minutes for a file of many thousand frames."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.groups: list[list[FrameRecord]] = []
+        self._exact: dict[tuple[object, ...], int] = {}
+        #: per (size, colour, which values are present): the stacks' indices and their first frames' features
+        self._heads: dict[tuple[object, ...], tuple[list[int], list[np.ndarray]]] = {}
+
+    def add(self, record: FrameRecord, picture: tuple[int, int, bool]) -> None:
+        key = _stack_key(record, picture)
+        index = self._exact.get(key)
+        if index is None:
+            index = self._matching(record, (*key[:4], key[4] is None, key[5] is None))
+            self._exact[key] = index
+        self.groups[index].append(record)
+
+    def _matching(self, record: FrameRecord, kind: tuple[object, ...]) -> int:
+        indices, features = self._heads.setdefault(kind, ([], []))
+        feature = _tolerance_features(record)
+        if features and feature.size:
+            tolerance = ORIENTATION_TOLERANCE + 1e-5 * np.abs(feature)  # np.allclose's, as before
+            close = np.all(np.abs(np.stack(features) - feature) <= tolerance, axis=1)
+            if close.any():
+                return indices[int(np.argmax(close))]
+        elif features:
+            return indices[0]
+        if len(self.groups) >= MAX_STACKS:
+            raise CorruptFileError(
+                self.path,
+                f"the series' frames lie in more than {MAX_STACKS} different planes or sizes: it is not a set of "
+                "images that can be stacked (damaged or hostile)",
+            )
+        self.groups.append([])
+        indices.append(len(self.groups) - 1)
+        features.append(feature)
+        return len(self.groups) - 1
+
+
+def _stack_groups(records: list[FrameRecord]) -> list[list[FrameRecord]]:
+    """Records grouped by what must be constant within one volume: size, colour, orientation, pixel spacing."""
+    grouping = _StackGrouping(records[0].file.path if records else Path())
+    pictures: dict[int, tuple[int, int, bool]] = {}  # header look-ups once per file, not once per frame
+    for record in records:
+        key = id(record.file)
+        if key not in pictures:
+            pictures[key] = (record.rows, record.columns, is_colour(record.file.header))
+        grouping.add(record, pictures[key])
+    return grouping.groups
 
 
 def _time_points(records: list[FrameRecord]) -> list[list[FrameRecord]]:
@@ -131,27 +193,37 @@ def _time_points(records: list[FrameRecord]) -> list[list[FrameRecord]]:
     return [[at[t] for at in by_time if len(at) > t] for t in range(count)]
 
 
-def _group(records: list[FrameRecord], same: Callable[[FrameRecord, FrameRecord], bool]) -> list[list[FrameRecord]]:
-    groups: list[list[FrameRecord]] = []
+def _kind_groups(records: list[FrameRecord]) -> list[list[FrameRecord]]:
+    """Records of one image type and echo together (magnitude and field map at the same positions)."""
+    groups: dict[tuple[str, str], list[FrameRecord]] = {}
     for record in records:
-        group = next((g for g in groups if same(g[0], record)), None)
-        if group is None:
-            groups.append([record])
-        else:
-            group.append(record)
-    return groups
+        groups.setdefault((record.image_type, record.echo), []).append(record)
+    return list(groups.values())
 
 
-def _same_kind(a: FrameRecord, b: FrameRecord) -> bool:
-    return (a.image_type, a.echo) == (b.image_type, b.echo)
+def _unplaced_note(records: list[FrameRecord], stack: list[FrameRecord]) -> str | None:
+    """What to tell the reader of a placed stack about frames of the series left out of it because their
+    position or orientation is unusable: they are a separate stack, and this one has a gap where they were."""
+    if any(record.position is None for record in stack):
+        return None
+    left_out = [record for record in records if record.problems and record.position is None]
+    if not left_out:
+        return None
+    numbers = sorted({int(n) for r in left_out if np.isfinite(n := r.time_key[2])})
+    named = f" (instance number {', '.join(map(str, numbers[:5]))}{', ...' if len(numbers) > 5 else ''})"
+    return (
+        f"{len(left_out)} frame(s) of this series{named if numbers else ''} are not in this stack: "
+        f"{left_out[0].problems[0]}; they are listed as a separate stack and their places here are left empty"
+    )
 
 
 def split_series(series_uid: str, files: list[DicomFile]) -> list[Stack]:
     """The stacks of one series, largest first."""
+    records = [r for f in files for r in frame_records(f)]
     groups = []
-    for group in _group([r for f in files for r in frame_records(f)], _same_stack):
+    for group in _stack_groups(records):
         repeats = len(_time_points(group)) > 1
-        groups.extend(_group(group, _same_kind) if repeats else [group])
+        groups.extend(_kind_groups(group) if repeats else [group])
     groups.sort(key=len, reverse=True)
     return [
         Stack(
@@ -159,6 +231,7 @@ def split_series(series_uid: str, files: list[DicomFile]) -> list[Stack]:
             key=series_uid if len(groups) == 1 else f"{series_uid}#{n}",
             records=group,
             time_points=_time_points(group),
+            notes=[note] if (note := _unplaced_note(records, group)) else [],
         )
         for n, group in enumerate(groups, start=1)
     ]

@@ -47,6 +47,21 @@ def frame_window(record: FrameRecord) -> tuple[float, float] | None:
     return file_window(header)
 
 
+def _frame_windows(records: list[FrameRecord]) -> list[tuple[float, float] | None]:
+    """Each frame's window; a file without functional groups suggests one window for all its frames, read once
+    (a file of a hundred thousand frames would otherwise read the same header values that many times)."""
+    grouped: dict[int, bool] = {}
+    per_file: dict[int, tuple[float, float] | None] = {}
+    windows = []
+    for record in records:
+        key, header = id(record.file), record.file.header
+        if key not in grouped:
+            grouped[key] = "PerFrameFunctionalGroupsSequence" in header or "SharedFunctionalGroupsSequence" in header
+            per_file[key] = None if grouped[key] else file_window(header)
+        windows.append(frame_window(record) if grouped[key] else per_file[key])
+    return windows
+
+
 def stack_window(records: list[FrameRecord]) -> tuple[tuple[float, float] | None, str | None]:
     """The window a stack opens at, and a note when its frames disagree.
 
@@ -54,8 +69,7 @@ def stack_window(records: list[FrameRecord]) -> tuple[tuple[float, float] | None
     when they disagree, None so that the volume opens at its data's robust percentile window, since any
     one slice's window can be far off for the others.
     """
-    windows = [frame_window(record) for record in records]
-    given = {window for window in windows if window is not None}
+    given = {window for window in _frame_windows(records) if window is not None}
     if not given:
         return None, None
     if len(given) == 1:

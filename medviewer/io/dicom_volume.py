@@ -124,7 +124,7 @@ def _read_mosaic(records: list[FrameRecord], path: Path) -> Volume:
 def _finish(volume: Volume, stack: Stack, records: list[FrameRecord], count: int, time_index: int) -> Volume:
     """What every kind shares: description, patient, window and VOI, inversion, provenance."""
     header = stack.header
-    notes = []
+    notes = list(stack.notes)
     if count > 1:
         notes.append(f"the series holds {count} time points; showing time point {time_index + 1}")
     window, window_note = stack_window(records)
@@ -163,7 +163,8 @@ def _finish(volume: Volume, stack: Stack, records: list[FrameRecord], count: int
 
 def _overlays(records: list[FrameRecord]) -> tuple[np.ndarray | None, list[str]]:
     """The overlay planes of each frame, stacked like the frames; None when no frame has any."""
-    if not any(overlay_groups(record.file.header) for record in records):
+    files = {id(record.file): record.file for record in records}
+    if not any(overlay_groups(file.header) for file in files.values()):
         return None, []
     rows, columns = records[0].rows, records[0].columns
     stacked = np.zeros((len(records), rows, columns), dtype=bool)

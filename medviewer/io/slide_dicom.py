@@ -10,13 +10,15 @@ carry no positions) or from each frame's PlanePositionSlideSequence for TILED_SP
 
 from __future__ import annotations
 
+import bisect
+import math
 import struct
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from medviewer.core.errors import CorruptFileError, UnsupportedFileError
+from medviewer.core.errors import CorruptFileError, UnsupportedFileError, reading
 from medviewer.io.slide_tiles import TiledSlide, TileGrid
 
 if TYPE_CHECKING:
@@ -33,29 +35,28 @@ class DicomWsiSlide(TiledSlide):
         import pydicom
 
         handle = open(path, "rb")  # kept open for tile reads until close()
-        try:
-            try:
+        try:  # cleanup and re-raise: the handle must not outlive a refused file
+            with reading(path, "the DICOM header"):  # damaged headers raise a dozen types, deep nesting included
                 dataset = pydicom.dcmread(handle, stop_before_pixels=True)
-            except (pydicom.errors.InvalidDicomError, EOFError, ValueError, struct.error) as exc:
-                raise CorruptFileError(path, "the DICOM header cannot be read") from exc
-            if str(dataset.get("SOPClassUID", "")) != WSI_SOP_CLASS:
-                raise UnsupportedFileError(path, "not a DICOM whole-slide microscopy image")
-            _check_matrix(path, dataset)
-            self._frame_spans = _frame_spans(path, handle, dataset)
-            self._tile_frames = _tile_frames(path, dataset, len(self._frame_spans))
-            self._decode_options = _decode_options(path, dataset)
-            self._transfer_syntax = dataset.file_meta.TransferSyntaxUID
+                if str(dataset.get("SOPClassUID", "")) != WSI_SOP_CLASS:
+                    raise UnsupportedFileError(path, "not a DICOM whole-slide microscopy image")
+                _check_matrix(path, dataset)
+                self._frame_spans = _frame_spans(path, handle, dataset)
+                self._tile_frames = _tile_frames(path, dataset, len(self._frame_spans))
+                self._decode_options = _decode_options(path, dataset)
+                self._transfer_syntax = dataset.file_meta.TransferSyntaxUID
+                grid = TileGrid(
+                    int(dataset.TotalPixelMatrixColumns), int(dataset.TotalPixelMatrixRows), dataset.Columns,
+                    dataset.Rows,
+                )
+                mpp, objective_power = _mpp(dataset), _objective_power(dataset)
         except BaseException:
             handle.close()
             raise
-        grid = TileGrid(
-            int(dataset.TotalPixelMatrixColumns), int(dataset.TotalPixelMatrixRows), dataset.Columns, dataset.Rows
-        )
         super().__init__(path, [grid], handle)
         self.vendor = "dicom"
-        self.mpp = _mpp(dataset)
-        lens_power = _first(dataset, "OpticalPathSequence").get("ObjectiveLensPower")
-        self.objective_power: float | None = float(lens_power) if lens_power else None
+        self.mpp = mpp
+        self.objective_power: float | None = objective_power
         self.associated_image_names: list[str] = []
 
     def associated_image(self, name: str) -> np.ndarray:
@@ -73,12 +74,10 @@ class DicomWsiSlide(TiledSlide):
             raise CorruptFileError(self.path, f"{what} is missing from the pixel data")
         data = b"".join(self._read_bytes(offset, length, what) for offset, length in self._frame_spans[frame])
         encapsulated = self._transfer_syntax.is_encapsulated
-        try:
+        with reading(self.path, what):  # decoders raise many types on damaged data, a Rust panic among them
             pixels, _ = get_decoder(self._transfer_syntax).as_array(
                 encapsulate([data]) if encapsulated else data, index=0, number_of_frames=1, **self._decode_options
             )
-        except (ValueError, RuntimeError, OSError) as exc:
-            raise CorruptFileError(self.path, f"{what} cannot be decoded") from exc
         return np.repeat(pixels[..., None], 3, axis=2) if pixels.ndim == 2 else pixels
 
     def close(self) -> None:
@@ -101,6 +100,17 @@ def _mpp(dataset: Dataset) -> float | None:
         return float(spacing[1]) * 1000.0 if spacing else None  # the Slide checks it is a plausible size
     except (TypeError, ValueError, IndexError):
         return float("nan")
+
+
+def _objective_power(dataset: Dataset) -> float | None:
+    """The objective's magnification when it is a positive number; None for absent or damaged values (no
+    magnification shown is better than a made-up one)."""
+    value = _first(dataset, "OpticalPathSequence").get("ObjectiveLensPower")
+    try:
+        power = float(value) if value not in (None, "") else None
+    except (TypeError, ValueError):
+        return None
+    return power if power is not None and math.isfinite(power) and power > 0 else None
 
 
 def _check_matrix(path: Path, dataset: Dataset) -> None:
@@ -189,8 +199,23 @@ def _frame_spans(path: Path, handle: Any, dataset: Dataset) -> list[list[tuple[i
         raise CorruptFileError(path, "the compressed frames cannot be located (is the file truncated?)") from exc
     if len(spans) == frame_count:
         return [[span] for span in spans]
+    if len(spans) < frame_count:  # every frame takes at least one fragment
+        raise CorruptFileError(
+            path, f"the header declares {frame_count} frames, but the pixel data holds {len(spans)} fragments"
+        )
     if len(basic_offsets) != frame_count:
         raise UnsupportedFileError(path, "frames split into several fragments without an offset table")
-    starts = [first_fragment + offset for offset in basic_offsets]
-    ends = [*starts[1:], float("inf")]
-    return [[span for span in spans if begin <= span[0] - 8 < end] for begin, end in zip(starts, ends, strict=True)]
+    return _spans_by_offsets(path, spans, [first_fragment + offset for offset in basic_offsets])
+
+
+def _spans_by_offsets(path: Path, spans: list[tuple[int, int]], starts: list[int]) -> list[list[tuple[int, int]]]:
+    """The fragments of each frame, from the offset table's frame starts: one pass over both sorted lists (the
+    fragments are in file order), where testing every fragment against every frame took quadratic time."""
+    if any(later <= earlier for earlier, later in zip(starts, starts[1:], strict=False)):
+        raise CorruptFileError(path, "the offset table's frame starts are not in increasing order")
+    items = [span[0] - 8 for span in spans]  # where each fragment's item header starts
+    bounds = [bisect.bisect_left(items, start) for start in starts] + [len(spans)]
+    frames = [spans[bounds[n] : bounds[n + 1]] for n in range(len(starts))]
+    if bounds[0] != 0 or not all(frames):
+        raise CorruptFileError(path, "the offset table does not match the fragments of the pixel data")
+    return frames
