@@ -11,9 +11,13 @@ import json
 import logging
 import os
 import sys
+import threading
 import time
-from collections.abc import Callable, Sequence
+import traceback
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
+from types import TracebackType
 from typing import Any
 
 from medviewer import __version__
@@ -121,6 +125,8 @@ def _format_info(info: dict[str, Any]) -> str:
             ]
     else:
         mpp = f"{info['mpp']:.4g} um/pixel" if info["mpp"] else "not recorded in the file"
+        if info["mpp"] is None and info["recorded_mpp"] is not None:  # a value no scanner gives is not a size
+            mpp = f"unknown (the file's {info['recorded_mpp']:g} is refused)"
         lines += [
             f"  vendor      {info['vendor']} (read by {info['backend']})",
             f"  dimensions  {info['dimensions'][0]} x {info['dimensions'][1]} pixels",
@@ -132,6 +138,7 @@ def _format_info(info: dict[str, Any]) -> str:
             f"  objective   {info['objective_power'] or 'unknown'}",
             f"  associated  {', '.join(info['associated_images']) or 'none'}",
         ]
+        lines += [f"  warning     {w}" for w in info["warnings"]]
     return "\n".join(lines)
 
 
@@ -182,6 +189,31 @@ SUBCOMMANDS: dict[str, Callable[[Sequence[str]], int]] = {
 }
 
 
+def _unexpected(what: str, log_file: Path) -> str:
+    return f"medviewer: an unexpected error occurred ({what}); details are in {log_file}"
+
+
+@contextmanager
+def _one_line_for_the_uncaught(log_file: Path) -> Iterator[None]:
+    """What escapes a thread or a Qt slot (a decoder's panic too) is logged with where it was raised, by its
+    type and not its text (which may hold a path), and told in one line: Python and Qt would print its
+    traceback on the terminal. The hooks are the program's only while ``main`` runs."""
+
+    def report(kind: type[BaseException], where: TracebackType | None) -> None:
+        if issubclass(kind, (SystemExit, KeyboardInterrupt)):
+            return
+        log.error("unexpected error: %s at\n%s", kind.__name__, "".join(traceback.format_tb(where)))
+        print(_unexpected(kind.__name__, log_file), file=sys.stderr)
+
+    saved = sys.excepthook, threading.excepthook
+    sys.excepthook = lambda kind, _exc, where: report(kind, where)
+    threading.excepthook = lambda args: report(args.exc_type, args.exc_traceback)
+    try:
+        yield
+    finally:
+        sys.excepthook, threading.excepthook = saved
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     # A Rust decoder's panic (pylibjpeg-rle on damaged RLE) is reported as a damaged file; its runtime would
@@ -194,13 +226,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     command = SUBCOMMANDS.get(argv[0]) if argv else None
     try:
-        return command(argv[1:]) if command else _gui(argv)
+        with _one_line_for_the_uncaught(log_file):
+            return command(argv[1:]) if command else _gui(argv)
     except KeyboardInterrupt:
         return 130
     except BaseException as exc:  # the last line of defence (a decoder's panic too): never a traceback
         if isinstance(exc, SystemExit):
             raise
         log_unexpected(log, "unexpected error")
-        what = type(exc).__name__
-        print(f"medviewer: an unexpected error occurred ({what}); details are in {log_file}", file=sys.stderr)
+        print(_unexpected(type(exc).__name__, log_file), file=sys.stderr)
         return 1

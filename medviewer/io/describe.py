@@ -6,6 +6,7 @@ import dataclasses
 from pathlib import Path
 from typing import Any
 
+from medviewer.core.errors import reading
 from medviewer.core.volume import Presentation
 from medviewer.io.dicom_kind import DicomKind
 from medviewer.io.dicom_sr import read_sr, render_sr
@@ -16,26 +17,34 @@ from medviewer.io.open_path import ImageKind, classify, dicom_kind_of, list_seri
 
 
 def describe(path: str | Path) -> dict[str, Any]:
-    """Facts about the image at ``path`` (no patient identifiers); raises MedviewerError."""
-    kind = classify(path)
-    if kind is ImageKind.SLIDE:
-        with open_slide(path) as slide:
-            return {
-                "kind": "slide",
-                "path": str(path),
-                "dimensions": list(slide.dimensions),
-                "levels": slide.level_count,
-                "level_dimensions": [list(d) for d in slide.level_dimensions],
-                "downsamples": [round(d, 4) for d in slide.level_downsamples],
-                "mpp": slide.mpp,
-                "objective_power": slide.objective_power,
-                "vendor": slide.vendor,
-                "backend": slide.backend,
-                "associated_images": slide.associated_image_names,
-            }
-    derived = _derived(Path(path))
-    if derived is not None:
-        return derived
+    """Facts about the image at ``path`` (no patient identifiers); raises MedviewerError, whatever a decoder
+    below raised (a Rust panic included), so ``medviewer info`` always has one sentence to print."""
+    with reading(path):
+        if classify(path) is ImageKind.SLIDE:
+            return _slide(path)
+        return _derived(Path(path)) or _volume(path)
+
+
+def _slide(path: str | Path) -> dict[str, Any]:
+    with open_slide(path) as slide:
+        return {
+            "kind": "slide",
+            "path": str(path),
+            "dimensions": list(slide.dimensions),
+            "levels": slide.level_count,
+            "level_dimensions": [list(d) for d in slide.level_dimensions],
+            "downsamples": [round(d, 4) for d in slide.level_downsamples],
+            "mpp": slide.mpp,
+            "recorded_mpp": slide.recorded_mpp,
+            "objective_power": slide.objective_power,
+            "vendor": slide.vendor,
+            "backend": slide.backend,
+            "associated_images": slide.associated_image_names,
+            "warnings": list(slide.warnings),
+        }
+
+
+def _volume(path: str | Path) -> dict[str, Any]:
     volume = open_volume(path)
     width, centre = volume.display_window()
     info = {

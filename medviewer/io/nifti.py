@@ -85,6 +85,8 @@ def _load(path: Path) -> Any:
     from nibabel.filebasedimages import ImageFileError
 
     raw = _gunzip_checked(path) if path.name.lower().endswith(".gz") else None
+    if raw is None:
+        _check_dimension_count(path, _first_bytes(path))
     try:
         if raw is not None:
             image_class = nib.Nifti2Image if raw[:4] in NIFTI2_SIZES else nib.Nifti1Image
@@ -138,6 +140,7 @@ def _header_from(path: Path, head: bytes) -> Any:
     import nibabel as nib
 
     two = head[:4] in NIFTI2_SIZES
+    _check_dimension_count(path, head)
     with reading(path, "the NIfTI header"):
         return (nib.Nifti2Header if two else nib.Nifti1Header).from_fileobj(io.BytesIO(head), check=False)
 
@@ -157,11 +160,39 @@ def _checked_shape(path: Path, header: Any) -> tuple[int, ...]:
     of no voxels (a 33 x 41 x 0 volume is damage, not an empty image)."""
     dims = [int(d) for d in header["dim"]]
     if not 1 <= dims[0] <= 7:
-        raise CorruptFileError(path, f"the NIfTI header declares {dims[0]} dimensions (dim[0] must be 1 to 7)")
+        raise _dimension_count_error(path, dims[0])
     shape = tuple(dims[1 : dims[0] + 1])
     if min(shape) < 1:
         raise CorruptFileError(path, f"the NIfTI header declares a {' x '.join(map(str, shape))} array")
     return shape
+
+
+def _first_bytes(path: Path) -> bytes:
+    """The first bytes of an uncompressed file, where its header is (an unreadable file is left to nibabel)."""
+    try:
+        with open(path, "rb") as handle:
+            return handle.read(NIFTI2_HEADER_SIZE)
+    except OSError:
+        return b""
+
+
+def _check_dimension_count(path: Path, head: bytes) -> None:
+    """Refuse dim[0] outside 1 to 7 in the header's own byte order (told by sizeof_hdr). nibabel takes such a
+    dim[0] as a sign of the other byte order and fails with a HeaderDataError that does not say why."""
+    if len(head) < 48:
+        return  # too short for a header: nibabel names it truncated
+    for order in "<>":
+        size = struct.unpack_from(order + "i", head)[0]
+        if size in (348, 540):
+            field = (order + "h", 40) if size == 348 else (order + "q", 16)  # NIfTI-1: int16 dim; NIfTI-2: int64
+            count = struct.unpack_from(field[0], head, field[1])[0]
+            if not 1 <= count <= 7:
+                raise _dimension_count_error(path, count)
+            return
+
+
+def _dimension_count_error(path: Path, count: int) -> CorruptFileError:
+    return CorruptFileError(path, f"the NIfTI header declares {count} dimensions (dim[0] must be 1 to 7)")
 
 
 def _declares_nifti_header(path: Path) -> bool:

@@ -256,7 +256,8 @@ def open_slide(path: str | Path) -> Slide:
     path = Path(path)
     if not path.exists():
         raise PathNotFoundError(path)
-    slide = Slide(path)
+    with reading(path, "the slide"):
+        slide = Slide(path)
     log.info("opened slide %s: %s via %s, %dx%d", safe_path(path), slide.vendor, slide.backend, *slide.dimensions)
     return slide
 

@@ -89,7 +89,7 @@ def open_with_preview(path: str | Path) -> OpenedImage:
     if isinstance(image, Slide):
         try:
             preview = image.thumbnail(SLIDE_OVERVIEW_SIZE)
-        except Exception:
+        except BaseException:  # a decoder's panic too: the file handle must not outlive the failed open
             image.close()
             raise
     else:

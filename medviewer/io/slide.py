@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import math
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -23,6 +24,9 @@ from medviewer.io.slide_backend import SlideBackend
 from medviewer.io.slide_dicom import DicomWsiSlide
 from medviewer.io.slide_openslide import OpenSlideSlide
 from medviewer.io.slide_tiff import TiffSlide, is_tiff, tifffile_sees_more_levels
+
+if TYPE_CHECKING:
+    from PIL import Image
 
 log = logging.getLogger(__name__)
 THUMBNAIL_CHUNK = 2048  # level pixels a side read at once for a thumbnail (16 MiB of RGBA)
@@ -70,7 +74,9 @@ class Slide:
                 raise
         #: what is wrong in the file but still lets it be shown, for the viewer to say
         self.warnings: list[str] = []
-        self._mpp = self._checked_mpp(self._backend.mpp)
+        #: the pixel size the file records, plausible or not (``mpp`` is the one measurements may use)
+        self.recorded_mpp = self._backend.mpp
+        self._mpp = self._checked_mpp(self.recorded_mpp)
 
     def _check_levels(self) -> None:
         dimensions, downsamples = self._backend.level_dimensions, self._backend.level_downsamples
@@ -176,19 +182,15 @@ class Slide:
         # Box-reduce while reading by at most half the remaining downsample (PIL's own reducing gap), so the
         # final Lanczos step has room and the result matches OpenSlide's thumbnail.
         factor = max(1, int(downsample / self.level_downsamples[level] / 2))
-        rgba = self._reduced_level(level, factor)
-        rgb = rgba[..., :3]
-        if rgba[..., 3].min() < 255:
-            alpha = rgba[..., 3:].astype(np.float32) / 255.0
-            rgb = np.rint(rgb * alpha + 255.0 * (1.0 - alpha)).astype(np.uint8)
-        image = Image.fromarray(np.ascontiguousarray(rgb))
+        image = self._reduced_level(level, factor)
         image.thumbnail((max(1, round(width / downsample)), max(1, round(height / downsample))), Image.LANCZOS)
         return np.asarray(image)
 
-    def _reduced_level(self, level: int, factor: int) -> np.ndarray:
-        """A whole level shrunk by ``factor``, read in chunks of at most THUMBNAIL_CHUNK level pixels a side
-        (rounded to whole multiples of ``factor``), so a slide without a pyramid never needs more than one
-        chunk and the small result in memory, whatever the size of its level. A chunk that cannot be decoded
+    def _reduced_level(self, level: int, factor: int) -> Image.Image:
+        """A whole level shrunk by ``factor`` and composited on white, read in chunks of at most THUMBNAIL_CHUNK
+        level pixels a side (rounded to whole multiples of ``factor``), each composited and shrunk before the
+        next is read: memory holds one chunk and the reduced image (a few times the thumbnail a side), whatever
+        the size of the level, so a slide without a pyramid opens like any other. A chunk that cannot be decoded
         is drawn as the error pattern, so one damaged tile does not keep the slide from opening (the viewer
         reports the tile when it is shown)."""
         from PIL import Image
@@ -196,20 +198,30 @@ class Slide:
         level_width, level_height = self.level_dimensions[level]
         downsample = self.level_downsamples[level]
         chunk = factor * max(1, THUMBNAIL_CHUNK // factor)
-        pixels = np.empty((-(-level_height // factor), -(-level_width // factor), 4), dtype=np.uint8)
+        reduced = Image.new("RGB", (-(-level_width // factor), -(-level_height // factor)), "white")
         for y in range(0, level_height, chunk):
             for x in range(0, level_width, chunk):
                 w, h = min(chunk, level_width - x), min(chunk, level_height - y)
-                location = level0_location(x, y, downsample)
                 try:
-                    part = self.read_region(location, level, (w, h))
+                    part = self.read_region(level0_location(x, y, downsample), level, (w, h))
                 except CorruptFileError:
                     log.warning("damaged pixels in %s at level %d", safe_path(self.path), level)
                     part = error_pattern(w, h)
-                if factor > 1:
-                    part = np.asarray(Image.fromarray(part).reduce(factor))
-                pixels[y // factor : y // factor + part.shape[0], x // factor : x // factor + part.shape[1]] = part
-        return pixels
+                reduced.paste(_reduced_on_white(part, factor), (x // factor, y // factor))
+        return reduced
+
+
+def _reduced_on_white(rgba: np.ndarray, factor: int) -> Image.Image:
+    """RGBA pixels over white, their alpha as the mask (what OpenSlide's own thumbnail does), shrunk by
+    ``factor``. Opaque pixels, most of a slide, are shrunk first: the same result, without a full-size copy."""
+    from PIL import Image
+
+    tile = Image.fromarray(rgba)  # uint8 (h, w, 4): RGBA
+    if rgba[..., 3].min() == 255:
+        return (tile.reduce(factor) if factor > 1 else tile).convert("RGB")
+    on_white = Image.new("RGB", tile.size, "white")
+    on_white.paste(tile, None, tile)
+    return on_white.reduce(factor) if factor > 1 else on_white
 
 
 def is_slide_file(path: Path) -> bool:

@@ -16,10 +16,10 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from medviewer.core.errors import CorruptFileError, UnsupportedFileError
-from medviewer.io.slide_tiles import TiledSlide, TileGrid
+from medviewer.io.slide_tiles import TiledSlide, TileGrid, check_grid
 
 if TYPE_CHECKING:
-    from tifffile import TiffPage, TiffPageSeries
+    from tifffile import TiffFile, TiffPage, TiffPageSeries
 
 _MICRONS_PER = {"µm": 1.0, "um": 1.0, "nm": 1e-3, "mm": 1e3, "cm": 1e4, "m": 1e6}
 
@@ -57,11 +57,11 @@ class TiffSlide(TiledSlide):
                 raise UnsupportedFileError(path, "the TIFF file holds no image")
             series = self._tif.series[0]
             self._pages = [_checked_page(path, level) for level in series.levels]
-            grids = [_grid(page) for page in self._pages]
+            grids = [_grid(path, number, page) for number, page in enumerate(self._pages)]
             for page in self._pages:
                 page.decode  # noqa: B018 - builds tifffile's cached decoder now, not racily in tile workers
-            self.vendor = "ome-tiff" if self._tif.is_ome else "generic-tiff"
-            self.mpp = _ome_mpp(self._tif.ome_metadata) if self._tif.is_ome else _resolution_mpp(self._pages[0])
+            self.vendor = "ome-tiff" if self._tif.is_ome else "aperio" if self._tif.is_svs else "generic-tiff"
+            self.mpp = _mpp(self._tif)
         except BaseException:
             self._tif.close()
             raise
@@ -107,21 +107,58 @@ def _checked_page(path: Path, level: TiffPageSeries) -> TiffPage:
         raise UnsupportedFileError(path, "colour planes are stored separately, which is not supported")
     allowed = {photometric.MINISBLACK, photometric.RGB} | ({photometric.YCBCR} if page.compression in (6, 7) else set())
     if page.photometric not in allowed:
-        raise UnsupportedFileError(path, f"the {page.photometric.name} colour model is not supported")
+        name = getattr(page.photometric, "name", f"unknown ({page.photometric})")  # a damaged tag is a bare number
+        raise UnsupportedFileError(path, f"the {name} colour model is not supported")
     return page
 
 
-def _grid(page: TiffPage) -> TileGrid:
+def _grid(path: Path, level: int, page: TiffPage) -> TileGrid:
+    """The level's tiles (or strips), refused when the file lists fewer than its size needs: a damaged
+    ImageLength or TileWidth would otherwise send a read past the end of the offsets."""
     width, height = page.imagewidth, page.imagelength
     if page.is_tiled:
-        return TileGrid(width, height, page.tilewidth, page.tilelength)
-    return TileGrid(width, height, width, min(page.rowsperstrip, height))
+        grid = TileGrid(width, height, page.tilewidth, page.tilelength)
+    else:
+        grid = TileGrid(width, height, width, min(page.rowsperstrip, height))
+    check_grid(path, level, grid)
+    needed = grid.columns * grid.rows
+    stored = min(len(page.dataoffsets), len(page.databytecounts))
+    if stored < needed:
+        what = "tiles" if page.is_tiled else "strips"
+        raise CorruptFileError(
+            path, f"level {level} ({width} x {height} pixels) needs {needed} {what}, but the file lists {stored}"
+        )
+    return grid
+
+
+def _mpp(tif: TiffFile) -> float | None:
+    """The pixel size the file records, and none that it does not: an SVS keeps it in its description
+    (Aperio writes no resolution tags, and tifffile's default of 1 pixel per inch would read as 25400 µm)."""
+    if tif.is_ome:
+        return _ome_mpp(tif.ome_metadata)
+    if tif.is_svs:
+        return _aperio_mpp(tif.pages.first.description)
+    return _resolution_mpp(tif.pages.first)
+
+
+def _aperio_mpp(description: str) -> float | None:
+    """The ``MPP = x`` field of an Aperio ImageDescription, as OpenSlide reads it into ``aperio.MPP``."""
+    for field in description.split("|")[1:]:
+        key, _, value = field.partition("=")
+        if key.strip() == "MPP":
+            try:
+                return float(value)
+            except ValueError:
+                return None
+    return None
 
 
 def _resolution_mpp(page: TiffPage) -> float | None:
-    """MPP from the TIFF resolution tags, trusted only when their unit is a length (cm or inch)."""
+    """MPP from the TIFF resolution tags, when the file has them and their unit is a length (cm or inch)."""
     import tifffile
 
+    if "XResolution" not in page.tags:  # tifffile's default is 1 pixel per inch: nothing the file says
+        return None
     unit = page.resolutionunit
     pixels_per_unit = page.resolution[0]
     microns = {tifffile.RESUNIT.CENTIMETER: 1e4, tifffile.RESUNIT.INCH: 25400.0}.get(unit)

@@ -42,6 +42,8 @@ class TiledSlide:
 
     def __init__(self, path: Path, grids: list[TileGrid], handle: BinaryIO) -> None:
         self.path = path
+        for level, grid in enumerate(grids):
+            check_grid(path, level, grid)
         self._grids = grids
         self._handle = handle
         self._handle_lock = threading.Lock()
@@ -87,3 +89,12 @@ class TiledSlide:
                 target[..., :3] = tile[iy0 - ty : iy1 - ty, ix0 - tx : ix1 - tx]
                 target[..., 3] = 255
         return region
+
+
+def check_grid(path: Path, level: int, grid: TileGrid) -> None:
+    """Refuse a level of no pixels or tiles of no pixels, before anything divides by their size (a damaged
+    SVS read through tifffile declared 16 x 0 pixels, or tiles 64 x 0)."""
+    if min(grid.width, grid.height) < 1:
+        raise CorruptFileError(path, f"level {level} declares {grid.width} x {grid.height} pixels")
+    if min(grid.tile_width, grid.tile_height) < 1:
+        raise CorruptFileError(path, f"level {level} declares tiles of {grid.tile_width} x {grid.tile_height} pixels")

@@ -25,7 +25,7 @@ from PIL import Image
 
 from medviewer.core.app_dirs import data_dir
 from medviewer.core.display import apply_voi_lut, apply_window, shrink_to_fit
-from medviewer.core.errors import CorruptFileError, PathNotFoundError, UnsupportedFileError
+from medviewer.core.errors import CorruptFileError, PathNotFoundError, UnsupportedFileError, reading
 from medviewer.core.logs import safe_path
 from medviewer.core.volume import percentile_window
 from medviewer.io import open_slide
@@ -73,7 +73,8 @@ class ThumbnailCache:
         entry = self.folder / f"{_entry_name(kind, path)}.png"
         image = self._load(entry)
         if image is None:
-            image = make(path)
+            with reading(path, "the image for its thumbnail"):  # any decoder failure: a typed error the list skips
+                image = make(path)
             self._store(entry, image)
         return image
 

@@ -16,7 +16,7 @@ from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal
 
 from medviewer.core.byte_lru import ByteLimitedCache
 from medviewer.core.display import error_pattern
-from medviewer.core.errors import MedviewerError
+from medviewer.core.errors import MedviewerError, is_decoder_panic
 from medviewer.core.logs import log_unexpected, safe_path
 from medviewer.core.tile_grid import Pyramid, TileKey
 from medviewer.io.slide import Slide
@@ -124,10 +124,12 @@ class TileLoader(QObject):
         except MedviewerError as exc:
             pixels = error_pattern(*size)
             self._report(f"{slide.path}: {exc.reason}; the damaged part is drawn striped")
-        except Exception as exc:  # a reader bug must not kill the worker or the window
+        except BaseException as exc:  # a reader bug or a decoder's panic must not kill the worker or the window
+            if not (isinstance(exc, Exception) or is_decoder_panic(exc)):
+                raise
             log_unexpected(log, "tile read failed for %s", safe_path(slide.path))
             pixels = error_pattern(*size)
-            self._report(f"{slide.path}: a tile could not be read ({type(exc).__name__})")
+            self._report(f"{slide.path}: a tile could not be read ({type(exc).__name__}); it is drawn striped")
         with self._lock:
             self._in_flight.discard(key)
             if generation != self._generation:

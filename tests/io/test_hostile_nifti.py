@@ -107,7 +107,11 @@ def test_real_voxels_followed_by_a_gigabyte_of_zeros_stop_at_the_declared_size(t
     assert path.stat().st_size < 2 << 20
     done = subprocess.run(
         [sys.executable, "-c", BOMB_SCRIPT, str(path), str(ADDRESS_SPACE)],
-        cwd=REPO, capture_output=True, text=True, timeout=120, check=False,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )
     assert done.returncode == 0, done.stderr[-2000:]
     result = json.loads(done.stdout.splitlines()[-1])
