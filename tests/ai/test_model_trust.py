@@ -24,6 +24,7 @@ from medviewer.ai.package import ModelPackageError, load_module, read_package
 from medviewer.ai.registry import ModelChangedError, ModelRegistryError, UntrustedModelError
 from medviewer.catalog import audit
 from tests.ai.tiny_bundle import Exported, metadata_with, write_bundle
+from tests.child_process import json_from_child
 
 REPO = Path(__file__).resolve().parents[2]
 DEMO_CT_BUNDLE = REPO / "models" / "ct_slice_lesion" / "bundle"
@@ -198,10 +199,7 @@ def test_a_pt2_whose_metadata_inflates_to_a_gigabyte_is_refused_in_bounded_memor
         "except ModelPackageError as exc:\n    outcome = exc.reason\n"
         "print(json.dumps({'outcome': outcome, 'peak_mib': peak_resident_mib()}))"
     )
-    done = subprocess.run(
-        [sys.executable, "-c", script, str(bomb)], cwd=REPO, capture_output=True, text=True, timeout=300, check=True
-    )
-    result = json.loads(done.stdout.splitlines()[-1])
+    result = json_from_child(script, str(bomb))
     assert "extra/metadata.json inflates past the" in result["outcome"]
     assert "bytes its header declares" in result["outcome"]
     assert result["peak_mib"] < 600, result  # it peaked at 2.2 GB before

@@ -42,6 +42,25 @@ def _raw(sql: str) -> None:
     connection.close()
 
 
+def _tamper(attack: str, path: Path, keep: int, older: Path | None = None) -> None:
+    """Do to the settled database at ``path`` what ``attack`` names; ``keep``: the rows the deletion keeps,
+    ``older``: the copy an attacker puts back."""
+    if attack == "truncate to 0 bytes":
+        path.write_bytes(b"")
+    elif attack == "delete the file":
+        path.unlink()
+    elif attack == "truncate to half":
+        data = path.read_bytes()
+        path.write_bytes(data[: len(data) // 2])
+    elif attack == "drop the table":
+        _raw("DROP TABLE audit;")
+    elif attack == "delete the newest rows":
+        _raw(f"DELETE FROM audit WHERE seq > {keep};")
+    else:
+        assert attack == "put back an older copy" and older is not None
+        shutil.copy(older, path)
+
+
 def test_an_intact_trail_and_a_fresh_installation_verify(capsys: pytest.CaptureFixture[str]):
     assert _verify(capsys) == (0, "no audit trail yet\n")
     assert not audit.audit_path().exists()  # verify created nothing
@@ -63,17 +82,7 @@ def test_an_intact_trail_and_a_fresh_installation_verify(capsys: pytest.CaptureF
 def test_a_damaged_or_emptied_database_is_reported(capsys: pytest.CaptureFixture[str], attack: str, says: str):
     _append(5)
     path = _settle()
-    if attack == "truncate to 0 bytes":
-        path.write_bytes(b"")
-    elif attack == "delete the file":
-        path.unlink()
-    elif attack == "truncate to half":
-        data = path.read_bytes()
-        path.write_bytes(data[: len(data) // 2])
-    elif attack == "drop the table":
-        _raw("DROP TABLE audit;")
-    else:
-        _raw("DELETE FROM audit WHERE seq > 3;")
+    _tamper(attack, path, keep=3)
     code, output = _verify(capsys)
     assert code == 1 and output.startswith("audit trail not intact: ") and says in output
     if attack == "delete the file":
@@ -149,16 +158,7 @@ def test_events_recorded_after_tampering_do_not_hide_it(
     shutil.copy(_settle(), older)
     _append(3)
     path = _settle()
-    if attack == "truncate to 0 bytes":
-        path.write_bytes(b"")
-    elif attack == "delete the file":
-        path.unlink()
-    elif attack == "drop the table":
-        _raw("DROP TABLE audit;")
-    elif attack == "delete the newest rows":
-        _raw("DELETE FROM audit WHERE seq > 2;")
-    else:
-        shutil.copy(older, path)
+    _tamper(attack, path, keep=2, older=older)
     anchors = [where.read_bytes() for where in audit.anchor_paths()]
     _restart()
     _append(3)

@@ -6,11 +6,7 @@ child limited in address space and in time: a regression then fails the test ins
 
 from __future__ import annotations
 
-import json
-import os
 import struct
-import subprocess
-import sys
 from pathlib import Path
 
 import pydicom
@@ -19,8 +15,10 @@ from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset
 from pydicom.tag import Tag
 
+from tests.child_process import json_from_child
+
 REPO = Path(__file__).resolve().parents[2]
-WSI = REPO.parent / "shared" / "testdata" / "wsi" / "pathml_small_dicom.dcm"
+WSI = REPO / "tests" / "data" / "wsi" / "pathml_small_dicom.dcm"
 #: What a child may map: far above what refusing a file needs, far below what the hostile files declare.
 CHILD_ADDRESS_SPACE = 3 << 30
 CHILD_SECONDS = 120
@@ -52,13 +50,7 @@ print(json.dumps({{**result, "peak_mib": peak_resident_mib(), "seconds": time.pe
 def open_in_child(kind: str, path: Path, env: dict[str, str] | None = None) -> dict:
     """How opening ``path`` ends ("volume" or "slide"), its peak memory in MiB and its seconds; an untyped
     error, an out-of-memory or a hang fails here with the child's stderr."""
-    done = subprocess.run(
-        [sys.executable, "-c", CHILD.format(limit=CHILD_ADDRESS_SPACE), kind, str(path)],
-        cwd=REPO, env={**os.environ, **(env or {})}, capture_output=True, text=True, timeout=CHILD_SECONDS,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    return json.loads(done.stdout.splitlines()[-1])
+    return json_from_child(CHILD.format(limit=CHILD_ADDRESS_SPACE), kind, str(path), timeout=CHILD_SECONDS, env=env)
 
 
 def dicom(name: str) -> Dataset:

@@ -22,10 +22,10 @@ import nibabel
 import numpy as np
 import pydicom
 from pydicom.data import get_testdata_file
-from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
-from pydicom.tag import Tag
+
+from tests.io.dicom_mutations import dicom, save, set_raw
 
 TESTDATA = Path(__file__).resolve().parents[1] / "data"  # the project's copies of the shared real files
 NIBABEL_DATA = Path(nibabel.__file__).parent / "tests" / "data"
@@ -37,23 +37,6 @@ class Case:
     name: str
     path: Path
     garbage: bool  # a value no real file holds: it must be refused or shown with a warning
-
-
-def _dicom(name: str) -> Dataset:
-    return pydicom.dcmread(get_testdata_file(name))
-
-
-def _save(ds: Dataset, path: Path) -> Path:
-    ds.save_as(path, enforce_file_format=False)
-    return path
-
-
-def _set_raw(ds: Dataset, keyword: str, vr: str, text: str) -> None:
-    """A value written as the bytes a damaged file holds, past pydicom's own validation: text for the string
-    VRs, a little-endian short for US."""
-    tag = Tag(pydicom.datadict.tag_for_keyword(keyword))
-    value = struct.pack("<H", int(text)) if vr == "US" else (text + " " * (len(text) % 2)).encode("ascii")
-    ds._dict[tag] = RawDataElement(tag, vr, len(value), value, 0, False, True)
 
 
 HEADER_MUTATIONS: dict[str, tuple[str, str, str, bool]] = {
@@ -93,14 +76,14 @@ def _header_cases(out: Path, source: str) -> list[Case]:
     cases = []
     stem = Path(source).stem
     for name, (keyword, vr, text, garbage) in HEADER_MUTATIONS.items():
-        ds = _dicom(source)
-        _set_raw(ds, keyword, vr, text)
-        cases.append(Case(f"{stem}/{name}", _save(ds, out / f"{stem}-{name}.dcm"), garbage))
+        ds = dicom(source)
+        set_raw(ds, keyword, vr, text)
+        cases.append(Case(f"{stem}/{name}", save(ds, out / f"{stem}-{name}.dcm"), garbage))
     return cases
 
 
 def _deep_sequence(out: Path, depth: int) -> Case:
-    ds = _dicom("CT_small.dcm")
+    ds = dicom("CT_small.dcm")
     inner = Dataset()
     inner.CodeValue = "X"
     for _ in range(depth):
@@ -111,7 +94,7 @@ def _deep_sequence(out: Path, depth: int) -> Case:
     limit = sys.getrecursionlimit()
     sys.setrecursionlimit(max(limit, depth * 12))  # pydicom writes nested items by recursion too
     try:
-        path = _save(ds, out / f"deep-{depth}.dcm")
+        path = save(ds, out / f"deep-{depth}.dcm")
     finally:
         sys.setrecursionlimit(limit)
     return Case(f"CT_small/sequence-depth-{depth}", path, False)
@@ -119,18 +102,18 @@ def _deep_sequence(out: Path, depth: int) -> Case:
 
 def _rle_bomb(out: Path) -> Case:
     """A few kB of RLE declaring 65535 x 65535 pixels."""
-    ds = _dicom("MR_small_RLE.dcm")
+    ds = dicom("MR_small_RLE.dcm")
     ds.Rows = ds.Columns = 65535
-    return Case("MR_small_RLE/declares-65535x65535", _save(ds, out / "rle-bomb.dcm"), True)
+    return Case("MR_small_RLE/declares-65535x65535", save(ds, out / "rle-bomb.dcm"), True)
 
 
 def _frames_bomb(out: Path) -> Case:
     """1x1 pixels, a billion frames declared."""
-    ds = _dicom("CT_small.dcm")
+    ds = dicom("CT_small.dcm")
     ds.Rows = ds.Columns = 1
     ds.PixelData = b"\0\0"
     ds.NumberOfFrames = 1_000_000_000
-    return Case("CT_small/1x1-pixels-1e9-frames", _save(ds, out / "frames-bomb.dcm"), True)
+    return Case("CT_small/1x1-pixels-1e9-frames", save(ds, out / "frames-bomb.dcm"), True)
 
 
 def _wsi_cases(out: Path) -> list[Case]:
@@ -150,14 +133,14 @@ def _wsi_cases(out: Path) -> list[Case]:
     for name, (mutate, garbage) in mutations.items():
         ds = pydicom.dcmread(source)
         mutate(ds)
-        cases.append(Case(f"pathml_wsi/{name}", _save(ds, out / f"wsi-{name}.dcm"), garbage))
+        cases.append(Case(f"pathml_wsi/{name}", save(ds, out / f"wsi-{name}.dcm"), garbage))
     return cases
 
 
 def _wsi_spacing(ds: Dataset, text: str) -> None:
     """The pixel size where a conformant WSI keeps it (this instance has none: it is added, damaged)."""
     measures = Dataset()
-    _set_raw(measures, "PixelSpacing", "DS", text)
+    set_raw(measures, "PixelSpacing", "DS", text)
     group = Dataset()
     group.PixelMeasuresSequence = Sequence([measures])
     ds.SharedFunctionalGroupsSequence = Sequence([group])
@@ -178,8 +161,8 @@ def _series_cases(out: Path) -> list[Case]:
         for number, source in enumerate(sorted(GE_CT.glob("*.dcm.gz"))[:5]):
             ds = pydicom.dcmread(gzip.open(source))
             if number == 2:
-                _set_raw(ds, keyword, vr, text)
-            _save(ds, folder / f"{number}.dcm")
+                set_raw(ds, keyword, vr, text)
+            save(ds, folder / f"{number}.dcm")
         cases.append(Case(f"ge_ct_series/{name}", folder, True))
     return cases
 
@@ -305,16 +288,16 @@ def _random_damage(out: Path, flips: int, cuts: tuple[float, ...]) -> list[Case]
 def _rle_pixel_damage(out: Path, count: int) -> list[Case]:
     """RLE segments with their headers and runs damaged: the path to the Rust decoder's panics."""
     rng = random.Random(1414)
-    ds = _dicom("MR_small_RLE.dcm")
+    ds = dicom("MR_small_RLE.dcm")
     frame = bytearray(pydicom.encaps.generate_frames(ds.PixelData, number_of_frames=1).__next__())
     cases = []
     for n in range(count):
         damaged = bytearray(frame)
         for _ in range(8):
             damaged[rng.randrange(0, 64 if n % 2 == 0 else len(damaged))] = rng.randrange(256)
-        copy = _dicom("MR_small_RLE.dcm")
+        copy = dicom("MR_small_RLE.dcm")
         copy.PixelData = pydicom.encaps.encapsulate([bytes(damaged)])
-        cases.append(Case(f"MR_small_RLE/segments-{n}", _save(copy, out / f"rle-damaged-{n}.dcm"), False))
+        cases.append(Case(f"MR_small_RLE/segments-{n}", save(copy, out / f"rle-damaged-{n}.dcm"), False))
     return cases
 
 

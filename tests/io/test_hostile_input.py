@@ -4,9 +4,6 @@ bounded by what the file holds, not by what its header claims."""
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pydicom
@@ -16,6 +13,7 @@ from medviewer.core.errors import CorruptFileError, is_decoder_panic
 from medviewer.io import open_volume
 from medviewer.ui.app import make_settings
 from medviewer.ui.main_window import MainWindow
+from tests.child_process import json_from_child
 from tests.conftest import run_medviewer
 from tests.io.mutation_corpus import _big_tiled_tiff, _nifti_gzip_bomb, _rle_pixel_damage
 from tests.ui.conftest import shown
@@ -82,12 +80,7 @@ print(json.dumps({"outcome": outcome, "peak_mib": peak_resident_mib(), "seconds"
 def _peak(kind: str, path: Path) -> dict:
     """Open in a child limited to 4 GiB of address space, so a regression fails instead of taking the machine."""
     limit = "import resource; resource.setrlimit(resource.RLIMIT_AS, (4 << 30, 4 << 30));"
-    done = subprocess.run(
-        [sys.executable, "-c", limit + PEAK_SCRIPT, kind, str(path)],
-        cwd=REPO, capture_output=True, text=True, timeout=600, check=False,
-    )
-    assert done.returncode == 0, done.stderr[-2000:]
-    return json.loads(done.stdout.splitlines()[-1])
+    return json_from_child(limit + PEAK_SCRIPT, kind, str(path), timeout=600)
 
 
 def test_a_nifti_gzip_bomb_stops_at_what_its_header_declares(tmp_path: Path):

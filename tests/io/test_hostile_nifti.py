@@ -5,10 +5,7 @@ image can still be placed in millimetres, and a gzip stream inflated no further 
 from __future__ import annotations
 
 import gzip
-import json
 import struct
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +14,7 @@ import pytest
 from medviewer.cli import main
 from medviewer.core.errors import CorruptFileError
 from medviewer.io import open_volume
+from tests.child_process import json_from_child
 from tests.io.test_nifti import nibabel_file
 
 REPO = Path(__file__).resolve().parents[2]
@@ -105,16 +103,7 @@ def test_real_voxels_followed_by_a_gigabyte_of_zeros_stop_at_the_declared_size(t
         for _ in range(1024):
             stream.write(zeros)
     assert path.stat().st_size < 2 << 20
-    done = subprocess.run(
-        [sys.executable, "-c", BOMB_SCRIPT, str(path), str(ADDRESS_SPACE)],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr[-2000:]
-    result = json.loads(done.stdout.splitlines()[-1])
+    result = json_from_child(BOMB_SCRIPT, str(path), str(ADDRESS_SPACE), timeout=120)
     assert result["outcome"].startswith(f"refused: {path}: the gzip stream holds more than the ")
     assert "compression bomb" in result["outcome"]
     assert result["peak_mib"] < 300, result

@@ -5,11 +5,8 @@ overview of a slide without a pyramid made in bounded memory."""
 
 from __future__ import annotations
 
-import json
 import shutil
 import struct
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +17,7 @@ import tifffile
 from medviewer.cli import main
 from medviewer.core.errors import CorruptFileError
 from medviewer.io import ImageKind, classify, describe, open_slide
+from tests.child_process import json_from_child
 from tests.conftest import real_file
 from tests.slide.conftest import CMU, TCGA, TINY
 
@@ -155,16 +153,7 @@ def test_a_large_slide_without_a_pyramid_opens_in_the_window_in_bounded_memory(t
     )
     with open_slide(path) as slide:
         assert slide.level_count == 1 and slide.dimensions == (16000, 16000)
-    done = subprocess.run(
-        [sys.executable, "-c", OVERVIEW_SCRIPT, str(path), str(tmp_path / "thumbnails"), str(ADDRESS_SPACE)],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr[-2000:]
-    result = json.loads(done.stdout.splitlines()[-1])
+    result = json_from_child(OVERVIEW_SCRIPT, str(path), str(tmp_path / "thumbnails"), str(ADDRESS_SPACE))
     assert result["overview"] == [2048, 2048, 3] and result["icon"] == [96, 96, 3]
     assert result["pixel"] == [200, 120, 160]
     assert result["peak_mib"] < 400, result
