@@ -42,12 +42,12 @@ def read_nifti(path: Path, time_index: int = 0) -> Volume:
     import nibabel as nib
 
     path = Path(path)
-    image = _load(path)
+    image, head = _load(path)
     if not isinstance(image, nib.Nifti1Image):  # Nifti2Image is a subclass
         raise UnsupportedFileError(path, "not a NIfTI file (its header is not NIfTI-1 or NIfTI-2)")
     header = image.header
     _checked_shape(path, header)
-    _refuse_infinite_scaling(path)
+    _refuse_infinite_scaling(path, head)
     if header.get_data_dtype().names is not None:
         raise UnsupportedFileError(path, "the file holds colour (RGB) voxels, not a grey-scale volume")
     shape = tuple(int(n) for n in image.shape)
@@ -80,18 +80,20 @@ def read_nifti(path: Path, time_index: int = 0) -> Volume:
     )
 
 
-def _load(path: Path) -> Any:
+def _load(path: Path) -> tuple[Any, bytes]:
+    """The image as nibabel reads it, and the file's first bytes (its header as written), read once."""
     import nibabel as nib
     from nibabel.filebasedimages import ImageFileError
 
     raw = _gunzip_checked(path) if path.name.lower().endswith(".gz") else None
+    head = raw[:NIFTI2_HEADER_SIZE] if raw is not None else _first_bytes(path)
     if raw is None:
-        _check_dimension_count(path, _first_bytes(path))
+        _check_dimension_count(path, head)
     try:
         if raw is not None:
             image_class = nib.Nifti2Image if raw[:4] in NIFTI2_SIZES else nib.Nifti1Image
-            return image_class.from_bytes(raw)
-        return nib.load(str(path), mmap=False)
+            return image_class.from_bytes(raw), head
+        return nib.load(str(path), mmap=False), head
     except ImageFileError as exc:
         if _declares_nifti_header(path):
             raise CorruptFileError(path, "the NIfTI header is truncated or damaged") from exc
@@ -145,13 +147,13 @@ def _header_from(path: Path, head: bytes) -> Any:
         return (nib.Nifti2Header if two else nib.Nifti1Header).from_fileobj(io.BytesIO(head), check=False)
 
 
-def _refuse_infinite_scaling(path: Path) -> None:
+def _refuse_infinite_scaling(path: Path, head: bytes) -> None:
     """nibabel reads an infinite scl_slope as no scaling, as it does 0 and NaN (which NIfTI allows), and
-    moves it out of the header it returns; an infinity is damage, so the file's own header is read here."""
-    with gzip.open(path) if path.name.lower().endswith(".gz") else open(path, "rb") as handle:
-        header = _header_from(path, handle.read(NIFTI2_HEADER_SIZE))
+    moves it out of the header it returns; an infinity is damage, so the file's own header (``head``, its
+    first bytes) is read here."""
+    header = _header_from(path, head)
     slope, inter = float(header["scl_slope"]), float(header["scl_inter"])
-    if np.isinf(slope) or (slope not in (0.0,) and not np.isnan(slope) and np.isinf(inter)):
+    if np.isinf(slope) or (slope != 0 and not np.isnan(slope) and np.isinf(inter)):
         raise CorruptFileError(path, f"scl_slope {slope:g} and scl_inter {inter:g} cannot scale the voxels")
 
 
