@@ -8,7 +8,7 @@ DEMO := demo-data
 SCREENSHOT := medviewer-demo.png
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: install run test bench screenshots package clean
+.PHONY: install run test test-quick bench screenshots package clean
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -30,10 +30,19 @@ run: $(STAMP) $(DEMO)/ground_truth.json
 		QT_QPA_PLATFORM=offscreen $(BIN)/medviewer --screenshot $(SCREENSHOT) $(DEMO)/ct $(DEMO)/slide.tiff $(DEMO)/ct2; \
 	fi
 
+# Lint, the layer contracts, types (strict on core, io, ai and actions), then every test.
 test: $(STAMP)
 	$(BIN)/ruff check medviewer tests packaging
 	$(BIN)/lint-imports
+	$(BIN)/mypy
 	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest
+
+# The same without the slow tests (demo-model training and runs, the mutation corpus): a few minutes.
+test-quick: $(STAMP)
+	$(BIN)/ruff check medviewer tests packaging
+	$(BIN)/lint-imports
+	$(BIN)/mypy
+	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest -m "not slow"
 
 bench: $(STAMP)
 	QT_QPA_PLATFORM=offscreen $(BIN)/python -m tests.benchmarks.startup

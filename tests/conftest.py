@@ -2,21 +2,24 @@
 
 from __future__ import annotations
 
-import gzip
+import json
 import os
-import shutil
-import subprocess
-import sys
 from pathlib import Path
 
-import pydicom.data
 import pytest
+
+from tests.support.paths import gunzip_folder, pydicom_file, real_file
 
 # The suite runs headless everywhere (CI has no display); a developer may override it.
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
-DATA = Path(__file__).parent / "data"
-REPO = Path(__file__).parent.parent
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "slow: trains, loads or runs the demo models, or takes over 5 s on a 2-core machine; "
+        'deselect with -m "not slow" for a quick run',
+    )
 
 
 @pytest.fixture(autouse=True)
@@ -39,60 +42,19 @@ def demo_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def ground_truth(demo_dir: Path) -> dict:
-    import json
-
     return json.loads((demo_dir / "ground_truth.json").read_text())
-
-
-def real_file(name: str) -> Path:
-    path = DATA / name
-    if not path.exists():
-        raise FileNotFoundError(f"test data {path} is missing; see tests/data/README.md")
-    return path
-
-
-def run_medviewer(*args: str, home: Path, timeout: float = 180, env: dict | None = None) -> subprocess.CompletedProcess:
-    """Run the real entry point in a child process, offscreen, with its own MEDVIEWER_HOME."""
-    child_env = {**os.environ, "MEDVIEWER_HOME": str(home), "QT_QPA_PLATFORM": "offscreen", **(env or {})}
-    return subprocess.run(
-        [sys.executable, "-m", "medviewer", *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env=child_env,
-        cwd=REPO,
-    )
-
-
-def pydicom_file(name: str) -> Path:
-    """A file from pydicom's bundled test data; fails loudly if this pydicom does not ship it."""
-    found = pydicom.data.get_testdata_file(name)
-    if found is None:
-        raise FileNotFoundError(f"pydicom's test file {name} is missing")
-    return Path(found)
-
-
-def _gunzip_folder(source: Path, target: Path, count: int) -> Path:
-    files = sorted(source.glob("*.dcm.gz"))
-    if len(files) != count:
-        raise FileNotFoundError(f"{source} holds {len(files)} .dcm.gz files, expected {count}")
-    target.mkdir(parents=True)
-    for path in files:
-        with gzip.open(path) as packed, open(target / path.name.removesuffix(".gz"), "wb") as unpacked:
-            shutil.copyfileobj(packed, unpacked)
-    return target
 
 
 @pytest.fixture(scope="session")
 def ge_tilt_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """GE HiSpeed head CT: 28 slices, 18.5 degree gantry tilt, steps of 4, 1.08 and 7 mm."""
-    return _gunzip_folder(real_file("dcm_qa_ct_ge"), tmp_path_factory.mktemp("ge") / "GE", 28)
+    return gunzip_folder(real_file("dcm_qa_ct_ge"), tmp_path_factory.mktemp("ge") / "GE", 28)
 
 
 @pytest.fixture(scope="session")
 def xa30i_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Siemens XA30 sagittal T1w MR, 96 slices of 128x128."""
-    return _gunzip_folder(real_file("dcm_qa_xa30i/In"), tmp_path_factory.mktemp("xa30i") / "T1w", 96)
+    return gunzip_folder(real_file("dcm_qa_xa30i/In"), tmp_path_factory.mktemp("xa30i") / "T1w", 96)
 
 
 @pytest.fixture(scope="session")

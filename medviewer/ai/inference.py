@@ -138,12 +138,12 @@ def run_slices(
     ``cancelled`` is asked before each batch, so a cancel takes effect within one batch. When CUDA runs
     out of memory the batch is halved and retried; at a batch of one the model is reloaded on the CPU."""
     spec = loaded.package.spec
-    _require_target(loaded, "slice")
+    require_target(loaded, "slice")
     if not indices:
         raise ValueError("no slices to run the model on")
     if batch_size < 1:
         raise ValueError(f"batch_size must be at least 1, not {batch_size}")
-    run = _Run(loaded, precision, guard_for(loaded, volume_facts(volume), enabled=guard))
+    run = RunningModel(loaded, precision, guard_for(loaded, volume_facts(volume), enabled=guard))
     rows: list[np.ndarray] = []
     done = 0
     while done < len(indices):
@@ -156,11 +156,15 @@ def run_slices(
         if progress is not None:
             progress(done / len(indices), f"{loaded.package.name}: {done} of {len(indices)} slices")
     return SliceResult(
-        tuple(indices), spec.classes, _frozen(np.concatenate(rows)), run.info(batch_size), run.ood((len(indices),))
+        tuple(indices),
+        spec.classes,
+        read_only_float32(np.concatenate(rows)),
+        run.info(batch_size),
+        run.ood((len(indices),)),
     )
 
 
-def forward_in_passes(run: _Run, x: np.ndarray, size: int) -> tuple[np.ndarray, int]:
+def forward_in_passes(run: RunningModel, x: np.ndarray, size: int) -> tuple[np.ndarray, int]:
     """Activated outputs for a prepared batch, in forward passes of ``size``; when CUDA runs out of memory
     the passes are halved, and at one the model moves to the CPU. Returns the outputs and the size that
     worked, which the caller keeps for its next batches."""
@@ -192,8 +196,8 @@ def run_volume(
     Volume models have no out-of-distribution guard: the guard scores items (slices, patches) against a
     training reference, and a whole-volume result has one item and no such reference."""
     spec = loaded.package.spec
-    _require_target(loaded, "volume")
-    run = _Run(loaded, precision)
+    require_target(loaded, "volume")
+    run = RunningModel(loaded, precision)
     x = volume_input(volume, spec)
     if cancelled is not None and cancelled():
         raise Cancelled
@@ -201,7 +205,7 @@ def run_volume(
         run.to_cpu()
     if progress is not None:
         progress(1.0, f"{loaded.package.name}: volume done")
-    return VolumeResult(spec.classes, _frozen(output[0]), run.info(1))
+    return VolumeResult(spec.classes, read_only_float32(output[0]), run.info(1))
 
 
 def activate(scores: torch.Tensor, activation: str) -> torch.Tensor:
@@ -216,22 +220,27 @@ def activate(scores: torch.Tensor, activation: str) -> torch.Tensor:
     return scores
 
 
-def _require_target(loaded: LoadedModel, target: str) -> None:
+def require_target(loaded: LoadedModel, target: str) -> None:
+    """Refuse a model made for another kind of input (``slice``, ``volume``, ``slide_patch``) before it runs:
+    fed the wrong shape it would fail deep inside torch, or worse, return numbers that look like a result."""
     if loaded.package.spec.target != target:
         raise InferenceError(
             model_file(loaded), f"is a {loaded.package.spec.target} model; it cannot be run on a {target}"
         )
 
 
-def _frozen(array: np.ndarray) -> np.ndarray:
+def read_only_float32(array: np.ndarray) -> np.ndarray:
     """Results are frozen dataclasses; their arrays are made read-only to match."""
     array = np.ascontiguousarray(array, dtype=np.float32)
     array.flags.writeable = False
     return array
 
 
-class _Run:
-    """One run's module, device, precision, timing and notes, which change when it falls back."""
+class RunningModel:
+    """One run's module, device, precision, timing and notes, which change when it falls back.
+
+    Slice, volume and slide runs and ``medviewer evaluate`` all drive the model through it, so each falls back
+    and records what it did in the same way."""
 
     def __init__(self, loaded: LoadedModel, precision: Precision, guard: Guard | None = None) -> None:
         if precision not in PRECISIONS:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -37,7 +38,7 @@ class Evaluation:
     #: Per confidence bin: (mean confidence, accuracy, count), for the reliability plot.
     reliability: list[tuple[float, float, int]] = field(default_factory=list)
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, Any]:
         return {
             "classes": list(self.classes),
             "count": self.count,

@@ -94,7 +94,7 @@ def approved_models() -> list[Approved]:
     return list(found.values())
 
 
-def version_key(version: str) -> tuple:
+def version_key(version: str) -> tuple[object, ...]:
     """A sort key for versions, newest largest.
 
     ``packaging.version.Version`` (PEP 440: 1.10.0 after 1.9.0, 2.0.0rc1 before 2.0.0) where the version is

@@ -41,7 +41,7 @@ percentile of held-out in-distribution items' distances.
 ``method`` is the module's method that gives the features (default: the ``explain`` block's); the head is
 the ``explain`` block's ``head``.
 
-The run gets the features for free: where the guard can check, ``inference._Run`` calls
+The run gets the features for free: where the guard can check, ``inference.RunningModel`` calls
 ``forward_head(forward_features(x))`` instead of ``forward(x)`` (the explain contract says they are the
 same), so the cost is the pooling and a few percentiles per item.
 
@@ -62,6 +62,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from numpy.typing import NDArray
 
 if TYPE_CHECKING:
     import torch
@@ -100,8 +101,8 @@ class OodReport:
     why_not: str
     scores: np.ndarray
     threshold: float | None
-    feature_flagged: np.ndarray
-    intensity_flagged: np.ndarray
+    feature_flagged: NDArray[np.bool_]
+    intensity_flagged: NDArray[np.bool_]
     image_reasons: tuple[str, ...]
 
     @property
@@ -110,7 +111,7 @@ class OodReport:
         facts; only where the item was scored, and nowhere when nothing was checked."""
         if not self.checked:
             return np.zeros(self.scores.shape, dtype=bool)
-        scored = ~np.isnan(self.scores)
+        scored: NDArray[np.bool_] = ~np.isnan(self.scores)
         return scored & (self.feature_flagged | self.intensity_flagged | bool(self.image_reasons))
 
     @property
@@ -250,7 +251,7 @@ class Gaussian:
         centred = values - self.mean
         with np.errstate(invalid="ignore", over="ignore"):
             whitened = centred @ self.whitening.T
-            result = np.sqrt(np.einsum("ij,ij->i", whitened, whitened))
+            result: np.ndarray = np.sqrt(np.einsum("ij,ij->i", whitened, whitened))  # numpy types einsum as Any
         result[~np.isfinite(values).all(axis=1) | ~np.isfinite(result)] = np.inf
         return result
 
@@ -455,7 +456,7 @@ def item_percentiles(x: np.ndarray) -> np.ndarray:
     high = np.minimum(low + 1, flat.shape[2] - 1)
     weight = (position - low).astype(np.float32)[:, None]
     below, above = flat[..., low].transpose(0, 2, 1), flat[..., high].transpose(0, 2, 1)  # (N, percentiles, C)
-    result = (below + (above - below) * weight).astype(np.float64)
+    result: NDArray[np.float64] = (below + (above - below) * weight).astype(np.float64)
     result[np.broadcast_to(np.isnan(flat[..., -1])[:, None, :], result.shape)] = np.nan  # NaN sorts last
     return result
 
@@ -626,8 +627,8 @@ def feature_block(training: np.ndarray, held_out: np.ndarray, method: str = "for
 def intensity_block(training: np.ndarray, held_out: np.ndarray) -> dict[str, Any]:
     """The ``intensity_percentiles`` part from (N, percentiles, channels) item percentiles
     (``item_percentiles``) of training and held-out items."""
-    flat = [np.asarray(items).reshape(len(items), -1) for items in (training, held_out)]
-    return {"percentiles": list(PERCENTILES), **gaussian_block(*flat)}
+    training_flat, held_out_flat = (np.asarray(items).reshape(len(items), -1) for items in (training, held_out))
+    return {"percentiles": list(PERCENTILES), **gaussian_block(training_flat, held_out_flat)}
 
 
 def _significant(value: float, digits: int) -> float:

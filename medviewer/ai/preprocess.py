@@ -51,7 +51,7 @@ def slice_batch(volume: Volume, indices: list[int], spec: ModelSpec) -> np.ndarr
     stack = volume.array[list(indices)].astype(np.float32)
     in_plane = (volume.spacing[1], volume.spacing[0])  # rows are y, columns are x
     stack = _resize(stack, in_plane, spec)
-    return np.ascontiguousarray(_intensity(_channels(stack, spec), spec).transpose(1, 0, 2, 3))
+    return np.ascontiguousarray(apply_intensity(_channels(stack, spec), spec).transpose(1, 0, 2, 3))
 
 
 def volume_input(volume: Volume, spec: ModelSpec) -> np.ndarray:
@@ -59,7 +59,7 @@ def volume_input(volume: Volume, spec: ModelSpec) -> np.ndarray:
     if len(spec.shape) != 3:
         raise ValueError(f"volume_input needs a model with a 3-D input shape, not {list(spec.shape)}")
     image = _resize(volume.array[None].astype(np.float32), volume.spacing[::-1], spec)[0]
-    return np.ascontiguousarray(_intensity(_channels(image, spec), spec)[None])
+    return np.ascontiguousarray(apply_intensity(_channels(image, spec), spec)[None])
 
 
 def input_to_slice(saliency: np.ndarray, volume: Volume, index: int, spec: ModelSpec) -> np.ndarray:
@@ -72,7 +72,7 @@ def input_to_slice(saliency: np.ndarray, volume: Volume, index: int, spec: Model
         raise ValueError(f"slice index {index} is outside the volume's {volume.shape[0]} slices")
     if saliency.shape != tuple(spec.shape):
         raise ValueError(f"the map has shape {list(saliency.shape)}, not the model's input shape {list(spec.shape)}")
-    return _resize_to(saliency[None].astype(np.float32), volume.shape[1:])[0]
+    return resize_to(saliency[None].astype(np.float32), volume.shape[1:])[0, ...]
 
 
 def input_to_volume(saliency: np.ndarray, volume: Volume, spec: ModelSpec) -> np.ndarray:
@@ -80,17 +80,17 @@ def input_to_volume(saliency: np.ndarray, volume: Volume, spec: ModelSpec) -> np
     for the reason ``input_to_slice`` gives."""
     if saliency.shape != tuple(spec.shape):
         raise ValueError(f"the map has shape {list(saliency.shape)}, not the model's input shape {list(spec.shape)}")
-    return _resize_to(saliency[None].astype(np.float32), volume.shape)[0]
+    return resize_to(saliency[None].astype(np.float32), volume.shape)[0, ...]
 
 
 def _resize(image: np.ndarray, spacing: Sequence[float], spec: ModelSpec) -> np.ndarray:
     """(channels, *spatial) resampled to the model's spacing, if it has one, then resized to its shape."""
     if spec.spacing_mm is not None:
-        image = _resize_to(image, spacing_size(image.shape[1:], spacing, spec.spacing_mm))
-    return _resize_to(image, spec.shape)
+        image = resize_to(image, spacing_size(image.shape[1:], spacing, spec.spacing_mm))
+    return resize_to(image, spec.shape)
 
 
-def _resize_to(image: np.ndarray, size: Sequence[int]) -> np.ndarray:
+def resize_to(image: np.ndarray, size: Sequence[int]) -> np.ndarray:
     """(channels, *spatial) float32 resized to ``size``: averaged where every axis shrinks, else linear."""
     size = tuple(size)
     if image.shape[1:] == size:
@@ -102,7 +102,8 @@ def _resize_to(image: np.ndarray, size: Sequence[int]) -> np.ndarray:
         mode = "area"
     else:
         mode = "bilinear" if len(size) == 2 else "trilinear"
-    return convert_to_numpy(Resize(size, mode=mode)(image)).astype(np.float32, copy=False)
+    resized = Resize(size, mode=mode)(image)  # type: ignore[arg-type]  # typed as Tensor, takes numpy arrays too
+    return np.asarray(convert_to_numpy(resized), dtype=np.float32)
 
 
 def _channels(image: np.ndarray, spec: ModelSpec) -> np.ndarray:
@@ -110,7 +111,7 @@ def _channels(image: np.ndarray, spec: ModelSpec) -> np.ndarray:
     return np.repeat(image[None], spec.channels, axis=0)
 
 
-def _intensity(image: np.ndarray, spec: ModelSpec) -> np.ndarray:
+def apply_intensity(image: np.ndarray, spec: ModelSpec) -> np.ndarray:
     """Intensity per the metadata on a channel-first array."""
     intensity = spec.intensity
     if intensity is None:
@@ -120,12 +121,12 @@ def _intensity(image: np.ndarray, spec: ModelSpec) -> np.ndarray:
     if isinstance(intensity, IntensityWindow):
         from monai.transforms import ScaleIntensityRange
 
-        transform = ScaleIntensityRange(intensity.low, intensity.high, 0.0, 1.0, clip=True)
-        return convert_to_numpy(transform(image)).astype(np.float32, copy=False)
+        window = ScaleIntensityRange(intensity.low, intensity.high, 0.0, 1.0, clip=True)
+        return np.asarray(convert_to_numpy(window(image)), dtype=np.float32)
     from monai.transforms import NormalizeIntensity
 
     # (x / max - mean) / std, as one standardisation: (x - mean * max) / (std * max).
     mean = np.broadcast_to(np.asarray(intensity.mean), spec.channels) * intensity.max_value
     std = np.broadcast_to(np.asarray(intensity.std), spec.channels) * intensity.max_value
-    transform = NormalizeIntensity(subtrahend=mean, divisor=std, channel_wise=True)
-    return convert_to_numpy(transform(image)).astype(np.float32, copy=False)
+    standardise = NormalizeIntensity(subtrahend=mean, divisor=std, channel_wise=True)
+    return np.asarray(convert_to_numpy(standardise(image)), dtype=np.float32)

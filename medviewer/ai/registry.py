@@ -25,23 +25,39 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Protocol
 
-from medviewer.annotations.atomic_write import write_atomic
 from medviewer.catalog import audit
 from medviewer.core.app_dirs import RESOURCES_DIR, config_dir
 from medviewer.core.errors import MedviewerError
-
-if TYPE_CHECKING:
-    from medviewer.ai.package import ModelPackage
+from medviewer.io.atomic_write import write_atomic
 
 REGISTRY_FILE_NAME = "approved_models.json"
 BUILTIN_FILE = RESOURCES_DIR / REGISTRY_FILE_NAME
 CHUNK_BYTES = 1024 * 1024
 _SHA256 = re.compile(r"[0-9a-f]{64}")
+
+
+class ApprovablePackage(Protocol):
+    """What approval reads of a model package (``medviewer.ai.package.ModelPackage`` is one). Declared here
+    rather than imported: the package reader asks the registry before it loads a file, so the registry
+    naming the reader's class would make each module depend on the other."""
+
+    @property
+    def source(self) -> Path: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def version(self) -> str: ...
+    @property
+    def weights(self) -> Mapping[str, Path]: ...
+    @property
+    def pinned(self) -> Mapping[str, str]:
+        """SHA-256 of each file beside the weights that approval pins with them, by path in the bundle."""
 
 
 class UntrustedModelError(MedviewerError):
@@ -160,12 +176,12 @@ def _damaged(path: Path, problem: str) -> ModelRegistryError:
     )
 
 
-def is_approved(path: Path, package: ModelPackage) -> bool:
+def is_approved(path: Path, package: ApprovablePackage) -> bool:
     """Whether ``path``, a weights file of ``package``, is approved with the package's metadata and card."""
     return _refusal(sha256_of(path), package) is None
 
 
-def read_approved(path: Path, package: ModelPackage) -> tuple[bytes, str]:
+def read_approved(path: Path, package: ApprovablePackage) -> tuple[bytes, str]:
     """The file's bytes and SHA-256, checked with the package's pinned files: torch is handed exactly the
     bytes that were approved, and only while the metadata and card are those that were approved with them."""
     path = Path(path)
@@ -183,7 +199,7 @@ def read_approved(path: Path, package: ModelPackage) -> tuple[bytes, str]:
     return data, digest
 
 
-def _pins_match(entry: Entry, package: ModelPackage) -> bool:
+def _pins_match(entry: Entry, package: ApprovablePackage) -> bool:
     """The entry approved the package's metadata and card as they are now; a single file has nothing beside
     its weights to pin, so an entry from before pins still holds for it."""
     return (entry.pinned if entry.pinned is not None else {}) == package.pinned
@@ -199,7 +215,7 @@ class _Refusal:
     changed: tuple[str, ...] = ()
 
 
-def _refusal(digest: str, package: ModelPackage) -> _Refusal | None:
+def _refusal(digest: str, package: ApprovablePackage) -> _Refusal | None:
     """Why the file is not to be loaded, or None."""
     approve_again = f"approve it with 'medviewer models add {package.source}' after reading its card"
     same_weights = [entry for entry in entries() if entry.sha256 == digest]
@@ -239,7 +255,7 @@ def _refusal(digest: str, package: ModelPackage) -> _Refusal | None:
     )
 
 
-def approve(path: Path, package: ModelPackage, shown_sha256: str | None = None) -> Entry:
+def approve(path: Path, package: ApprovablePackage, shown_sha256: str | None = None) -> Entry:
     """Add one weights file of ``package`` to the user's list, with the package's path as its ``source``.
 
     Already approved: the existing entry; a user's entry with no source, or one whose source is gone, gets

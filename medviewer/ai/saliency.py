@@ -32,6 +32,7 @@ import numpy as np
 
 from medviewer.ai.inference import Cancelled, activate, is_out_of_memory, model_file
 from medviewer.ai.package import LoadedModel, load_module
+from medviewer.ai.saliency_methods import METHOD_NAMES
 from medviewer.core.errors import MedviewerError
 from medviewer.core.volume import Volume
 
@@ -95,7 +96,7 @@ class SaliencyRun:
 
     def to_cpu(self, method: str) -> None:
         """Reload the same approved file on the CPU after CUDA ran out of memory on one input (as
-        ``inference._Run.to_cpu`` does); the batches go back to their first sizes, as the GPU's memory no
+        ``inference.RunningModel.to_cpu`` does); the batches go back to their first sizes, as the GPU's memory no
         longer bounds them."""
         if self.loaded.device == "cpu":
             raise SaliencyError(model_file(self.loaded), f"{method} ran out of memory even on one input on the CPU")
@@ -258,11 +259,13 @@ def _path_gradients(loaded: LoadedModel, x: np.ndarray, alphas: np.ndarray, clas
         return grads.sum(dim=0).detach().cpu().numpy().astype(np.float64)
 
 
-METHODS: dict[str, Callable[..., np.ndarray]] = {
+_FUNCTIONS: dict[str, Callable[..., np.ndarray]] = {
     "gradcam": grad_cam,
     "occlusion": occlusion,
     "ig": integrated_gradients,
 }
+#: The functions by the names ``saliency_methods`` offers, in its order (an import fails if the two disagree).
+METHODS: dict[str, Callable[..., np.ndarray]] = {name: _FUNCTIONS[name] for name in METHOD_NAMES}
 
 
 def saliency_on_volume(

@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
+from numpy.typing import NDArray
 
 from medviewer.ai.inference import (
     Cancelled,
@@ -43,18 +44,18 @@ from medviewer.ai.inference import (
     Precision,
     Progress,
     RunInfo,
-    _frozen,
-    _require_target,
-    _Run,
+    RunningModel,
     forward_in_passes,
     model_file,
+    read_only_float32,
+    require_target,
 )
 from medviewer.ai.ood import OodReport, guard_for, slide_facts
 from medviewer.ai.package import LoadedModel, ModelSpec
-from medviewer.ai.preprocess import _intensity, _resize_to
-from medviewer.annotations.atomic_write import write_atomic
+from medviewer.ai.preprocess import apply_intensity, resize_to
 from medviewer.core.errors import CorruptFileError, MedviewerError
 from medviewer.core.tissue import tissue_mask
+from medviewer.io.atomic_write import write_atomic
 
 if TYPE_CHECKING:
     from medviewer.io.slide import Slide
@@ -232,7 +233,9 @@ def _tissue_fraction(slide: Slide, grid: PatchGrid) -> np.ndarray:
     return on / np.maximum(count, 1)
 
 
-def _pixel_ranges(start: float, size: float, count: int, scale: float, pixels: int) -> tuple[np.ndarray, np.ndarray]:
+def _pixel_ranges(
+    start: float, size: float, count: int, scale: float, pixels: int
+) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
     """First and past-last thumbnail pixel of each cell along one axis (at least one pixel per cell)."""
     low = start + np.arange(count) * size
     high = np.minimum(low + size, pixels / scale)  # cells past the slide's edge count only their part on it
@@ -275,9 +278,9 @@ def model_input(patches: np.ndarray, spec: ModelSpec) -> np.ndarray:
     if spec.channels == 1:
         x = np.tensordot(x, GREY_WEIGHTS, axes=([1], [0]))[:, None]
     channels = x.shape[1]
-    x = _resize_to(x.reshape(count * channels, read_height, read_width), spec.shape)
+    x = resize_to(x.reshape(count * channels, read_height, read_width), spec.shape)
     x = x.reshape(count, channels, *spec.shape).transpose(1, 0, 2, 3)  # channel-first for the intensity step
-    return np.ascontiguousarray(_intensity(x, spec).transpose(1, 0, 2, 3), dtype=np.float32)
+    return np.ascontiguousarray(apply_intensity(x, spec).transpose(1, 0, 2, 3), dtype=np.float32)
 
 
 def _rgb(rgba: np.ndarray) -> np.ndarray:
@@ -322,7 +325,7 @@ def run_slide(
     whose tiles cannot be decoded is left out (NaN) and counted in the result's notes, so one damaged
     tile does not lose a whole slide's run."""
     spec = loaded.package.spec
-    _require_target(loaded, "slide_patch")
+    require_target(loaded, "slide_patch")
     _check_channels(loaded, spec)
     if batch_size < 1:
         raise ValueError(f"batch_size must be at least 1, not {batch_size}")
@@ -332,7 +335,7 @@ def run_slide(
     cells = grid.tissue_cells()
     if not cells:
         raise SlideRunError(slide.path, "no patch of the grid lies on tissue, so there is nothing to run the model on")
-    run = _Run(loaded, precision, guard_for(loaded, slide_facts(slide), enabled=guard))
+    run = RunningModel(loaded, precision, guard_for(loaded, slide_facts(slide), enabled=guard))
     probabilities = np.full((grid.rows, grid.columns, len(spec.classes)), np.nan, dtype=np.float32)
     was_read = np.zeros(len(cells), dtype=bool)  # per tissue cell, in run order: the guard scores only these
     chunks = [cells[first : first + batch_size] for first in range(0, len(cells), batch_size)]
@@ -368,7 +371,7 @@ def run_slide(
         run.notes.append(f"{unreadable} of {len(cells)} patches could not be read (damaged tiles) and were left out")
     positions = np.array([row * grid.columns + column for row, column in cells], dtype=np.int64)
     ood = run.ood((grid.rows, grid.columns), positions, was_read)
-    return SlideResult(grid, spec.classes, _frozen(probabilities), run.info(forward_size), ood)
+    return SlideResult(grid, spec.classes, read_only_float32(probabilities), run.info(forward_size), ood)
 
 
 def _check_grid(loaded: LoadedModel, slide: Slide, grid: PatchGrid) -> None:

@@ -29,10 +29,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from medviewer.ai.package import LoadedModel
-from medviewer.ai.preprocess import _resize_to
+from medviewer.ai.preprocess import resize_to
 from medviewer.ai.saliency import METHODS, SaliencyRun, saliency_run
 from medviewer.ai.slide_run import PatchGrid, SlideResult, patch_input
-from medviewer.annotations.atomic_write import write_atomic
+from medviewer.io.atomic_write import write_atomic
 
 if TYPE_CHECKING:
     from medviewer.io.slide import Slide
@@ -155,7 +155,7 @@ def explain_top_patches(
     explained = []
     for row, column in top_patches(result, class_index, count):
         saliency = saliency_on_patch(run, slide, grid, (row, column), method, class_index, cancelled)
-        shrunk = _resize_to(saliency[None].astype(np.float32), (cell_height, cell_width))[0]
+        shrunk = resize_to(saliency[None].astype(np.float32), (cell_height, cell_width))[0]
         top, left = row * cell_height, column * cell_width
         image[top : top + cell_height, left : left + cell_width] = np.clip(shrunk, 0.0, 1.0)
         probability = float(result.probabilities[row, column, class_index])

@@ -24,9 +24,9 @@ from medviewer.ai.inference import RunInfo, SliceResult, VolumeResult
 from medviewer.ai.ood import OodReport
 from medviewer.ai.package import ModelPackage
 from medviewer.ai.slide_run import PatchGrid, SlideResult
-from medviewer.annotations.atomic_write import write_atomic
 from medviewer.core.app_dirs import data_dir
 from medviewer.core.errors import CorruptFileError, MedviewerError
+from medviewer.io.atomic_write import write_atomic
 
 RESULTS_FOLDER = "ai_results"
 FORMAT = "medviewer-ai-result"
@@ -80,7 +80,7 @@ def save_result(stored: StoredResult, folder: Path | None = None) -> Path:
         "image_shape": [int(n) for n in stored.image_shape],
         "info": {**asdict(result.info), "notes": list(result.info.notes)},
     }
-    arrays = {"probabilities": np.asarray(result.probabilities, dtype=np.float32)}
+    arrays: dict[str, np.ndarray] = {"probabilities": np.asarray(result.probabilities, dtype=np.float32)}
     if isinstance(result, SliceResult):
         arrays["indices"] = np.asarray(result.indices, dtype=np.int64)
     elif isinstance(result, SlideResult):
@@ -106,7 +106,9 @@ def save_result(stored: StoredResult, folder: Path | None = None) -> Path:
         arrays["ood_feature_flagged"] = np.asarray(ood.feature_flagged, dtype=bool)
         arrays["ood_intensity_flagged"] = np.asarray(ood.intensity_flagged, dtype=bool)
     buffer = io.BytesIO()
-    np.savez_compressed(buffer, header=np.frombuffer(json.dumps(header).encode("utf-8"), dtype=np.uint8), **arrays)
+    header_bytes = np.frombuffer(json.dumps(header).encode("utf-8"), dtype=np.uint8)
+    # mypy matches **arrays against savez_compressed's allow_pickle: bool too; no key here is allow_pickle.
+    np.savez_compressed(buffer, header=header_bytes, **arrays)  # type: ignore[arg-type]
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{uuid.uuid4().hex}.npz"
     write_atomic(path, buffer.getvalue())

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -88,7 +89,7 @@ class SliceSummary:
         """The chosen class first, as a clinician would read the result: where it peaks, and on how many slices."""
         return self.line(self.chosen_class)
 
-    def as_json(self) -> dict:
+    def as_json(self) -> dict[str, Any]:
         return {
             "slices": self.slices,
             "activation": self.activation,

@@ -78,7 +78,7 @@ def _annotation(element: ElementTree.Element, group_colours: dict[str, str | Non
 
 
 def _coordinates(element: ElementTree.Element) -> np.ndarray:
-    rows = []
+    rows: list[tuple[int, float, float]] = []
     for coordinate in element.iterfind("Coordinates/Coordinate"):
         try:
             order = int(coordinate.get("Order", len(rows)))

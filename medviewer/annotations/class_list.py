@@ -18,9 +18,9 @@ import logging
 from collections.abc import Iterable
 from pathlib import Path
 
-from medviewer.annotations.atomic_write import write_atomic
 from medviewer.annotations.model import AnnotationClass
 from medviewer.core.app_dirs import config_dir
+from medviewer.io.atomic_write import write_atomic
 
 log = logging.getLogger(__name__)
 

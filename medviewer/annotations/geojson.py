@@ -31,10 +31,10 @@ from pathlib import Path
 import numpy as np
 
 from medviewer.annotations import geometry
-from medviewer.annotations.atomic_write import write_atomic
 from medviewer.annotations.class_list import colour_for_name
 from medviewer.annotations.model import Annotation, AnnotationClass, AnnotationKind
 from medviewer.core.errors import CorruptFileError, PathNotFoundError, UnsupportedFileError
+from medviewer.io.atomic_write import write_atomic
 
 KIND_KEY = "medviewer.kind"
 _KINDS_KEPT_IN_METADATA = (AnnotationKind.RECTANGLE, AnnotationKind.ELLIPSE, AnnotationKind.FREEHAND)
@@ -170,12 +170,14 @@ def _shape(geometry: object, hint: object) -> Annotation:
         return Annotation.points(_positions(coordinates))
     if kind == "LineString":
         return Annotation.line(_positions(coordinates))
-    if kind == "MultiPolygon" and not isinstance(coordinates, list):
-        raise _FeatureError("its MultiPolygon coordinates are not a list of polygons")
-    if kind == "MultiPolygon" and len(coordinates) != 1:
-        return Annotation.multipolygon([_rings(polygon) for polygon in coordinates])
+    if kind == "MultiPolygon":
+        if not isinstance(coordinates, list):
+            raise _FeatureError("its MultiPolygon coordinates are not a list of polygons")
+        if len(coordinates) != 1:
+            return Annotation.multipolygon([_rings(polygon) for polygon in coordinates])
+        coordinates = coordinates[0]
     if kind in ("Polygon", "MultiPolygon"):
-        rings = _rings(coordinates[0] if kind == "MultiPolygon" else coordinates)
+        rings = _rings(coordinates)
         return _box_shape(rings, hint) or Annotation.polygon(rings[0], rings[1:], freehand=hint == "freehand")
     raise _FeatureError(f"geometry type {kind!r} is not supported (only polygons, lines and points are)")
 

@@ -14,13 +14,14 @@ from __future__ import annotations
 import math
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 GRID = 1024.0
 #: Largest distance, in pixels, between an ellipse and the polygon that stands for it.
 ELLIPSE_TOLERANCE_PX = 0.25
 
 
-def snap(values: np.ndarray | float) -> np.ndarray:
+def snap(values: ArrayLike) -> np.ndarray:
     """Values on the 1/1024 px grid, as a new read-only float64 array."""
     snapped = np.round(np.asarray(values, dtype=np.float64) * GRID) / GRID
     snapped.flags.writeable = False

@@ -34,7 +34,6 @@ from pydicom.sr.coding import Code
 from pydicom.uid import generate_uid
 
 import medviewer
-from medviewer.annotations.atomic_write import write_atomic
 from medviewer.core.errors import MedviewerError
 from medviewer.core.logs import safe_path
 from medviewer.core.measurements import (
@@ -47,6 +46,7 @@ from medviewer.core.measurements import (
     world_points,
 )
 from medviewer.core.volume import Presentation, Volume
+from medviewer.io.atomic_write import write_atomic
 from medviewer.io.dicom_series import read_header
 
 log = logging.getLogger(__name__)

@@ -29,12 +29,12 @@ from typing import Any
 
 import numpy as np
 
-from medviewer.annotations.atomic_write import rename_aside, write_atomic
 from medviewer.annotations.sidecar import remove_stale_temporaries
 from medviewer.core import app_dirs, mpr
 from medviewer.core.logs import safe_path
 from medviewer.core.measurements import Measurement, is_finite_number
 from medviewer.core.volume import Volume
+from medviewer.io.atomic_write import rename_aside, write_atomic
 
 log = logging.getLogger(__name__)
 

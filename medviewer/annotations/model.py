@@ -17,6 +17,7 @@ import math
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import TypedDict, Unpack
 
 import numpy as np
 
@@ -64,6 +65,16 @@ class AnnotationClass:
         object.__setattr__(self, "colour", tuple(self.colour))
 
 
+class AnnotationProperties(TypedDict, total=False):
+    """What the shape constructors pass on to ``Annotation``: every field but the geometry."""
+
+    classification: AnnotationClass | None
+    name: str | None
+    locked: bool
+    measurements: dict[str, float]
+    id: str
+
+
 @dataclass(eq=False)
 class Annotation:
     kind: AnnotationKind
@@ -86,24 +97,34 @@ class Annotation:
     # Construction ---------------------------------------------------------------------------------
 
     @classmethod
-    def rectangle(cls, x0: float, y0: float, x1: float, y1: float, **properties: object) -> Annotation:
-        return cls(AnnotationKind.RECTANGLE, [[x0, y0], [x1, y1]], ((2,),), **properties)
+    def rectangle(
+        cls, x0: float, y0: float, x1: float, y1: float, **properties: Unpack[AnnotationProperties]
+    ) -> Annotation:
+        return cls(AnnotationKind.RECTANGLE, np.array([[x0, y0], [x1, y1]]), ((2,),), **properties)
 
     @classmethod
-    def ellipse(cls, x0: float, y0: float, x1: float, y1: float, **properties: object) -> Annotation:
+    def ellipse(
+        cls, x0: float, y0: float, x1: float, y1: float, **properties: Unpack[AnnotationProperties]
+    ) -> Annotation:
         """The ellipse inscribed in the box with corners (x0, y0) and (x1, y1)."""
-        return cls(AnnotationKind.ELLIPSE, [[x0, y0], [x1, y1]], ((2,),), **properties)
+        return cls(AnnotationKind.ELLIPSE, np.array([[x0, y0], [x1, y1]]), ((2,),), **properties)
 
     @classmethod
     def polygon(
-        cls, outer: object, holes: Sequence[object] = (), freehand: bool = False, **properties: object
+        cls,
+        outer: object,
+        holes: Sequence[object] = (),
+        freehand: bool = False,
+        **properties: Unpack[AnnotationProperties],
     ) -> Annotation:
         rings = [geometry.open_ring(outer), *(geometry.open_ring(hole) for hole in holes)]
         kind = AnnotationKind.FREEHAND if freehand else AnnotationKind.POLYGON
         return cls(kind, np.concatenate(rings), (tuple(len(r) for r in rings),), **properties)
 
     @classmethod
-    def multipolygon(cls, polygons: Sequence[Sequence[object]], **properties: object) -> Annotation:
+    def multipolygon(
+        cls, polygons: Sequence[Sequence[object]], **properties: Unpack[AnnotationProperties]
+    ) -> Annotation:
         """``polygons``: for each part, its outer ring then its holes."""
         parts = [[geometry.open_ring(ring) for ring in polygon] for polygon in polygons]
         flat = [ring for part in parts for ring in part]
@@ -113,12 +134,12 @@ class Annotation:
         return cls(AnnotationKind.MULTIPOLYGON, np.concatenate(flat), rings, **properties)
 
     @classmethod
-    def line(cls, points: object, **properties: object) -> Annotation:
+    def line(cls, points: object, **properties: Unpack[AnnotationProperties]) -> Annotation:
         path = np.asarray(points, dtype=np.float64).reshape(-1, 2)
         return cls(AnnotationKind.LINE, path, ((len(path),),), **properties)
 
     @classmethod
-    def points(cls, points: object, **properties: object) -> Annotation:
+    def points(cls, points: object, **properties: Unpack[AnnotationProperties]) -> Annotation:
         array = np.asarray(points, dtype=np.float64).reshape(-1, 2)
         return cls(AnnotationKind.POINTS, array, ((len(array),),), **properties)
 

@@ -22,12 +22,12 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from medviewer.annotations.atomic_write import rename_aside
 from medviewer.annotations.geojson import read_geojson
 from medviewer.annotations.model import Annotation
 from medviewer.core import app_dirs
 from medviewer.core.errors import MedviewerError
 from medviewer.core.logs import safe_path
+from medviewer.io.atomic_write import rename_aside
 
 log = logging.getLogger(__name__)
 

@@ -22,7 +22,6 @@ accidents and tampering by anyone without the user's own account.
 
 from __future__ import annotations
 
-import argparse
 import functools
 import hashlib
 import hmac
@@ -31,18 +30,17 @@ import logging
 import os
 import secrets
 import sqlite3
-import sys
 import threading
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager, suppress
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from medviewer.annotations.atomic_write import write_atomic
 from medviewer.catalog.schema import enable_wal
 from medviewer.core.app_dirs import config_dir, data_dir
 from medviewer.core.errors import MedviewerError
+from medviewer.io.atomic_write import write_atomic
 
 log = logging.getLogger(__name__)
 
@@ -391,34 +389,10 @@ def events(limit: int = 100, event: str | None = None) -> list[AuditEvent]:
 
 
 def _details(stored: object) -> dict:
+    if not isinstance(stored, (str, bytes, bytearray)):
+        return {"unreadable": repr(stored)[:80]}
     try:
         value = json.loads(stored)
-    except (TypeError, ValueError):
+    except ValueError:
         return {"unreadable": repr(stored)[:80]}
     return value if isinstance(value, dict) else {"unreadable": repr(value)[:80]}
-
-
-def audit_main(argv: Sequence[str]) -> int:
-    """``audit verify`` (exit 1 when tampered) and ``audit show [--json] [--limit N] [--event E]``."""
-    parser = argparse.ArgumentParser(prog="medviewer audit", description="Check or list the audit trail.")
-    commands = parser.add_subparsers(dest="command", required=True)
-    commands.add_parser("verify", help="check that no recorded event was changed or removed")
-    show = commands.add_parser("show", help="list the newest events")
-    show.add_argument("--json", action="store_true", help="one JSON object per line")
-    show.add_argument("--limit", type=int, default=50)
-    show.add_argument("--event", choices=EVENTS)
-    args = parser.parse_args(list(argv))
-    if args.command == "verify":
-        result = verify()
-        if result.ok:
-            print(f"audit trail intact: {result.checked} events" if result.problem is None else result.problem)
-            return 0
-        where = f"seq {result.seq}: " if result.seq is not None else ""
-        print(f"audit trail not intact: {where}{result.problem}", file=sys.stderr)
-        return 1
-    for item in events(args.limit, args.event):
-        if args.json:
-            print(json.dumps(asdict(item), sort_keys=True))
-        else:
-            print(f"{item.seq:6d}  {item.time}  {item.event:<15}  {item.subject}  {json.dumps(item.details)}")
-    return 0

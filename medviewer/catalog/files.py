@@ -15,6 +15,7 @@ from pydicom.errors import InvalidDicomError
 from pydicom.fileset import FileSet
 
 from medviewer.io.dicom_series import READ_ERRORS
+from medviewer.io.formats import is_dicomdir_name
 
 
 @dataclass
@@ -31,10 +32,6 @@ class Found:
     files: list[Candidate] = field(default_factory=list)
     #: (path, reason) of entries refused before any header was read.
     refused: list[tuple[str, str]] = field(default_factory=list)
-
-
-def is_dicomdir_name(path: str) -> bool:
-    return os.path.basename(path).upper() == "DICOMDIR"
 
 
 def find_files(paths: list[Path]) -> Found:

@@ -145,7 +145,7 @@ def _numbers(values: Values, keyword: str) -> str:
         return ""
     items = value if isinstance(value, (list, tuple, MultiValue)) else [value]
     try:
-        numbers = [float(v) for v in items]
+        numbers = [float(v) for v in items]  # type: ignore[arg-type]  # any element value: float() decides
     except (TypeError, ValueError, OverflowError):
         return ""
     return "\\".join(f"{n:g}" for n in numbers) if all(math.isfinite(n) for n in numbers) else ""

@@ -30,7 +30,8 @@ from medviewer.catalog.writer import CatalogWriter, InstanceRow, SlideRow
 from medviewer.core.app_dirs import data_dir
 from medviewer.core.errors import CorruptFileError, MedviewerError, input_error, reading
 from medviewer.core.logs import register_identifiers, safe_path
-from medviewer.io.slide import SLIDE_SUFFIXES, Slide, is_slide_file
+from medviewer.io.formats import WHOLE_SLIDE
+from medviewer.io.slide import Slide
 
 log = logging.getLogger(__name__)
 UID_PATTERN = re.compile(r"[0-9]+(\.[0-9]+)*")
@@ -184,7 +185,7 @@ class Importer:
     ) -> Iterator[tuple[list[tuple[Candidate, bool]], list[Header | str]]]:
         """Batches of files with, for each, its header or why it has none; in a pool when there are many."""
         batches = [changed[i : i + BATCH] for i in range(0, len(changed), BATCH)]
-        dicom_paths = [[c.path for c, _ in batch if not _has_slide_suffix(c.path)] for batch in batches]
+        dicom_paths = [[c.path for c, _ in batch if not WHOLE_SLIDE.names(c.path)] for batch in batches]
         if self.workers < 2 or len(changed) < POOL_THRESHOLD:
             for batch, paths in zip(batches, dicom_paths, strict=True):
                 yield batch, read_many(paths)
@@ -229,7 +230,7 @@ class Importer:
         known: set[str] = set()
         headers = iter(results)
         for candidate, existed in batch:
-            header = None if _has_slide_suffix(candidate.path) else next(headers)
+            header = None if WHOLE_SLIDE.names(candidate.path) else next(headers)  # slides: no DICOM header
             try:
                 self._add_file(candidate, header, instances, slides, report)
             except BaseException as exc:  # one file never stops an import: it is listed with its reason
@@ -349,14 +350,10 @@ def _uid_or_digest(value: str, source: str) -> str:
     return "x" + hashlib.sha256(f"{source}|{value}".encode()).hexdigest()[:32]
 
 
-def _has_slide_suffix(path: str) -> bool:
-    return path.lower().endswith(SLIDE_SUFFIXES)
-
-
 def _slide_row(candidate: Candidate, header: Header | None, report: ImportReport) -> SlideRow | None:
     """A slide's vendor, size and resolution, or None (and a reason in the report) if it does not open."""
     path = Path(candidate.path)
-    if header is None and not is_slide_file(path):
+    if header is None and not WHOLE_SLIDE.recognises(path):
         report.unreadable.append(Unreadable(candidate.path, "not a whole-slide image OpenSlide or tifffile reads"))
         return None
     try:

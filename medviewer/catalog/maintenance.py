@@ -88,7 +88,7 @@ def rebuild(path: Path | None = None, folders: list[Path] | None = None) -> Impo
     files, and every recorded path that still exists is imported again in place.
     """
     path = path or catalog_path()
-    sources = [p for p in recorded_paths(path) if os.path.isfile(p)] if path.exists() else []
+    sources = [Path(p) for p in recorded_paths(path) if os.path.isfile(p)] if path.exists() else []
     if path.exists():
         back_up_damaged(path)
     for suffix in ("", "-wal", "-shm"):

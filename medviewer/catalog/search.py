@@ -52,7 +52,8 @@ def search_query(
     series description; ``any_text`` any of these or the exact accession number (the patient panel's one
     search box, as in PACS worklists); dates are DICOM ``YYYYMMDD`` strings, both ends included.
     """
-    where, params = [], []
+    where: list[str] = []
+    params: list[object] = []
     if any_text:
         where.append(
             "(p.name LIKE ? ESCAPE '\\' OR p.patient_id LIKE ? ESCAPE '\\' OR st.accession = ?"
@@ -112,7 +113,10 @@ def slides(conn: sqlite3.Connection) -> list[SlideEntry]:
         " FROM slides s LEFT JOIN patients p ON p.id = s.patient_ref ORDER BY s.path"
     )
     return [
-        SlideEntry(*row[:5], (row[6], row[7]) if row[5] is not None else None, bool(row[8])) for row in rows
+        SlideEntry(
+            row[0], row[1], row[2], row[3], row[4], (row[6], row[7]) if row[5] is not None else None, bool(row[8])
+        )
+        for row in rows
     ]
 
 

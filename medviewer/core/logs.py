@@ -16,6 +16,7 @@ import threading
 import traceback
 from collections.abc import Iterable
 from pathlib import Path
+from typing import cast
 
 from medviewer.core.app_dirs import log_dir
 
@@ -71,7 +72,8 @@ def _flatten(values: Iterable[object]) -> list[object]:
         if value is None:
             continue
         if isinstance(value, (list, tuple)) or type(value).__name__ == "MultiValue":
-            flat.extend(v for v in value if v is not None)
+            # pydicom's MultiValue is told by name: this layer does not import pydicom
+            flat.extend(v for v in cast("Iterable[object]", value) if v is not None)
         else:
             flat.append(value)
     return flat
@@ -125,8 +127,10 @@ def _match_end(text: str, lowered: str, position: int) -> int | None:
     return None
 
 
-#: Extensions shown in log tokens; anything else after a dot may be part of a name.
-KNOWN_SUFFIXES = (".nii.gz", ".nii", ".dcm", ".dicom", ".ima", ".svs", ".tiff", ".tif", ".ndpi", ".mrxs", ".scn")
+#: The file formats' suffixes shown in log tokens, longest first; anything else after a dot may be part of a
+#: name. Set by ``setup_logging`` from the readers' registry (``medviewer.io.formats.all_suffixes``), which
+#: this layer may not import; until then no suffix is shown.
+_file_suffixes: tuple[str, ...] = ()
 
 
 def safe_path(path: str | Path) -> str:
@@ -134,7 +138,7 @@ def safe_path(path: str | Path) -> str:
     p = Path(path)
     digest = hashlib.sha256(str(p.expanduser().absolute()).encode()).hexdigest()[:10]
     name = p.name.lower()
-    suffix = next((s for s in KNOWN_SUFFIXES if name.endswith(s)), "/" if p.is_dir() else "")
+    suffix = next((s for s in _file_suffixes if name.endswith(s)), "/" if p.is_dir() else "")
     return f"<file {digest}{suffix}>"
 
 
@@ -149,8 +153,14 @@ class RedactingFilter(logging.Filter):
         return True
 
 
-def setup_logging(level: int = logging.INFO) -> Path:
-    """Send the ``medviewer`` loggers to a rotating file in the log folder; returns its path."""
+def setup_logging(level: int = logging.INFO, file_suffixes: Iterable[str] = ()) -> Path:
+    """Send the ``medviewer`` loggers to a rotating file in the log folder; returns its path.
+
+    ``file_suffixes`` are the image formats' suffixes that file tokens (``safe_path``) keep, so a log still
+    says which kind of file was read; tokens keep none when it is empty.
+    """
+    global _file_suffixes
+    _file_suffixes = tuple(sorted({s.lower() for s in file_suffixes}, key=lambda s: (-len(s), s)))
     path = log_dir() / LOG_FILE_NAME
     logger = logging.getLogger("medviewer")
     for handler in list(logger.handlers):

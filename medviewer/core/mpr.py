@@ -34,7 +34,7 @@ def slice_count(shape: tuple[int, ...], plane: Plane) -> int:
 def extract(array: np.ndarray, plane: Plane, k: int) -> np.ndarray:
     """The 2-D slice a view draws (rows top to bottom); a view of ``array``, not a copy."""
     if plane is Plane.AXIAL:
-        return array[k]
+        return array[k, :, :]
     if plane is Plane.CORONAL:
         return array[::-1, k, :]
     return array[::-1, :, k]

@@ -18,6 +18,7 @@ blends it towards ``fill``.
 from __future__ import annotations
 
 import numpy as np
+from numpy.typing import NDArray
 from scipy import ndimage
 
 from medviewer.core.volume import Volume
@@ -100,7 +101,7 @@ def _interpolate_axis(values: np.ndarray, axis: int, coords: np.ndarray, order: 
     if order == 0 or not weight.any():
         return low_values
     high = np.where(weight > 0, low + 1, low)  # a zero weight must not blend in ``fill`` (NaN * 0 is NaN)
-    blended = np.subtract(_take(values, axis, high, fill), low_values, dtype=np.float32)
+    blended: NDArray[np.float32] = np.subtract(_take(values, axis, high, fill), low_values, dtype=np.float32)
     broadcast = [1] * values.ndim
     broadcast[axis] = len(coords)
     blended *= weight.reshape(broadcast)
@@ -121,7 +122,7 @@ def _take(values: np.ndarray, axis: int, index: np.ndarray, fill: float) -> np.n
         stop = index[-1] + steps[0]
         selector[axis] = slice(index[0], stop if stop >= 0 else None, steps[0])
         return values[tuple(selector)]
-    taken = np.take(values, np.clip(index, 0, size - 1), axis=axis)
+    taken: np.ndarray = np.take(values, np.clip(index, 0, size - 1), axis=axis)
     outside = (index < 0) | (index >= size)
     if outside.any():
         selector[axis] = outside
@@ -138,7 +139,7 @@ def _affine_transform(
     separable passes do (edge voxels reach half a voxel out); its "grid-constant" mode, which would do
     the same unpadded, is about 1.5 times slower.
     """
-    return ndimage.affine_transform(
+    resampled: np.ndarray = ndimage.affine_transform(  # scipy.ndimage is unannotated: it returns Any
         np.pad(array, 1, constant_values=fill),
         mapping[:3, :3],
         offset=mapping[:3, 3] + 1,
@@ -149,3 +150,4 @@ def _affine_transform(
         cval=fill,
         prefilter=False,
     )
+    return resampled

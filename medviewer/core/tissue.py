@@ -11,6 +11,7 @@ is not told apart.
 from __future__ import annotations
 
 import numpy as np
+from numpy.typing import NDArray
 from scipy import ndimage
 
 MIN_SATURATION = 0.05  # below this, a pixel is glass even if Otsu, on a tissue-only thumbnail, says otherwise
@@ -33,7 +34,8 @@ def tissue_mask(thumbnail_rgb: np.ndarray) -> np.ndarray:
     candidates = saturation[~ink]
     if candidates.size == 0 or np.ptp(candidates) < MIN_SATURATION:
         return np.zeros(rgb.shape[:2], bool)
-    threshold = max(float(threshold_otsu(candidates)), MIN_SATURATION)
+    # skimage.filters is unannotated, which --strict refuses to call from typed code.
+    threshold = max(float(threshold_otsu(candidates)), MIN_SATURATION)  # type: ignore[no-untyped-call]
     mask = (saturation > threshold) & ~ink
     return _cleaned(mask, max(1, round(MIN_REGION_FRACTION * mask.size)))
 
@@ -47,6 +49,7 @@ def _cleaned(mask: np.ndarray, min_pixels: int) -> np.ndarray:
 
 
 def _without_small_regions(mask: np.ndarray, min_pixels: int) -> np.ndarray:
+    labels: NDArray[np.int32]  # scipy.ndimage is unannotated: it returns Any
     labels, count = ndimage.label(mask)
     if count == 0:
         return mask

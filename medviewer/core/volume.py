@@ -14,10 +14,12 @@ from __future__ import annotations
 import dataclasses
 import enum
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
+from numpy.typing import NDArray
 
 from medviewer.core.patient import PatientInfo
 
@@ -110,14 +112,14 @@ class Volume:
         if self.array.ndim != 3:
             raise ValueError(f"a Volume array must be 3-D (z, y, x), got shape {self.array.shape}")
         self.direction = np.asarray(self.direction, dtype=float).reshape(3, 3)
-        self.spacing = tuple(float(s) for s in self.spacing)  # type: ignore[assignment]
-        self.origin = tuple(float(o) for o in self.origin)  # type: ignore[assignment]
+        self.spacing = _xyz("spacing", self.spacing)
+        self.origin = _xyz("origin", self.origin)
 
     @property
     def shape(self) -> tuple[int, int, int]:
-        return self.array.shape  # type: ignore[return-value]
+        return cast(tuple[int, int, int], self.array.shape)  # 3-D, as __post_init__ checked
 
-    def index_to_world_matrix(self) -> np.ndarray:
+    def index_to_world_matrix(self) -> NDArray[np.float64]:
         """4x4 map from homogeneous (z, y, x, 1) indices to LPS millimetres (x, y, z, 1)."""
         matrix = np.eye(4)
         matrix[:3, :3] = (self.direction * np.asarray(self.spacing)[None, :])[:, ::-1]
@@ -149,10 +151,8 @@ class Volume:
         size_xyz = self.array.shape[:3][::-1]
         axes = [2 - perm[2], 2 - perm[1], 2 - perm[0]]
 
-        def reorder(voxels: np.ndarray | None) -> np.ndarray | None:
+        def reorder(voxels: np.ndarray) -> np.ndarray:
             """The same permutation and flips for every per-voxel array (colour keeps its last axis)."""
-            if voxels is None:
-                return None
             moved = np.transpose(voxels, axes + list(range(3, voxels.ndim)))
             for k in range(3):
                 if flips[k]:
@@ -168,9 +168,9 @@ class Volume:
         return dataclasses.replace(
             self,
             array=reorder(self.array),
-            colour=reorder(self.colour),
-            overlay=reorder(self.overlay),
-            spacing=tuple(self.spacing[old] for old in perm),
+            colour=None if self.colour is None else reorder(self.colour),
+            overlay=None if self.overlay is None else reorder(self.overlay),
+            spacing=(self.spacing[perm[0]], self.spacing[perm[1]], self.spacing[perm[2]]),
             origin=tuple(origin),
             direction=direction,
         )
@@ -180,8 +180,8 @@ class Volume:
         the data's 1-99 %."""
         if self.window is not None:
             return self.window
-        if self.voi.lut is not None:
-            return self.voi.lut_window()
+        if (lut_window := self.voi.lut_window()) is not None:
+            return lut_window
         if self.modality in MODALITY_WINDOWS:
             return MODALITY_WINDOWS[self.modality]
         sample = self.array[:: max(1, self.shape[0] // 16), ::4, ::4]
@@ -191,8 +191,16 @@ class Volume:
         """The same voxels and geometry as a SimpleITK image, for users' own pipelines."""
         import SimpleITK as sitk
 
-        image = sitk.GetImageFromArray(self.array)
+        # SimpleITK's SWIG-made setters carry no annotations, which --strict refuses to call from typed code.
+        image: Any = sitk.GetImageFromArray(self.array)
         image.SetSpacing(self.spacing)
         image.SetOrigin(self.origin)
         image.SetDirection(tuple(self.direction.flatten()))
         return image
+
+
+def _xyz(name: str, values: Sequence[float]) -> tuple[float, float, float]:
+    """Readers hand over lists, numpy arrays and numpy scalars; a volume keeps three plain floats (x, y, z)."""
+    if len(values) != 3:
+        raise ValueError(f"a Volume {name} needs three values (x, y, z), got {len(values)}")
+    return float(values[0]), float(values[1]), float(values[2])

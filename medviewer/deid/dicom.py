@@ -14,8 +14,8 @@ so are dimensions that index frames by a private tag; an ICC profile keeps its c
 from __future__ import annotations
 
 import functools
+from typing import cast
 
-from pydicom.datadict import tag_for_keyword
 from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset
 from pydicom.encaps import encapsulate, generate_frames
@@ -128,9 +128,9 @@ def _clean_binary(ds: Dataset, tag: int, top_level: bool) -> None:
             del ds[tag]
 
 
-CODE_MEANING = int(tag_for_keyword("CodeMeaning"))  # type: ignore[arg-type]
-SEGMENT_LABEL = int(tag_for_keyword("SegmentLabel"))  # type: ignore[arg-type]
-ALGORITHM_NAME = int(tag_for_keyword("SegmentAlgorithmName"))  # type: ignore[arg-type]
+CODE_MEANING = profile.tag_of("CodeMeaning")
+SEGMENT_LABEL = profile.tag_of("SegmentLabel")
+ALGORITHM_NAME = profile.tag_of("SegmentAlgorithmName")
 
 
 def _rewrite_code_meaning(item: Dataset) -> None:
@@ -150,9 +150,11 @@ def _standard_meanings() -> dict[tuple[str, str], str]:
     """(scheme, code value) -> meaning, from pydicom's copy of the standard's code tables."""
     from pydicom.sr._concepts_dict import concepts
 
+    # pydicom builds the table from an empty literal, so its type says nothing of the nesting.
+    by_scheme = cast(dict[str, dict[str, dict[str, tuple[str, list[int]]]]], concepts)
     return {
         (scheme, value): meaning
-        for scheme, by_name in concepts.items()
+        for scheme, by_name in by_scheme.items()
         for by_value in by_name.values()
         for value, (meaning, _) in by_value.items()
     }

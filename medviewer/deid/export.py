@@ -15,8 +15,8 @@ from medviewer.core.errors import CorruptFileError, MedviewerError, PathNotFound
 from medviewer.core.logs import safe_path
 from medviewer.deid.dicom import UidMap, burned_in_reason, deidentify
 from medviewer.deid.slide import export_slide
-from medviewer.io.dicom_series import has_dicom_preamble, read_dataset, read_header
-from medviewer.io.slide import SLIDE_SUFFIXES, is_slide_file
+from medviewer.io.dicom_series import read_dataset, read_header
+from medviewer.io.formats import DICOM, WHOLE_SLIDE
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +54,7 @@ def plan_export(items: list[Path]) -> ExportPlan:
             raise PathNotFoundError(item)
         files = sorted(p for p in item.rglob("*") if p.is_file()) if item.is_dir() else [item]
         for path in files:
-            if has_dicom_preamble(path):
+            if DICOM.recognises(path):
                 header = read_header(path)
                 if (
                     str(header.get("MediaStorageSOPClassUID", "")) == DICOMDIR_SOP_CLASS
@@ -66,7 +66,7 @@ def plan_export(items: list[Path]) -> ExportPlan:
                 if missing:
                     raise CorruptFileError(path, f"the file has no {', '.join(missing)}, so it cannot be exported")
                 plan.dicom.append(path)
-            elif path.suffix.lower() in SLIDE_SUFFIXES and is_slide_file(path):
+            elif WHOLE_SLIDE.recognises(path):
                 plan.slides.append(path)
             else:
                 plan.skipped.append(path)

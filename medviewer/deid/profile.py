@@ -13,6 +13,15 @@ from pydicom.datadict import tag_for_keyword
 
 X, Z, D, U = "X", "Z", "D", "U"
 
+
+def tag_of(keyword: str) -> int:
+    """The tag of a standard keyword; the tables below name keywords so a misspelt one fails at import."""
+    tag = tag_for_keyword(keyword)
+    if tag is None:
+        raise KeyError(f"not a DICOM keyword: {keyword}")
+    return tag
+
+
 _ACTIONS_BY_KEYWORD: dict[str, str] = {
     # The patient
     "PatientName": Z,
@@ -184,13 +193,13 @@ _ACTIONS_BY_KEYWORD: dict[str, str] = {
 }
 
 #: Element tag -> action.
-ACTIONS: dict[int, str] = {int(tag_for_keyword(k)): a for k, a in _ACTIONS_BY_KEYWORD.items()}  # type: ignore[arg-type]
+ACTIONS: dict[int, str] = {tag_of(k): a for k, a in _ACTIONS_BY_KEYWORD.items()}
 
 #: Free-text attributes that describe the equipment or code a concept and cannot hold identifiers by design;
 #: every other PN, LO, SH, LT, ST, UT, UC and AE value is replaced by a dummy (UR values are removed). Code
 #: meanings and segment labels are rewritten by their own rules in ``medviewer.deid.dicom``. Keep it short.
 SAFE_TEXT: frozenset[int] = frozenset(
-    int(tag_for_keyword(keyword))  # type: ignore[arg-type]
+    tag_of(keyword)
     for keyword in (
         "Manufacturer",
         "ManufacturerModelName",
@@ -215,7 +224,7 @@ DEFAULT_DUMMY = "ANONYMOUS"
 #: Code String attributes whose values are chosen by a person or a site, not from a fixed list, kept only
 #: when they are one of the standard's defined terms (PS3.16 Annex L for body parts), else removed.
 FREE_CODE_STRINGS: dict[int, frozenset[str]] = {
-    int(tag_for_keyword("BodyPartExamined")): frozenset(  # type: ignore[arg-type]
+    tag_of("BodyPartExamined"): frozenset(
         """ABDOMEN ABDOMENPELVIS ADRENAL ANKLE AORTA ARM AXILLA BACK BLADDER BRAIN BREAST BRONCHUS BUTTOCK
         CALCANEUS CALF CAROTID CEREBELLUM CERVIX CHEEK CHEST CHESTABDOMEN CHESTABDPELVIS CIRCLEOFWILLIS CLAVICLE
         COCCYX COLON CORNEA CORONARYARTERY CSPINE CTSPINE DUODENUM EAR ELBOW ESOPHAGUS EXTREMITY EYE EYELID FACE
@@ -230,10 +239,7 @@ FREE_CODE_STRINGS: dict[int, frozenset[str]] = {
 
 #: Code String labels that a person types for an object (Type 1 where they occur): replaced by a dummy,
 #: which is a valid Code String.
-LABEL_CODE_STRINGS: frozenset[int] = frozenset(
-    int(tag_for_keyword(k))  # type: ignore[arg-type]
-    for k in ("ContentLabel",)
-)
+LABEL_CODE_STRINGS: frozenset[int] = frozenset(tag_of(k) for k in ("ContentLabel",))
 
 #: Value representations that can carry free text or names.
 TEXT_VRS = frozenset({"PN", "LO", "SH", "LT", "ST", "UT", "UC", "UR", "AE"})
@@ -260,7 +266,7 @@ ULTRASOUND_CLASSES = frozenset(
 #: Binary VRs: removed everywhere except the pixel data of the image itself and the numeric data below.
 BINARY_VRS = frozenset({"OB", "OW", "OF", "OD", "OL", "OV", "OB or OW", "US or OW"})
 KEPT_BINARY: frozenset[int] = frozenset(
-    int(tag_for_keyword(k))
+    tag_of(k)
     for k in (
         "PixelData",
         "FloatPixelData",
@@ -277,7 +283,7 @@ KEPT_BINARY: frozenset[int] = frozenset(
 #: (a LUT's entries, annotation coordinates and measurements), and the ICC profile, whose text tags are
 #: blanked (``medviewer.deid.icc``). Numbers cannot be given a dummy without changing what the object shows.
 KEPT_NESTED_BINARY: frozenset[int] = frozenset(
-    int(tag_for_keyword(k))  # type: ignore[arg-type]
+    tag_of(k)
     for k in (
         "LUTData",
         "PointCoordinatesData",
@@ -287,6 +293,6 @@ KEPT_NESTED_BINARY: frozenset[int] = frozenset(
         "ICCProfile",
     )
 )
-ICC_PROFILE = int(tag_for_keyword("ICCProfile"))  # type: ignore[arg-type]
+ICC_PROFILE = tag_of("ICCProfile")
 #: Sequences removed whole: a thumbnail can show what the image shows, burned-in text included.
-REMOVED_SEQUENCES: frozenset[int] = frozenset(int(tag_for_keyword(k)) for k in ("IconImageSequence",))
+REMOVED_SEQUENCES: frozenset[int] = frozenset(tag_of(k) for k in ("IconImageSequence",))

@@ -100,7 +100,8 @@ def _ct_slices(folder: Path, count: int, seed: int) -> tuple[list[tuple[str, str
     names = {LESION: "lesion", NORMAL: "normal"}
     identity = _ct_identity(seed)
     (folder / "ct_slices").mkdir(exist_ok=True)
-    rows, sources = [], []
+    rows: list[tuple[str, str]] = []
+    sources: list[dict[str, Any]] = []
     index = 0
     while wanted[LESION] or wanted[NORMAL]:
         index += 1
@@ -170,7 +171,8 @@ def _patches(folder: Path, count: int, seed: int) -> tuple[list[tuple[str, str]]
     names = {TUMOUR: "tumour", 0: "normal"}
     spec = _patch_spec()
     (folder / "patches").mkdir(exist_ok=True)
-    rows, sources = [], []
+    rows: list[tuple[str, str]] = []
+    sources: list[dict[str, Any]] = []
     index = 0
     while wanted[TUMOUR] or wanted[0]:
         index += 1

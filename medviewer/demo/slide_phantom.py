@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 from scipy import ndimage
@@ -267,7 +268,12 @@ def _write_tiff_pyramid(
     import tifffile
     from threadpoolctl import threadpool_limits
 
-    def write_level(tw: tifffile.TiffWriter, data: object, shape: tuple[int, int], level: int) -> None:
+    def write_level(
+        tw: tifffile.TiffWriter,
+        data: np.ndarray | Iterator[np.ndarray] | Iterator[bytes],
+        shape: tuple[int, int],
+        level: int,
+    ) -> None:
         mpp = geometry.mpp * LEVEL_STEP**level
         tw.write(
             data,
@@ -360,8 +366,13 @@ def write_pyramid_slide(
     stain = _stain_field(rng, field_shape)
     renderer = _TileRenderer(seed, geometry, field, stain, [], _nuclei(rng, field, geometry, []), tile)
     tiles_y, tiles_x = -(-height // tile), -(-width // tile)
+
+    def jpeg(pixels: np.ndarray) -> bytes:
+        # Without an output buffer imagecodecs returns bytes; its stub says bytes | bytearray for both cases.
+        return cast(bytes, imagecodecs.jpeg_encode(pixels, level=JPEG_QUALITY))
+
     background = np.rint(BACKGROUND).astype(np.uint8)
-    background_jpeg = imagecodecs.jpeg_encode(np.broadcast_to(background, (tile, tile, 3)).copy(), level=JPEG_QUALITY)
+    background_jpeg = jpeg(np.broadcast_to(background, (tile, tile, 3)).copy())
     step = tile // LEVEL_STEP
     level1 = np.empty((tiles_y * step, tiles_x * step, 3), np.uint8)
     level1[:] = background
@@ -374,14 +385,14 @@ def write_pyramid_slide(
 
     def render_row(ty: int) -> list[bytes]:
         my = _interp_matrix(tile, ty * tile, field_shape[0])
-        row = []
+        row: list[bytes] = []
         for tx in range(tiles_x):
             if not touches_tissue(tx, ty):
                 row.append(background_jpeg)
                 continue
             pixels = renderer.render(tx, ty, my, _interp_matrix(tile, tx * tile, field_shape[1]))
             level1[ty * step : (ty + 1) * step, tx * step : (tx + 1) * step] = _downsample(pixels, LEVEL_STEP)
-            row.append(imagecodecs.jpeg_encode(pixels, level=JPEG_QUALITY))
+            row.append(jpeg(pixels))
         return row
 
     def level0_tiles() -> Iterator[bytes]:

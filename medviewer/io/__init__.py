@@ -5,9 +5,8 @@ Every failure is a ``medviewer.core.errors.MedviewerError`` naming the file and 
 
 from medviewer.io.describe import describe
 from medviewer.io.dicom_stacks import SeriesInfo
+from medviewer.io.formats import ImageKind, classify
 from medviewer.io.open_path import (
-    ImageKind,
-    classify,
     list_series,
     open_path,
     open_slide,

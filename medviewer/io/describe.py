@@ -11,9 +11,10 @@ from medviewer.core.volume import Presentation
 from medviewer.io.dicom_kind import DicomKind
 from medviewer.io.dicom_sr import read_sr, render_sr
 from medviewer.io.dicom_stacks import SeriesInfo
+from medviewer.io.formats import ImageKind, classify
 from medviewer.io.label_maps import referenced_series
 from medviewer.io.nifti import is_nifti
-from medviewer.io.open_path import ImageKind, classify, dicom_kind_of, list_series, open_slide, open_volume
+from medviewer.io.open_path import dicom_kind_of, list_series, open_slide, open_volume
 
 
 def describe(path: str | Path) -> dict[str, Any]:

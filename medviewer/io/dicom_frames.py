@@ -309,7 +309,8 @@ def _classic_positions(
     offsets = _frame_offsets(header, frames) if orientation is not None else None
     if offsets is None or orientation is None:
         return None
-    return position + offsets[:, None] * np.cross(orientation[:3], orientation[3:])
+    positions: np.ndarray = position + offsets[:, None] * np.cross(orientation[:3], orientation[3:])
+    return positions
 
 
 def _frame_offsets(header: Dataset, frames: int) -> np.ndarray | None:
@@ -320,7 +321,8 @@ def _frame_offsets(header: Dataset, frames: int) -> np.ndarray | None:
     """
     grid = _vector(_numbers(header, "GridFrameOffsetVector"), frames)
     if grid is not None:
-        return grid - grid[0]
+        relative: np.ndarray = grid - grid[0]
+        return relative
     step = first_number(_numbers(header, "SpacingBetweenSlices"), 0.0)
     return np.arange(frames) * step if frames > 1 and 0 < step <= MAX_POSITION_MM else None
 
@@ -329,7 +331,8 @@ def _group_item(groups: list[Dataset], sequence: str) -> Dataset | None:
     """The first item of ``sequence`` in the per-frame group, else in the shared group."""
     for group in groups:
         if group is not None and sequence in group and len(group[sequence].value):
-            return group[sequence].value[0]
+            item: Dataset = group[sequence].value[0]
+            return item
     return None
 
 

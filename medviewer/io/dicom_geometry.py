@@ -75,7 +75,7 @@ def heights(records: list[FrameRecord]) -> np.ndarray | None:
     normal = records[0].normal
     if normal is None or any(r.position is None or r.orientation is None for r in records):
         return None
-    return np.array([r.position @ normal for r in records])  # type: ignore[operator]
+    return np.array([r.position @ normal for r in records])
 
 
 def plane_name(records: list[FrameRecord]) -> str:

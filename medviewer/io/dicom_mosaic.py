@@ -42,10 +42,11 @@ def read_mosaic(dicom_file: DicomFile) -> tuple[Mosaic | None, str | None]:
             warnings.simplefilter("ignore")  # nibabel calls its DICOM readers experimental on import and use
             from nibabel.nicom import dicomwrappers
 
-            wrapper = dicomwrappers.wrapper_from_data(dataset)
+            # nibabel leaves its DICOM wrappers unannotated
+            wrapper = dicomwrappers.wrapper_from_data(dataset)  # type: ignore[no-untyped-call]
             if not isinstance(wrapper, dicomwrappers.MosaicWrapper):
                 return None, _plain("its Siemens CSA header does not describe a mosaic")
-            data = np.asarray(wrapper.get_data())
+            data = np.asarray(wrapper.get_data())  # type: ignore[no-untyped-call]
             affine = np.asarray(wrapper.affine, dtype=float)
     except BaseException as exc:  # nibabel raises many types for a damaged CSA header; decoders can panic
         if input_error(dicom_file.path, exc) is None:

@@ -133,7 +133,7 @@ def _direct_frames(
         for frame, slot in zip(frames, slots, strict=True):
             target = out[slot] if out is not None else np.empty(shape, fmt.stored)
             handle.seek(start + frame * frame_bytes)
-            if handle.readinto(memoryview(target).cast("B")) != frame_bytes:
+            if handle.readinto(target.data.cast("B")) != frame_bytes:
                 raise CorruptFileError(dicom_file.path, "the file ends before its pixel data does (truncated)")
             yield target
 

@@ -16,12 +16,13 @@ is not there.
 from __future__ import annotations
 
 from collections import Counter, defaultdict
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 from pydicom.dataset import Dataset
-from skimage.draw import polygon as fill_polygon
+from skimage.draw import polygon
 
 from medviewer.core.errors import CorruptFileError, MedviewerError, UnsupportedFileError
 from medviewer.core.label_map import LabelMap, label_dtype
@@ -29,6 +30,9 @@ from medviewer.core.volume import Volume
 from medviewer.io.dicom_kind import RT_STRUCTURE_SET_SOP_CLASS, sop_class_name
 from medviewer.io.dicom_seg import BETWEEN_SLICES_TOLERANCE
 from medviewer.io.dicom_series import read_dataset
+
+#: The rows and columns of the pixels inside a polygon; typed here, as skimage leaves ``polygon`` unannotated.
+fill_polygon: Callable[..., tuple[np.ndarray, np.ndarray]] = polygon
 
 #: A closed contour whose points spread less than this (in voxels) along a volume axis lies on one of
 #: that axis's planes; one that spreads more crosses the planes and is drawn at the voxels nearest it.
@@ -76,7 +80,7 @@ class _Raster:
     def toggle_plane(self, axis: int, position: int, rows: np.ndarray, columns: np.ndarray) -> None:
         mask = self.planar.setdefault(axis, self._box())
         other = [a for a in range(3) if a != axis]
-        index: list[object] = [None, None, None]
+        index: list[int | np.ndarray] = [0, 0, 0]
         index[axis] = position - self.low[axis]
         index[other[0]] = rows - self.low[other[0]]
         index[other[1]] = columns - self.low[other[1]]
@@ -226,8 +230,10 @@ def _rois(ds: Dataset) -> list[_Roi]:
 
 def _colour(value: object) -> tuple[int, int, int] | None:
     """ROIDisplayColor as RGB, or None (the palette then decides) when absent or out of range."""
+    if not isinstance(value, Iterable):
+        return None
     try:
-        red, green, blue = (int(v) for v in value)  # type: ignore[union-attr]
+        red, green, blue = (int(v) for v in value)
     except (TypeError, ValueError):
         return None
     return (red, green, blue) if all(0 <= v <= 255 for v in (red, green, blue)) else None
@@ -303,7 +309,8 @@ def _bounds(points: list[np.ndarray], shape: tuple[int, int, int]) -> tuple[np.n
 
 
 def _inside(voxels: np.ndarray, shape: tuple[int, int, int]) -> np.ndarray:
-    return np.all((voxels >= 0) & (voxels < np.asarray(shape)), axis=-1)
+    inside: np.ndarray = np.all((voxels >= 0) & (voxels < np.asarray(shape)), axis=-1)
+    return inside
 
 
 def _rasterise(roi: _Roi, reference: Volume, report: _Report) -> _Raster | None:

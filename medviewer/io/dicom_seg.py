@@ -160,15 +160,18 @@ def _masks(ds: Dataset, path: Path, kind: str) -> np.ndarray:
     # deflate shrink empty masks past any ratio, so the file's size bounds nothing here)
     refuse_if_too_large(path, 2 * frames * rows * columns, f"its {frames} frames of {columns} x {rows} pixels")
     try:
-        pixels = ds.pixel_array
+        pixels: np.ndarray = ds.pixel_array
     except BaseException as exc:  # decoders raise many types on damaged data, a Rust panic among them
         if input_error(path, exc) is None:
             raise
         raise CorruptFileError(path, f"the segmentation's pixel data cannot be decoded ({type(exc).__name__})") from exc
     pixels = pixels.reshape(-1, rows, columns)
+    covered: np.ndarray
     if kind == "FRACTIONAL":
-        return pixels >= 0.5 * float(ds.get("MaximumFractionalValue", 255) or 255)
-    return pixels != 0
+        covered = pixels >= 0.5 * float(ds.get("MaximumFractionalValue", 255) or 255)
+    else:
+        covered = pixels != 0
+    return covered
 
 
 def _frames(ds: Dataset, path: Path, reference: Volume, count: int) -> list[_Frame]:
@@ -210,18 +213,21 @@ def _functional(item: Dataset, shared: Dataset | None, keyword: str) -> Dataset 
     """A functional group macro's item for one frame: its own, else the one shared by all frames."""
     for group in (item, shared):
         if group is not None and group.get(keyword):
-            return group[keyword][0]
+            found: Dataset = group[keyword][0]
+            return found
     return None
 
 
 def _pixel_indices(frame: _Frame, rows: np.ndarray, columns: np.ndarray) -> np.ndarray:
     """Continuous (z, y, x) volume indices of the given pixel centres of a frame."""
-    return frame.origin + rows[:, None] * frame.row_step + columns[:, None] * frame.column_step
+    indices: np.ndarray = frame.origin + rows[:, None] * frame.row_step + columns[:, None] * frame.column_step
+    return indices
 
 
 def _inside(index: np.ndarray, shape: tuple[int, int, int]) -> np.ndarray:
     nearest = np.rint(index)
-    return np.all((nearest >= 0) & (nearest < np.asarray(shape)), axis=-1)
+    inside: np.ndarray = np.all((nearest >= 0) & (nearest < np.asarray(shape)), axis=-1)
+    return inside
 
 
 def _overlaps(frame: _Frame, size: tuple[int, int], shape: tuple[int, int, int]) -> bool:
@@ -271,9 +277,9 @@ def _paint(array: np.ndarray, frame: _Frame, mask: np.ndarray, overlaps: Counter
         (np.arange(column_points) + 0.5) / column_points - 0.5,
         indexing="ij",
     )
-    rows = (rows[:, None] + row_offsets.ravel()[None, :]).ravel()
-    columns = (columns[:, None] + column_offsets.ravel()[None, :]).ravel()
-    index = _pixel_indices(frame, rows, columns)
+    sampled_rows = (rows[:, None] + row_offsets.ravel()[None, :]).ravel()
+    sampled_columns = (columns[:, None] + column_offsets.ravel()[None, :]).ravel()
+    index = _pixel_indices(frame, sampled_rows, sampled_columns)
     inside = _inside(index, array.shape)
     voxels = np.unique(np.ravel_multi_index(np.rint(index[inside]).astype(np.intp).T, array.shape))
     labels = array.reshape(-1)  # a view: array is freshly allocated, so contiguous

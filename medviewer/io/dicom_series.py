@@ -266,7 +266,7 @@ class ScanResult:
 def _files_under(path: Path) -> list[Path]:
     if not path.is_dir():
         return [path]
-    found = []
+    found: list[Path] = []
     for root, dirs, files in os.walk(path):
         dirs.sort()
         found.extend(Path(root) / name for name in sorted(files))

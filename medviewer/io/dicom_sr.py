@@ -317,7 +317,7 @@ def _values(value: object) -> list[object]:
         return []
     if isinstance(value, (str, bytes)) or not hasattr(value, "__iter__"):
         return [value]
-    return [v for v in value if v is not None]  # type: ignore[attr-defined]
+    return [v for v in value if v is not None]
 
 
 def _readable_date(value: str) -> str:

@@ -19,9 +19,9 @@ import numpy as np
 
 from medviewer.core.errors import CorruptFileError, MedviewerError, PathNotFoundError, UnsupportedFileError, reading
 from medviewer.core.volume import Volume
+from medviewer.io.formats import NIFTI
 from medviewer.io.memory_guard import refuse_if_too_large
 
-NIFTI_SUFFIXES = (".nii", ".nii.gz")
 RAS_TO_LPS = np.diag([-1.0, -1.0, 1.0, 1.0])
 #: Millimetres per NIfTI spatial unit; "unknown" is read as millimetres, as every NIfTI tool does.
 SPATIAL_UNIT_MM = {"meter": 1000.0, "mm": 1.0, "micron": 0.001}
@@ -34,7 +34,8 @@ SHEAR_TOLERANCE = 1e-3
 
 
 def is_nifti(path: Path) -> bool:
-    return path.name.lower().endswith(NIFTI_SUFFIXES)
+    """Whether the name is a NIfTI file's: nibabel, and so every reader here, goes by the name."""
+    return NIFTI.names(path)
 
 
 def read_nifti(path: Path, time_index: int = 0) -> Volume:
@@ -48,7 +49,8 @@ def read_nifti(path: Path, time_index: int = 0) -> Volume:
     header = image.header
     _checked_shape(path, header)
     _refuse_infinite_scaling(path, head)
-    if header.get_data_dtype().names is not None:
+    # nibabel leaves get_data_dtype unannotated
+    if header.get_data_dtype().names is not None:  # type: ignore[no-untyped-call]
         raise UnsupportedFileError(path, "the file holds colour (RGB) voxels, not a grey-scale volume")
     shape = tuple(int(n) for n in image.shape)
     while len(shape) > 4 and shape[-1] == 1:
@@ -133,7 +135,7 @@ def _declared_file_size(path: Path, head: bytes) -> int:
     header = _header_from(path, head)
     with reading(path, "the NIfTI header"):
         shape = _checked_shape(path, header)
-        voxels = int(np.prod(shape, dtype=object)) * header.get_data_dtype().itemsize
+        voxels = int(np.prod(shape, dtype=object)) * int(header.get_data_dtype().itemsize)
     return int(header.get_data_offset() or header.single_vox_offset) + voxels
 
 
@@ -144,7 +146,9 @@ def _header_from(path: Path, head: bytes) -> Any:
     two = head[:4] in NIFTI2_SIZES
     _check_dimension_count(path, head)
     with reading(path, "the NIfTI header"):
-        return (nib.Nifti2Header if two else nib.Nifti1Header).from_fileobj(io.BytesIO(head), check=False)
+        header_class = nib.Nifti2Header if two else nib.Nifti1Header
+        # nibabel leaves from_fileobj unannotated
+        return header_class.from_fileobj(io.BytesIO(head), check=False)  # type: ignore[no-untyped-call]
 
 
 def _refuse_infinite_scaling(path: Path, head: bytes) -> None:

@@ -1,8 +1,8 @@
-"""One door for every path a user can give: decide what it holds, then read it with the right reader."""
+"""One door for every path a user can give: decide what it holds (``medviewer.io.formats``), then read it
+with the right reader."""
 
 from __future__ import annotations
 
-import enum
 import logging
 import os
 from pathlib import Path
@@ -18,47 +18,14 @@ from medviewer.core.errors import (
 from medviewer.core.logs import safe_path
 from medviewer.core.volume import Volume
 from medviewer.io.dicom_kind import DicomKind, frame_count, not_an_image_reason
-from medviewer.io.dicom_series import (
-    DicomFile,
-    ScanResult,
-    has_dicom_preamble,
-    read_dataset,
-    read_header,
-    scan,
-    scan_files,
-)
+from medviewer.io.dicom_series import DicomFile, ScanResult, read_dataset, scan, scan_files
 from medviewer.io.dicom_stacks import SeriesInfo, Stack, split_series
 from medviewer.io.dicom_volume import read_stack
+from medviewer.io.formats import ImageKind, classify, may_be_dicom
 from medviewer.io.nifti import is_nifti, read_nifti
-from medviewer.io.slide import SLIDE_SUFFIXES, Slide, is_slide_file
-from medviewer.io.slide_dicom import WSI_SOP_CLASS
+from medviewer.io.slide import Slide
 
 log = logging.getLogger(__name__)
-
-
-class ImageKind(enum.Enum):
-    VOLUME = "volume"
-    SLIDE = "slide"
-
-
-def classify(path: str | Path) -> ImageKind:
-    """Whether ``path`` opens as a volume or a slide; raises a typed error if it is neither."""
-    path = Path(path)
-    with reading(path):
-        if not path.exists():
-            raise PathNotFoundError(path)
-        if path.is_dir():
-            return ImageKind.VOLUME
-        if is_nifti(path):
-            return ImageKind.VOLUME
-        if path.name.lower().endswith(SLIDE_SUFFIXES):
-            if is_slide_file(path):
-                return ImageKind.SLIDE
-            raise UnsupportedFileError(path, "not a whole-slide image that OpenSlide or the TIFF reader recognises")
-        if has_dicom_preamble(path) or path.suffix.lower() in (".dcm", ".dicom", ".ima"):
-            header = read_header(path)
-            return ImageKind.SLIDE if str(header.get("SOPClassUID", "")) == WSI_SOP_CLASS else ImageKind.VOLUME
-        raise UnsupportedFileError(path, "not a format medviewer opens (DICOM, NIfTI or a whole-slide image)")
 
 
 #: What to say when a single file is opened as an image but is something else.
@@ -73,7 +40,7 @@ NOT_PIXELS_REASONS = {
 
 def dicom_kind_of(path: Path) -> DicomKind | None:
     """The kind of a single DICOM file, from its header; None when it is not one (the readers say why)."""
-    if not (has_dicom_preamble(path) or path.suffix.lower() in (".dcm", ".dicom", ".ima", "")):
+    if not may_be_dicom(path):
         return None
     try:
         return DicomFile.read(path).kind

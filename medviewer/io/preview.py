@@ -16,10 +16,11 @@ from medviewer.core.volume import Volume
 from medviewer.io.dicom_kind import PIXEL_KINDS, DicomKind
 from medviewer.io.dicom_sr import SrDocument, read_sr
 from medviewer.io.dicom_stacks import SeriesInfo
+from medviewer.io.formats import WHOLE_SLIDE
 from medviewer.io.label_maps import referenced_series
 from medviewer.io.nifti import is_nifti
 from medviewer.io.open_path import dicom_kind_of, list_series_files, open_path, open_volume_files
-from medviewer.io.slide import SLIDE_SUFFIXES, Slide
+from medviewer.io.slide import Slide
 
 SLIDE_OVERVIEW_SIZE = 2048
 ICON_SIZE = 96
@@ -65,7 +66,7 @@ def open_for_viewing(path: str | Path) -> OpenedImage | OpenedReport | DerivedOb
     report as its content tree, or a SEG or RT structure set with the series it needs underneath."""
     path = Path(path)
     with reading(path):
-        if path.is_file() and not is_nifti(path) and not path.name.lower().endswith(SLIDE_SUFFIXES):
+        if path.is_file() and not is_nifti(path) and not WHOLE_SLIDE.names(path):
             kind = dicom_kind_of(path)
             if kind is DicomKind.STRUCTURED_REPORT:
                 return OpenedReport(path, read_sr(path))

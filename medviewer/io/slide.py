@@ -32,7 +32,6 @@ log = logging.getLogger(__name__)
 THUMBNAIL_CHUNK = 2048  # level pixels a side read at once for a thumbnail (16 MiB of RGBA)
 #: Micrometres per pixel a slide scanner gives, from a 100x objective to a low-power overview.
 MPP_RANGE = (0.02, 50.0)
-SLIDE_SUFFIXES = (".svs", ".tif", ".tiff", ".ndpi", ".vms", ".vmu", ".scn", ".mrxs", ".bif", ".svslide")
 
 
 def _open_backend(path: Path) -> SlideBackend:
@@ -183,7 +182,9 @@ class Slide:
         # final Lanczos step has room and the result matches OpenSlide's thumbnail.
         factor = max(1, int(downsample / self.level_downsamples[level] / 2))
         image = self._reduced_level(level, factor)
-        image.thumbnail((max(1, round(width / downsample)), max(1, round(height / downsample))), Image.LANCZOS)
+        image.thumbnail(
+            (max(1, round(width / downsample)), max(1, round(height / downsample))), Image.Resampling.LANCZOS
+        )
         return np.asarray(image)
 
     def _reduced_level(self, level: int, factor: int) -> Image.Image:
@@ -222,10 +223,3 @@ def _reduced_on_white(rgba: np.ndarray, factor: int) -> Image.Image:
     on_white = Image.new("RGB", tile.size, "white")
     on_white.paste(tile, None, tile)
     return on_white.reduce(factor) if factor > 1 else on_white
-
-
-def is_slide_file(path: Path) -> bool:
-    """Whether a slide backend recognises the file's content (cheap checks; opening may still fail)."""
-    import openslide
-
-    return openslide.OpenSlide.detect_format(str(path)) is not None or is_tiff(path)

@@ -76,7 +76,7 @@ class DicomWsiSlide(TiledSlide):
         encapsulated = self._transfer_syntax.is_encapsulated
         with reading(self.path, what):  # decoders raise many types on damaged data, a Rust panic among them
             pixels, _ = get_decoder(self._transfer_syntax).as_array(
-                encapsulate([data]) if encapsulated else data, index=0, number_of_frames=1, **self._decode_options
+                encapsulate([data]) if encapsulated else data, index=0, **self._decode_options
             )
         return np.repeat(pixels[..., None], 3, axis=2) if pixels.ndim == 2 else pixels
 
@@ -136,6 +136,7 @@ def _decode_options(path: Path, dataset: Dataset) -> dict[str, Any]:
         "pixel_representation": dataset.get("PixelRepresentation", 0),
         "photometric_interpretation": dataset.PhotometricInterpretation,
         "planar_configuration": dataset.get("PlanarConfiguration", 0),
+        "number_of_frames": 1,  # each tile is one frame, decoded alone
     }
 
 

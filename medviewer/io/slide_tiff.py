@@ -84,8 +84,9 @@ class TiffSlide(TiledSlide):
             raise CorruptFileError(self.path, f"{what} cannot be decoded") from exc
         if pixels is None:
             return None
-        pixels = pixels.reshape(pixels.shape[-3:])
-        return np.repeat(pixels, 3, axis=2) if pixels.shape[2] == 1 else pixels[..., :3]
+        height, width, samples = pixels.shape[-3:]
+        plane = pixels.reshape(height, width, samples)
+        return np.repeat(plane, 3, axis=2) if samples == 1 else plane[..., :3]
 
     def close(self) -> None:
         self._tif.close()
@@ -161,7 +162,8 @@ def _resolution_mpp(page: TiffPage) -> float | None:
         return None
     unit = page.resolutionunit
     pixels_per_unit = page.resolution[0]
-    microns = {tifffile.RESUNIT.CENTIMETER: 1e4, tifffile.RESUNIT.INCH: 25400.0}.get(unit)
+    microns_per_unit: dict[int, float] = {tifffile.RESUNIT.CENTIMETER: 1e4, tifffile.RESUNIT.INCH: 25400.0}
+    microns = microns_per_unit.get(unit)
     if microns is None or not pixels_per_unit or pixels_per_unit <= 0:
         return None
     return microns / pixels_per_unit

@@ -12,7 +12,7 @@ import math
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import Protocol
 
 import numpy as np
 
@@ -37,10 +37,20 @@ class TileGrid:
         return -(-self.height // self.tile_height)
 
 
+class ByteSource(Protocol):
+    """An open file the tiles' bytes are read from: a plain file (DICOM) or tifffile's own handle (TIFF)."""
+
+    def seek(self, offset: int, /) -> int: ...
+
+    def read(self, size: int, /) -> bytes: ...
+
+    def close(self) -> None: ...
+
+
 class TiledSlide:
     """Base of the tile-decoding backends: subclasses provide ``_tile``; regions and downsamples live here."""
 
-    def __init__(self, path: Path, grids: list[TileGrid], handle: BinaryIO) -> None:
+    def __init__(self, path: Path, grids: list[TileGrid], handle: ByteSource) -> None:
         self.path = path
         for level, grid in enumerate(grids):
             check_grid(path, level, grid)

@@ -1,7 +1,7 @@
 """The window: PySide6 and pyqtgraph live here and nowhere else.
 
-Thin by design: widgets call ``medviewer.io`` (and later layers) and draw what they return, so every
-capability stays usable without a window.
+Thin by design: what a person asks for is a ``medviewer.actions`` job, run by the window's job runner
+(``job_runner``); widgets draw what it returns, so every capability stays usable without a window.
 """
 
 import pyqtgraph as pg

@@ -17,16 +17,14 @@ hatched on the slide.
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, cast
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QObject, QRunnable, QSettings, Qt, QThreadPool, QTimer, Signal
+from PySide6.QtCore import QSettings, Qt, QTimer, Signal
 from PySide6.QtGui import QBrush, QColor, QStandardItemModel
 from PySide6.QtWidgets import (
     QComboBox,
@@ -46,28 +44,47 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from medviewer.actions.jobs import MODEL_KINDS, Job
+from medviewer.actions.model_runs import (
+    ClassifierRun,
+    LoadedModels,
+    ModelRun,
+    PatchSaliency,
+    Runtime,
+    VolumeSaliency,
+    approve_job,
+    patch_saliency_job,
+    runtime_job,
+    slices_job,
+    slide_job,
+    volume_job,
+    volume_saliency_job,
+)
+from medviewer.actions.trail import ImageIdentity, identity_of
 from medviewer.ai import registry
 from medviewer.ai.available import builtin_bundles
+from medviewer.ai.inference import SliceResult, VolumeResult
 from medviewer.ai.ood import NOT_AVAILABLE
 from medviewer.ai.package import ModelPackage, read_package
-from medviewer.ai.runtime import describe_runtime
-from medviewer.ai.stored_results import StoredResult, of_run, shape_of
-from medviewer.ai.summary import cell_words, slice_number, summarise_slide
+from medviewer.ai.saliency_methods import SALIENCY_METHODS
+from medviewer.ai.slide_run import SlideResult
+from medviewer.ai.stored_results import StoredResult, shape_of
+from medviewer.ai.summary import slice_number, summarise_slide
 from medviewer.core.colormaps import COLORMAP_NAMES
 from medviewer.core.errors import MedviewerError
-from medviewer.core.logs import log_unexpected
 from medviewer.core.volume import Volume
 from medviewer.io.slide import Slide
 from medviewer.ui import ai_words
-from medviewer.ui.ai_worker import AiJob, AiWorker
+from medviewer.ui.job_runner import JobRunner
 from medviewer.ui.model_card_dialog import ModelCardDialog
+from medviewer.ui.slide_overlays import SlideDetail, SlideHeatmap
 
 if TYPE_CHECKING:
-    from medviewer.ai.inference import Precision
-    from medviewer.ai.saliency import SaliencyRun
+    from pyqtgraph.GraphicsScene.mouseEvents import MouseClickEvent
+
+    from medviewer.ai.inference import Precision, RunInfo
 
 log = logging.getLogger(__name__)
-SALIENCY_METHODS = (("gradcam", "Grad-CAM"), ("occlusion", "Occlusion"), ("ig", "Integrated gradients"))
 NOT_DIAGNOSTIC = "Not for diagnostic use."
 PANEL_WIDTH = 340  # room for the run buttons; longer texts wrap
 PRECISIONS: tuple[Precision, ...] = ("float32", "float16")
@@ -101,47 +118,31 @@ class OverlayStyle:
         return min(1.0, self.opacity + 0.25)
 
 
-class _ProbeRelay(QObject):
-    done = Signal(str, float, object)  # (runtime in words, when torch finished importing, devices fastest first)
-
-
-class _ProbeTask(QRunnable):
-    def __init__(self, relay: _ProbeRelay) -> None:
-        super().__init__()
-        self.relay = relay
-
-    def run(self) -> None:
-        devices: list[str] = []
-        try:
-            from medviewer.ai.devices import available_devices
-
-            text = describe_runtime()
-            devices = available_devices()
-        except Exception as exc:  # a broken torch install must not take the window down
-            log_unexpected(log, "AI runtime unavailable")
-            text = f"The AI runtime could not be loaded ({type(exc).__name__}); images can still be viewed."
-        self.relay.done.emit(text, time.time(), devices)
-
-
 class AiPanel(QWidget):
-    """``heatmap_ready(volume, caption)`` for the volume view; ``result_ready(job, result)`` for the
-    window to store; ``slice_chosen(index)`` (0-based) when a point of the per-slice curve is clicked or the
-    slice where the chosen class peaks is asked for."""
+    """``heatmap_ready(volume, caption)`` for the volume view (on the volume's own grid); ``run_finished(run)``
+    when a run has ended and been recorded (a ``ModelRun``: the window refreshes what lists it);
+    ``slice_chosen(index)`` (0-based) when a point of the per-slice curve is clicked or the slice where the
+    chosen class peaks is asked for; ``slide_heatmap_ready(SlideHeatmap)`` and ``slide_detail_ready(SlideDetail
+    or None)`` for the slide view.
+
+    The runs themselves are ``medviewer.actions.model_runs`` jobs, given to the window's job runner."""
 
     runtime_ready = Signal(float)  # epoch seconds when torch finished importing
-    heatmap_ready = Signal(object, str)
-    result_ready = Signal(object, object)
+    heatmap_ready = Signal(Volume, str)
+    run_finished = Signal(object)  # ModelRun
     slice_chosen = Signal(int)
-    #: (values (rows, columns), origin, cell size, caption): a map over the slide in level-0 pixels; the
-    #: heatmap of a run, and the detail (a clicked patch's saliency, or None to take it away) laid over it.
-    #: The heatmap's also has the top of its scale (or None) and the cells outside the training data (a bool
-    #: (rows, columns) array, or None when none are), which are hatched.
-    slide_heatmap_ready = Signal(object, object, object, str, object, object)
-    slide_detail_ready = Signal(object, object, object, str)
+    slide_heatmap_ready = Signal(object)  # SlideHeatmap
+    slide_detail_ready = Signal(object)  # SlideDetail, or None to take the detail away
     overlay_style_changed = Signal()
 
-    def __init__(self, settings: QSettings | None = None, parent: QWidget | None = None) -> None:
+    def __init__(
+        self, settings: QSettings | None = None, parent: QWidget | None = None, jobs: JobRunner | None = None
+    ) -> None:
         super().__init__(parent)
+        self.jobs = jobs if jobs is not None else JobRunner(self)
+        self.models = LoadedModels()  # loaded on the model lane's thread, kept for the next run
+        #: The catalog file runs are listed in, or None (no catalog, or a damaged one): set by the window.
+        self.catalog: Path | None = None
         self.settings = settings
         self.card_dialog: ModelCardDialog | None = None
         self.runtime_label = QLabel("Waiting to load the AI runtime…")
@@ -175,7 +176,7 @@ class AiPanel(QWidget):
         #: Applied to failure messages before they are shown: hides file names under the anonymised display.
         self.rewrite: Callable[[str], str] | None = None
         self.cancel_button = QPushButton("Cancel")
-        self.cancel_button.clicked.connect(lambda: self.worker.cancel())
+        self.cancel_button.clicked.connect(self.cancel)
         self.precision_box = QComboBox()
         for precision in PRECISIONS:
             self.precision_box.addItem(precision, precision)
@@ -311,28 +312,24 @@ class AiPanel(QWidget):
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(scroll)
 
-        self._relay = _ProbeRelay(self)
-        self._relay.done.connect(self._on_probe)
-        self._pool = QThreadPool(self)
         self.probing = False
         self.ready = False
-        self.worker = AiWorker(self)
-        self.worker.progress.connect(self._on_progress)
-        self.worker.finished_job.connect(self._on_finished)
-        self.worker.failed.connect(self._on_failed)
-        self.worker.cancelled.connect(self._on_cancelled)
         self.packages: list[ModelPackage] = []
-        stored = settings.value("ai/models", []) if settings is not None else []
+        # A list of paths, or one path (QSettings gives a one-item list back so); its stubs say only ``object``.
+        stored = cast("str | list[str] | None", settings.value("ai/models", []) if settings is not None else [])
         self.added_paths: list[str] = [stored] if isinstance(stored, str) else list(stored or [])
         self.volume: Volume | None = None
         self.slice_index = 0
         self.slide: Slide | None = None
+        #: How the catalog and the audit trail name the volume and the slide shown.
+        self.volume_identity: ImageIdentity | None = None
+        self.slide_identity: ImageIdentity | None = None
         self.slide_region: Callable[[], tuple[float, float, float, float] | None] = lambda: None
-        self.slide_result: object | None = None
+        self.slide_result: SlideResult | None = None
         self.slide_shown: StoredResult | None = None  # the slide result with how to read it, for patch clicks
         self.slide_package: ModelPackage | None = None  # the model that made it, once known
-        self.shown: object | None = None  # the image on screen: results of another are not drawn
-        self.last_result: object | None = None
+        self.shown: Volume | Slide | None = None  # the image on screen: results of another are not drawn
+        self.last_run: ModelRun | None = None
         self._curve_indices = np.zeros(0, dtype=int)
         #: The result shown (with the note that it is a kept one), the class it leads with, and the clicked
         #: patch (row, column) of a slide result, whose numbers replace the slide mean's in the bars.
@@ -379,21 +376,32 @@ class AiPanel(QWidget):
     def add_model(
         self, path: Path, approve: bool, shown: tuple[ModelPackage, dict[Path, str]] | None = None
     ) -> ModelPackage:
-        """Read a package and, when ``approve``, add its weights' hashes to the approved list.
+        """Read a package and list it here; when ``approve``, first add its weights' hashes to the approved list
+        (a job: the registry and the audit trail are written), and list it once that is done.
 
         ``shown`` is the package and hashes the approval dialog showed: those are approved, with the metadata
         and card read then, and a weights file whose bytes changed while the dialog was open is refused rather
         than approved in their stead (a package read again here could be another)."""
         package, hashes = shown if shown is not None else (read_package(path), {})
-        if approve:
-            for weights in package.weights.values():
-                registry.approve(weights, package, shown_sha256=hashes.get(weights))
+        if not approve:
+            self._list_model(path)
+            return package
+        self.jobs.submit(
+            approve_job(package, hashes),
+            lambda _approved: self._list_model(path),
+            self._approval_refused,
+        )
+        return package
+
+    def _approval_refused(self, message: str) -> None:
+        QMessageBox.warning(self, "Model not approved", message)
+
+    def _list_model(self, path: Path) -> None:
         if str(path) not in self.added_paths:
             self.added_paths.append(str(path))
             if self.settings is not None:
                 self.settings.setValue("ai/models", self.added_paths)
         self.reload_models()
-        return package
 
     def _ask_add_model(self) -> None:
         name = QFileDialog.getExistingDirectory(self, "Add a model bundle folder")
@@ -407,10 +415,7 @@ class AiPanel(QWidget):
         hashes = _hashes(package)
         dialog = ModelCardDialog(package, hashes, "Approve it to run on this computer?", parent=self)
         accepted = dialog.exec() == QDialog.DialogCode.Accepted
-        try:
-            self.add_model(Path(name), approve=accepted, shown=(package, hashes))
-        except MedviewerError as exc:
-            QMessageBox.warning(self, "Model not approved", str(exc))
+        self.add_model(Path(name), approve=accepted, shown=(package, hashes))
 
     def _model_changed(self) -> None:
         """The chosen model's classes, and the buttons for what it can run; a job still running keeps its
@@ -423,19 +428,21 @@ class AiPanel(QWidget):
             self.class_box.setCurrentIndex(len(package.spec.classes) - 1)
         self.class_box.blockSignals(False)
         self._class_changed()
-        self._set_running(self.worker.busy())
+        self._set_running(self.model_busy())
 
     # context from the window ----------------------------------------------------------------------
 
-    def set_volume(self, volume: Volume | None, slice_index: int = 0) -> None:
-        self.volume = volume
+    def set_volume(self, volume: Volume | None, slice_index: int = 0, identity: ImageIdentity | None = None) -> None:
+        """The volume shown, and how the catalog names it (the window knows the path it came from; without
+        one, the volume is named by its series UID or its description)."""
+        self.volume, self.volume_identity = volume, identity
         self.slice_index = slice_index
         if volume is not None:
             self.shown = volume
             self._offer_model_for(("slice", "volume"))
-        self._set_running(self.worker.busy())
+        self._set_running(self.model_busy())
 
-    def set_shown(self, image: object | None) -> None:
+    def set_shown(self, image: Volume | Slide | None) -> None:
         """The image on screen now (the window's tab changed): only its results are drawn."""
         self.shown = image
 
@@ -444,19 +451,25 @@ class AiPanel(QWidget):
         if index == self.slice_index:
             return
         self.slice_index = index
-        self._set_running(self.worker.busy())  # the saliency button names the slice
+        self._set_running(self.model_busy())  # the saliency button names the slice
         stored = self.shown_result
-        if stored is not None and stored.kind == "slices" and len(stored.result.indices) > 1:
+        if stored is not None and isinstance(stored.result, SliceResult) and len(stored.result.indices) > 1:
             self._draw_slice_bars()
 
-    def set_slide(self, slide: Slide | None, region: Callable[[], tuple[float, float, float, float] | None]) -> None:
-        """The shown slide, and where to ask for the selected annotation's region (None: all tissue)."""
-        self.slide, self.slide_region = slide, region
+    def set_slide(
+        self,
+        slide: Slide | None,
+        region: Callable[[], tuple[float, float, float, float] | None],
+        identity: ImageIdentity | None = None,
+    ) -> None:
+        """The shown slide, where to ask for the selected annotation's region (None: all tissue), and how the
+        catalog names it."""
+        self.slide, self.slide_region, self.slide_identity = slide, region, identity
         self.slide_result = self.slide_shown = self.slide_package = None
         if slide is not None:
             self.shown = slide
             self._offer_model_for(("slide_patch",))
-        self._set_running(self.worker.busy())
+        self._set_running(self.model_busy())
 
     def _offer_model_for(self, targets: tuple[str, ...]) -> None:
         """Choose the first model that runs on the image just shown, unless the chosen one already does: a
@@ -471,96 +484,77 @@ class AiPanel(QWidget):
 
     # runs ---------------------------------------------------------------------------------------
 
-    def run(self, every_slice: bool) -> AiJob | None:
+    def _named(self) -> tuple[Volume, ImageIdentity] | None:
+        """The volume shown and its name in the catalog and the trail (by its series UID, or its description
+        when the panel is used without a window that knows its path)."""
+        volume = self.volume
+        if volume is None:
+            return None
+        return volume, self.volume_identity or identity_of(volume, Path(volume.description or "volume"))
+
+    def _named_slide(self) -> tuple[Slide, ImageIdentity] | None:
+        slide = self.slide
+        if slide is None:
+            return None
+        return slide, self.slide_identity or identity_of(slide, slide.path)
+
+    def run(self, every_slice: bool) -> Job[ModelRun] | None:
         """Classify the shown slice, or every slice (a per-slice probability curve), in the background."""
-        package, volume = self.package(), self.volume
-        if package is None or volume is None:
+        package, named = self.package(), self._named()
+        if package is None or named is None:
             return None
+        volume, identity = named
         indices = list(range(volume.shape[0])) if every_slice else [self.slice_index]
-        where = "every slice" if every_slice else f"slice {self.slice_index + 1}"
-        precision = self.precision()
-        job = AiJob(
-            "slices",
-            f"{package.name} on {where} ({precision})",
-            lambda progress, cancelled: _run_slices(package, volume, indices, precision, progress, cancelled),
-            {"package": package, "volume": volume, "precision": precision},
-        )
-        self._start(job)
-        return job
+        return self._start(slices_job(self.models, package, volume, identity, indices, self.precision(), self.catalog))
 
-    def run_volume(self) -> AiJob | None:
+    def run_volume(self) -> Job[ModelRun] | None:
         """Classify the whole volume with a ``volume`` model, in the background."""
-        package, volume = self.package(), self.volume
-        if package is None or volume is None:
+        package, named = self.package(), self._named()
+        if package is None or named is None:
             return None
-        precision = self.precision()
-        job = AiJob(
-            "volume",
-            f"{package.name} on the volume ({precision})",
-            lambda progress, cancelled: _run_volume(package, volume, precision, progress, cancelled),
-            {"package": package, "volume": volume, "precision": precision},
-        )
-        self._start(job)
-        return job
+        volume, identity = named
+        return self._start(volume_job(self.models, package, volume, identity, self.precision(), self.catalog))
 
-    def run_slide(self) -> AiJob | None:
+    def run_slide(self) -> Job[ModelRun] | None:
         """Patches over the tissue (or the selected annotation's box) at the model's MPP, in the background."""
-        package, slide = self.package(), self.slide
-        if package is None or slide is None:
+        package, named = self.package(), self._named_slide()
+        if package is None or named is None:
             return None
+        slide, identity = named
         region = self.slide_region()
-        where = "the selected region" if region is not None else "the tissue"
-        precision = self.precision()
-        job = AiJob(
-            "slide",
-            f"{package.name} on {where} of {slide.path.name} ({precision})",
-            lambda progress, cancelled: _run_slide(package, slide, region, precision, progress, cancelled),
-            {"package": package, "slide": slide, "precision": precision},
-        )
-        self._start(job)
-        return job
+        return self._start(slide_job(self.models, package, slide, identity, region, self.precision(), self.catalog))
 
-    def patch_clicked(self, x: float, y: float) -> AiJob | None:
+    def patch_clicked(self, x: float, y: float) -> Job[ModelRun] | None:
         """Show the clicked patch's probabilities (bars and text) and lay its saliency over it."""
         result = self.slide_result
-        if result is None or self.worker.busy():
+        if result is None or self.model_busy():
             return None
         cell = result.patch_at(x, y)
         if cell is None or not np.isfinite(result.probabilities[cell]).all():
             return None
         shown = self.slide_shown
-        row, column = cell
         if shown is self.shown_result:
             self.patch = cell
             self._render()
-        package = self._model_of(shown)
+        package = self._model_of(shown) if shown is not None else None
         if package is None:
             self.saliency_caption.setText(
                 f"The model that made this result ({result.info.model_name} {result.info.model_version}, SHA-256 "
                 f"{result.info.model_hash[:12]}…) is not installed here, so its saliency cannot be computed."
             )
             return None
-        method = self.method_box.currentData()
-        class_index = max(self.class_box.currentIndex(), 0)
-        slide, grid = self.slide, result.grid
-        job = AiJob(
-            "patch_saliency",
-            f"{self.method_box.currentText()} of {package.name} on the patch at {cell_words(row, column)}",
-            lambda progress, cancelled: _patch_saliency(package, slide, grid, cell, method, class_index, cancelled),
-            {
-                "package": package,
-                "method": self.method_box.currentText(),
-                "class": package.spec.classes[class_index],
-                "box": grid.box(row, column),
-                "slide": slide,
-            },
-        )
-        self._start(job)
-        return job
+        named = self._named_slide()
+        if named is None:
+            return None
+        slide, identity = named
+        method, class_index = self.method_box.currentData(), max(self.class_box.currentIndex(), 0)
+        job = patch_saliency_job(self.models, package, slide, identity, result.grid, cell, method, class_index)
+        return self._start(job)
 
     def export_slide_result(self, kind: str, path: Path) -> None:
         from medviewer.ai.slide_run import write_csv, write_geojson
 
+        assert self.slide_result is not None, "export is offered only while a slide result is shown"
         (write_csv if kind == "csv" else write_geojson)(self.slide_result, path)
 
     def _ask_export(self, kind: str) -> None:
@@ -574,44 +568,41 @@ class AiPanel(QWidget):
             except OSError as exc:
                 self.progress_label.setText(f"{name}: could not be written ({exc.strerror})")
 
-    def run_saliency(self) -> AiJob | None:
-        package, volume = self.package(), self.volume
-        if package is None or volume is None:
+    def run_saliency(self) -> Job[ModelRun] | None:
+        package, named = self.package(), self._named()
+        if package is None or named is None:
             return None
-        method = self.method_box.currentData()
-        class_index = max(self.class_box.currentIndex(), 0)
-        if package.spec.target == "volume":
-            index, where = None, "the volume"
-        else:
-            index, where = self.slice_index, f"slice {self.slice_index + 1}"
-        work = partial(_saliency, package, volume, index, method, class_index)
-        job = AiJob(
-            "saliency",
-            f"{self.method_box.currentText()} of {package.name} on {where}",
-            work,
-            {
-                "package": package,
-                "volume": volume,
-                "method": self.method_box.currentText(),
-                "class": package.spec.classes[class_index],
-            },
-        )
-        self._start(job)
-        return job
+        volume, identity = named
+        method, class_index = self.method_box.currentData(), max(self.class_box.currentIndex(), 0)
+        index = None if package.spec.target == "volume" else self.slice_index
+        return self._start(volume_saliency_job(self.models, package, volume, identity, index, method, class_index))
 
     def busy(self) -> bool:
-        return self.probing or self.worker.busy()
+        return self.probing or self.model_busy()
+
+    def model_busy(self) -> bool:
+        return self.jobs.busy(*MODEL_KINDS)
+
+    def cancel(self) -> None:
+        self.jobs.cancel(*MODEL_KINDS)
 
     def overlay_style(self) -> OverlayStyle:
         return OverlayStyle(
             self.colormap_box.currentText(), self.opacity_slider.value() / 100.0, self.threshold_spin.value()
         )
 
-    def _start(self, job: AiJob) -> None:
+    def _start(self, job: Job[ModelRun]) -> Job[ModelRun]:
         self.progress.setValue(0)
         self.progress_label.setText(f"{job.description}…")
+        self.jobs.submit(
+            job,
+            on_done=lambda run: self._on_finished(job, run),
+            on_failed=self._on_failed,
+            on_progress=self._on_progress,
+            on_cancelled=lambda: self._on_cancelled(job),
+        )
         self._set_running(True)
-        self.worker.submit(job)
+        return job
 
     def _set_running(self, running: bool) -> None:
         """Buttons for what the chosen model can do on what is shown, while nothing runs."""
@@ -633,65 +624,61 @@ class AiPanel(QWidget):
         else:
             saliency = "Show saliency on this slice"
         self.saliency_button.setText(saliency)
-        self.run_volume_button.setEnabled(ready and package.spec.target == "volume")
+        self.run_volume_button.setEnabled(ready and is_volume)
         self.run_slide_button.setEnabled(
             package is not None and self.slide is not None and not running and package.spec.target == "slide_patch"
         )
         for button in (self.export_csv_button, self.export_geojson_button):
             button.setEnabled(self.slide_result is not None and not running)
 
-    def _on_progress(self, job: AiJob, fraction: float, words: str) -> None:
+    def _on_progress(self, fraction: float, words: str) -> None:
         self.progress.setValue(round(fraction * 1000))
         self.progress_label.setText(words)
 
-    def _on_finished(self, job: AiJob, result: object) -> None:
-        self._set_running(self.worker.busy())
-        image = job.image
-        if image is not self.shown:
-            # Another image is shown now: drawing this result would lay it over the wrong one. It is still
-            # a result of the image it ran on, so the window records it.
+    def _on_finished(self, job: Job[ModelRun], run: ModelRun) -> None:
+        """Show a run that has ended (it is recorded already), unless another image is shown now: drawing it
+        would lay it over the wrong one."""
+        self._set_running(self.model_busy())
+        if job.image is not self.shown:
             self.progress_label.setText(f"Finished: {job.description} (not shown: another image is open now)")
-            self.result_ready.emit(job, result)
+            self.run_finished.emit(run)
             return
         self.progress_label.setText(f"Finished: {job.description}")
-        if job.kind in ("slices", "volume", "slide"):
-            self._show_result(of_run(job.kind, result, job.context["package"], image), job.context["package"])
-        elif job.kind == "patch_saliency":
-            saliency, info = result
-            x, y, width, height = job.context["box"]
-            rows, columns = saliency.shape
-            caption = f"{job.context['method']} ({job.context['class']}) on the patch"
+        if isinstance(run, ClassifierRun):
+            self._show_result(run.stored, run.package)
+        elif isinstance(run, PatchSaliency):
+            x, y, width, height = run.box
+            rows, columns = run.values.shape
+            caption = f"{run.method} ({run.class_name}) on the patch"
             self.saliency_caption.setText(
-                f"Model attention ({job.context['method']} for '{job.context['class']}') inside the clicked patch: "
+                f"Model attention ({run.method} for '{run.class_name}') inside the clicked patch: "
                 "where the model looked, not where tumour is. "
-                f"{_identity(info, job.context['package'].spec.diagnostic_use)}"
+                f"{_identity(run.info, run.package.spec.diagnostic_use)}"
             )
-            self.slide_detail_ready.emit(saliency, (x, y), (width / columns, height / rows), caption)
-        else:
-            heatmap, info = result
-            caption = (
-                f"Model attention ({job.context['method']} for '{job.context['class']}'): where the model looked "
+            self.slide_detail_ready.emit(SlideDetail(run.values, (x, y), (width / columns, height / rows), caption))
+        elif isinstance(run, VolumeSaliency):
+            self.saliency_caption.setText(
+                f"Model attention ({run.method} for '{run.class_name}'): where the model looked "
                 "for this class, not where a lesion is. "
-                f"{_identity(info, job.context['package'].spec.diagnostic_use)}"
+                f"{_identity(run.info, run.package.spec.diagnostic_use)}"
             )
-            self.saliency_caption.setText(caption)
-            self.heatmap_ready.emit(heatmap, f"{job.context['method']} ({job.context['class']})")
-        self.last_result = result
-        self.result_ready.emit(job, result)
+            self.heatmap_ready.emit(run.heatmap, f"{run.method} ({run.class_name})")
+        self.last_run = run
+        self.run_finished.emit(run)
 
-    def _on_failed(self, job: AiJob, message: str) -> None:
-        self._set_running(self.worker.busy())
+    def _on_failed(self, message: str) -> None:
+        self._set_running(self.model_busy())
         self.progress_label.setText(f"Failed: {self.rewrite(message) if self.rewrite else message}")
 
-    def _on_cancelled(self, job: AiJob) -> None:
-        self._set_running(self.worker.busy())
+    def _on_cancelled(self, job: Job[ModelRun]) -> None:
+        self._set_running(self.model_busy())
         self.progress_label.setText(f"Cancelled: {job.description}")
 
     def clear_result(self) -> None:
         """Forget the shown result and the last run's words: another image is shown now (a run still going
         keeps its progress line)."""
         self.result_label.setText("No result yet.")
-        if not self.worker.busy():
+        if not self.model_busy():
             self.progress_label.clear()
         self.shown_result, self._note, self.patch, self._peak_index = None, "", None, None
         self._show_ood(None, shown=False)
@@ -703,7 +690,7 @@ class AiPanel(QWidget):
         self.peak_button.hide()
         self.back_button.hide()
         self.saliency_caption.clear()
-        self.last_result = None
+        self.last_run = None
 
     def show_stored(self, stored: StoredResult, created: str) -> str | None:
         """Show a result kept from an earlier run on the image shown now (``created``: when, ISO 8601 UTC), as
@@ -719,7 +706,6 @@ class AiPanel(QWidget):
                 f"{' x '.join(map(str, shape_of(image)))}: run the model again"
             )
         self._show_result(stored, None, note=f"Stored result of {created[:16].replace('T', ' ')} UTC. ")
-        self.last_result = stored.result
         return None
 
     def _show_result(self, stored: StoredResult, package: ModelPackage | None, note: str = "") -> None:
@@ -727,11 +713,11 @@ class AiPanel(QWidget):
         heatmap of a result, with who computed it and how. ``package`` is the model that made it when known (a
         fresh run); a kept result's is looked up on a patch click."""
         self.shown_result, self._note, self.patch = stored, note, None
-        if stored.kind == "slide":
+        if isinstance(stored.result, SlideResult):
             self.slide_result, self.slide_shown, self.slide_package = stored.result, stored, package
         self.chosen = ai_words.chosen_index(tuple(stored.result.classes), self.class_box.currentText() or None)
         self._render(heatmap=True)
-        self._set_running(self.worker.busy())
+        self._set_running(self.model_busy())
 
     def show_slide_summary(self) -> None:
         """Back from a clicked patch to the whole slide: its mean in the bars, its summary alone in the text,
@@ -741,7 +727,7 @@ class AiPanel(QWidget):
         self.patch = None
         self._render()
         self.saliency_caption.clear()
-        self.slide_detail_ready.emit(None, (0.0, 0.0), (1.0, 1.0), "")
+        self.slide_detail_ready.emit(None)
 
     def _class_changed(self) -> None:
         """Another class chosen for saliency: the result leads with it (its curve, its heatmap)."""
@@ -763,15 +749,15 @@ class AiPanel(QWidget):
         ood = getattr(result, "ood", _NO_CHECK)
         identity = _identity(result.info, stored.diagnostic_use)
         extra: list[str]  # paragraphs after the summary: what is outside the training data, the clicked patch
-        if stored.kind == "slices":
+        if isinstance(result, SliceResult):
             self._show_ood(ood)
-            lines, extra = self._render_slices(stored, ood)
-        elif stored.kind == "volume":
+            lines, extra = self._render_slices(stored, result, ood)
+        elif isinstance(result, VolumeResult):
             self._show_ood(ood)
-            lines, extra = self._render_volume(stored), []
+            lines, extra = self._render_volume(stored, result), []
         else:
             self._show_ood(ood)
-            lines, extra = self._render_slide(stored, ood, heatmap)
+            lines, extra = self._render_slide(stored, result, ood, heatmap)
         note = [self._note.strip()] if self._note else []  # a kept result says so first, on a line of its own
         self.result_label.setText("\n".join(note + ["\n\n".join(["\n".join(lines), *extra, identity])]))
 
@@ -786,8 +772,8 @@ class AiPanel(QWidget):
         self.ood_note.setText(words.note)
         self.ood_note.setVisible(shown and bool(words.note))
 
-    def _render_slices(self, stored: StoredResult, ood: object) -> tuple[list[str], list[str]]:
-        result, activation = stored.result, stored.activation
+    def _render_slices(self, stored: StoredResult, result: SliceResult, ood: object) -> tuple[list[str], list[str]]:
+        activation = stored.activation
         indices = tuple(int(i) for i in result.indices)
         summary = ai_words.summarise(indices, tuple(result.classes), result.probabilities, activation, self.chosen)
         flagged = ai_words.flagged_of(None if ood is _NO_CHECK else ood, (len(indices),))  # type: ignore[arg-type]
@@ -815,7 +801,7 @@ class AiPanel(QWidget):
         """The bars of a slice run: the slice shown in the viewer when the run covered it, else the slice where
         the chosen class peaks (a one-slice run: that slice)."""
         stored = self.shown_result
-        if stored is None or stored.kind != "slices":
+        if stored is None or not isinstance(stored.result, SliceResult):
             return
         result = stored.result
         indices = [int(i) for i in result.indices]
@@ -835,8 +821,7 @@ class AiPanel(QWidget):
         if self.slice_line is not None:
             self.slice_line.setValue(slice_number(indices[row]))
 
-    def _render_volume(self, stored: StoredResult) -> list[str]:
-        result = stored.result
+    def _render_volume(self, stored: StoredResult, result: VolumeResult) -> list[str]:
         self._clear_curve()
         self.curve.hide()
         self.peak_button.hide()
@@ -846,8 +831,10 @@ class AiPanel(QWidget):
         )
         return ai_words.volume_lines(tuple(result.classes), result.probabilities, self.chosen)
 
-    def _render_slide(self, stored: StoredResult, ood: object, heatmap: bool) -> tuple[list[str], list[str]]:
-        result, activation = stored.result, stored.activation
+    def _render_slide(
+        self, stored: StoredResult, result: SlideResult, ood: object, heatmap: bool
+    ) -> tuple[list[str], list[str]]:
+        activation = stored.activation
         classes = tuple(result.classes)
         grid = result.grid
         summary = summarise_slide(result.probabilities, grid.tissue, self.chosen, classes)
@@ -878,12 +865,14 @@ class AiPanel(QWidget):
         if heatmap:
             probability = ai_words.is_probability(activation)
             self.slide_heatmap_ready.emit(
-                result.heatmap(self.chosen),
-                grid.origin,
-                grid.patch_size_level0,
-                f"{ai_words.value_of(classes[self.chosen], activation)} per patch",
-                1.0 if probability else None,
-                flagged if flagged.any() else None,
+                SlideHeatmap(
+                    result.heatmap(self.chosen),
+                    grid.origin,
+                    grid.patch_size_level0,
+                    f"{ai_words.value_of(classes[self.chosen], activation)} per patch",
+                    1.0 if probability else None,
+                    flagged if flagged.any() else None,
+                )
             )
         return lines, extra
 
@@ -980,7 +969,7 @@ class AiPanel(QWidget):
         if self._peak_index is not None:
             self.slice_chosen.emit(self._peak_index)
 
-    def _curve_clicked(self, event: object) -> None:
+    def _curve_clicked(self, event: MouseClickEvent) -> None:
         indices = self._curve_indices
         if not len(indices):
             return
@@ -998,20 +987,19 @@ class AiPanel(QWidget):
 
     def _start_probe(self) -> None:
         self.runtime_label.setText("Loading the AI runtime in the background…")
-        self._pool.start(_ProbeTask(self._relay))
+        self.jobs.submit(runtime_job(), on_done=self._on_probe)
 
     def shutdown(self) -> None:
         """Cancel model jobs and let a running probe finish: an import cut off by exit crashes the process."""
-        self.worker.shutdown()
-        self._pool.waitForDone()
+        self.jobs.shutdown()
 
-    def _on_probe(self, text: str, finished_at: float, devices: list[str] | None = None) -> None:
-        self.runtime_label.setText(text)
-        self.model_device = devices[0] if devices else None  # models run on the fastest (choose_device)
+    def _on_probe(self, runtime: Runtime) -> None:
+        self.runtime_label.setText(runtime.text)
+        self.model_device = runtime.devices[0] if runtime.devices else None  # models run on the fastest
         self._offer_precisions()
         self.probing = False
         self.ready = True
-        self.runtime_ready.emit(finished_at)
+        self.runtime_ready.emit(runtime.finished_at)
 
     # precision ------------------------------------------------------------------------------------
 
@@ -1041,7 +1029,7 @@ def _hashes(package: ModelPackage) -> dict[Path, str]:
     return {path: registry.sha256_of(path) for path in package.weights.values()}
 
 
-def _identity(info: object, diagnostic_use: bool) -> str:
+def _identity(info: RunInfo, diagnostic_use: bool) -> str:
     """Who answered, on what, how long: every result carries it."""
     words = (
         f"{info.model_name} {info.model_version} · SHA-256 {info.model_hash[:12]}… · {info.device}, "
@@ -1049,97 +1037,3 @@ def _identity(info: object, diagnostic_use: bool) -> str:
     )
     notes = f" ({'; '.join(info.notes)})" if info.notes else ""
     return words + notes + ("" if diagnostic_use else f" · {NOT_DIAGNOSTIC}")
-
-
-_LOADED: dict[Path, object] = {}  # loaded modules by weights path; used on the worker thread only
-
-
-def _loaded(package: ModelPackage) -> object:
-    from medviewer.ai.devices import choose_device
-    from medviewer.ai.package import load_module
-
-    key = package.source
-    if key not in _LOADED:
-        _LOADED[key] = load_module(package, device=choose_device())
-    return _LOADED[key]
-
-
-def _run_slices(
-    package: ModelPackage, volume: Volume, indices: list[int], precision: Precision, progress, cancelled
-) -> object:
-    from medviewer.ai.inference import run_slices
-
-    progress(0.0, f"Loading {package.name}…")
-    return run_slices(_loaded(package), volume, indices, progress=progress, cancelled=cancelled, precision=precision)
-
-
-def _run_volume(package: ModelPackage, volume: Volume, precision: Precision, progress, cancelled) -> object:
-    from medviewer.ai.inference import run_volume
-
-    progress(0.0, f"Loading {package.name}…")
-    return run_volume(_loaded(package), volume, progress=progress, cancelled=cancelled, precision=precision)
-
-
-def _run_slide(package: ModelPackage, slide: Slide, region, precision: Precision, progress, cancelled) -> object:
-    from medviewer.ai.slide_run import patch_grid, run_slide
-
-    progress(0.0, f"Loading {package.name}…")
-    loaded = _loaded(package)
-    progress(0.0, "Finding tissue…")
-    grid = patch_grid(slide, package.spec, region=region)
-    return run_slide(loaded, slide, grid, progress=progress, cancelled=cancelled, precision=precision)
-
-
-def _patch_saliency(
-    package: ModelPackage,
-    slide: Slide,
-    grid: object,
-    cell: tuple[int, int],
-    method: str,
-    class_index: int,
-    cancelled: Callable[[], bool],
-) -> tuple[np.ndarray, object]:
-    from medviewer.ai.saliency import SaliencyRun
-    from medviewer.ai.slide_saliency import saliency_on_patch
-
-    run = SaliencyRun(_loaded(package))
-    started = time.perf_counter()
-    saliency = saliency_on_patch(run, slide, grid, cell, method, class_index, cancelled)
-    return saliency, _info(package, run, started)
-
-
-def _info(package: ModelPackage, run: SaliencyRun, started: float) -> object:
-    """A saliency map's identity: where it was finished (the CPU after CUDA ran out of memory) and why."""
-    from medviewer.ai.inference import RunInfo
-
-    return RunInfo(
-        model_name=package.name,
-        model_version=package.version,
-        model_hash=run.loaded.sha256,
-        device=run.device,
-        precision="float32",
-        duration_s=time.perf_counter() - started,
-        batch_size=1,
-        notes=tuple(run.notes),
-    )
-
-
-def _saliency(
-    package: ModelPackage,
-    volume: Volume,
-    index: int | None,
-    method: str,
-    class_index: int,
-    progress: Callable[[float, str], None],
-    cancelled: Callable[[], bool],
-) -> tuple[Volume, object]:
-    """The saliency of slice ``index`` (a slice model) or of the whole volume (a volume model, ``index`` None)
-    in world space, for the volume view's heatmap."""
-    from medviewer.ai.saliency import SaliencyRun, saliency_on_volume
-
-    progress(0.0, f"Loading {package.name}…")
-    run = SaliencyRun(_loaded(package))
-    started = time.perf_counter()
-    progress(0.2, "Computing saliency…")
-    heatmap = saliency_on_volume(run, volume, index, method, class_index, cancelled)
-    return heatmap, _info(package, run, started)

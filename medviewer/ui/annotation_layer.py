@@ -10,9 +10,11 @@ the slide's pixel size, or in pixels, saying so, when the slide has none.
 from __future__ import annotations
 
 import enum
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Literal, ParamSpec, Protocol
 
 import numpy as np
-from PySide6.QtCore import QPointF, QRectF, Qt
+from PySide6.QtCore import QPointF, QRectF, Qt, SignalInstance
 from PySide6.QtGui import QBrush, QColor, QFont, QFontMetricsF, QPainter, QPainterPath, QPen
 from PySide6.QtWidgets import (
     QGraphicsEllipseItem,
@@ -23,7 +25,17 @@ from PySide6.QtWidgets import (
 )
 
 from medviewer.annotations.document import AnnotationDocument, ChangeEvent
-from medviewer.annotations.model import Annotation, AnnotationEditError, AnnotationKind
+from medviewer.annotations.model import (
+    Annotation,
+    AnnotationClass,
+    AnnotationEditError,
+    AnnotationKind,
+    AnnotationProperties,
+)
+
+if TYPE_CHECKING:
+    from pyqtgraph import ViewBox
+    from pyqtgraph.GraphicsScene.mouseEvents import MouseClickEvent, MouseDragEvent
 
 PICK_RADIUS_PX = 6  # screen pixels within which a click picks an outline, point or handle
 HANDLE_RADIUS_PX = 4
@@ -32,6 +44,13 @@ SELECTED_COLOUR = QColor(0, 200, 255)
 ANNOTATION_Z = 100
 LABEL_OFFSET_PX = 10  # screen pixels between a line's end and its length label
 MINIMUM_RULER_PX = 1.0  # a ruler drag shorter than this (level-0 px) is a slip, not a measurement
+
+#: A drag in progress: annotations being moved, one vertex (annotation id, vertex index), a shape being
+#: drawn, or the view being panned.
+_Drag = (
+    tuple[Literal["move"], set[str]] | tuple[Literal["vertex"], tuple[str, int]] | tuple[Literal["draw", "pan"], None]
+)
+_EditArgs = ParamSpec("_EditArgs")
 
 
 class Tool(enum.Enum):
@@ -107,10 +126,28 @@ class LengthLabel(QGraphicsItem):
         painter.drawText(self._box, Qt.AlignmentFlag.AlignCenter, self.text)
 
 
+class SlideCanvas(Protocol):
+    """What the layer needs of the view it draws on (a ``SlideView``): the view box in level-0 pixels, the
+    hooks its mouse gestures go through, its click signal and its status line."""
+
+    click_handler: Callable[[MouseClickEvent], None] | None
+    left_drag_handler: Callable[[MouseDragEvent], None] | None
+
+    @property
+    def box(self) -> ViewBox: ...
+
+    @property
+    def clicked(self) -> SignalInstance: ...
+
+    def level0_per_screen_pixel(self) -> float: ...
+
+    def report(self, text: str) -> None: ...
+
+
 class AnnotationLayer:
     """Draws a document's annotations on a ``SlideView`` and edits them with the current tool."""
 
-    def __init__(self, view: object) -> None:
+    def __init__(self, view: SlideCanvas) -> None:
         self.view = view
         self.document: AnnotationDocument | None = None
         self.tool = Tool.MOVE
@@ -120,11 +157,11 @@ class AnnotationLayer:
         self.mpp_by_hand = False
         self.selected: set[str] = set()
         #: Called with the selected ids whenever the selection changes (the list panel follows it).
-        self.selection_changed: list = []
+        self.selection_changed: list[Callable[[set[str]], None]] = []
         self.items: dict[str, list[QGraphicsItem]] = {}
         self.handle_items: list[QGraphicsItem] = []
         self._drawing: list[tuple[float, float]] = []
-        self._drag: tuple[str, object] | None = None  # ("move", ids) or ("vertex", (id, index)) or ("draw", None)
+        self._drag: _Drag | None = None
         self.preview = QGraphicsPathItem()
         self.preview.setPen(_pen(SELECTED_COLOUR, 1.5))
         self.preview.setZValue(ANNOTATION_Z + 50)
@@ -156,16 +193,29 @@ class AnnotationLayer:
                 self._draw(annotation)
 
     def _on_changed(self, event: ChangeEvent) -> None:
-        ids = event.annotation_ids if not event.classes_changed else {a.id for a in self.document.annotations}
-        for annotation_id in ids | set(self.items) - {a.id for a in self.document.annotations}:
+        document = self._shown()
+        ids = event.annotation_ids if not event.classes_changed else {a.id for a in document.annotations}
+        for annotation_id in ids | set(self.items) - {a.id for a in document.annotations}:
             self._remove_items(annotation_id)
-            if annotation_id in self.document:
-                self._draw(self.document.get(annotation_id))
-        if self._drag is not None and self._drag[0] in ("move", "vertex"):
-            kept = self._drag[1] if self._drag[0] == "move" else {self._drag[1][0]}
-            if not all(annotation_id in self.document for annotation_id in kept):
-                self._drag = None  # its annotation went away mid-drag (undo, delete): the drag ends
-        self._set_selected(self.selected & {a.id for a in self.document.annotations})
+            if annotation_id in document:
+                self._draw(document.get(annotation_id))
+        if not all(annotation_id in document for annotation_id in self._dragged_ids()):
+            self._drag = None  # its annotation went away mid-drag (undo, delete): the drag ends
+        self._set_selected(self.selected & {a.id for a in document.annotations})
+
+    def _shown(self) -> AnnotationDocument:
+        """The document shown: edits reach the layer only from it, and gestures only while there is one."""
+        assert self.document is not None, "no document is shown"
+        return self.document
+
+    def _dragged_ids(self) -> set[str]:
+        """The annotations a move or vertex drag holds (none for a drawing or a pan)."""
+        drag = self._drag
+        if drag is not None and drag[0] == "move":
+            return drag[1]
+        if drag is not None and drag[0] == "vertex":
+            return {drag[1][0]}
+        return set()
 
     def set_pixel_size(self, mpp: float | None, by_hand: bool) -> None:
         """Relabel every line for a new pixel size (one set by hand, or forgotten)."""
@@ -202,10 +252,10 @@ class AnnotationLayer:
             label = LengthLabel(self.length_text(annotation.perimeter()), colour)
             label.setPos(QPointF(*annotation.vertices[-1]))
             items.append(label)
-        for item in items:
-            if not isinstance(item, LengthLabel):  # labels keep their place above every shape
-                item.setZValue(ANNOTATION_Z + (10 if selected else 0))
-            self.view.box.addItem(item, ignoreBounds=True)
+        for shown in items:
+            if not isinstance(shown, LengthLabel):  # labels keep their place above every shape
+                shown.setZValue(ANNOTATION_Z + (10 if selected else 0))
+            self.view.box.addItem(shown, ignoreBounds=True)
         self.items[annotation.id] = items
 
     def _marker(self, x: float, y: float, colour: QColor, filled: bool) -> QGraphicsItem:
@@ -247,9 +297,10 @@ class AnnotationLayer:
         changed = self.selected ^ ids
         self._set_selected(set(ids))
         for annotation_id in changed:
-            if annotation_id in self.document:
+            document = self._shown()  # a selection is only ever of a document's annotations
+            if annotation_id in document:
                 self._remove_items(annotation_id)
-                self._draw(self.document.get(annotation_id))
+                self._draw(document.get(annotation_id))
 
     def _set_selected(self, ids: set[str]) -> None:
         """The one place the selection changes, so the list panel never acts on a stale one."""
@@ -276,17 +327,20 @@ class AnnotationLayer:
     def _tolerance(self) -> float:
         return PICK_RADIUS_PX * self.view.level0_per_screen_pixel()
 
-    def _classification(self) -> dict:
-        cls = self.document.class_named(self.current_class) if self.current_class else None
+    def _current_class(self) -> AnnotationClass | None:
+        return self._shown().class_named(self.current_class) if self.current_class else None
+
+    def _classification(self) -> AnnotationProperties:
+        cls = self._current_class()
         return {"classification": cls} if cls is not None else {}
 
-    def _click(self, ev: object) -> None:
+    def _click(self, ev: MouseClickEvent) -> None:
         if self.document is None:
             return
         point = self.view.box.mapSceneToView(ev.scenePos())
         x, y = point.x(), point.y()
         if self.tool is Tool.POINT:
-            cls = self._classification().get("classification")
+            cls = self._current_class()
             self.document.add_point(x, y, cls.name if cls is not None else None)
         elif self.tool is Tool.POLYGON:
             self._polygon_click(x, y, ev.double())
@@ -294,24 +348,25 @@ class AnnotationLayer:
             self._select_click(x, y, ev)
             self.view.clicked.emit(x, y)
 
-    def _select_click(self, x: float, y: float, ev: object) -> None:
+    def _select_click(self, x: float, y: float, ev: MouseClickEvent) -> None:
+        document = self._shown()
         tolerance = self._tolerance()
         if ev.double() and len(self.selected) == 1:
-            annotation = self.document.get(next(iter(self.selected)))
+            annotation = document.get(next(iter(self.selected)))
             edge = annotation.nearest_edge(x, y, tolerance)
             if edge is not None and not annotation.locked:
-                self.document.insert_vertex(annotation.id, edge, x, y)
+                document.insert_vertex(annotation.id, edge, x, y)
                 return
         if ev.modifiers() & Qt.KeyboardModifier.ShiftModifier and len(self.selected) == 1:
-            annotation = self.document.get(next(iter(self.selected)))
+            annotation = document.get(next(iter(self.selected)))
             handle = annotation.nearest_handle(x, y, tolerance)
             if handle is not None and annotation.kind not in (AnnotationKind.RECTANGLE, AnnotationKind.ELLIPSE):
                 try:
-                    self.document.delete_vertex(annotation.id, handle)
+                    document.delete_vertex(annotation.id, handle)
                 except AnnotationEditError as exc:
                     self.view.report(str(exc))
                 return
-        hits = self.document.annotations_at(x, y, tolerance)
+        hits = document.annotations_at(x, y, tolerance)
         self.select({hits[0].id} if hits else set())
 
     def _polygon_click(self, x: float, y: float, double: bool) -> None:
@@ -330,7 +385,7 @@ class AnnotationLayer:
         self._drawing = []
         self._clear_preview()
         if len(points) >= 3:
-            self.document.add(Annotation.polygon(points, freehand=freehand, **self._classification()))
+            self._shown().add(Annotation.polygon(points, freehand=freehand, **self._classification()))
 
     def _show_preview(self, closed: bool) -> None:
         path = QPainterPath()
@@ -342,7 +397,7 @@ class AnnotationLayer:
                 path.closeSubpath()
         self.preview.setPath(path)
 
-    def _left_drag(self, ev: object) -> None:
+    def _left_drag(self, ev: MouseDragEvent) -> None:
         if self.document is None:
             return
         point = self.view.box.mapSceneToView(ev.scenePos())
@@ -350,24 +405,25 @@ class AnnotationLayer:
         if ev.isStart():
             start = self.view.box.mapSceneToView(ev.buttonDownScenePos())
             self._start_drag(start.x(), start.y())
-        kind, target = self._drag or ("pan", None)
-        if kind == "pan":
+        drag: _Drag = self._drag or ("pan", None)
+        if drag[0] == "pan":
             box = self.view.box
             delta = box.mapSceneToView(ev.lastScenePos()) - box.mapSceneToView(ev.scenePos())
             box.translateBy(x=delta.x(), y=delta.y())
-        elif kind == "move":
+        elif drag[0] == "move":
             last = self.view.box.mapSceneToView(ev.lastScenePos())
-            self._edit(self.document.move, target, x - last.x(), y - last.y(), continuing=not ev.isStart())
-        elif kind == "vertex":
-            self._edit(self.document.move_vertex, target[0], target[1], x, y, continuing=not ev.isStart())
-        elif kind == "draw":
+            self._edit(self.document.move, drag[1], x - last.x(), y - last.y(), continuing=not ev.isStart())
+        elif drag[0] == "vertex":
+            annotation_id, index = drag[1]
+            self._edit(self.document.move_vertex, annotation_id, index, x, y, continuing=not ev.isStart())
+        elif drag[0] == "draw":
             self._drag_draw(x, y)
         if ev.isFinish():
-            if kind == "draw" and self._drag is not None:
+            if drag[0] == "draw" and self._drag is not None:
                 self._finish_drawn_shape()
             self._drag = None
 
-    def _edit(self, operation: object, *args: object, **kwargs: object) -> None:
+    def _edit(self, operation: Callable[_EditArgs, None], *args: _EditArgs.args, **kwargs: _EditArgs.kwargs) -> None:
         """Apply a drag step; if the document refuses it (the annotation was locked or removed meanwhile),
         the drag ends and the reason is shown."""
         try:
@@ -384,14 +440,15 @@ class AnnotationLayer:
         if self.tool is not Tool.MOVE:
             self._drag = ("pan", None)
             return
+        document = self._shown()
         tolerance = self._tolerance()
         if len(self.selected) == 1:
-            annotation = self.document.get(next(iter(self.selected)))
+            annotation = document.get(next(iter(self.selected)))
             handle = annotation.nearest_handle(x, y, tolerance)
             if handle is not None and not annotation.locked:
                 self._drag = ("vertex", (annotation.id, handle))
                 return
-        hits = [a for a in self.document.annotations_at(x, y, tolerance) if a.id in self.selected]
+        hits = [a for a in document.annotations_at(x, y, tolerance) if a.id in self.selected]
         movable = [a.id for a in hits if not a.locked]
         self._drag = ("move", set(self.selected)) if movable else ("pan", None)
 
@@ -423,9 +480,9 @@ class AnnotationLayer:
         (x0, y0), (x1, y1) = points[0], points[-1]
         if self.tool is Tool.RULER:
             if np.hypot(x1 - x0, y1 - y0) >= MINIMUM_RULER_PX:
-                self.document.add(Annotation.line(points, **self._classification()))
+                self._shown().add(Annotation.line(points, **self._classification()))
             return
         if abs(x1 - x0) < 1 or abs(y1 - y0) < 1:
             return
         make = Annotation.rectangle if self.tool is Tool.RECTANGLE else Annotation.ellipse
-        self.document.add(make(x0, y0, x1, y1, **self._classification()))
+        self._shown().add(make(x0, y0, x1, y1, **self._classification()))

@@ -121,17 +121,16 @@ class AnnotationPanel(QWidget):
     def _document_changed(self, event: ChangeEvent) -> None:
         """Rewrite only the rows an edit names (a drag sends one event per mouse step); rebuild the list
         when annotations came or went, were reordered, or the classes changed."""
+        assert self.document is not None, "only a document the panel shows calls back"
         annotations = self.document.annotations
-        listed = [
-            self.tree.topLevelItem(i).data(0, Qt.ItemDataRole.UserRole) for i in range(self.tree.topLevelItemCount())
-        ]
+        listed = [self._item(i).data(0, Qt.ItemDataRole.UserRole) for i in range(self.tree.topLevelItemCount())]
         if event.classes_changed or listed != [a.id for a in annotations]:
             self.refresh()
             return
         counted = False
         for number, annotation in enumerate(annotations, start=1):
             if annotation.id in event.annotation_ids:
-                self._fill(self.tree.topLevelItem(number - 1), number, annotation)
+                self._fill(self._item(number - 1), number, annotation)
                 counted |= annotation.kind is AnnotationKind.POINTS
         if counted:
             self.tree.resizeColumnToContents(0)  # a points row's title carries its count, which grows per click
@@ -157,7 +156,12 @@ class AnnotationPanel(QWidget):
         item.setText(3, f"{annotation.perimeter(self.mpp):,.1f}" if measured else "")
 
     def rows(self) -> list[list[str]]:
-        return [[self.tree.topLevelItem(i).text(c) for c in range(4)] for i in range(self.tree.topLevelItemCount())]
+        return [[self._item(i).text(c) for c in range(4)] for i in range(self.tree.topLevelItemCount())]
+
+    def _item(self, row: int) -> QTreeWidgetItem:
+        item = self.tree.topLevelItem(row)
+        assert item is not None, f"row {row} is past the list's end"
+        return item
 
     def _classify_selected(self) -> None:
         if self.document is None:
@@ -192,7 +196,9 @@ class AnnotationPanel(QWidget):
                     self.document.rename_class(old, name)
             elif choice.startswith("Recolour "):
                 name = choice.removeprefix("Recolour ").removesuffix("…")
-                colour = QColorDialog.getColor(QColor(*self.document.class_named(name).colour), self, name)
+                cls = self.document.class_named(name)
+                assert cls is not None, "the name was picked from the document's own classes"
+                colour = QColorDialog.getColor(QColor(*cls.colour), self, name)
                 if colour.isValid():
                     self.document.recolour_class(name, (colour.red(), colour.green(), colour.blue()))
             else:

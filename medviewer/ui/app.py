@@ -50,6 +50,7 @@ def application() -> QApplication:
     pyqtgraph's GarbageCollector turns automatic collection off and collects on a GUI-thread timer."""
     global _collector
     app = QApplication.instance() or QApplication(sys.argv[:1])
+    assert isinstance(app, QApplication), "a QCoreApplication already runs; widgets need a QApplication"
     if _collector is None:
         _collector = GarbageCollector(interval=GC_INTERVAL_S)
     app.setApplicationName("medviewer")

@@ -1,19 +1,21 @@
 """The main window: patient panel (left), volume and slide tabs (centre), AI panel (right).
 
-Opening is asynchronous: a path goes to the loader, and only a fully opened image reaches a viewer,
-so nothing half-loaded is ever shown. Failures go to the message bar and the status bar, naming the
-file and the reason, and the window carries on. DICOM and slides the user opens are also added to
-the catalog (headers only, in the background), so the patient panel lists them with their history.
+Every action is a ``medviewer.actions`` function run as a job by the window's job runner: opening is
+asynchronous, and only a fully opened image reaches a viewer, so nothing half-loaded is ever shown.
+Failures go to the message bar and the status bar, naming the file and the reason, and the window carries
+on. DICOM and slides the user opens are also added to the catalog (headers only, in the background), so
+the patient panel lists them with their history. The window's own thread reads the catalog for the panel
+but writes no file and runs no model: saves, exports, imports and runs are jobs.
 """
 
 from __future__ import annotations
 
 import logging
 import re
-import sqlite3
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from PySide6.QtCore import QEventLoop, QSettings, Qt, QTimer
 from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence
@@ -27,67 +29,52 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from medviewer.ai.stored_results import load_result, of_run, results_folder, save_result
+from medviewer.actions import catalog_import, catalog_view, measurements, opening
+from medviewer.actions.catalog_view import CatalogView
+from medviewer.actions.jobs import Job, JobKind, plain_job
+from medviewer.actions.model_runs import ModelRun
+from medviewer.actions.opening import Opened
+from medviewer.actions.trail import Problems, identity_of, record_event
+from medviewer.ai.stored_results import load_result, results_folder
 from medviewer.annotations.measurement_store import MeasurementSidecar, load_measurements, series_identity
-from medviewer.catalog import ImportReport, Progress, audit, catalog_path, connect
-from medviewer.catalog.browse import (
-    SERIES_KEY_PREFIX,
-    AiResultEntry,
-    ai_results_for,
-    record_ai_result,
-    record_annotation_file,
-    series_files,
-    series_key,
-    slide_key,
-)
+from medviewer.catalog import ImportReport, audit, catalog_path
+from medviewer.catalog.browse import AiResultEntry, series_key, slide_key
 from medviewer.catalog.pseudonyms import file_alias, pseudonym
-from medviewer.core.errors import CorruptFileError, MedviewerError
+from medviewer.core.errors import MedviewerError
 from medviewer.core.label_map import LabelMap
 from medviewer.core.logs import safe_path
 from medviewer.core.patient import display_name
 from medviewer.core.volume import Volume
+from medviewer.io import formats
 from medviewer.io.dicom_kind import DicomKind
 from medviewer.io.dicom_stacks import SeriesInfo
-from medviewer.io.label_maps import open_label_map
-from medviewer.io.nifti import is_nifti
-from medviewer.io.preview import (
-    DerivedObject,
-    OpenedImage,
-    OpenedReport,
-    catalog_series_for_viewing,
-    series_with_preview,
-)
-from medviewer.io.series_listing import SeriesListing, listing_with_icons
+from medviewer.io.preview import DerivedObject, OpenedImage, OpenedReport
+from medviewer.io.series_listing import SeriesListing
 from medviewer.io.slide import Slide
+from medviewer.io.thumbnails import ThumbnailCache
 from medviewer.ui.ai_panel import AiPanel
-from medviewer.ui.audit_events import record_event
-from medviewer.ui.catalog_jobs import ImportJob, MissingCheck, ThumbnailMaker, describe_progress, describe_report
-from medviewer.ui.loader import ImageLoader
+from medviewer.ui.job_runner import JobRunner
 from medviewer.ui.message_bar import MessageBar
 from medviewer.ui.patient_panel import PanelEntry, PatientPanel
 from medviewer.ui.report_panel import ReportPanel
 from medviewer.ui.series_chooser import SeriesChooser
 from medviewer.ui.shortcuts import ShortcutsDialog
+from medviewer.ui.slide_overlays import SlideDetail, SlideHeatmap
 from medviewer.ui.slide_view import SlideView
 from medviewer.ui.volume_view import VolumeView
 
 if TYPE_CHECKING:
-    import numpy as np
-
-    from medviewer.annotations.measurement_report import WrittenReport
+    from PySide6.QtGui import QImage
 
 log = logging.getLogger(__name__)
+CATALOG_JOBS = (JobKind.IMPORT, JobKind.REBUILD_CATALOG, JobKind.CHECK_MISSING)
 MAX_RECENT = 10
 #: An absolute path in a message: up to the ": " (or the end) that follows it, spaces in names included.
 ABSOLUTE_PATH = re.compile(r"(?<![\w.])/(?:[^/:\n]+/)+[^/:\n]*?(?=: |:$|\n|$)")
 VOLUME_TAB, SLIDE_TAB = 0, 1
 ANNOTATION_FILTER = "Annotations (*.geojson *.json *.xml);;All files (*)"
-OVERLAY_FILTER = "Label maps (*.nii *.nii.gz *.dcm);;All files (*)"
 REPORT_FILTER = "DICOM files (*.dcm);;All files (*)"
 NO_SERIES_TO_REPORT = "Open a DICOM series first: its measurements are exported as a DICOM SR."
-OPEN_FILTER = (
-    "Images (*.dcm *.dicom *.ima *.nii *.nii.gz *.svs *.tif *.tiff *.ndpi *.mrxs *.scn *.vms *.bif);;All files (*)"
-)
 
 
 @dataclass(frozen=True)
@@ -108,14 +95,6 @@ class ShownVolume:
     audit_subject: str
     #: None when its measurements cannot be kept (the message bar said why).
     sidecar: MeasurementSidecar | None
-
-
-@dataclass(frozen=True)
-class ReportRequest:
-    """A measurement report being written in the background, for the audit when it is done."""
-
-    path: Path
-    audit_subject: str
 
 
 @dataclass(frozen=True)
@@ -145,16 +124,21 @@ class MainWindow(QMainWindow):
         #: Paths the user opened, as given and absolute: hidden from messages under the anonymised display.
         self._named_paths: set[str] = set()
         self.series_chooser: SeriesChooser | None = None
+        #: Every background job of the window but the tile loader's reads.
+        self.jobs = JobRunner(self)
 
         self.volume_view = VolumeView(settings)
-        self.slide_view = SlideView(settings)
+        self.slide_view = SlideView(settings, jobs=self.jobs)
+        self.slide_view.annotations_exported.connect(
+            lambda path: self.statusBar().showMessage(f"Saved {self._file_label(path)}")
+        )
         self.slide_view.message.connect(lambda text: self.message_bar.add(text))
         self.tabs = QTabWidget()
         self.tabs.addTab(self.volume_view, "Volume")
         self.tabs.addTab(self.slide_view, "Slide")
         self.report_panel = ReportPanel()  # a report is read like a document, in the room the images have
         self.tabs.addTab(self.report_panel, "Report")
-        self.message_bar = MessageBar()
+        self.message_bar: MessageBar = MessageBar()  # typed here: the lambda above reads it first
         central = QWidget()
         layout = QVBoxLayout(central)
         layout.setContentsMargins(0, 0, 0, 0)
@@ -162,21 +146,21 @@ class MainWindow(QMainWindow):
         layout.addWidget(self.tabs, 1)
         self.setCentralWidget(central)
 
-        self.patient_panel = PatientPanel()
+        self.patient_panel = PatientPanel(jobs=self.jobs)
         self.patient_panel.open_requested.connect(self.open_entry)
         self.patient_panel.result_requested.connect(self._open_kept_result)
         self.patient_panel.import_requested.connect(self._ask_import_folder)
-        self.patient_panel.cancel_import.connect(lambda: self.import_job.cancel())
+        self.patient_panel.cancel_import.connect(lambda: self.jobs.cancel(JobKind.IMPORT))
         self.patient_panel.refreshed.connect(self._request_thumbnails)
         #: Segmentations and structure sets waiting for the series they were drawn on, by that series' key.
         self._pending_overlays: dict[str, Path] = {}
         #: The last folder listed for the series chooser: where a chosen SEG finds its series first.
         self._listing: SeriesListing | None = None
-        self.ai_panel = AiPanel(settings)
+        self.ai_panel = AiPanel(settings, jobs=self.jobs)
         #: A kept AI result chosen in the patient panel, by image key, shown once its image is.
         self._chosen_results: dict[str, AiResultEntry] = {}
         self.ai_panel.heatmap_ready.connect(self._show_heatmap)
-        self.ai_panel.result_ready.connect(self._record_ai_result)
+        self.ai_panel.run_finished.connect(self._run_finished)
         self.ai_panel.slice_chosen.connect(self._go_to_slice)
         self.ai_panel.slide_heatmap_ready.connect(self._show_slide_heatmap)
         self.ai_panel.slide_detail_ready.connect(self._show_slide_detail)
@@ -187,6 +171,8 @@ class MainWindow(QMainWindow):
         self.volume_view.crosshair_moved.connect(
             lambda: self.ai_panel.set_slice(int(round(self.volume_view.crosshair[0])))
         )
+        #: The side panels' docks, by object name (the name the window state is saved under).
+        self.docks: dict[str, QDockWidget] = {}
         for title, widget, area, name in (
             ("Patients", self.patient_panel, Qt.DockWidgetArea.LeftDockWidgetArea, "patientDock"),
             ("AI", self.ai_panel, Qt.DockWidgetArea.RightDockWidgetArea, "aiDock"),
@@ -198,41 +184,30 @@ class MainWindow(QMainWindow):
             dock.setObjectName(name)
             dock.setWidget(widget)
             self.addDockWidget(area, dock)
-        self.tabifyDockWidget(self.findChild(QDockWidget, "measureDock"), self.findChild(QDockWidget, "annotationDock"))
-        self.tabifyDockWidget(self.findChild(QDockWidget, "annotationDock"), self.findChild(QDockWidget, "segmentDock"))
+            self.docks[name] = dock
+        self.tabifyDockWidget(self.docks["measureDock"], self.docks["annotationDock"])
+        self.tabifyDockWidget(self.docks["annotationDock"], self.docks["segmentDock"])
         self.tabs.currentChanged.connect(self._raise_tool_dock)
         self.tabs.currentChanged.connect(self._tab_changed)
         self.tabs.currentChanged.connect(
             lambda tab: self.ai_panel.set_shown(self.slide_view.slide if tab == SLIDE_TAB else self.volume_view.volume)
         )
-        self.resizeDocks([self.findChild(QDockWidget, "patientDock")], [330], Qt.Orientation.Horizontal)
-        self.resizeDocks([self.findChild(QDockWidget, "aiDock")], [260], Qt.Orientation.Horizontal)
+        self.resizeDocks([self.docks["patientDock"]], [330], Qt.Orientation.Horizontal)
+        self.resizeDocks([self.docks["aiDock"]], [260], Qt.Orientation.Horizontal)
         # The AI panel's results and plots need the height more than the measurement and annotation lists.
         self.resizeDocks(
-            [self.findChild(QDockWidget, "aiDock"), self.findChild(QDockWidget, "measureDock")],
+            [self.docks["aiDock"], self.docks["measureDock"]],
             [650, 300],
             Qt.Orientation.Vertical,
         )
 
-        self.loader = ImageLoader(self)
-        self.loader.opened.connect(self._on_opened)
-        self.loader.failed.connect(self._on_failed)
-        self.report_writer = ImageLoader(self)  # reads the series' headers and writes the SR off the GUI thread
-        self.report_writer.opened.connect(self._report_written)
-        self.report_writer.failed.connect(lambda _request, message: self.message_bar.add(message))
         self.catalog_file = catalog_path()
-        self.catalog: sqlite3.Connection | None = None
-        self.import_job = ImportJob(self.catalog_file, self)
-        self.import_job.progress.connect(self._import_progress)
-        self.import_job.finished.connect(self._import_finished)
-        self.import_job.failed.connect(self._import_failed)
-        self._queued_imports: list[tuple[list[Path], bool, bool]] = []  # (paths, copy to store, quietly)
-        self._importing_quietly = False
+        #: What the patient panel and the window read of the catalog; None while there is no usable catalog.
+        self.catalog: CatalogView | None = None
         self._closing = False  # set when the window closes: a job ending afterwards changes nothing
-        self.missing_check = MissingCheck(self.catalog_file, self)
-        self.missing_check.finished.connect(lambda _count: None if self._closing else self.patient_panel.refresh())
-        self.thumbnails = ThumbnailMaker(parent=self)
-        self.thumbnails.made.connect(self.patient_panel.set_thumbnail)
+        self._check_again = False  # a missing-file check asked for while one runs: files may have gone since
+        self.thumbnail_cache = ThumbnailCache()
+        self._thumbnails_asked: set[str] = set()
         self._build_menus()
         self.statusBar().showMessage("Ready")
         self._restore_layout()
@@ -243,13 +218,13 @@ class MainWindow(QMainWindow):
     def _raise_tool_dock(self, tab: int) -> None:
         """Measurements beside the volume, annotations beside the slide."""
         name = "annotationDock" if tab == SLIDE_TAB else "measureDock"
-        self.findChild(QDockWidget, name).raise_()
+        self.docks[name].raise_()
 
     # menus and settings -------------------------------------------------------------------------
 
     def _build_menus(self) -> None:
         menu = self.menuBar().addMenu("&File")
-        open_file = QAction("&Open file…", self, shortcut=QKeySequence.StandardKey.Open)
+        open_file = QAction("&Open file…", self, shortcut=QKeySequence(QKeySequence.StandardKey.Open))
         open_file.triggered.connect(self._ask_open_files)
         open_folder = QAction("Open &folder…", self, shortcut=QKeySequence("Ctrl+Shift+O"))
         open_folder.triggered.connect(self._ask_open_folder)
@@ -290,7 +265,7 @@ class MainWindow(QMainWindow):
         menu.addAction(export)
         menu.addAction(export_anonymous)
         menu.addSeparator()
-        quit_action = QAction("&Quit", self, shortcut=QKeySequence.StandardKey.Quit)
+        quit_action = QAction("&Quit", self, shortcut=QKeySequence(QKeySequence.StandardKey.Quit))
         quit_action.triggered.connect(self.close)
         menu.addAction(quit_action)
         view_menu = self.menuBar().addMenu("&View")
@@ -361,7 +336,8 @@ class MainWindow(QMainWindow):
         self.setWindowTitle(" — ".join(parts))
 
     def recent_paths(self) -> list[str]:
-        value = self.settings.value("recent", [])
+        # A list of paths, or one path (QSettings gives a one-item list back so); its stubs say only ``object``.
+        value = cast("str | list[str] | None", self.settings.value("recent", []))
         return [value] if isinstance(value, str) else list(value or [])
 
     def _remember(self, path: Path) -> None:
@@ -404,7 +380,7 @@ class MainWindow(QMainWindow):
 
     def _ask_open_files(self) -> None:
         start = self._last_folder()
-        names, _ = QFileDialog.getOpenFileNames(self, "Open images", start, OPEN_FILTER)
+        names, _ = QFileDialog.getOpenFileNames(self, "Open images", start, formats.open_filter())
         self.open_paths([Path(n) for n in names])
 
     def _ask_open_folder(self) -> None:
@@ -418,7 +394,7 @@ class MainWindow(QMainWindow):
             self.message_bar.add("Open a volume first: a label map is drawn over the volume shown.")
             return
         start = self._last_folder()
-        name, _ = QFileDialog.getOpenFileName(self, "Open a label map", start, OVERLAY_FILTER)
+        name, _ = QFileDialog.getOpenFileName(self, "Open a label map", start, formats.label_map_filter())
         if name:
             self.open_overlay(Path(name))
 
@@ -447,33 +423,24 @@ class MainWindow(QMainWindow):
         start = self._last_folder()
         name, _ = QFileDialog.getSaveFileName(self, "Export annotations", start, "GeoJSON (*.geojson *.json)")
         if name:
-            try:
-                written = self.slide_view.export_annotations(Path(name))
-            except (MedviewerError, OSError) as exc:
-                self.message_bar.add(f"{name}: the annotations could not be written ({exc})")
-            else:
-                record_event(
-                    self.message_bar.add, "export", audit.path_subject(written), {"what": "annotations GeoJSON"}
-                )
-                if self.catalog is not None:
-                    record_annotation_file(self.catalog, written, slide_key(self.slide_view.slide.path), "GeoJSON")
-                self.statusBar().showMessage(f"Saved {self._file_label(written)}")
+            self.slide_view.export_annotations(Path(name))  # written on the write lane; the status bar says when
 
     def _ask_export(self, include_identifiers: bool) -> None:
         start = self._last_folder()
         name, _ = QFileDialog.getSaveFileName(self, "Export view as PNG", start, "PNG images (*.png)")
         if name:
-            path = Path(name if name.lower().endswith(".png") else name + ".png")
-            if self.volume_view.export_png(str(path), include_identifiers):
-                record_event(
-                    self.message_bar.add,
-                    "export",
-                    audit.path_subject(path),
-                    {"what": "view PNG", "identifiers": include_identifiers},
-                )
-                self.statusBar().showMessage(f"Saved {self._file_label(path)}")
-            else:
-                self.message_bar.add(f"{path}: the image could not be written")
+            self.export_view(Path(name if name.lower().endswith(".png") else name + ".png"), include_identifiers)
+
+    def export_view(self, path: Path, include_identifiers: bool) -> None:
+        """The views as shown, grabbed here and written as a PNG on the write lane, then recorded as an export."""
+        image = self.volume_view.grab_views(include_identifiers)
+        details = {"what": "view PNG", "identifiers": include_identifiers}
+        job = plain_job(JobKind.EXPORT, f"Writing {path.name}", lambda: _write_png(image, path, details), path=path)
+        self.jobs.submit(job, lambda problems: self._view_exported(path, problems), self.message_bar.add)
+
+    def _view_exported(self, path: Path, problems: Problems) -> None:
+        self._report_problems(problems)
+        self.statusBar().showMessage(f"Saved {self._file_label(path)}")
 
     # opening ------------------------------------------------------------------------------------
 
@@ -483,7 +450,12 @@ class MainWindow(QMainWindow):
         if volume is None:
             return
         self.statusBar().showMessage(f"Opening overlay {self._file_label(path)}…")
-        self.loader.submit(path, OverlayRequest(path, volume), lambda: open_label_map(path, volume))
+        request = OverlayRequest(path, volume)
+        self.jobs.submit(
+            opening.overlay_job(path, volume),
+            lambda label_map: self._on_overlay(request, label_map),
+            lambda message: self._on_failed(request, message),
+        )
 
     def open_paths(self, paths: list[Path], activate_first_only: bool = False) -> None:
         """Start opening ``paths``; the first (or each, interactively) becomes the shown image."""
@@ -491,10 +463,20 @@ class MainWindow(QMainWindow):
             self._named_paths.update((str(path), str(path.absolute())))
             self.statusBar().showMessage(f"Opening {self._file_label(path)}…")
             activate = not activate_first_only or i == 0
-            if activate and (path.is_dir() or path.name.upper() == "DICOMDIR"):
-                self.loader.submit(path, ListRequest(path), lambda p=path: listing_with_icons(p))
+            if activate and (path.is_dir() or formats.is_dicomdir_name(path)):
+                listed = ListRequest(path)
+                self.jobs.submit(
+                    opening.listing_job(path),
+                    partial(self._on_listed, listed),
+                    partial(self._on_failed, listed),
+                )
             else:
-                self.loader.open(path, OpenRequest(str(path.absolute()), path, activate=activate))
+                self._open(OpenRequest(str(path.absolute()), path, activate=activate), opening.open_job(path))
+
+    def _open(self, request: OpenRequest, job: Job[Opened]) -> None:
+        self.jobs.submit(
+            job, lambda opened: self._on_opened(request, opened), lambda message: self._on_failed(request, message)
+        )
 
     def _on_listed(self, request: ListRequest, listing: SeriesListing) -> None:
         """A folder's only series opens at once; several (or images beside other objects) open the chooser."""
@@ -502,7 +484,7 @@ class MainWindow(QMainWindow):
         self._listing = listing
         if not listing.needs_choice:
             if listing.images:
-                self.loader.open(path, OpenRequest(str(path.absolute()), path, activate=True))
+                self._open(OpenRequest(str(path.absolute()), path, activate=True), opening.open_job(path))
             else:
                 self._open_object(path, listing.series[0])
             return
@@ -516,18 +498,16 @@ class MainWindow(QMainWindow):
             self._open_object(path, info)
             return
         self.statusBar().showMessage(f"Opening {info.description or info.modality or 'the series'}…")
-        files, key = list(info.files), info.key
         request = OpenRequest(str(path.absolute()), path, activate=True)
-        self.loader.submit(path, request, lambda: series_with_preview(files, key))
+        self._open(request, opening.series_job(list(info.files), info.key, audit.path_subject(path)))
 
     def _open_object(self, path: Path, info: SeriesInfo) -> None:
         """A report, segmentation or structure set chosen in the chooser, read for what it is."""
         file = info.files[0]
         self._named_paths.add(str(file))
-        self.loader.open(file, OpenRequest(str(file.absolute()), file, activate=True))
+        self._open(OpenRequest(str(file.absolute()), file, activate=True), opening.open_job(file))
 
     def _show_report(self, opened: OpenedReport) -> None:
-        record_event(self.message_bar.add, "open", audit.path_subject(opened.path), {"kind": "structured report"})
         self.report_panel.show_report(opened.document, self._file_label(opened.path))
         self.report_panel.path = opened.path
         self.tabs.setCurrentWidget(self.report_panel)
@@ -550,7 +530,7 @@ class MainWindow(QMainWindow):
                 self._pending_overlays[key] = derived.path
                 self.statusBar().showMessage(f"Opening the series {self._file_label(derived.path)} was drawn on…")
                 request = OpenRequest(key, files[0].parent, activate=True, from_catalog=True)
-                self.loader.submit(files[0].parent, request, lambda f=files, u=uid: series_with_preview(f, u))
+                self._open(request, opening.series_job(files, uid, key))
                 return
         needed = ", ".join(derived.referenced_series) or "(it names none)"
         self.message_bar.add(
@@ -567,7 +547,7 @@ class MainWindow(QMainWindow):
                     return [f for f in info.files if f.is_file()]
         if self.catalog is None:
             return []
-        return [f for f in series_files(self.catalog, uid) if f.is_file()]
+        return [f for f in self.catalog.series_files(uid) if f.is_file()]
 
     def open_entry(self, entry: PanelEntry) -> None:
         """Show a patient-panel row: at once if open, else read from its catalogued files.
@@ -583,36 +563,28 @@ class MainWindow(QMainWindow):
         elif entry.kind == "slide" and entry.path is not None:
             if not entry.path.is_file():
                 self.statusBar().showMessage(gone)
-                self.missing_check.start()
+                self.check_missing()
                 return
             self._named_paths.add(str(entry.path))
             self.statusBar().showMessage(f"Opening {entry.label}…")
-            self.loader.open(entry.path, OpenRequest(entry.key, entry.path, activate=True, from_catalog=True))
+            request = OpenRequest(entry.key, entry.path, activate=True, from_catalog=True)
+            self._open(request, opening.open_job(entry.path))
         elif entry.kind == "series" and entry.series_uid is not None and self.catalog is not None:
-            recorded = series_files(self.catalog, entry.series_uid)
+            recorded = self.catalog.series_files(entry.series_uid)
             files = [f for f in recorded if f.is_file()]
             if len(files) < len(recorded):
-                self.missing_check.start()
+                self.check_missing()
             if not files:
                 self.statusBar().showMessage(gone)
                 return
-            uid = entry.series_uid
             self._named_paths.add(str(files[0].parent))
             self.statusBar().showMessage(f"Opening {entry.label}…")
             request = OpenRequest(entry.key, files[0].parent, activate=True, from_catalog=True)
-            self.loader.submit(files[0].parent, request, lambda: catalog_series_for_viewing(files, uid))
+            self._open(request, opening.catalog_series_job(files, entry.series_uid))
 
     def busy(self) -> bool:
-        return (
-            self.loader.pending > 0
-            or self.report_writer.pending > 0
-            or self.ai_panel.busy()
-            or self.slide_view.busy()
-            or self.import_job.running()
-            or bool(self._queued_imports)
-            or self.missing_check.running()
-            or self.thumbnails.busy()
-        )
+        """Whether a job (or the AI runtime's probe, or a slide tile) is still under way."""
+        return self.jobs.busy() or self.ai_panel.busy() or self.slide_view.busy()
 
     def wait_until_idle(self, timeout_ms: int) -> bool:
         """Run the event loop until loads, imports and the runtime probe finish; False on timeout."""
@@ -627,13 +599,11 @@ class MainWindow(QMainWindow):
         timer.stop()
         return not self.busy()
 
-    def _on_opened(self, request: OpenRequest | OverlayRequest | ListRequest, opened: object) -> None:
-        if isinstance(request, OverlayRequest):
-            self._on_overlay(request, opened)
-            return
-        if isinstance(request, ListRequest):
-            self._on_listed(request, opened)
-            return
+    def _on_opened(self, request: OpenRequest, done: Opened) -> None:
+        """An open has ended: recorded in the audit trail already; shown here for what it is."""
+        for problem in done.problems.messages:
+            self.message_bar.add(problem)
+        opened = done.content
         if isinstance(opened, OpenedReport):
             self._show_report(opened)
             return
@@ -643,15 +613,11 @@ class MainWindow(QMainWindow):
         if isinstance(opened, DerivedObject):
             self._place_derived(opened)
             return
-        is_slide = isinstance(opened.image, Slide)
         key = request.key if request.from_catalog else self._image_key(request.path, opened)
-        from_series = request.from_catalog and key.startswith(SERIES_KEY_PREFIX)
-        subject = key if from_series else audit.path_subject(request.path)  # as the import recorded it
-        record_event(self.message_bar.add, "open", subject, {"kind": "slide" if is_slide else "volume"})
         self.opened[key] = opened
         if not request.from_catalog:
             self._remember(request.path)
-            if is_slide or not is_nifti(request.path):
+            if opening.to_catalog(opened.image, request.path):
                 self.import_paths([request.path], quietly=True)
             else:
                 self.patient_panel.add_other_file(opened)
@@ -659,10 +625,11 @@ class MainWindow(QMainWindow):
             self.message_bar.add(f"{request.path}: {warning}", about=key)
         if request.activate:
             self._show_opened(key)
-        elif is_slide and self.slide_view.slide is None:
-            self.slide_view.set_slide(opened.image, opened.preview)
-        elif not is_slide and self.volume_view.volume is None:
-            self._show_volume(opened)
+        elif isinstance(opened.image, Slide):
+            if self.slide_view.slide is None:
+                self.slide_view.set_slide(opened.image, opened.preview)
+        elif self.volume_view.volume is None:
+            self._show_volume(opened.image, opened.path)
         self.statusBar().showMessage(f"Opened {self._file_label(opened.path)}")
 
     @staticmethod
@@ -685,7 +652,7 @@ class MainWindow(QMainWindow):
         for warning in label_map.warnings:
             self.message_bar.add(f"{request.path}: {warning}", about=self.shown_key)
         self.volume_view.set_label_map(label_map)
-        self.findChild(QDockWidget, "segmentDock").raise_()
+        self.docks["segmentDock"].raise_()
         self.statusBar().showMessage(f"Overlay {self._file_label(request.path)}: {len(label_map.names)} label(s)")
 
     def _show_opened(self, key: str) -> None:
@@ -696,14 +663,14 @@ class MainWindow(QMainWindow):
         self.message_bar.show_for(key)
         self.patient_panel.select_key(key)
         self.ai_panel.clear_result()
+        identity = identity_of(opened.image, opened.path)
         if isinstance(opened.image, Slide):
             self.slide_view.set_slide(opened.image, opened.preview)
-            self.ai_panel.set_slide(opened.image, self._selected_region)
+            self.ai_panel.set_slide(opened.image, self._selected_region, identity)
             self.tabs.setCurrentIndex(SLIDE_TAB)
-            self._record_annotation_file(opened.image)
         else:
-            self._show_volume(opened)
-            self.ai_panel.set_volume(opened.image, int(round(self.volume_view.crosshair[0])))
+            self._show_volume(opened.image, opened.path)
+            self.ai_panel.set_volume(opened.image, int(round(self.volume_view.crosshair[0])), identity)
             self.tabs.setCurrentIndex(VOLUME_TAB)
             pending = self._pending_overlays.pop(key, None)
             if pending is not None:
@@ -721,7 +688,7 @@ class MainWindow(QMainWindow):
         as it was computed (no model run)."""
         kept = self._chosen_results.pop(key, None)
         if kept is None and self.catalog is not None:
-            kept = next((row for row in ai_results_for(self.catalog, [key]) if row.result_file), None)
+            kept = next((row for row in self.catalog.ai_results(key) if row.result_file), None)
         if kept is None:
             return
         try:
@@ -734,44 +701,41 @@ class MainWindow(QMainWindow):
             self.message_bar.add(f"The AI result of {kept.model_name} kept for this image is not shown: {refused}")
 
     def _on_failed(self, request: OpenRequest | OverlayRequest | ListRequest, message: str) -> None:
+        """An open that failed (recorded as such in the audit trail by the job)."""
         path = request.path
         if isinstance(request, OpenRequest):
             self._chosen_results.pop(request.key, None)  # not to surface at a later, unrelated open
             self._pending_overlays.pop(request.key, None)  # nor a segmentation over a later open of it
         log.warning("open failed for %s", safe_path(path))
-        record_event(self.message_bar.add, "failed_open", audit.path_subject(path), {})
         self.message_bar.add(message)
         self.statusBar().showMessage(f"Could not open {self._file_label(path)}")
 
     # measurements, kept with their series -------------------------------------------------------
 
-    def _show_volume(self, opened: OpenedImage) -> None:
+    def _show_volume(self, volume: Volume, path: Path) -> None:
         """Show a volume with the measurements kept for its series; every later change is saved at once."""
-        volume = opened.image
         series_uid = volume.metadata.get("series_uid")
-        subject = series_key(series_uid) if series_uid else audit.path_subject(opened.path)
+        subject = series_key(series_uid) if series_uid else audit.path_subject(path)
         self.shown_volume = None  # the measurements restored below are not changes to save
         self.volume_view.set_volume(volume)
-        loaded = load_measurements(volume, series_identity(volume, opened.path))
+        loaded = load_measurements(volume, series_identity(volume, path))
         for problem in loaded.problems:
             self.message_bar.add(problem)
         for measurement in loaded.measurements:
             self.volume_view.add_measurement(measurement)
-        self.shown_volume = ShownVolume(opened.path, subject, loaded.sidecar)
+        self.shown_volume = ShownVolume(path, subject, loaded.sidecar)
         self.volume_view.measurement_panel.set_kept(loaded.sidecar is not None)
 
     def _save_measurements(self) -> None:
         shown = self.shown_volume
         if shown is None or shown.sidecar is None:
             return
-        measurements = self.volume_view.measurements
-        try:
-            shown.sidecar.save(measurements)
-        except OSError as exc:
-            reason = exc.strerror or type(exc).__name__
-            self.message_bar.add(f"{shown.sidecar.path}: the measurements could not be saved ({reason})")
-            return
-        record_event(self.message_bar.add, "annotation_save", shown.audit_subject, {"measurements": len(measurements)})
+        job = measurements.save_job(shown.sidecar, self.volume_view.measurements, shown.audit_subject)
+        self.jobs.submit(job, self._report_problems)
+
+    def _report_problems(self, problems: Problems) -> None:
+        for problem in problems.messages:
+            self.message_bar.add(problem)
 
     def _ask_export_measurements(self) -> None:
         shown, volume = self.shown_volume, self.volume_view.volume
@@ -794,22 +758,17 @@ class MainWindow(QMainWindow):
 
     def export_measurements(self, path: Path) -> None:
         """Write the shown volume's measurements as a DICOM SR in the background; the message bar says why not."""
-        from medviewer.annotations.measurement_report import write_measurement_report
-
         shown, volume = self.shown_volume, self.volume_view.volume
         if shown is None or volume is None:
             self.message_bar.add(NO_SERIES_TO_REPORT)
             return
-        measurements = list(self.volume_view.measurements)
         self.statusBar().showMessage(f"Writing {self._file_label(path)}…")
-        self.report_writer.submit(
-            path,
-            ReportRequest(path, shown.audit_subject),
-            lambda: write_measurement_report(path, volume, measurements, shown.source),
-        )
+        job = measurements.report_job(path, volume, self.volume_view.measurements, shown.source, shown.audit_subject)
+        self.jobs.submit(job, self._report_written, self.message_bar.add)
 
-    def _report_written(self, request: ReportRequest, written: WrittenReport) -> None:
-        record_event(self.message_bar.add, "export", request.audit_subject, {"what": "measurements DICOM SR"})
+    def _report_written(self, done: measurements.ReportWritten) -> None:
+        written = done.written
+        self._report_problems(done.problems)
         self.statusBar().showMessage(f"Saved {written.measurements} measurement(s) to {self._file_label(written.path)}")
         if written.empty_regions_left_out:
             self.message_bar.add(
@@ -832,36 +791,38 @@ class MainWindow(QMainWindow):
             point[0] = index
             self.volume_view.set_crosshair(point)
 
-    def _show_slide_heatmap(
-        self,
-        values: object,
-        origin: object,
-        cell: object,
-        caption: str,
-        maximum: float | None,
-        flagged: np.ndarray | None,
-    ) -> None:
+    def _show_slide_heatmap(self, heat: SlideHeatmap) -> None:
         """A run's per-patch values; probabilities on a fixed 0..1 scale (``maximum`` 1), so a probability of 0.3
-        is never drawn red because it happens to be the slide's highest. ``flagged`` patches (outside the model's
+        is never drawn red because it happens to be the slide's highest. Flagged patches (outside the model's
         training data) are hatched over it."""
         style = self.ai_panel.overlay_style()
         self.slide_view.set_heatmap(
-            values,
-            origin,
-            cell,
-            caption,
+            heat.values,
+            heat.origin,
+            heat.cell,
+            heat.caption,
             style.colormap,
             style.opacity,
             style.threshold,
-            maximum=maximum,
-            flagged=flagged,
+            maximum=heat.maximum,
+            flagged=heat.flagged,
         )
 
-    def _show_slide_detail(self, values: object, origin: object, pixel: object, caption: str) -> None:
-        """A patch's saliency (0..1, like the probabilities under it, so one legend reads both)."""
+    def _show_slide_detail(self, detail: SlideDetail | None) -> None:
+        """A patch's saliency (0..1, like the probabilities under it, so one legend reads both), or none."""
+        if detail is None:
+            self.slide_view.set_detail(None)
+            return
         style = self.ai_panel.overlay_style()
         self.slide_view.set_detail(
-            values, origin, pixel, caption, style.colormap, style.detail_opacity, style.threshold, 1.0
+            detail.values,
+            detail.origin,
+            detail.pixel,
+            detail.caption,
+            style.colormap,
+            style.detail_opacity,
+            style.threshold,
+            detail.maximum,
         )
 
     def _restyle_overlays(self) -> None:
@@ -878,65 +839,48 @@ class MainWindow(QMainWindow):
         x0, y0, x1, y1 = document.get(next(iter(selected))).bounds()
         return x0, y0, x1 - x0, y1 - y0
 
-    def _record_ai_result(self, job: object, result: object) -> None:
-        """Every run goes to the audit trail with the model's hash, and to the catalog with its image."""
-        info = result.info if hasattr(result, "info") else result[1]
-        key = None
-        if "slide" in job.context:
-            key = slide_key(job.context["slide"].path)
-        elif job.context["volume"].metadata.get("series_uid"):
-            key = series_key(job.context["volume"].metadata["series_uid"])
-        summary = job.description
-        if hasattr(result, "indices"):  # per slice: the slice where the last class is most likely
-            row = int(result.probabilities[:, -1].argmax())
-            name, probability = result.classes[-1], result.probabilities[row, -1]
-            summary = f"p({name}) {probability:.2f} on slice {result.indices[row] + 1} · {job.description}"
-        ood = getattr(result, "ood", None)
-        if ood is not None and ood.checked and bool(ood.flagged.any()):
-            summary += " · input outside the model's training data"
-        details = {
-            "model": info.model_name,
-            "version": info.model_version,
-            "model_hash": info.model_hash,
-            "device": info.device,
-            "precision": info.precision,
-        }
-        if ood is not None:  # the guard's verdict, in counts: what a later review of the run must be able to see
-            verdict = ood.summary()
-            details["ood"] = {key: verdict[key] for key in ("checked", "items", "flagged", "image_reasons")}
-        record_event(
-            self.message_bar.add,
-            "inference",
-            key if key and key.startswith(SERIES_KEY_PREFIX) else audit.path_subject(key or self.shown_key or "."),
-            details,
-        )
-        if key is not None and self.catalog is not None and job.kind in ("slices", "volume", "slide"):
-            try:
-                kept = save_result(of_run(job.kind, result, job.context["package"], job.image)).name
-            except OSError as exc:  # the catalog line is still worth having
-                log.warning("AI result not kept: %s", exc.strerror)
-                kept = ""
-            record_ai_result(
-                self.catalog, key, info.model_name, info.model_version, info.model_hash, summary, result_file=kept
-            )
+    def _run_finished(self, run: ModelRun) -> None:
+        """A run was recorded (audit trail; for a series or slide, the result file and the catalog's row): say
+        what could not be recorded, and list the new result in the patient panel."""
+        self._report_problems(run.recorded.problems)
+        if run.recorded.catalogued:
             self.patient_panel.refresh_details()
 
     # the catalog ----------------------------------------------------------------------------------
 
     def _open_catalog(self) -> None:
-        """Connect to the catalog; a damaged one was copied aside by ``connect`` and a rebuild is offered."""
-        try:
-            self.catalog = connect(self.catalog_file)
-        except CorruptFileError as exc:
-            problem = str(exc)
-            self.patient_panel.set_connection(None, f"{problem}. File ▸ Rebuild the catalog… recreates it.")
+        """Check the catalog in the background (SQLite's quick check, the schema brought up to date); a damaged
+        one was copied aside by the check, and a rebuild is offered."""
+        self.jobs.submit(catalog_view.check_job(self.catalog_file), self._catalog_checked)
+
+    def _catalog_checked(self, check: catalog_view.CatalogCheck) -> None:
+        if self._closing:
+            return
+        if check.problem is not None and check.damaged:
+            problem = check.problem
+            self.patient_panel.set_catalog(None, f"{problem}. File ▸ Rebuild the catalog… recreates it.")
             QTimer.singleShot(0, lambda: self._offer_rebuild(problem))
             return
-        except MedviewerError as exc:
-            self.patient_panel.set_connection(None, str(exc))
+        try:
+            catalog = None if check.problem is not None else CatalogView.open(self.catalog_file)
+        except MedviewerError as exc:  # it changed since the check (locked, removed)
+            check = catalog_view.CatalogCheck(str(exc))
+            catalog = None
+        if catalog is None:
+            self.patient_panel.set_catalog(None, check.problem or "")
             return
-        self.patient_panel.set_connection(self.catalog)
-        self.missing_check.start()
+        self._set_catalog(catalog)
+        self.patient_panel.set_catalog(catalog)
+        self.check_missing()
+
+    def _set_catalog(self, catalog: CatalogView | None) -> None:
+        """What the window reads, and the catalog file runs and annotation files are listed in (by their own
+        connections, in their jobs); None while there is no usable catalog."""
+        if self.catalog is not None:
+            self.catalog.close()
+        self.catalog = catalog
+        listed_in = self.catalog_file if catalog is not None else None
+        self.ai_panel.catalog = self.slide_view.catalog = listed_in
 
     def _offer_rebuild(self, problem: str) -> None:
         answer = QMessageBox.question(
@@ -952,16 +896,17 @@ class MainWindow(QMainWindow):
         self._offer_rebuild(f"The catalog {self.catalog_file} will be copied aside and made again")
 
     def rebuild_catalog(self) -> None:
-        if self.import_job.running() or self.missing_check.running():
+        if self.jobs.busy(*CATALOG_JOBS):
             self.message_bar.add("Wait for the running import or check to finish before rebuilding the catalog.")
             return
-        if self.catalog is not None:
-            self.catalog.close()
-            self.catalog = None
-        self._importing_quietly = False
-        self.patient_panel.set_connection(None, "Rebuilding the catalog…")
+        self._set_catalog(None)
+        self.patient_panel.set_catalog(None, "Rebuilding the catalog…")
         self.patient_panel.show_import_progress(None, "Reading the files the catalog referenced…")
-        self.import_job.start_rebuild()
+        self.jobs.submit(
+            catalog_import.rebuild_job(self.catalog_file),
+            lambda report: self._import_finished(report, quietly=False),
+            lambda message: self._import_failed(message, quietly=False),
+        )
 
     def _ask_import_folder(self) -> None:
         name = QFileDialog.getExistingDirectory(self, "Import a folder into the catalog", self._last_folder())
@@ -976,72 +921,83 @@ class MainWindow(QMainWindow):
             self.import_paths([Path(n) for n in names])
 
     def import_paths(self, paths: list[Path], quietly: bool = False) -> None:
-        """Add ``paths`` to the catalog in the background (after any import already running).
+        """Add ``paths`` to the catalog in the background (after any catalog job already running: the lane
+        takes one at a time).
 
         ``quietly`` is for images the user opened: no progress bar, only the panel updating."""
         copy = self.copy_action.isChecked() and not quietly
-        if self.import_job.running():
-            self._queued_imports.append((paths, copy, quietly))
-            return
-        self._importing_quietly = quietly
+
+        def progress(fraction: float, words: str) -> None:
+            if not quietly:
+                self.patient_panel.show_import_progress(fraction, words)
+
+        self.jobs.submit(
+            catalog_import.import_job(paths, self.catalog_file, copy),
+            lambda report: self._import_finished(report, quietly),
+            lambda message: self._import_failed(message, quietly),
+            on_progress=lambda fraction, words: progress(fraction, words),
+            on_cancelled=lambda: self.patient_panel.hide_import_progress(),
+        )
         if not quietly:
             self.patient_panel.show_import_progress(0.0, "Looking for files…")
-        self.import_job.start_import(paths, copy_to_store=copy)
 
-    def _import_progress(self, progress: Progress) -> None:
-        if not self._importing_quietly and progress.total:
-            self.patient_panel.show_import_progress(progress.done / progress.total, describe_progress(progress))
-
-    def _import_finished(self, report: ImportReport) -> None:
+    def _import_finished(self, report: ImportReport, quietly: bool) -> None:
         if self._closing:
             return
         self.patient_panel.hide_import_progress()
         if self.catalog is None:
             self._open_catalog()
         else:
-            self.patient_panel.set_connection(self.catalog)
+            self.patient_panel.set_catalog(self.catalog)
         if self.shown_key is not None and self.patient_panel.tree.currentItem() is None:
             self.patient_panel.select_key(self.shown_key)  # the image shown has just joined the catalog
-        if not self._importing_quietly:
-            self.statusBar().showMessage(describe_report(report))
+        if not quietly:
+            self.statusBar().showMessage(catalog_import.report_words(report))
             if report.unreadable:
                 count = len(report.unreadable)
                 first = "; ".join(f"{u.path}: {u.reason}" for u in report.unreadable[:3])
                 more = f" (and {count - 3} more)" if count > 3 else ""
                 self.message_bar.add(f"{count} file(s) could not be imported: {first}{more}")
-        self._next_import()
 
-    def _import_failed(self, message: str) -> None:
+    def _import_failed(self, message: str, quietly: bool) -> None:
         if self._closing:
             return
         self.patient_panel.hide_import_progress()
         self.message_bar.add(message)
         if self.catalog is None:
             self._open_catalog()
-        self._next_import()
 
-    def _next_import(self) -> None:
-        if self._queued_imports:
-            paths, copy, quietly = self._queued_imports.pop(0)
-            self._importing_quietly = quietly
-            if not quietly:
-                self.patient_panel.show_import_progress(0.0, "Looking for files…")
-            self.import_job.start_import(paths, copy_to_store=copy)
+    def check_missing(self) -> None:
+        """Flag files moved or deleted since import, so the panel greys them instead of failing on a click."""
+        if self.jobs.busy(JobKind.CHECK_MISSING):
+            self._check_again = True
+            return
+        self.jobs.submit(catalog_import.missing_check_job(self.catalog_file), self._missing_checked)
+
+    def _missing_checked(self, _count: int) -> None:
+        if self._closing:
+            return
+        if self._check_again:
+            self._check_again = False
+            self.check_missing()
+        self.patient_panel.refresh()
 
     def _request_thumbnails(self) -> None:
         for key, entry in self.patient_panel.wanted_thumbnails:
+            if key in self._thumbnails_asked:
+                continue
             if entry.kind == "slide" and entry.path is not None:
-                self.thumbnails.slide(key, entry.path)
+                job = opening.slide_thumbnail_job(self.thumbnail_cache, entry.path)
             elif entry.kind == "series" and entry.series_uid is not None and self.catalog is not None:
-                files = series_files(self.catalog, entry.series_uid)
-                if files:
-                    self.thumbnails.series(key, files)
-
-    def _record_annotation_file(self, slide: Slide) -> None:
-        """List the slide's annotation sidecar with it in the catalog, once it has one on disk."""
-        autosaver = self.slide_view.autosaver
-        if self.catalog is not None and autosaver is not None and autosaver.path.is_file():
-            record_annotation_file(self.catalog, autosaver.path, slide_key(slide.path), "QuPath GeoJSON")
+                files = self.catalog.series_files(entry.series_uid)
+                if not files:
+                    continue
+                job = opening.series_thumbnail_job(self.thumbnail_cache, files)
+            else:
+                continue
+            self._thumbnails_asked.add(key)
+            # a thumbnail that cannot be made leaves the row plain: opening it reports the problem properly
+            self.jobs.submit(job, partial(self.patient_panel.set_thumbnail, key))
 
     # drag and drop, closing ---------------------------------------------------------------------
 
@@ -1059,19 +1015,21 @@ class MainWindow(QMainWindow):
         self.settings.setValue("window/state", self.saveState())
         self.settings.sync()
         self._closing = True
-        self._queued_imports.clear()
-        self.loader.shutdown()
-        self.report_writer.shutdown()
-        self.import_job.cancel()
-        self.import_job.wait(timeout_s=10)
-        self.thumbnails.shutdown()
-        self.slide_view.shutdown()
-        self.ai_panel.shutdown()
+        self.jobs.cancel(JobKind.IMPORT)
+        self.slide_view.shutdown()  # its last save goes to the write lane, which the runner waits for
+        self.jobs.shutdown()
         for opened in self.opened.values():
             if isinstance(opened.image, Slide):
                 opened.image.close()
         if self.catalog is not None:
-            self.patient_panel.set_connection(None)
-            self.catalog.close()
-            self.catalog = None
+            self.patient_panel.set_catalog(None)
+        self._set_catalog(None)
         super().closeEvent(event)
+
+
+def _write_png(image: QImage, path: Path, details: dict[str, object]) -> Problems:
+    """On the write lane: QImage is reentrant, so a grabbed image is saved off the GUI thread."""
+    # PySide6's stubs want bytes for the format, but PySide6 6.11 refuses bytes at runtime and takes only a str.
+    if not image.save(str(path), "PNG"):  # type: ignore[call-overload]
+        raise MedviewerError(path, "the image could not be written")
+    return record_event("export", audit.path_subject(path), details)

@@ -17,7 +17,7 @@ from PySide6.QtCore import QByteArray, Qt, QUrl
 from PySide6.QtGui import QGuiApplication, QTextDocument
 from PySide6.QtWidgets import QDialog, QDialogButtonBox, QLabel, QTextBrowser, QVBoxLayout, QWidget
 
-from medviewer.ai.commands import RUNS_CODE, card_facts, card_lines
+from medviewer.ai.model_card import RUNS_CODE, card_facts, card_lines
 from medviewer.ai.package import ModelPackage
 
 #: The dialog's largest share of the screen, so its buttons always stay on it.
@@ -30,7 +30,7 @@ class _CardView(QTextBrowser):
     relative path, is neither read nor shown (QTextDocument reads a local file itself when the view returns
     nothing, so an empty non-null value is returned)."""
 
-    def loadResource(self, kind: int, name: QUrl) -> Any:  # noqa: N802 - Qt's name
+    def loadResource(self, kind: int, name: QUrl | str) -> Any:  # noqa: N802 - Qt's name
         return QByteArray(b" ")
 
 

@@ -10,12 +10,11 @@ become stable pseudonyms and study dates are hidden.
 from __future__ import annotations
 
 import datetime
-import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PySide6.QtCore import QSize, Qt, Signal
+from PySide6.QtCore import QPoint, QSize, Qt, Signal
 from PySide6.QtGui import QBrush, QColor, QIcon
 from PySide6.QtWidgets import (
     QComboBox,
@@ -33,12 +32,13 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from medviewer.catalog import browse
-from medviewer.catalog.browse import ai_results_for, annotation_files_for, assign_slide, series_key, slide_key
+from medviewer.actions.catalog_view import CatalogView, assign_slide_job
+from medviewer.catalog.browse import AiResultEntry, series_key, slide_key
 from medviewer.catalog.pseudonyms import file_alias, pseudonym
-from medviewer.catalog.search import SeriesHit, SlideEntry, search, slides
+from medviewer.catalog.search import SeriesHit, SlideEntry
 from medviewer.core.patient import display_name
 from medviewer.io.preview import ICON_SIZE, OpenedImage
+from medviewer.ui.job_runner import JobRunner
 from medviewer.ui.qt_images import to_icon
 
 ENTRY_ROLE = Qt.ItemDataRole.UserRole
@@ -84,19 +84,25 @@ def dicom_date(value: str) -> str:
     return f"{value[:4]}-{value[4:6]}-{value[6:8]}" if len(value) == 8 and value.isdigit() else value
 
 
+def _children(item: QTreeWidgetItem) -> list[QTreeWidgetItem]:
+    # Qt's child(i) is None only for an index past childCount(): the filter is for the type checker.
+    return [child for i in range(item.childCount()) if (child := item.child(i)) is not None]
+
+
 class PatientPanel(QWidget):
     """``open_requested(entry)`` on double-click or Enter; ``import_requested()`` from the Import button."""
 
-    open_requested = Signal(object)
-    #: (entry, AiResultEntry): a kept AI result double-clicked in the details list, to be shown on its image.
-    result_requested = Signal(object, object)
+    open_requested = Signal(PanelEntry)
+    #: A kept AI result double-clicked in the details list, to be shown on its image.
+    result_requested = Signal(PanelEntry, AiResultEntry)
     import_requested = Signal()
     cancel_import = Signal()
     refreshed = Signal()  # the tree was rebuilt: rows listed in ``wanted_thumbnails`` have no picture yet
 
-    def __init__(self, parent: QWidget | None = None) -> None:
+    def __init__(self, parent: QWidget | None = None, jobs: JobRunner | None = None) -> None:
         super().__init__(parent)
-        self.conn: sqlite3.Connection | None = None
+        self.jobs = jobs if jobs is not None else JobRunner(self)
+        self.catalog: CatalogView | None = None
         self.anonymised = False
         self.icons: dict[str, QIcon] = {}
         self.other_files: dict[str, OpenedImage] = {}
@@ -166,9 +172,9 @@ class PatientPanel(QWidget):
 
     # what is shown --------------------------------------------------------------------------------
 
-    def set_connection(self, conn: sqlite3.Connection | None, problem: str = "") -> None:
+    def set_catalog(self, catalog: CatalogView | None, problem: str = "") -> None:
         """Show this catalog (or, with None, why there is none) and fill the modality filter from it."""
-        self.conn = conn
+        self.catalog = catalog
         self.status.setText(problem)
         self.status.setVisible(bool(problem))
         self._fill_modalities()
@@ -224,11 +230,11 @@ class PatientPanel(QWidget):
         self.tree.clear()
         self.wanted_thumbnails = []
         self._patient_rows: dict[tuple[str, str], QTreeWidgetItem] = {}
-        if self.conn is not None:
+        if self.catalog is not None:
             text, modality, date_from = self._criteria()
-            self._add_series(search(self.conn, any_text=text, modality=modality, date_from=date_from))
+            self._add_series(self.catalog.series(text, modality, date_from))
             if modality in (None, "SM"):
-                self._add_slides(slides(self.conn), text)
+                self._add_slides(self.catalog.slides(), text)
         text = self.search_box.text().strip().lower()
         others = [o for o in self.other_files.values() if not text or text in o.path.name.lower()]
         if others:
@@ -334,10 +340,8 @@ class PatientPanel(QWidget):
         self.modality_box.blockSignals(True)
         self.modality_box.clear()
         self.modality_box.addItem(ANY_MODALITY)
-        if self.conn is not None:
-            found = [row[0] for row in self.conn.execute("SELECT DISTINCT modality FROM series ORDER BY modality")]
-            has_slides = self.conn.execute("SELECT EXISTS (SELECT 1 FROM slides)").fetchone()[0]
-            for modality in sorted({m for m in found if m} | ({"SM"} if has_slides else set())):
+        if self.catalog is not None:
+            for modality in self.catalog.modalities():
                 self.modality_box.addItem(modality)
         index = self.modality_box.findText(current)
         self.modality_box.setCurrentIndex(max(index, 0))
@@ -345,11 +349,11 @@ class PatientPanel(QWidget):
 
     def _items(self) -> list[QTreeWidgetItem]:
         found: list[QTreeWidgetItem] = []
-        stack = [self.tree.topLevelItem(i) for i in range(self.tree.topLevelItemCount())]
+        stack = _children(self.tree.invisibleRootItem())  # its children are the top-level items
         while stack:
             item = stack.pop()
             found.append(item)
-            stack.extend(item.child(i) for i in range(item.childCount()))
+            stack.extend(_children(item))
         return found
 
     # reacting -------------------------------------------------------------------------------------
@@ -362,7 +366,7 @@ class PatientPanel(QWidget):
     def _on_detail_activated(self, item: QTreeWidgetItem, _column: int) -> None:
         result, tree_item = item.data(0, ENTRY_ROLE), self.tree.currentItem()
         entry = tree_item.data(0, ENTRY_ROLE) if tree_item is not None else None
-        if entry is not None and getattr(result, "result_file", ""):
+        if entry is not None and isinstance(result, AiResultEntry) and result.result_file:
             self.result_requested.emit(entry, result)
 
     def refresh_details(self) -> None:
@@ -370,12 +374,12 @@ class PatientPanel(QWidget):
         self.details.clear()
         item = self.tree.currentItem()
         entry = item.data(0, ENTRY_ROLE) if item is not None else None
-        if entry is None or self.conn is None or entry.kind == "file":
+        if entry is None or self.catalog is None or entry.kind == "file":
             return
-        for note in annotation_files_for(self.conn, [entry.key]):
+        for note in self.catalog.annotation_files(entry.key):
             name = file_alias("File", note.path) if self.anonymised else Path(note.path).name
             QTreeWidgetItem(self.details, [f"Annotations: {name}", f"{note.format}, {note.modified}"])
-        for result in ai_results_for(self.conn, [entry.key]):
+        for result in self.catalog.ai_results(entry.key):
             row = QTreeWidgetItem(self.details, [f"AI: {result.model_name} {result.model_version}", result.created])
             shown = "\nDouble-click to show it." if result.result_file else ""
             row.setToolTip(0, f"{result.summary}\nmodel SHA-256 {result.model_hash}{shown}")
@@ -385,19 +389,22 @@ class PatientPanel(QWidget):
 
     def assign(self, entry: PanelEntry, patient: tuple[str, str] | None) -> None:
         """Link a slide to a catalogued patient, as (ID, name) (None: unlink), then show it under them."""
-        assert self.conn is not None and entry.path is not None
-        try:
-            assign_slide(self.conn, entry.path, patient)
-        except KeyError as exc:
-            self.status.setText(f"{entry.label}: {exc.args[0]}")
+        assert self.catalog is not None and entry.path is not None
+        self.jobs.submit(
+            assign_slide_job(self.catalog.path, entry.path, patient), lambda problem: self._assigned(entry, problem)
+        )
+
+    def _assigned(self, entry: PanelEntry, problem: str | None) -> None:
+        if problem is not None:
+            self.status.setText(f"{entry.label}: {problem}")
             self.status.show()
         self.refresh()
         self.select_key(entry.key)
 
-    def _context_menu(self, position: object) -> None:
+    def _context_menu(self, position: QPoint) -> None:
         item = self.tree.itemAt(position)
         entry = item.data(0, ENTRY_ROLE) if item is not None else None
-        if entry is None or entry.kind != "slide" or self.conn is None:
+        if entry is None or entry.kind != "slide" or self.catalog is None:
             return
         menu = QMenu(self)
         menu.addAction("Assign to a patient…", lambda: self._ask_assign(entry))
@@ -405,8 +412,8 @@ class PatientPanel(QWidget):
         menu.exec(self.tree.viewport().mapToGlobal(position))
 
     def _ask_assign(self, entry: PanelEntry) -> None:
-        assert self.conn is not None
-        choices = browse.patients(self.conn)
+        assert self.catalog is not None
+        choices = self.catalog.patients()
         if not choices:
             self.status.setText("The catalog holds no patients yet: import their studies first.")
             self.status.show()

@@ -13,6 +13,7 @@ field has it): a reader can press a preset number straight away. A click that on
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pyqtgraph as pg
@@ -34,6 +35,7 @@ from PySide6.QtWidgets import (
     QComboBox,
     QGraphicsEllipseItem,
     QGraphicsRectItem,
+    QGraphicsSceneWheelEvent,
     QLabel,
     QLineEdit,
     QPlainTextEdit,
@@ -44,6 +46,9 @@ from PySide6.QtWidgets import (
 from medviewer.core import mpr
 from medviewer.core.measurements import Measurement, MeasurementKind
 from medviewer.ui.scale_bar import OUTLINE_WIDTH, ScaleBar, draw_outlined_text
+
+if TYPE_CHECKING:
+    from pyqtgraph.GraphicsScene.mouseEvents import HoverEvent, MouseClickEvent, MouseDragEvent
 
 CROSSHAIR_PEN = pg.mkPen((255, 200, 0, 170), width=1)
 MEASURE_COLOUR = QColor(0, 230, 255)
@@ -103,14 +108,14 @@ class _SliceViewBox(pg.ViewBox):
         super().__init__(lockAspect=True, invertY=True, enableMenu=False)
         self._owner = owner
 
-    def wheelEvent(self, ev: object, axis: object = None) -> None:  # noqa: N802 (Qt naming)
+    def wheelEvent(self, ev: QGraphicsSceneWheelEvent, axis: int | None = None) -> None:  # noqa: N802 (Qt naming)
         if ev.modifiers() & Qt.KeyboardModifier.ControlModifier:
             super().wheelEvent(ev, axis)
         else:
             self._owner.step_requested.emit(-1 if ev.delta() > 0 else 1)
         ev.accept()
 
-    def mouseClickEvent(self, ev: object) -> None:  # noqa: N802 (Qt naming)
+    def mouseClickEvent(self, ev: MouseClickEvent) -> None:  # noqa: N802 (Qt naming)
         if ev.button() == Qt.MouseButton.LeftButton and self._owner.focus_click:
             ev.accept()  # this click only brought the keyboard here
         elif ev.button() == Qt.MouseButton.LeftButton:
@@ -119,7 +124,7 @@ class _SliceViewBox(pg.ViewBox):
             self._owner.released.emit(point.x(), point.y())
             ev.accept()
 
-    def mouseDragEvent(self, ev: object, axis: object = None) -> None:  # noqa: N802 (Qt naming)
+    def mouseDragEvent(self, ev: MouseDragEvent, axis: int | None = None) -> None:  # noqa: N802 (Qt naming)
         button = ev.button()
         ev.accept()
         if button == Qt.MouseButton.MiddleButton:
@@ -137,7 +142,7 @@ class _SliceViewBox(pg.ViewBox):
             if ev.isFinish():
                 self._owner.released.emit(point.x(), point.y())
 
-    def hoverEvent(self, ev: object) -> None:  # noqa: N802 (Qt naming)
+    def hoverEvent(self, ev: HoverEvent) -> None:  # noqa: N802 (Qt naming)
         if ev.isExit():
             self._owner.left.emit()
             return

@@ -23,6 +23,7 @@ import hmac
 import math
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING, cast
 
 import numpy as np
 import pyqtgraph as pg
@@ -39,6 +40,7 @@ from PySide6.QtGui import (
     QPaintEvent,
     QPen,
     QPixmap,
+    QResizeEvent,
 )
 from PySide6.QtWidgets import (
     QCheckBox,
@@ -53,13 +55,10 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from medviewer.annotations.asap_xml import read_asap_xml
-from medviewer.annotations.autosave import Autosaver
-from medviewer.annotations.class_list import load_classes
+from medviewer.actions.jobs import Job, JobKind, plain_job
+from medviewer.actions.slide_annotations import AnnotationSession, SaveOutcome
+from medviewer.actions.trail import Problems
 from medviewer.annotations.document import AnnotationDocument, ChangeEvent
-from medviewer.annotations.geojson import export_path, read_geojson, write_geojson
-from medviewer.annotations.importing import import_into
-from medviewer.annotations.sidecar import in_user_data, load_sidecar
 from medviewer.catalog import audit
 from medviewer.catalog.pseudonyms import file_alias
 from medviewer.core.colormaps import lookup_table
@@ -70,12 +69,16 @@ from medviewer.core.tissue import tissue_mask
 from medviewer.io.slide import Slide
 from medviewer.ui.annotation_layer import AnnotationLayer, Tool
 from medviewer.ui.annotation_panel import AnnotationPanel
-from medviewer.ui.audit_events import record_event
 from medviewer.ui.colour_legend import ColourLegend
+from medviewer.ui.job_runner import JobRunner
 from medviewer.ui.qt_images import to_qimage
 from medviewer.ui.scale_bar import ScaleBar
+from medviewer.ui.slide_overlays import SlideDetail, SlideHeatmap
 from medviewer.ui.tile_loader import DEFAULT_CACHE_MB, TileLoader
 from medviewer.ui.tool_actions import add_tool_actions
+
+if TYPE_CHECKING:
+    from pyqtgraph.GraphicsScene.mouseEvents import MouseClickEvent, MouseDragEvent
 
 MAGNIFICATIONS = (1.25, 5.0, 10.0, 20.0, 40.0)
 MICRONS_PER_SCREEN_PIXEL_AT_10X = 1.0  # the usual equivalence: 10x on screen is about 1 µm per pixel
@@ -100,7 +103,7 @@ class _SlideViewBox(pg.ViewBox):
         super().__init__(lockAspect=True, invertY=True, enableMenu=False)
         self._owner = owner
 
-    def mouseDragEvent(self, ev: object, axis: object = None) -> None:  # noqa: N802 (Qt naming)
+    def mouseDragEvent(self, ev: MouseDragEvent, axis: object = None) -> None:  # noqa: N802 (Qt naming)
         if ev.button() == Qt.MouseButton.LeftButton and self._owner.left_drag_handler is not None:
             ev.accept()
             self._owner.left_drag_handler(ev)
@@ -111,7 +114,7 @@ class _SlideViewBox(pg.ViewBox):
         else:
             ev.ignore()
 
-    def mouseClickEvent(self, ev: object) -> None:  # noqa: N802 (Qt naming)
+    def mouseClickEvent(self, ev: MouseClickEvent) -> None:  # noqa: N802 (Qt naming)
         if self._owner.click_handler is not None and ev.button() == Qt.MouseButton.LeftButton:
             ev.accept()
             self._owner.click_handler(ev)
@@ -217,16 +220,22 @@ class SlideView(QWidget):
     """Emits ``message(text)`` for problems to show the user (a damaged tile, a refused edit)."""
 
     message = Signal(str)
+    annotations_exported = Signal(Path)
     clicked = Signal(float, float)  # a click with the Move tool, in level-0 pixels (the AI panel's patch pick)
 
-    def __init__(self, settings: QSettings | None = None, parent: QWidget | None = None) -> None:
+    def __init__(
+        self, settings: QSettings | None = None, parent: QWidget | None = None, jobs: JobRunner | None = None
+    ) -> None:
         super().__init__(parent)
         self.settings = settings
+        self.jobs = jobs if jobs is not None else JobRunner(self)
+        #: The catalog file the annotation files are listed in, or None: set by the window.
+        self.catalog: Path | None = None
         self.slide: Slide | None = None
         self.pyramid: Pyramid | None = None
         self.thumbnail: np.ndarray | None = None
-        self.left_drag_handler = None
-        self.click_handler = None
+        self.left_drag_handler: Callable[[MouseDragEvent], None] | None = None
+        self.click_handler: Callable[[MouseClickEvent], None] | None = None
         #: µm per level-0 pixel set by hand for the slide shown (only when its file has none), else None.
         self.manual_mpp: float | None = None
         #: Asks for a pixel size (parent, current) -> µm/px, 0 to forget, None if cancelled; tests replace it.
@@ -234,7 +243,10 @@ class SlideView(QWidget):
         #: File names are shown as keyed aliases: they are often patient names or barcodes.
         self.anonymised = bool(settings.value("view/anonymised", False, type=bool)) if settings else False
         self._cursor: tuple[float, float] | None = None  # the mouse's last place over the view, level-0 px
-        cache_mb = int(settings.value("slide/cache_mb", DEFAULT_CACHE_MB)) if settings else DEFAULT_CACHE_MB
+        # QSettings gives an int back, or the str an ini file holds; its stubs say only ``object``.
+        cache_mb = (
+            int(cast("int | str", settings.value("slide/cache_mb", DEFAULT_CACHE_MB))) if settings else DEFAULT_CACHE_MB
+        )
         self.loader = TileLoader(cache_mb, self)
         self.loader.loaded.connect(self._tile_arrived)
         self.loader.failed.connect(self.report)
@@ -252,9 +264,9 @@ class SlideView(QWidget):
         self.heat_item = pg.ImageItem(axisOrder="row-major")
         self.detail_item = pg.ImageItem(axisOrder="row-major")
         self.heat_name = ""
-        #: What the heatmap and detail show, without their style: (values, origin, cell size, name, maximum).
-        self._heat: tuple | None = None
-        self._detail: tuple | None = None
+        #: What the heatmap and detail show, without their style, to draw them again in another.
+        self._heat: SlideHeatmap | None = None
+        self._detail: SlideDetail | None = None
         #: The heatmap's cells outside the model's training data, hatched over it and its detail.
         self.ood_item = _HatchItem()
         self.ood_cells: list[tuple[int, int]] = []  # (row, column) of each hatched cell
@@ -283,7 +295,7 @@ class SlideView(QWidget):
         self.status = QLabel("")
         self.status.setObjectName("slideStatus")
         self.graphics.scene().sigMouseMoved.connect(self._mouse_moved)
-        self.autosaver: Autosaver | None = None
+        self.session: AnnotationSession | None = None
         self._autosave_timer = QTimer(self)
         self._autosave_timer.setInterval(AUTOSAVE_TICK_MS)
         self._autosave_timer.timeout.connect(self._autosave)
@@ -461,7 +473,7 @@ class SlideView(QWidget):
         if self.settings is None:
             return None
         try:
-            value = float(self.settings.value(pixel_size_key(slide), ""))
+            value = float(cast("str | float", self.settings.value(pixel_size_key(slide), "")))
         except (TypeError, ValueError, OSError):
             return None  # never set, or not a number: no pixel size rather than a wrong one
         return value if math.isfinite(value) and 0 < value <= LARGEST_PIXEL_SIZE_UM else None
@@ -484,57 +496,57 @@ class SlideView(QWidget):
     # annotations --------------------------------------------------------------------------------
 
     def _open_annotations(self, slide: Slide) -> None:
-        """Load the slide's sidecar (reporting and keeping a damaged one aside) and autosave edits to it."""
-        try:
-            loaded = load_sidecar(slide.path)
-        except MedviewerError as exc:
-            self.report(f"{exc}; annotations made now will not be saved")
-            annotations, path = [], None
-        else:
-            for problem in loaded.problems:
-                self.report(problem)
-            annotations, path = loaded.annotations, loaded.path
-        document = AnnotationDocument(annotations, classes=load_classes())
+        """Start the slide's annotation session: its sidecar read (a damaged one reported and kept aside), its
+        edits autosaved by the timer through the job runner's write lane."""
+        session = AnnotationSession(slide.path, self.catalog)
+        for problem in session.opening_problems:
+            self.report(problem)
+        document = session.document
         microns, by_hand = self.level0_microns(), self.pixel_size_by_hand()
         self.annotations.set_document(document, microns, by_hand)
         self.annotation_panel.set_document(document, microns, by_hand)
         document.changed.append(self._document_changed)
-        self.autosaver = Autosaver(document, path) if path is not None else None
+        self.session = session
         self._autosave_timer.start()
         self._update_undo_actions()
+        self.jobs.submit(plain_job(JobKind.SAVE, "Listing the annotations", session.list_sidecar), self._report_all)
 
     def _document_changed(self, event: ChangeEvent) -> None:
         self._update_undo_actions()
 
     def _autosave(self) -> None:
-        result = self.autosaver.save_if_due() if self.autosaver is not None else None
-        if result is not None and result.error:
-            self.report(result.error)
-        elif result is not None:
-            record_event(
-                self.report, "annotation_save", audit.path_subject(self.slide.path), {"annotations": len(self.document)}
-            )
+        session = self.session
+        snapshot = session.due_save() if session is not None else None
+        if session is None or snapshot is None:
+            return
+        self.jobs.submit(
+            plain_job(JobKind.SAVE, "Saving the annotations", lambda: session.write_save(snapshot)),
+            lambda outcome: self._saved(session, outcome),
+        )
+
+    def _saved(self, session: AnnotationSession, outcome: SaveOutcome) -> None:
+        session.settle(outcome)
+        if outcome.result.error:
+            self.report(outcome.result.error)
+        self._report_all(outcome.problems)
 
     def close_annotations(self) -> None:
-        """Save pending edits now (on another slide, or quitting). If the sidecar cannot be written, the
-        annotations go to medviewer's data folder instead, so a full or read-only disk loses no work."""
+        """Save pending edits (on another slide, or quitting), after any save already under way. If the sidecar
+        cannot be written, the annotations go to medviewer's data folder instead, so a full or read-only disk
+        loses no work."""
         self._autosave_timer.stop()
-        if self.autosaver is None:
+        session, self.session = self.session, None
+        snapshot = session.closing_save() if session is not None else None
+        if session is None or snapshot is None:
             return
-        result = self.autosaver.close()
-        if result is not None and not result.error:
-            record_event(
-                self.report, "annotation_save", audit.path_subject(self.slide.path), {"annotations": len(self.document)}
-            )
-        if result is not None and result.error:
-            rescue = in_user_data(self.slide.path).with_suffix(".unsaved.geojson")
-            try:
-                write_geojson(rescue, self.document.annotations)
-            except (OSError, MedviewerError) as exc:
-                self.report(f"{result.error}; a copy could not be written to {rescue} either ({exc})")
-            else:
-                self.report(f"{result.error}; they were saved to {rescue} instead")
-        self.autosaver = None
+        self.jobs.submit(
+            plain_job(JobKind.SAVE, "Saving the annotations", lambda: session.write_save(snapshot, last=True)),
+            lambda outcome: self._report_all(outcome.problems),
+        )
+
+    def _report_all(self, problems: Problems) -> None:
+        for problem in problems.messages:
+            self.report(problem)
 
     def set_tool(self, tool: Tool) -> None:
         self.annotations.set_tool(tool)
@@ -558,34 +570,30 @@ class SlideView(QWidget):
         self.redo_action.setToolTip(f"Redo {redo}" if redo else "Nothing to redo")
 
     def import_annotations(self, path: Path) -> int:
-        """Add the annotations of a QuPath GeoJSON or ASAP XML file (one undo step per file's classes and
-        shapes); returns how many were added. Classes the list lacks are added with the file's colours.
-        Annotations already here (same id, same content: the file imported before) are skipped, and the
-        user is told how many, so a second import neither doubles the annotations nor looks like a failure."""
-        if self.document is None:
+        """Add the annotations of a QuPath GeoJSON or ASAP XML file (one undo step); returns how many were
+        added, and says what was not added as it stood (see ``AnnotationSession.import_file``)."""
+        if self.session is None:
             raise MedviewerError(path, "open a slide first: annotations are added to the slide shown")
-        reader = read_asap_xml if path.suffix.lower() == ".xml" else read_geojson
-        summary = import_into(self.document, reader(path))
-        if summary.skipped:
-            self.report(
-                f"{path.name}: {summary.skipped} annotation(s) already on this slide (same id and shape) "
-                "were not imported again"
-            )
-        if summary.copies:
-            self.report(
-                f"{path.name}: {summary.copies} annotation(s) share an id with a different annotation on this "
-                "slide; both are kept, the imported one under a new id"
-            )
-        return summary.added
+        outcome = self.session.import_file(path)
+        for note in outcome.notes:
+            self.report(note)
+        return outcome.summary.added
 
-    def export_annotations(self, path: Path) -> Path:
-        """Write the annotations as QuPath GeoJSON; returns the file written, which is ``path`` with
-        ``.geojson`` appended when its name has neither that suffix nor ``.json``."""
-        if self.document is None:
+    def export_annotations(self, path: Path) -> Job[tuple[Path, Problems]]:
+        """Write the annotations as QuPath GeoJSON (``.geojson`` appended when the name has neither that suffix
+        nor ``.json``) on the write lane; ``annotations_exported(path)`` when written, else a message."""
+        session = self.session
+        if session is None:
             raise MedviewerError(path, "open a slide first: there are no annotations to export")
-        written = export_path(path)
-        write_geojson(written, self.document.annotations)
-        return written
+        snapshot = session.export_snapshot(path)
+        job = plain_job(JobKind.EXPORT, f"Exporting {snapshot.path.name}", lambda: session.write_export(snapshot))
+        self.jobs.submit(job, self._exported, on_failed=self.report)
+        return job
+
+    def _exported(self, written: tuple[Path, Problems]) -> None:
+        path, problems = written
+        self._report_all(problems)
+        self.annotations_exported.emit(path)
 
     def show_annotation(self, annotation_id: str) -> None:
         """Select an annotation and centre the view on it."""
@@ -656,7 +664,8 @@ class SlideView(QWidget):
 
     def refresh(self) -> None:
         """Ask for the tiles the view needs and draw the best ones already decoded."""
-        if self.slide is None:
+        pyramid = self.pyramid
+        if self.slide is None or pyramid is None:
             return
         rect = self.view_rect()
         w0, h0 = self.slide.dimensions
@@ -664,14 +673,14 @@ class SlideView(QWidget):
         if clipped.isEmpty():
             return
         region = (clipped.x(), clipped.y(), clipped.width(), clipped.height())
-        self.target_level = self.pyramid.level_for(self.level0_per_screen_pixel())
-        self.visible_tiles, prefetch = self.pyramid.requests(self.target_level, region)
+        self.target_level = pyramid.level_for(self.level0_per_screen_pixel())
+        self.visible_tiles, prefetch = pyramid.requests(self.target_level, region)
         # Tiles on screen keep their own pixels: they need no second read, even once the cache has let them go.
         self.loader.want([key for key in self.visible_tiles + prefetch if key not in self.tile_items])
         shown = {
             key
             for level in range(self.target_level, self.slide.level_count)
-            for key in self.pyramid.tiles_in(level, region)
+            for key in pyramid.tiles_in(level, region)
             if key in self.tile_items or self.loader.cached(key)
         }
         for key in [k for k in self.tile_items if k not in shown]:
@@ -683,6 +692,7 @@ class SlideView(QWidget):
         pixels = pixels if pixels is not None else self.loader.tile(key)
         if pixels is None:
             return
+        assert self.pyramid is not None, "tiles come only for a slide shown, whose pyramid is set with it"
         item = pg.ImageItem(pixels, axisOrder="row-major", levels=(0, 255))
         item.setRect(QRectF(*self.pyramid.tile_rect(key)))
         item.setZValue(-key[0])  # finer levels above coarser ones
@@ -695,7 +705,7 @@ class SlideView(QWidget):
         self.box.removeItem(item)
 
     def _tile_arrived(self, key: TileKey, pixels: np.ndarray) -> None:
-        if key[0] >= self.target_level and key not in self.tile_items:
+        if self.pyramid is not None and key[0] >= self.target_level and key not in self.tile_items:
             if QRectF(*self.pyramid.tile_rect(key)).intersects(self.view_rect()):
                 self._draw_tile(key, pixels)
 
@@ -743,7 +753,7 @@ class SlideView(QWidget):
             self.heat_name, self._heat = "", None
             self._hatch(None, origin, patch_size)
             return
-        self.heat_name, self._heat = name, (values, origin, patch_size, name, maximum, flagged)
+        self.heat_name, self._heat = name, SlideHeatmap(values, origin, patch_size, name, maximum, flagged)
         self._draw_heat(self.heat_item, values, origin, patch_size, name, colormap, opacity, threshold, maximum)
         self._hatch(flagged, origin, patch_size)
 
@@ -787,7 +797,7 @@ class SlideView(QWidget):
             if self.heat_item.isVisible():
                 self.legend.set_scale(self.heat_name, self.legend.lut, self.legend.low, self.legend.high)
             return
-        self._detail = (values, origin, pixel_size, name, maximum)
+        self._detail = SlideDetail(values, origin, pixel_size, name, maximum)
         over_heat = self.heat_item.isVisible()
         title = f"{self.heat_name}; {name}" if over_heat else name
         self._draw_heat(
@@ -800,11 +810,14 @@ class SlideView(QWidget):
         heat, detail = self._heat, self._detail  # redrawing the heatmap clears the detail: keep it to redraw
         if heat is None:
             return
-        values, origin, patch_size, name, maximum, flagged = heat
-        self.set_heatmap(values, origin, patch_size, name, colormap, opacity, threshold, maximum, flagged)
+        self.set_heatmap(
+            heat.values, heat.origin, heat.cell, heat.caption, colormap, opacity, threshold, heat.maximum, heat.flagged
+        )
         if detail is not None:
-            values, origin, pixel_size, name, maximum = detail
-            self.set_detail(values, origin, pixel_size, name, colormap, detail_opacity, threshold, maximum)
+            self.set_detail(
+                detail.values, detail.origin, detail.pixel, detail.caption, colormap, detail_opacity, threshold,
+                detail.maximum,
+            )
 
     def _draw_heat(
         self,
@@ -903,10 +916,10 @@ class SlideView(QWidget):
         if self.slide is None:
             self.status.setText("")
             return
-        magnification = self.magnification()
-        if magnification is None:
+        magnification, at_1x = self.magnification(), self._level0_per_pixel_at_1x()
+        if magnification is None or at_1x is None:
             parts = ["magnification unknown (no objective power or pixel size)"]
-        elif self._level0_per_pixel_at_1x()[1] == "objective":
+        elif at_1x[1] == "objective":
             parts = [f"{magnification:.1f}x"]
         else:
             parts = [f"{magnification:.1f}x (from the pixel size: 10x = 1 µm per screen pixel)"]
@@ -932,12 +945,12 @@ class SlideView(QWidget):
         self.ood_note.setFixedHeight(self.ood_note.heightForWidth(note_width))
         self.ood_note.move(width - note_width - margin, self.legend.y() + self.legend.height() + 4)
 
-    def resizeEvent(self, event: object) -> None:  # noqa: N802 (Qt naming)
+    def resizeEvent(self, event: QResizeEvent) -> None:  # noqa: N802 (Qt naming)
         super().resizeEvent(event)
         self._place_overlays()
 
     def keyPressEvent(self, event: QKeyEvent) -> None:  # noqa: N802 (Qt naming)
-        steps = {
+        steps: dict[int, tuple[int, int]] = {  # keyed by int: ``QKeyEvent.key()`` is one
             Qt.Key.Key_Left: (-1, 0),
             Qt.Key.Key_Right: (1, 0),
             Qt.Key.Key_Up: (0, -1),

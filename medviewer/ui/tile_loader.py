@@ -116,6 +116,8 @@ class TileLoader(QObject):
 
     def _read(self, key: TileKey, generation: int) -> None:
         slide, pyramid = self.slide, self.pyramid
+        # set_slide waits for the workers before it changes the slide, and tiles are wanted only of a slide.
+        assert slide is not None and pyramid is not None
         location, size = pyramid.tile_region(key)
         failed = True
         try:

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from PySide6.QtCore import QSettings, Qt, Signal
-from PySide6.QtGui import QAction, QKeyEvent
+from PySide6.QtGui import QAction, QImage, QKeyEvent, QResizeEvent
 from PySide6.QtWidgets import (
     QComboBox,
     QGridLayout,
@@ -36,7 +36,6 @@ from medviewer.core.colormaps import COLORMAP_NAMES, lookup_table
 from medviewer.core.display import apply_voi_lut, apply_window, heat_rgba, heat_scale, label_rgba, label_table
 from medviewer.core.label_map import LabelMap
 from medviewer.core.measurements import Measurement, MeasurementKind, summary_lines
-from medviewer.core.resample import resample_to
 from medviewer.core.volume import Presentation, Volume, percentile_window
 from medviewer.core.window_presets import PERCENTILE_SAMPLE, WindowPreset, load_presets, presets_for
 from medviewer.ui.cine_player import CinePlayer
@@ -264,7 +263,7 @@ class VolumeView(QWidget):
 
     def edge_letters(self, plane: mpr.Plane) -> dict[str, str]:
         """The edges' patient directions as far as the file tells them, and none that it does not."""
-        volume = self.volume
+        volume = self._shown()
         if volume.presentation is not Presentation.VOLUME and volume.patient_orientation is not None:
             return mpr.patient_orientation_letters(*volume.patient_orientation)
         if not volume.orientation_known:
@@ -282,7 +281,13 @@ class VolumeView(QWidget):
         return PLANES if flat is None else (flat,)
 
     def slice_index(self, plane: mpr.Plane) -> int:
-        return int(np.clip(round(self.crosshair[plane.axis]), 0, mpr.slice_count(self.volume.shape, plane) - 1))
+        shape = self._shown().shape
+        return int(np.clip(round(self.crosshair[plane.axis]), 0, mpr.slice_count(shape, plane) - 1))
+
+    def _shown(self) -> Volume:
+        """The volume shown: what draws slices, measures or probes runs only once one is set."""
+        assert self.volume is not None, "no volume is shown"
+        return self.volume
 
     @property
     def index(self) -> int:
@@ -342,7 +347,7 @@ class VolumeView(QWidget):
         bytes, a LINEAR one as pyqtgraph levels (fast, and the same line). The colour map comes last, so
         MONOCHROME1's inverted grey applies whichever way the window was computed.
         """
-        volume = self.volume
+        volume = self._shown()
         width, centre = self.window()
         if volume.colour is not None:
             return apply_window(mpr.extract(volume.colour, plane, k), width, centre), (0.0, 255.0), None
@@ -354,9 +359,10 @@ class VolumeView(QWidget):
 
     def _draw_overlays(self, plane: mpr.Plane) -> None:
         view, k = self.views[plane], self.slice_index(plane)
+        overlay = self._shown().overlay
         planes = None
-        if self.volume.overlay is not None and self.overlays_action.isChecked():
-            mask = mpr.extract(self.volume.overlay, plane, k)
+        if overlay is not None and self.overlays_action.isChecked():
+            mask = mpr.extract(overlay, plane, k)
             planes = np.zeros(mask.shape + (4,), dtype=np.uint8)
             planes[mask] = OVERLAY_COLOUR
         view.show_overlay(view.overlay_planes, planes)
@@ -375,17 +381,18 @@ class VolumeView(QWidget):
         view.show_overlay(view.heat, rgba)
 
     def _draw_crosshair(self, plane: mpr.Plane) -> None:
-        _, u, v = mpr.index_to_display(self.volume.shape, self.volume.spacing, plane, self.crosshair)
+        volume = self._shown()
+        _, u, v = mpr.index_to_display(volume.shape, volume.spacing, plane, self.crosshair)
         self.views[plane].set_crosshair(u, v, visible=self.shown_layout is Layout.THREE)
 
     def frame_name(self, plane: mpr.Plane) -> str:
         """What one step of ``plane``'s view is called: a slice of a volume, an image, or a cine frame."""
         return {Presentation.IMAGE: "Image", Presentation.CINE: "Frame"}.get(
-            self.volume.presentation, plane.value.capitalize()
+            self._shown().presentation, plane.value.capitalize()
         )
 
     def _update_corner_text(self, plane: mpr.Plane) -> None:
-        volume = self.volume
+        volume = self._shown()
         k = self.slice_index(plane)
         place = f"{self.frame_name(plane)} {k + 1}/{mpr.slice_count(volume.shape, plane)}"
         if volume.presentation is Presentation.VOLUME and volume.orientation_known:
@@ -470,9 +477,12 @@ class VolumeView(QWidget):
 
     def default_window(self) -> tuple[float, float]:
         """A colour image's own colours, else the volume's display window (the file's, its VOI LUT's, ...)."""
-        return COLOUR_WINDOW if self.volume.colour is not None else self.volume.display_window()
+        volume = self._shown()
+        return COLOUR_WINDOW if volume.colour is not None else volume.display_window()
 
-    def window(self) -> tuple[float, float]:
+    # The display window, not QWidget.window() (the top-level widget), which it hides: its callers and
+    # tests know it by this name.
+    def window(self) -> tuple[float, float]:  # type: ignore[override]
         """(width, centre) now shown."""
         low, high = self.levels
         return high - low, (high + low) / 2
@@ -498,7 +508,7 @@ class VolumeView(QWidget):
 
     def preset_window(self, preset: WindowPreset) -> tuple[float, float]:
         """``preset`` on the values the window acts on: a VOI LUT's output when there is one."""
-        volume = self.volume
+        volume = self._shown()
         if preset.percentiles is None or volume.voi.lut is None:
             return preset.window_for(volume)
         step = max(1, int(np.ceil(volume.array.size / PERCENTILE_SAMPLE)))
@@ -551,7 +561,9 @@ class VolumeView(QWidget):
         opacity: float = 0.5,
         threshold: float | None = None,
     ) -> None:
-        """Overlay a float map (e.g. a model's saliency) given in any geometry; resampled into this one.
+        """Overlay a float map (e.g. a model's saliency) on this volume's own voxels: resampling it there takes
+        most of a second on a CT, so it is done before (``medviewer.actions.model_runs.explain_volume`` does it
+        in its job), never on the window's thread.
 
         Values below ``threshold`` (default: the map's minimum) are transparent; the legend shows the
         colour scale from the threshold to the map's maximum.
@@ -561,8 +573,9 @@ class VolumeView(QWidget):
             self.legend.hide()
         else:
             lookup_table(colormap)  # unknown names fail here, before anything is drawn
-            values = resample_to(heatmap, self.volume, order=1, fill=np.nan).astype(np.float32)
-            self._show_heat(values, name, colormap, opacity, threshold)
+            if heatmap.shape != self.volume.shape:
+                raise ValueError(f"a heatmap of {heatmap.shape} voxels over a volume of {self.volume.shape}")
+            self._show_heat(np.asarray(heatmap.array, np.float32), name, colormap, opacity, threshold)
         if self.volume is not None:
             self._draw_all()
 
@@ -644,8 +657,9 @@ class VolumeView(QWidget):
 
     def add_measurement(self, measurement: Measurement) -> str:
         """Draw a measurement on its view and list it; returns its summary text."""
-        lines = summary_lines(self.volume, measurement)
-        if not self.volume.spacing_known:  # the spacing is 1 and means pixels: say so, never "mm"
+        volume = self._shown()
+        lines = summary_lines(volume, measurement)
+        if not volume.spacing_known:  # the spacing is 1 and means pixels: say so, never "mm"
             lines = [line.replace(" mm²", " px²").replace(" mm", " px") for line in lines]
         text = ", ".join(lines)
         graphic = MeasurementGraphic(self.views[measurement.plane], measurement, "\n".join(lines))
@@ -677,7 +691,8 @@ class VolumeView(QWidget):
     # probe and crosshair by mouse ----------------------------------------------------------------------------
 
     def _index_under(self, view: SliceView, u: float, v: float) -> np.ndarray:
-        return mpr.display_to_index(self.volume.shape, self.volume.spacing, view.plane, view.slice_index, u, v)
+        volume = self._shown()
+        return mpr.display_to_index(volume.shape, volume.spacing, view.plane, view.slice_index, u, v)
 
     def _move_crosshair_to(self, view: SliceView, u: float, v: float) -> None:
         self.set_crosshair(self._index_under(view, u, v))
@@ -692,7 +707,7 @@ class VolumeView(QWidget):
 
         The position is in the patient (LPS mm) only for a volume whose orientation is known; an image or
         a loop gives its frame and pixel, which is all the file says."""
-        volume = self.volume
+        volume = self._shown()
         voxel = np.round(zyx).astype(int)
         if np.any(voxel < 0) or np.any(voxel >= np.asarray(volume.shape)):
             return ""
@@ -722,7 +737,7 @@ class VolumeView(QWidget):
 
     def keyPressEvent(self, event: QKeyEvent) -> None:  # noqa: N802 (Qt naming)
         key = event.key()
-        steps = {
+        steps: dict[int, int] = {
             Qt.Key.Key_PageUp: -1,
             Qt.Key.Key_PageDown: 1,
             Qt.Key.Key_Up: -1,
@@ -743,17 +758,17 @@ class VolumeView(QWidget):
         else:
             super().keyPressEvent(event)
 
-    def export_png(self, path: str, include_identifiers: bool = True) -> bool:
-        """Save the views as shown; without identifiers, no name, ID, pseudonym or date is in the image."""
+    def grab_views(self, include_identifiers: bool = True) -> QImage:
+        """The views as shown, for an export; without identifiers, no name, ID, pseudonym or date is in it."""
         self._identity_hidden = not include_identifiers
         self._redraw_corner_text()
         try:
-            return self.grid.grab().save(path, "PNG")
+            return self.grid.grab().toImage()
         finally:
             self._identity_hidden = False
             self._redraw_corner_text()
 
-    def resizeEvent(self, event: object) -> None:  # noqa: N802 (Qt naming)
+    def resizeEvent(self, event: QResizeEvent) -> None:  # noqa: N802 (Qt naming)
         super().resizeEvent(event)
         self.legend.move(self.grid.width() - self.legend.width() - 8, 40)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.ai.tiny_bundle import Exported, export_tiny
+from tests.support.tiny_bundle import Exported, export_tiny
 
 
 @pytest.fixture(scope="session")

@@ -26,11 +26,11 @@ from medviewer.core.volume import Volume
 from medviewer.demo.ct_phantom import make_chest_phantom
 from medviewer.demo.ct_truth import Disc, slice_truth
 from medviewer.demo.generate import SECOND_CT
-from tests.ai.demo_models import assert_shipped_as_promised, training_script
-from tests.conftest import REPO
+from tests.support.demo_models import assert_shipped_as_promised, training_script
+from tests.support.paths import REPO
 
 # torch 2.13 deprecates torch.jit; the demo model still ships TorchScript because Grad-CAM needs it.
-pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit:DeprecationWarning")
+pytestmark = [pytest.mark.filterwarnings("ignore:`torch.jit:DeprecationWarning"), pytest.mark.slow]
 
 BUNDLE = REPO / "models" / "ct_slice_lesion" / "bundle"
 NAME = "ct-slice-lesion-demo"

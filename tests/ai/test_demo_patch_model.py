@@ -26,10 +26,10 @@ from medviewer.ai.slide_run import patch_grid, run_slide
 from medviewer.demo.patch_truth import tumour_fraction
 from medviewer.demo.slide_phantom import SlideGeometry, write_demo_slide
 from medviewer.io import open_slide
-from tests.ai.demo_models import assert_shipped_as_promised, training_script
-from tests.conftest import REPO
+from tests.support.demo_models import assert_shipped_as_promised, training_script
+from tests.support.paths import REPO
 
-pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit:DeprecationWarning")
+pytestmark = [pytest.mark.filterwarnings("ignore:`torch.jit:DeprecationWarning"), pytest.mark.slow]
 
 BUNDLE = REPO / "models" / "slide_patch_tumour" / "bundle"
 NAME = "slide-patch-tumour-demo"

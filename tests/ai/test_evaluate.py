@@ -10,12 +10,12 @@ import pytest
 from PIL import Image
 
 from medviewer.ai import registry
-from medviewer.ai.evaluate_command import evaluate_main
 from medviewer.ai.metrics import calibration, evaluate_probabilities, roc_auc_score
 from medviewer.ai.package import load_module, read_package
 from medviewer.ai.preprocess import slice_batch
+from medviewer.cli.evaluate import evaluate_main
 from medviewer.io import open_volume
-from tests.ai.tiny_bundle import Exported, write_bundle
+from tests.support.tiny_bundle import Exported, write_bundle
 
 
 def test_roc_auc_is_the_chance_a_positive_outscores_a_negative():

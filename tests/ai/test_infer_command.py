@@ -11,12 +11,12 @@ import SimpleITK as sitk
 
 from medviewer.ai import registry
 from medviewer.ai.devices import choose_device
-from medviewer.ai.infer_command import infer_main
 from medviewer.ai.package import read_package
+from medviewer.cli.infer import infer_main
 from medviewer.io import open_volume
-from tests.ai.models_for_tests import BoxVolumeNet, load_scripted, metadata
-from tests.ai.tiny_bundle import Exported, write_bundle
-from tests.conftest import REPO
+from tests.support.models_for_tests import BoxVolumeNet, load_scripted, metadata
+from tests.support.paths import REPO
+from tests.support.tiny_bundle import Exported, write_bundle
 
 DEMO_CT_MODEL = REPO / "models" / "ct_slice_lesion" / "bundle"
 
@@ -83,6 +83,7 @@ def test_a_volume_models_saliency_covers_the_volume_where_the_model_looks(demo_d
     assert values.max() > 0.9 and not values[outside].any()
 
 
+@pytest.mark.slow
 def test_a_ct_with_lesions_is_summarised_per_class_and_the_lesion_is_explained_where_it_peaks(
     demo_dir: Path, ground_truth: dict, tmp_path: Path, capsys
 ):
@@ -128,6 +129,7 @@ def test_a_ct_with_lesions_is_summarised_per_class_and_the_lesion_is_explained_w
     assert lines[2].startswith("normal: highest ")
 
 
+@pytest.mark.slow
 def test_one_slice_is_chosen_by_its_1_based_number(demo_dir: Path, capsys):
     ct2 = str(demo_dir / "ct2")
     assert infer_main(["--model", str(DEMO_CT_MODEL), ct2, "--slice", "1", "--json"]) == 0

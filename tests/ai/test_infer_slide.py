@@ -18,14 +18,14 @@ from PIL import Image
 
 from medviewer.ai import registry, saliency
 from medviewer.ai.devices import choose_device
-from medviewer.ai.infer_command import infer_main
 from medviewer.ai.package import LoadedModel
 from medviewer.ai.slide_run import SlideResult, patch_grid, patch_input, run_slide
 from medviewer.ai.slide_saliency import explain_top_patches
+from medviewer.cli.infer import infer_main
 from medviewer.io import open_slide
-from tests.ai.models_for_tests import EvidenceNet, TinyVolumeNet, load_scripted, metadata
-from tests.ai.patch_models import CLASSES, load_patch_model
-from tests.conftest import real_file
+from tests.support.models_for_tests import EvidenceNet, TinyVolumeNet, load_scripted, metadata
+from tests.support.patch_models import CLASSES, load_patch_model
+from tests.support.paths import real_file
 
 pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit:DeprecationWarning")
 

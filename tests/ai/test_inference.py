@@ -15,8 +15,9 @@ from medviewer.ai.inference import Cancelled, InferenceError, run_slices, run_vo
 from medviewer.ai.package import LoadedModel, load_module, read_package
 from medviewer.ai.preprocess import slice_batch, volume_input
 from medviewer.core.volume import Volume
-from tests.ai.models_for_tests import TinyVolumeNet, load_scripted, metadata
-from tests.ai.tiny_bundle import METADATA, Exported, TinyNet, write_bundle
+from tests.support.gpu_errors import OUT_OF_MEMORY_ERRORS
+from tests.support.models_for_tests import TinyVolumeNet, load_scripted, metadata
+from tests.support.tiny_bundle import METADATA, Exported, TinyNet, write_bundle
 
 pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit:DeprecationWarning")
 
@@ -35,19 +36,6 @@ def ct() -> Volume:
     rng = np.random.default_rng(0)
     array = rng.integers(-1000, 400, size=(5, 40, 50)).astype(np.int16)
     return Volume(array=array, spacing=(0.5, 0.4, 2.0), origin=(-10.0, 5.0, 30.0), modality="CT")
-
-
-#: What running out of GPU memory looks like: eager PyTorch's two error types, and the plain RuntimeError that
-#: a TorchScript module raises for the same failure on a real CUDA GPU (seen on an H200).
-OUT_OF_MEMORY_ERRORS = {
-    "cuda.OutOfMemoryError": lambda: torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB"),
-    "OutOfMemoryError": lambda: torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB"),
-    "TorchScript RuntimeError": lambda: RuntimeError(
-        "The following operation failed in the TorchScript interpreter.\nTraceback of TorchScript (most recent "
-        "call last):\nRuntimeError: CUDA out of memory. Tried to allocate 2.00 GiB (GPU 0; 139.72 GiB total "
-        "capacity; 138.90 GiB already allocated)"
-    ),
-}
 
 
 class OutOfMemoryAbove(torch.nn.Module):

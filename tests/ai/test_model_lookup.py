@@ -17,8 +17,8 @@ from medviewer.ai.model_lookup import ModelNotFoundError, approved_models, resol
 from medviewer.ai.package import load_module, read_package
 from medviewer.ai.registry import UntrustedModelError
 from medviewer.cli import main
-from tests.ai.models_for_tests import metadata
-from tests.ai.tiny_bundle import TinyNet
+from tests.support.models_for_tests import metadata
+from tests.support.tiny_bundle import TinyNet
 
 pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit:DeprecationWarning")
 NAME = "tiny model"

@@ -18,13 +18,14 @@ from pathlib import Path
 import pytest
 
 from medviewer.ai import registry
-from medviewer.ai.commands import card_summary, models_main
-from medviewer.ai.infer_command import infer_main
+from medviewer.ai.model_card import card_summary
 from medviewer.ai.package import ModelPackageError, load_module, read_package
 from medviewer.ai.registry import ModelChangedError, ModelRegistryError, UntrustedModelError
 from medviewer.catalog import audit
-from tests.ai.tiny_bundle import Exported, metadata_with, write_bundle
-from tests.child_process import json_from_child
+from medviewer.cli.infer import infer_main
+from medviewer.cli.models import models_main
+from tests.support.child_process import json_from_child
+from tests.support.tiny_bundle import Exported, metadata_with, write_bundle
 
 REPO = Path(__file__).resolve().parents[2]
 DEMO_CT_BUNDLE = REPO / "models" / "ct_slice_lesion" / "bundle"
@@ -36,6 +37,7 @@ def demo_copy(tmp_path: Path) -> Path:
     return Path(shutil.copytree(DEMO_CT_BUNDLE, tmp_path / "ct_slice_lesion"))
 
 
+@pytest.mark.slow
 def test_the_shipped_bundle_loads_as_approved(demo_copy: Path):
     assert load_module(read_package(demo_copy)).package.spec.classes == ("normal", "lesion")
 
@@ -51,6 +53,7 @@ def _swap_classes(bundle: Path) -> None:
     metadata_file.write_text(json.dumps(metadata))
 
 
+@pytest.mark.slow
 def test_metadata_edited_after_approval_is_refused_until_approved_again(demo_copy: Path):
     _swap_classes(demo_copy)
     package = read_package(demo_copy)
@@ -67,6 +70,7 @@ def test_metadata_edited_after_approval_is_refused_until_approved_again(demo_cop
     assert load_module(read_package(DEMO_CT_BUNDLE)).package.spec.classes == ("normal", "lesion")
 
 
+@pytest.mark.slow
 def test_a_card_edited_after_approval_is_refused(demo_copy: Path):
     card = demo_copy / "docs" / "README.md"
     card.write_text(card.read_text() + "\nCleared for diagnostic use.\n")
@@ -74,6 +78,7 @@ def test_a_card_edited_after_approval_is_refused(demo_copy: Path):
         load_module(read_package(demo_copy))
 
 
+@pytest.mark.slow
 def test_infer_refuses_the_swapped_metadata_and_runs_once_approved_again(demo_copy: Path, demo_dir: Path, capsys):
     """The attack as the probe ran it: ``medviewer infer`` labelled the model's "normal" output "lesion"."""
     ct2 = str(demo_dir / "ct2")
@@ -193,7 +198,7 @@ def test_a_pt2_whose_metadata_inflates_to_a_gigabyte_is_refused_in_bounded_memor
     bomb = _padded_member(exported.pt2, tmp_path / "bomb.pt2", "extra/metadata.json", 1024)
     assert bomb.stat().st_size < 3 * 1024 * 1024
     script = (
-        "import json, sys; from pathlib import Path; from tests.benchmarks.memory import peak_resident_mib\n"
+        "import json, sys; from pathlib import Path; from tests.support.memory import peak_resident_mib\n"
         "from medviewer.ai.package import ModelPackageError, read_package\n"
         "try:\n    read_package(Path(sys.argv[1])); outcome = 'read'\n"
         "except ModelPackageError as exc:\n    outcome = exc.reason\n"
@@ -261,6 +266,7 @@ def test_the_approval_dialog_escapes_the_card_and_loads_nothing_it_names(qtbot, 
     assert not dialog.card.openLinks()
 
 
+@pytest.mark.slow
 def test_a_bundles_weights_file_run_on_its_own_is_not_covered_by_the_bundles_approval(demo_copy: Path):
     """Alone, the file is read with the metadata inside it, which the approved bundle's metadata may contradict."""
     alone = read_package(demo_copy / "models" / "model.ts")

@@ -2,7 +2,7 @@
 and on real images, bad references that must not stop a run, and the run paths the guard rides on
 (float16 on the CPU, CUDA out-of-memory batch halving).
 
-The small cases use ``EvidenceNet`` (tests/ai/models_for_tests.py): its features are the input inside and
+The small cases use ``EvidenceNet`` (tests/support/models_for_tests.py): its features are the input inside and
 outside one square, so a reference made from uniform noise in 0..1 knows what noise in 0..1 looks like, and
 an input three times as bright is far from it.
 """
@@ -35,9 +35,9 @@ from medviewer.ai.slide_run import patch_grid, run_slide
 from medviewer.core.volume import Volume
 from medviewer.io import open_slide, open_volume
 from models.bundle_tools import AssumedMpp
-from tests.ai.models_for_tests import SIZE, EvidenceNet, load_scripted, metadata
-from tests.ai.tiny_bundle import METADATA, Exported, write_bundle
-from tests.conftest import REPO, pydicom_file, real_file
+from tests.support.models_for_tests import SIZE, EvidenceNet, load_scripted, metadata
+from tests.support.paths import REPO, pydicom_file, real_file
+from tests.support.tiny_bundle import METADATA, Exported, write_bundle
 
 pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit:DeprecationWarning")
 
@@ -306,6 +306,7 @@ def _whole(loaded: LoadedModel, volume: Volume) -> OodReport:
     return report
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("study", ["ct", "ct2"])
 def test_the_demo_ct_model_passes_a_fresh_demo_ct(ct_model: LoadedModel, demo_dir: Path, study: str):
     report = _whole(ct_model, open_volume(demo_dir / study))
@@ -313,6 +314,7 @@ def test_the_demo_ct_model_passes_a_fresh_demo_ct(ct_model: LoadedModel, demo_di
     assert report.flagged.mean() <= 0.05, report.banner()
 
 
+@pytest.mark.slow
 def test_the_demo_ct_model_flags_a_real_head_ct(ct_model: LoadedModel, ge_tilt_dir: Path):
     report = _whole(ct_model, open_volume(ge_tilt_dir))
     assert report.feature_flagged.mean() >= 0.9  # the features alone, not only the header's facts
@@ -321,6 +323,7 @@ def test_the_demo_ct_model_flags_a_real_head_ct(ct_model: LoadedModel, ge_tilt_d
     assert report.banner().startswith(f"Outside what this model was trained on: {report.scores.size} of ")
 
 
+@pytest.mark.slow
 def test_the_demo_ct_model_flags_pydicoms_ct_small(ct_model: LoadedModel):
     report = _whole(ct_model, open_volume(pydicom_file("CT_small.dcm")))
     assert report.scores.shape == (1,) and report.feature_flagged.all() and report.flagged.all()
@@ -332,6 +335,7 @@ def patch_model() -> LoadedModel:
     return load_module(read_package(PATCH_BUNDLE))
 
 
+@pytest.mark.slow
 def test_the_demo_patch_model_passes_the_demo_slide_and_flags_a_real_one(patch_model: LoadedModel, demo_dir: Path):
     spec = patch_model.package.spec
     with open_slide(demo_dir / "slide.tiff") as slide:
@@ -354,6 +358,7 @@ def test_the_demo_patch_model_passes_the_demo_slide_and_flags_a_real_one(patch_m
     assert "patches" in real.banner()
 
 
+@pytest.mark.slow
 def test_the_demo_patch_model_flags_a_real_tcga_slide_by_its_colour(patch_model: LoadedModel):
     """The TCGA frozen section records no pixel size, so a run is given the 0.5 µm its scanner's 20x
     objective gives (the viewer itself refuses to run on it); its features alone pass about a fifth of its

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from medviewer.ai import registry
-from medviewer.ai.commands import card_summary
+from medviewer.ai.model_card import card_summary
 from medviewer.ai.package import (
     ExplainSpec,
     IntensityScale,
@@ -21,8 +21,8 @@ from medviewer.ai.package import (
     read_package,
 )
 from medviewer.core.errors import PathNotFoundError
-from tests.ai.tiny_bundle import CLASSES, METADATA, Exported, TinyNet, export_tiny, metadata_with, write_bundle
-from tests.conftest import REPO
+from tests.support.paths import REPO
+from tests.support.tiny_bundle import CLASSES, METADATA, Exported, TinyNet, export_tiny, metadata_with, write_bundle
 
 # torch 2.13 deprecates torch.jit; the tests still write TorchScript because real bundles ship it.
 pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit:DeprecationWarning")

@@ -15,7 +15,7 @@ from medviewer.ai.package import load_module, read_package
 from medviewer.ai.registry import ModelRegistryError, UntrustedModelError
 from medviewer.catalog import audit
 from medviewer.cli import main
-from tests.ai.tiny_bundle import SHAPE, Exported, write_bundle
+from tests.support.tiny_bundle import SHAPE, Exported, write_bundle
 
 pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit:DeprecationWarning")
 

@@ -24,9 +24,9 @@ from medviewer.ai.saliency import (
     integrated_gradients,
     occlusion,
 )
-from tests.ai.models_for_tests import SQUARE, EvidenceNet, evidence_input, load_scripted, metadata
-from tests.ai.test_inference import OUT_OF_MEMORY_ERRORS
-from tests.ai.tiny_bundle import SHAPE, Exported, write_bundle
+from tests.support.gpu_errors import OUT_OF_MEMORY_ERRORS
+from tests.support.models_for_tests import SQUARE, EvidenceNet, evidence_input, load_scripted, metadata
+from tests.support.tiny_bundle import SHAPE, Exported, write_bundle
 
 pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit:DeprecationWarning")
 LESION = 1
@@ -222,7 +222,7 @@ def test_a_slides_patches_share_the_fallback_and_say_so(demo_dir: Path, tmp_path
     from medviewer.ai.slide_run import patch_grid, run_slide
     from medviewer.ai.slide_saliency import explain_top_patches, write_png
     from medviewer.io import open_slide
-    from tests.ai.patch_models import load_patch_model
+    from tests.support.patch_models import load_patch_model
 
     redness = load_patch_model(tmp_path / "redness", mpp=8.0)
     with open_slide(demo_dir / "slide.tiff") as slide:

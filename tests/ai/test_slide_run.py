@@ -33,9 +33,9 @@ from medviewer.ai.slide_run import (
 from medviewer.annotations import read_geojson
 from medviewer.core.tissue import tissue_mask
 from medviewer.io.slide import Slide
-from tests.ai.models_for_tests import TinyVolumeNet, load_scripted, metadata
-from tests.ai.patch_models import CLASSES, RaisingNet, ThreeOutputNet, load_patch_model
-from tests.conftest import real_file
+from tests.support.models_for_tests import TinyVolumeNet, load_scripted, metadata
+from tests.support.patch_models import CLASSES, RaisingNet, ThreeOutputNet, load_patch_model
+from tests.support.paths import real_file
 
 pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit:DeprecationWarning")
 

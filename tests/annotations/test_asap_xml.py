@@ -8,7 +8,7 @@ import pytest
 
 from medviewer.annotations import AnnotationClass, AnnotationKind, read_asap_xml
 from medviewer.core.errors import CorruptFileError, UnsupportedFileError
-from tests.conftest import real_file
+from tests.support.paths import real_file
 
 
 def test_asap_file_imports_shapes_groups_and_colours() -> None:

@@ -21,14 +21,14 @@ import pytest
 
 from medviewer.annotations import Annotation, read_geojson
 from medviewer.annotations.geojson import geojson_bytes
-from tests.conftest import REPO
+from tests.support.paths import REPO
 
 KILLS = 200
 
 _FORK_SERVER = """
 import os, sys
 from pathlib import Path
-from medviewer.annotations.atomic_write import write_atomic
+from medviewer.io.atomic_write import write_atomic
 
 target = Path(sys.argv[1])
 versions = [Path(sys.argv[2]).read_bytes(), Path(sys.argv[3]).read_bytes()]
@@ -52,6 +52,7 @@ def _version(seed: int, count: int) -> bytes:
     return geojson_bytes(shapes)
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(os.name != "posix", reason="needs fork and SIGKILL")
 def test_sidecar_survives_hundreds_of_kills_mid_write(tmp_path: Path) -> None:
     old, new = _version(1, 1500), _version(2, 1700)

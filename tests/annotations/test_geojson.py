@@ -11,7 +11,7 @@ import pytest
 
 from medviewer.annotations import Annotation, AnnotationClass, AnnotationKind, read_geojson, write_geojson
 from medviewer.core.errors import CorruptFileError, PathNotFoundError, UnsupportedFileError
-from tests.conftest import real_file
+from tests.support.paths import real_file
 
 
 def test_qupath_export_imports_with_classes_colours_and_properties() -> None:

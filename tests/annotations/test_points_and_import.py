@@ -19,7 +19,7 @@ from medviewer.annotations import (
     read_geojson,
     write_geojson,
 )
-from tests.conftest import real_file
+from tests.support.paths import real_file
 
 
 def test_points_of_one_class_gather_in_one_multipoint_and_undo_takes_the_last_off() -> None:

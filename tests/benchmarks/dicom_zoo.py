@@ -17,7 +17,7 @@ from collections import Counter
 from pathlib import Path
 
 from medviewer.io import open_volume
-from tests.dicom_zoo import ZooRow, pydicom_dataset, sweep_file, totals, zoo_files
+from tests.support.dicom_zoo import ZooRow, pydicom_dataset, sweep_file, totals, zoo_files
 
 
 def _pydicom_decode_seconds(rows: list[ZooRow], scratch: Path) -> float:

@@ -41,7 +41,7 @@ from medviewer.demo.slide_phantom import write_demo_slide  # noqa: E402
 from medviewer.io import open_slide  # noqa: E402
 from medviewer.io.slide import Slide  # noqa: E402
 from medviewer.ui.ai_panel import AiPanel  # noqa: E402
-from tests.ai.models_for_tests import load_scripted, metadata  # noqa: E402
+from tests.support.models_for_tests import load_scripted, metadata  # noqa: E402
 
 BEAT_MS = 10
 SHAPE = [256, 256]
@@ -119,10 +119,10 @@ def volume_phase(panel: AiPanel) -> list[float]:
     _choose(panel, "test model 1.0")
     panel.set_volume(volume, 60)
     panel.run(every_slice=False)  # load the model once, outside the measurement
-    heartbeat_gaps(lambda: not panel.worker.busy())
+    heartbeat_gaps(lambda: not panel.model_busy())
     started = time.perf_counter()
     panel.run(every_slice=True)
-    busy = heartbeat_gaps(lambda: not panel.worker.busy())
+    busy = heartbeat_gaps(lambda: not panel.model_busy())
     run_s = time.perf_counter() - started
     slices = volume.shape[0]
 
@@ -168,11 +168,11 @@ def volume_model_phase(panel: AiPanel, volume: Volume) -> list[float]:
     panel.add_model(loaded.package.source, approve=False)
     _choose(panel, "test volume model 1.0")
     panel.run_volume()  # load the model once, outside the measurement
-    heartbeat_gaps(lambda: not panel.worker.busy())
+    heartbeat_gaps(lambda: not panel.model_busy())
     started = time.perf_counter()
     for _ in range(VOLUME_RUNS):
         panel.run_volume()
-    busy = heartbeat_gaps(lambda: not panel.worker.busy())
+    busy = heartbeat_gaps(lambda: not panel.model_busy())
     each = (time.perf_counter() - started) / VOLUME_RUNS
     print(f"a volume model on the whole CT, input {VOLUME_SHAPE}, {VOLUME_RUNS} runs queued, {each:.2f} s each")
     print(describe("GUI heartbeat, 3-D run", busy))
@@ -190,11 +190,11 @@ def slide_phase(panel: AiPanel) -> list[float]:
     _choose(panel, f"{PATCH_MODEL} {package.version}")
     panel.set_slide(slide, lambda: None)
     panel.run_slide()  # load the model, outside the measurement
-    heartbeat_gaps(lambda: not panel.worker.busy())
+    heartbeat_gaps(lambda: not panel.model_busy())
     started = time.perf_counter()
     for _ in range(PANEL_SLIDE_RUNS):  # queued one after another: a run of a few seconds to watch
         panel.run_slide()
-    busy = heartbeat_gaps(lambda: not panel.worker.busy())
+    busy = heartbeat_gaps(lambda: not panel.model_busy())
     panel_s = (time.perf_counter() - started) / PANEL_SLIDE_RUNS
 
     set_torch_threads()  # what the worker sets, for both measurements below

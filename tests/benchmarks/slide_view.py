@@ -33,7 +33,7 @@ from medviewer.demo.slide_phantom import write_pyramid_slide  # noqa: E402
 from medviewer.io import open_slide  # noqa: E402
 from medviewer.ui.slide_view import SlideView  # noqa: E402
 from medviewer.ui.tile_loader import DEFAULT_CACHE_MB  # noqa: E402
-from tests.benchmarks.memory import peak_resident_mib, resident_mib  # noqa: E402
+from tests.support.memory import peak_resident_mib, resident_mib  # noqa: E402
 
 VIEW = (1920, 1080)
 REAL_SLIDE = Path(__file__).resolve().parents[1] / "data" / "wsi" / "CMU-1-Small-Region.svs"

@@ -22,7 +22,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from tests.benchmarks.memory import peak_resident_mib, resident_mib
+from tests.support.memory import peak_resident_mib, resident_mib
 
 SHAPE = (300, 512, 512)
 

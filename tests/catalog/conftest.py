@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.benchmarks.catalog_import import write_files
-from tests.conftest import pydicom_file
+from tests.support.dicom_copies import write_files
+from tests.support.paths import pydicom_file
 
 
 @pytest.fixture

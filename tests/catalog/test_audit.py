@@ -8,6 +8,7 @@ import threading
 import pytest
 
 from medviewer.catalog import audit
+from medviewer.cli.audit import audit_main
 
 
 def _record_five() -> None:
@@ -29,8 +30,8 @@ def test_intact_trail_verifies_and_lists_newest_first(capsys: pytest.CaptureFixt
     assert audit.verify().ok and audit.verify().checked == 5
     assert [e.event for e in audit.events(2)] == ["export", "annotation_save"]
     assert [e.seq for e in audit.events(10, event="open")] == [2]
-    assert audit.audit_main(["verify"]) == 0
-    assert audit.audit_main(["show", "--json"]) == 0
+    assert audit_main(["verify"]) == 0
+    assert audit_main(["show", "--json"]) == 0
     assert capsys.readouterr().out.count('"event":') == 5
 
 
@@ -49,7 +50,7 @@ def test_edited_row_is_named(capsys: pytest.CaptureFixture[str]):
     _tamper("""UPDATE audit SET details = '{"shapes":3}' WHERE seq = 4;""")
     result = audit.verify()
     assert (result.ok, result.seq) == (False, 4) and "changed" in result.problem
-    assert audit.audit_main(["verify"]) == 1
+    assert audit_main(["verify"]) == 1
     assert "seq 4" in capsys.readouterr().err
 
 
@@ -58,7 +59,7 @@ def test_deleted_middle_row_is_reported_missing(capsys: pytest.CaptureFixture[st
     _tamper("DELETE FROM audit WHERE seq = 3;")
     result = audit.verify()
     assert (result.ok, result.seq) == (False, 3) and "missing" in result.problem
-    assert audit.audit_main(["verify"]) == 1
+    assert audit_main(["verify"]) == 1
     assert "seq 3: row 3 is missing" in capsys.readouterr().err
 
 

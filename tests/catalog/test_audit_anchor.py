@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from medviewer.catalog import audit
+from medviewer.cli.audit import audit_main
 
 
 def _append(count: int) -> None:
@@ -29,7 +30,7 @@ def _settle() -> Path:
 
 
 def _verify(capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
-    code = audit.audit_main(["verify"])
+    code = audit_main(["verify"])
     captured = capsys.readouterr()
     return code, captured.out + captured.err
 
@@ -196,14 +197,14 @@ def test_a_half_truncated_database_is_a_typed_error_everywhere(capsys: pytest.Ca
     assert recorded.value.path == path and "cannot be written" in recorded.value.reason
     assert "malformed" in recorded.value.reason
     with pytest.raises(audit.AuditTrailError, match="cannot be read"):
-        audit.audit_main(["show"])
+        audit_main(["show"])
     code, output = _verify(capsys)
     assert code == 1 and f"the audit database {path} cannot be read" in output
     assert path.read_bytes() == data[: len(data) // 2]  # nothing repaired or rewritten
 
 
 def test_showing_or_verifying_creates_nothing(capsys: pytest.CaptureFixture[str]):
-    assert audit.audit_main(["show"]) == 0 and capsys.readouterr().out == ""
+    assert audit_main(["show"]) == 0 and capsys.readouterr().out == ""
     assert _verify(capsys) == (0, "no audit trail yet\n")
     assert not audit.audit_path().exists() and not any(where.exists() for where in audit.anchor_paths())
 

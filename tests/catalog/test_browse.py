@@ -25,7 +25,7 @@ from medviewer.catalog.browse import (
 )
 from medviewer.catalog.schema import MIGRATIONS
 from medviewer.catalog.search import slides
-from tests.conftest import REPO, pydicom_file
+from tests.support.paths import REPO, pydicom_file
 
 
 def test_series_files_are_in_instance_order_without_the_missing_ones(tmp_path: Path):

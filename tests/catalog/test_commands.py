@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from medviewer.catalog.commands import import_main, list_main
+from medviewer.cli.catalog import import_main, list_main
 from medviewer.core.logs import setup_logging
-from tests.conftest import REPO
-from tests.test_privacy import CANARIES, canary_study
+from tests.support.canaries import CANARIES, canary_study
+from tests.support.paths import REPO
 
 
 def test_import_and_list(dicomdir_tree: Path, capsys):

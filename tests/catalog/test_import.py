@@ -13,7 +13,7 @@ from pydicom.fileset import FileSet
 from medviewer.catalog import Importer, connect
 from medviewer.catalog.search import slides
 from medviewer.core.app_dirs import data_dir
-from tests.conftest import REPO
+from tests.support.paths import REPO
 
 
 def _counts() -> tuple[int, int, int, int]:

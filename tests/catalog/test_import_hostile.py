@@ -22,7 +22,7 @@ from medviewer.catalog import audit, headers
 from medviewer.catalog.importer import POOL_THRESHOLD, Importer, ImportReport, _write_rows
 from medviewer.catalog.schema import connect
 from medviewer.catalog.writer import CatalogWriter, InstanceRow
-from tests.conftest import DATA
+from tests.support.paths import DATA
 
 WSI_SOP_CLASS = "1.2.840.10008.5.1.4.1.1.77.1.6"
 
@@ -162,6 +162,7 @@ def _session(sid: int) -> list[int]:
     return [pid for pid, fields in _processes().items() if int(fields[3]) == sid and fields[0] != "Z"]
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
 def test_a_killed_import_leaves_no_process_and_its_written_batches_audited(tmp_path: Path, medviewer_home: Path):
     source = pydicom.dcmread(gzip.open(DATA / "dcm_qa_ct_ge" / "01.dcm.gz"))

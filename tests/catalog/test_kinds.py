@@ -11,7 +11,7 @@ from medviewer.catalog import Importer, connect
 from medviewer.catalog.schema import MIGRATIONS
 from medviewer.catalog.search import search
 from medviewer.io import list_series
-from tests.conftest import pydicom_file, real_file
+from tests.support.paths import pydicom_file, real_file
 
 
 def _folder(tmp_path: Path, ct2_dir: Path) -> Path:

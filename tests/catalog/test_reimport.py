@@ -10,7 +10,7 @@ import pydicom
 import pytest
 
 from medviewer.catalog import Importer, connect, search
-from tests.conftest import REPO, pydicom_file
+from tests.support.paths import REPO, pydicom_file
 
 
 def _edit(path: Path, **values: object) -> None:

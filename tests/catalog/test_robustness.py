@@ -13,7 +13,7 @@ import pytest
 
 from medviewer.catalog import Importer, catalog_path, check_missing, connect, rebuild
 from medviewer.core.errors import CorruptFileError
-from tests.conftest import REPO
+from tests.support.paths import REPO
 
 
 def _instances() -> int:
@@ -101,7 +101,7 @@ def test_copy_to_store_never_writes_outside_it_or_under_a_patient_name(tmp_path:
 
     from medviewer.catalog.importer import Importer
     from medviewer.core.app_dirs import data_dir
-    from tests.conftest import pydicom_file
+    from tests.support.paths import pydicom_file
 
     folder = tmp_path / "SMITH_JOHN"
     folder.mkdir()

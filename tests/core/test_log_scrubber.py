@@ -60,6 +60,7 @@ def test_a_ten_megabyte_name_is_hidden_and_the_message_capped(tmp_path: Path):
     assert seconds < 5, f"scrubbing one capped message took {seconds:.1f} s (it took 10 s and more before)"
 
 
+@pytest.mark.slow
 def test_thousands_of_identifiers_cost_one_pass():
     register_identifiers(f"Canary{n:05d}^Person" for n in range(5000))
     logged = _logged("seen: canary04999^person, Canary00000 and nobody else")

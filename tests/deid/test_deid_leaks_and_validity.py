@@ -30,7 +30,7 @@ from pydicom.uid import JPEG2000Lossless
 from medviewer.deid import profile
 from medviewer.deid.dicom import UidMap, deidentify
 from medviewer.deid.export import export_deidentified
-from tests.conftest import DATA, pydicom_file, real_file
+from tests.support.paths import DATA, pydicom_file, real_file
 
 CANARY = "QXLEAK"
 WSI = real_file("wsi/pathml_small_dicom.dcm")
@@ -148,6 +148,7 @@ def _planted(folder: Path, canaries: Canaries) -> dict[str, Path]:
     return sources
 
 
+@pytest.mark.slow
 def test_no_canary_leaves_and_frames_decode_to_the_same_pixels(tmp_path: Path):
     canaries = Canaries()
     sources = _planted(tmp_path / "in", canaries)

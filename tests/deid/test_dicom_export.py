@@ -12,11 +12,11 @@ import pytest
 from pydicom.dataset import Dataset
 
 from medviewer.catalog import audit
+from medviewer.cli.export import export_main
 from medviewer.deid import profile
-from medviewer.deid.commands import export_main
 from medviewer.deid.dicom import is_standard_uid
 from medviewer.deid.export import BurnedInAnnotationError, export_deidentified
-from tests.conftest import pydicom_file, real_file
+from tests.support.paths import pydicom_file, real_file
 
 CANARY = "ZQCAN"  # every planted text starts with it; AE and SH allow 16 characters
 CANARY_TIME = "235958.424242"

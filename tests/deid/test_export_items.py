@@ -7,8 +7,8 @@ from pathlib import Path
 import pydicom
 
 from medviewer.catalog.importer import Importer
-from medviewer.deid.commands import export_main
-from tests.conftest import pydicom_file
+from medviewer.cli.export import export_main
+from tests.support.paths import pydicom_file
 
 
 def test_a_series_uid_and_a_patient_id_from_the_catalog_export_their_files(tmp_path: Path, capsys):

@@ -9,7 +9,7 @@ import openslide
 
 from medviewer.deid.export import export_deidentified
 from medviewer.io import open_slide
-from tests.conftest import real_file
+from tests.support.paths import real_file
 
 SVS = "wsi/CMU-1-Small-Region.svs"
 IDENTIFYING_PROPERTIES = (

@@ -8,7 +8,7 @@ import pytest
 
 from medviewer.cli import main
 from medviewer.io import describe
-from tests.conftest import real_file
+from tests.support.paths import real_file
 
 
 def test_a_siemens_mosaic_is_described_as_the_volume_it_holds():
@@ -65,7 +65,7 @@ def test_non_uniform_ct(ct2_dir: Path):
 
 
 def test_info_prints_a_structured_reports_content(capsys: pytest.CaptureFixture):
-    from tests.conftest import pydicom_file
+    from tests.support.paths import pydicom_file
 
     path = pydicom_file("test-SR.dcm")
     info = describe(path)

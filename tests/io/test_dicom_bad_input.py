@@ -12,7 +12,7 @@ import pytest
 
 from medviewer.core.errors import CorruptFileError, MedviewerError, UnsupportedFileError
 from medviewer.io import list_series, open_volume
-from tests.conftest import pydicom_file
+from tests.support.paths import pydicom_file
 
 
 @pytest.fixture(autouse=True)

@@ -17,7 +17,7 @@ import pytest
 from medviewer.core.errors import MedviewerError
 from medviewer.core.volume import Volume
 from medviewer.io import list_series, open_volume
-from tests.conftest import real_file
+from tests.support.paths import real_file
 
 
 def misplaced_pixels(volume: Volume, files: list[Path]) -> int:
@@ -57,6 +57,7 @@ def naive_stack(files: list[Path]) -> Volume:
     )
 
 
+@pytest.mark.slow
 def test_gantry_tilt_and_uneven_steps_put_every_pixel_at_its_true_position(ge_tilt_dir: Path):
     volume = open_volume(ge_tilt_dir)
     text = " | ".join(volume.warnings)
@@ -72,6 +73,7 @@ def test_gantry_tilt_and_uneven_steps_put_every_pixel_at_its_true_position(ge_ti
     assert misplaced_pixels(volume, sorted(ge_tilt_dir.iterdir())) == 0
 
 
+@pytest.mark.slow
 def test_naive_stacking_of_the_tilted_series_fails_the_same_check(ge_tilt_dir: Path):
     files = sorted(ge_tilt_dir.iterdir())
     assert misplaced_pixels(naive_stack(files), files) > 100_000

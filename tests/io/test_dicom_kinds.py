@@ -24,7 +24,7 @@ from medviewer.core.errors import CorruptFileError, UnsupportedFileError
 from medviewer.core.volume import Presentation
 from medviewer.io import describe, list_series, open_volume
 from medviewer.io.dicom_kind import DicomKind, file_kind
-from tests.conftest import pydicom_file, real_file
+from tests.support.paths import pydicom_file, real_file
 
 NIBABEL_DATA = Path(nib.__file__).parent / "nicom" / "tests" / "data"
 

@@ -11,7 +11,7 @@ import pytest
 
 from medviewer.core.volume import Presentation
 from medviewer.io import open_volume
-from tests.conftest import pydicom_file, real_file
+from tests.support.paths import pydicom_file, real_file
 
 SYNTAXES = {
     1: "1.2.840.10008.1.2.1",  # explicit VR little endian

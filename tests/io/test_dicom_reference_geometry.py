@@ -8,8 +8,8 @@ import numpy as np
 
 from medviewer.io import list_series, open_volume
 from medviewer.io.nifti import read_nifti
-from tests.conftest import real_file
-from tests.io.conftest import assert_same_in_world
+from tests.support.geometry import assert_same_in_world
+from tests.support.paths import real_file
 
 ENH = "dcm_qa_enh"
 

@@ -26,7 +26,7 @@ from medviewer.io import dicom_seg, open_volume
 from medviewer.io.dicom_rtstruct import read_rtstruct, referenced_series_uids
 from medviewer.io.dicom_series import read_dataset, read_header, scan_files
 from medviewer.io.label_maps import open_label_map, referenced_series
-from tests.conftest import pydicom_file, real_file
+from tests.support.paths import pydicom_file, real_file
 
 SLICE_MM = 10.0
 PIXEL_MM = 3.0

@@ -9,7 +9,7 @@ import pydicom
 
 from medviewer.io import SeriesInfo, list_series, open_volume
 from medviewer.io.dicom_series import DicomFile
-from tests.conftest import pydicom_file, real_file
+from tests.support.paths import pydicom_file, real_file
 
 
 def test_a_folder_of_two_series_lists_both_and_opens_either(ct2_dir: Path, tmp_path: Path):

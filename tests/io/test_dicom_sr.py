@@ -19,7 +19,7 @@ from pydicom.uid import generate_uid
 
 from medviewer.core.errors import UnsupportedFileError
 from medviewer.io.dicom_sr import MAX_DEPTH, SrDocument, SrNode, read_sr, render_sr
-from tests.conftest import pydicom_file
+from tests.support.paths import pydicom_file
 
 
 def pydicom_items(ds: Dataset) -> list[tuple[str, str, str]]:

@@ -10,7 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.dicom_zoo import ZooRow, sweep_file, totals, zoo_files
+from tests.support.dicom_zoo import ZooRow, sweep_file, totals, zoo_files
+
+pytestmark = pytest.mark.slow
 
 #: What each shown file is, by name, as its SOP class, modality, photometric interpretation, frame count and
 #: geometry say when read by hand; every other shown file is a volume (slices placed in the patient).

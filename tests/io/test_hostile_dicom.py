@@ -24,7 +24,7 @@ from medviewer.io.dicom_frames import frame_records
 from medviewer.io.dicom_pixels import read_pixels
 from medviewer.io.dicom_series import DicomFile
 from medviewer.io.memory_guard import MEMORY_FRACTION_VARIABLE, TooLargeError, physical_memory
-from tests.io.dicom_mutations import (
+from tests.support.dicom_mutations import (
     ct_slices_at,
     dicom,
     one_pixel_frames,
@@ -34,7 +34,7 @@ from tests.io.dicom_mutations import (
     set_raw,
     wsi_with,
 )
-from tests.io.mutation_corpus import _rle_pixel_damage
+from tests.support.mutation_corpus import _rle_pixel_damage
 
 GE_CT = Path(__file__).resolve().parents[1] / "data" / "dcm_qa_ct_ge"
 #: What refusing a file may cost on top of the interpreter and the readers' imports.

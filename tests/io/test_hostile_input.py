@@ -13,10 +13,9 @@ from medviewer.core.errors import CorruptFileError, is_decoder_panic
 from medviewer.io import open_volume
 from medviewer.ui.app import make_settings
 from medviewer.ui.main_window import MainWindow
-from tests.child_process import json_from_child
-from tests.conftest import run_medviewer
-from tests.io.mutation_corpus import _big_tiled_tiff, _nifti_gzip_bomb, _rle_pixel_damage
-from tests.ui.conftest import shown
+from tests.support.child_process import json_from_child, run_medviewer
+from tests.support.mutation_corpus import _big_tiled_tiff, _nifti_gzip_bomb, _rle_pixel_damage
+from tests.support.windows import shown
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -60,7 +59,7 @@ def test_the_window_reports_a_panicking_file_and_does_not_wait_for_it(qtbot, pan
 PEAK_SCRIPT = """
 import json, sys, time
 from pathlib import Path
-from tests.benchmarks.memory import peak_resident_mib
+from tests.support.memory import peak_resident_mib
 from medviewer.core.errors import MedviewerError
 started = time.perf_counter()
 try:
@@ -83,6 +82,7 @@ def _peak(kind: str, path: Path) -> dict:
     return json_from_child(limit + PEAK_SCRIPT, kind, str(path), timeout=600)
 
 
+@pytest.mark.slow
 def test_a_nifti_gzip_bomb_stops_at_what_its_header_declares(tmp_path: Path):
     """2 MB on disk, 2 GiB of zeros inflated, 68 kB of voxels declared: it peaked at 4.2 GB before."""
     bomb = _nifti_gzip_bomb(tmp_path).path
@@ -91,6 +91,7 @@ def test_a_nifti_gzip_bomb_stops_at_what_its_header_declares(tmp_path: Path):
     assert result["peak_mib"] < 400, result
 
 
+@pytest.mark.slow
 def test_a_single_level_30000_pixel_slide_makes_its_thumbnail_in_bounded_memory(tmp_path: Path):
     """A legitimate 30000 x 30000 tiled TIFF without a pyramid: the thumbnail took 10.4 GB before (the whole
     level in one read); strips keep it to a few hundred MB."""

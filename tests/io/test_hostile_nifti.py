@@ -14,8 +14,8 @@ import pytest
 from medviewer.cli import main
 from medviewer.core.errors import CorruptFileError
 from medviewer.io import open_volume
-from tests.child_process import json_from_child
-from tests.io.test_nifti import nibabel_file
+from tests.support.child_process import json_from_child
+from tests.support.paths import nibabel_file
 
 REPO = Path(__file__).resolve().parents[2]
 #: Offsets of NIfTI-1 header fields.
@@ -80,7 +80,7 @@ BOMB_SCRIPT = """
 import json, resource, sys, time
 from pathlib import Path
 resource.setrlimit(resource.RLIMIT_AS, (int(sys.argv[2]),) * 2)
-from tests.benchmarks.memory import peak_resident_mib
+from tests.support.memory import peak_resident_mib
 from medviewer.core.errors import MedviewerError
 from medviewer.io import open_volume
 started = time.perf_counter()

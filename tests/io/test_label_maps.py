@@ -16,8 +16,7 @@ from medviewer.core.volume import Volume
 from medviewer.io import open_volume
 from medviewer.io.dicom_seg import cielab_to_rgb
 from medviewer.io.label_maps import open_label_map
-from tests.conftest import pydicom_file, real_file
-from tests.io.test_nifti import XA30I_REF
+from tests.support.paths import XA30I_REF, pydicom_file, real_file
 
 SEG = "highdicom/seg_image_ct_{}.dcm"
 

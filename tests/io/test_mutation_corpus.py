@@ -11,8 +11,10 @@ import sys
 from collections import Counter
 from pathlib import Path
 
+import pytest
+
 from medviewer.io.memory_guard import MEMORY_FRACTION_VARIABLE, physical_memory
-from tests.io.mutation_corpus import build_corpus
+from tests.support.mutation_corpus import build_corpus
 
 REPO = Path(__file__).resolve().parents[2]
 BUDGET = 1024**3  # what each case may take: a small budget, so a reader that ignores it shows at once
@@ -22,7 +24,7 @@ SLACK_MIB = 256  # decoders' working copies and the interpreter's own growth
 def _probe(cases_file: Path) -> tuple[dict, list[dict]]:
     env = {**os.environ, MEMORY_FRACTION_VARIABLE: f"{BUDGET / physical_memory():.6f}"}
     done = subprocess.run(
-        [sys.executable, "-m", "tests.io.mutation_probe", str(cases_file)],
+        [sys.executable, "-m", "tests.support.mutation_probe", str(cases_file)],
         cwd=REPO, env=env, capture_output=True, text=True, timeout=3000, check=False,
     )
     lines = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
@@ -30,6 +32,7 @@ def _probe(cases_file: Path) -> tuple[dict, list[dict]]:
     return lines[0], lines[1:]
 
 
+@pytest.mark.slow
 def test_damaged_and_hostile_files_end_in_a_typed_error_or_an_honest_image(tmp_path: Path):
     cases = build_corpus(tmp_path / "corpus")
     garbage = {case.name for case in cases if case.garbage}

@@ -11,17 +11,7 @@ import pytest
 
 from medviewer.core.errors import CorruptFileError, MedviewerError, UnsupportedFileError
 from medviewer.io.nifti import read_nifti
-from tests.conftest import real_file
-
-XA30I_REF = "dcm_qa_xa30i/Ref/5001_anat-T1w_acq-tfl.nii.gz"
-
-
-def nibabel_file(name: str) -> Path:
-    """A file from nibabel's bundled test data; fails loudly if this nibabel does not ship it."""
-    path = Path(nib.__file__).parent / "tests" / "data" / name
-    if not path.exists():
-        raise FileNotFoundError(f"nibabel's test file {path} is missing")
-    return path
+from tests.support.paths import XA30I_REF, nibabel_file, real_file
 
 
 def real_nifti_files() -> list[Path]:

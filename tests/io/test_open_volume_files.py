@@ -11,7 +11,7 @@ import pytest
 
 from medviewer.core.errors import NoImagesFoundError, PathNotFoundError
 from medviewer.io import list_series, open_volume, open_volume_files
-from tests.conftest import real_file
+from tests.support.paths import real_file
 
 
 def test_a_series_file_list_opens_voxel_for_voxel_as_its_folder(ge_tilt_dir: Path, caplog: pytest.LogCaptureFixture):

@@ -11,8 +11,7 @@ import pytest
 from medviewer.core.resample import resample_to, target_to_source_index
 from medviewer.core.volume import Volume
 from medviewer.io.nifti import read_nifti
-from tests.conftest import real_file
-from tests.io.test_nifti import XA30I_REF, nibabel_file
+from tests.support.paths import XA30I_REF, nibabel_file, real_file
 
 
 def world_field(volume: Volume) -> np.ndarray:
@@ -88,7 +87,11 @@ def test_downsampled_copy_lands_on_the_right_millimetres():
 
 @pytest.mark.parametrize(
     ("source_name", "target_name"),
-    [("example4d.nii.gz", "anatomical.nii"), ("anatomical.nii", "example4d.nii.gz"), ("example4d.nii.gz", XA30I_REF)],
+    [
+        ("example4d.nii.gz", "anatomical.nii"),
+        ("anatomical.nii", "example4d.nii.gz"),
+        pytest.param("example4d.nii.gz", XA30I_REF, marks=pytest.mark.slow),
+    ],
 )
 def test_linear_resampling_reproduces_a_field_defined_in_millimetres(source_name: str, target_name: str):
     """Oblique and axis-aligned pairs of different spacing and origin: value = f(LPS position) survives."""
@@ -142,6 +145,7 @@ def test_orders_above_linear_and_unstorable_fill_are_refused():
         resample_to(labels, volume, order=0, fill=-1)
 
 
+@pytest.mark.slow
 def test_a_512_by_512_by_120_flipped_copy_is_fast():
     rng = np.random.default_rng(0)
     target = Volume(rng.integers(0, 1000, (120, 512, 512), dtype=np.int16), (0.7, 0.7, 2.5), (-180.0, -180.0, 0.0))

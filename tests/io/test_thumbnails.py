@@ -19,7 +19,7 @@ from medviewer.core.volume import Volume
 from medviewer.io import list_series, open_volume, thumbnails
 from medviewer.io.preview import ICON_SIZE
 from medviewer.io.thumbnails import ThumbnailCache
-from tests.conftest import pydicom_file, real_file
+from tests.support.paths import pydicom_file, real_file
 
 SLIDE = "wsi/CMU-1-Small-Region.svs"  # 2220 x 2967
 

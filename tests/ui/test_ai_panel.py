@@ -16,11 +16,11 @@ from medviewer.catalog import audit
 from medviewer.io import open_slide
 from medviewer.ui.app import make_settings
 from medviewer.ui.main_window import MainWindow
-from tests.ai.models_for_tests import TinyVolumeNet, load_scripted, metadata
-from tests.ai.patch_models import load_patch_model
-from tests.ai.tiny_bundle import export_tiny, metadata_with, write_bundle
-from tests.conftest import real_file
-from tests.ui.conftest import shown
+from tests.support.models_for_tests import TinyVolumeNet, load_scripted, metadata
+from tests.support.patch_models import load_patch_model
+from tests.support.paths import real_file
+from tests.support.tiny_bundle import export_tiny, metadata_with, write_bundle
+from tests.support.windows import shown
 
 TIMEOUT_MS = 120_000
 
@@ -39,6 +39,7 @@ def with_model(qtbot, window: MainWindow, bundle: Path, demo_dir: Path) -> None:
     window.open_paths([demo_dir / "ct2"])
     assert window.wait_until_idle(TIMEOUT_MS)
     package = window.ai_panel.add_model(bundle, approve=True)
+    assert window.wait_until_idle(TIMEOUT_MS)  # approved (the registry and the trail written), then listed
     names = [window.ai_panel.model_box.itemText(i) for i in range(window.ai_panel.model_box.count())]
     window.ai_panel.model_box.setCurrentIndex(names.index(f"{package.name} {package.version}"))
 
@@ -55,7 +56,7 @@ def test_every_slice_runs_in_the_background_and_the_result_names_the_model(
     assert panel.cancel_button.isEnabled() and not panel.run_all_button.isEnabled()
     panel.model_box.setCurrentIndex(chosen)
     assert window.wait_until_idle(TIMEOUT_MS)
-    result = panel.last_result
+    result = panel.last_run.result
     assert result.probabilities.shape == (48, 2)
     np.testing.assert_allclose(result.probabilities.sum(axis=1), 1.0, rtol=1e-5)  # softmax
     text = panel.result_label.text()
@@ -121,7 +122,7 @@ def test_cancel_and_closing_stop_the_worker(qtbot, demo_dir: Path, tiny, tmp_pat
     assert panel.progress_label.text().startswith("Cancelled")
     panel.run(every_slice=True)
     window.close()  # while a run may still be going
-    assert not panel.worker.isRunning()
+    assert window.jobs.working() == 0
 
 
 def test_a_volume_model_runs_on_the_whole_volume(qtbot, window: MainWindow, demo_dir: Path, tmp_path: Path):
@@ -133,7 +134,7 @@ def test_a_volume_model_runs_on_the_whole_volume(qtbot, window: MainWindow, demo
     assert panel.run_volume_button.isEnabled() and not panel.run_all_button.isEnabled()
     panel.run_volume()
     assert window.wait_until_idle(TIMEOUT_MS)
-    result = panel.last_result
+    result = panel.last_run.result
     assert result.probabilities.shape == (2,) and ((0 <= result.probabilities) & (result.probabilities <= 1)).all()
     assert "for the whole volume" in panel.result_label.text() and "test model 1.0" in panel.result_label.text()
     assert panel.bars_title == "Probabilities for the whole volume"
@@ -215,6 +216,7 @@ def test_a_slide_run_lays_patch_probabilities_over_the_slide_and_a_click_shows_t
     other.close()
 
 
+@pytest.mark.slow
 def test_a_slide_result_is_shown_again_when_the_slide_is_opened_again(qtbot, tmp_path: Path):
     slide_path = tmp_path / "CMU-1-Small-Region.svs"
     shutil.copy(real_file("wsi/CMU-1-Small-Region.svs"), slide_path)
@@ -267,11 +269,11 @@ def test_results_are_drawn_only_on_the_image_they_belong_to(qtbot, window: MainW
     window.tabs.setCurrentIndex(1)  # the slide tab (no slide): the volume is no longer on screen
     assert window.wait_until_idle(TIMEOUT_MS)
     assert "not shown: another image is open now" in panel.progress_label.text()
-    assert panel.result_label.text() == "No result yet." and panel.last_result is None
+    assert panel.result_label.text() == "No result yet." and panel.last_run is None
     window.tabs.setCurrentIndex(0)
     panel.run(every_slice=True)
     assert window.wait_until_idle(TIMEOUT_MS)
-    result = panel.last_result
+    result = panel.last_run.result
     # A kept result of a series that has since changed (one slice fewer) is refused, not drawn misplaced.
     volume = window.volume_view.volume
     stale = StoredResult("slices", result, "softmax", False, (volume.shape[0] - 1, *volume.shape[1:]))

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 from PySide6.QtCore import QPointF
 
+from medviewer.actions.model_runs import Runtime
 from medviewer.ai.inference import RunInfo, SliceResult, VolumeResult
 from medviewer.ai.ood import OodReport
 from medviewer.ai.slide_run import PatchGrid, SlideResult
@@ -19,8 +20,9 @@ from medviewer.ai.stored_results import StoredResult, shape_of
 from medviewer.core.volume import Volume
 from medviewer.ui import ai_words
 from medviewer.ui.ai_panel import AiPanel
+from medviewer.ui.slide_overlays import SlideHeatmap
 from medviewer.ui.slide_view import SlideView
-from tests.ui.conftest import shown
+from tests.support.windows import shown
 
 SLICES = 40
 CLASSES = ("normal", "lesion")
@@ -187,8 +189,8 @@ def slide_result(flagged: np.ndarray | None) -> SlideResult:
 
 def test_a_patch_click_changes_the_bars_and_the_text_together_and_back_goes_to_the_slide_mean(panel: AiPanel):
     heatmaps, details = [], []
-    panel.slide_heatmap_ready.connect(lambda *args: heatmaps.append(args))
-    panel.slide_detail_ready.connect(lambda *args: details.append(args))
+    panel.slide_heatmap_ready.connect(heatmaps.append)
+    panel.slide_detail_ready.connect(details.append)
     panel.set_slide(SimpleNamespace(dimensions=(1124, 818), path=None), lambda: None)
     flagged = np.zeros((3, 4), bool)
     flagged[1, 2] = True
@@ -201,8 +203,8 @@ def test_a_patch_click_changes_the_bars_and_the_text_together_and_back_goes_to_t
     assert panel.bars_title == "Slide mean over 9 tissue patches"
     assert bar_heights(panel) == pytest.approx([1 - tumour.mean(), tumour.mean()])
     assert "1 of 9 tissue patches" in text
-    values, origin, cell, caption, maximum, hatched = heatmaps[-1]
-    assert caption == "p(tumour) per patch" and maximum == 1.0 and (hatched == flagged).all()
+    heat = heatmaps[-1]
+    assert heat.caption == "p(tumour) per patch" and heat.maximum == 1.0 and (heat.flagged == flagged).all()
 
     x, y, width, height = result.grid.box(1, 2)
     panel.patch_clicked(x + width / 2, y + height / 2)
@@ -216,7 +218,7 @@ def test_a_patch_click_changes_the_bars_and_the_text_together_and_back_goes_to_t
 
     panel.back_button.click()
     assert panel.bars_title == "Slide mean over 9 tissue patches" and "This patch" not in panel.result_label.text()
-    assert not panel.back_button.isVisible() and details[-1][0] is None  # the patch's saliency is taken away
+    assert not panel.back_button.isVisible() and details[-1] is None  # the patch's saliency is taken away
 
 
 def test_the_slide_view_hatches_exactly_the_flagged_cells_and_hides_them_with_the_heatmap(qtbot):
@@ -244,11 +246,11 @@ def test_the_slide_view_hatches_exactly_the_flagged_cells_and_hides_them_with_th
 def test_float16_needs_cuda_and_the_chosen_precision_reaches_the_run(qtbot, panel: AiPanel, monkeypatch):
     float16 = panel.precision_box.model().item(1)
     assert panel.precision_box.itemText(1) == "float16" and not float16.isEnabled()  # devices not known yet
-    panel._on_probe("PyTorch", 0.0, ["cpu"])
+    panel._on_probe(Runtime("PyTorch", ("cpu",), 0.0))
     assert not float16.isEnabled() and "CUDA" in float16.toolTip()
     panel.precision_box.setCurrentIndex(1)  # even forced, a CPU run is asked for float32
     assert panel.precision() == "float32"
-    panel._on_probe("PyTorch", 0.0, ["cuda", "cpu"])
+    panel._on_probe(Runtime("PyTorch", ("cuda", "cpu"), 0.0))
     assert float16.isEnabled()
     panel.precision_box.setCurrentIndex(1)
     assert panel.precision() == "float16"
@@ -262,7 +264,7 @@ def test_float16_needs_cuda_and_the_chosen_precision_reaches_the_run(qtbot, pane
 
     monkeypatch.setattr("medviewer.ai.inference.run_slices", run_slices)
     monkeypatch.setattr("medviewer.ai.inference.set_torch_threads", lambda: 1)
-    monkeypatch.setattr("medviewer.ui.ai_panel._loaded", lambda package: None)
+    monkeypatch.setattr("medviewer.actions.model_runs.LoadedModels.get", lambda self, package: None)
     names = [panel.model_box.itemText(i) for i in range(panel.model_box.count())]
     panel.model_box.setCurrentIndex(next(i for i, name in enumerate(names) if name.startswith("ct-slice-lesion")))
     job = panel.run(every_slice=True)
@@ -287,7 +289,9 @@ def test_the_window_hatches_the_flagged_patches_of_a_slide_result(qtbot):
     flagged = np.zeros((3, 4), bool)
     flagged[1, 2] = True
     values = np.full((3, 4), 0.5, np.float32)
-    window.ai_panel.slide_heatmap_ready.emit(values, (0.0, 0.0), (64.0, 64.0), "p(tumour) per patch", 1.0, flagged)
+    window.ai_panel.slide_heatmap_ready.emit(
+        SlideHeatmap(values, (0.0, 0.0), (64.0, 64.0), "p(tumour) per patch", 1.0, flagged)
+    )
     view = window.slide_view
     assert view.heat_item.isVisible() and view.ood_cells == [(1, 2)] and view.ood_item.isVisible()
     window.ai_panel.overlay_style_changed.emit()  # restyled from the panel: the hatching stays

@@ -9,8 +9,8 @@ from pathlib import Path
 from medviewer.catalog import audit
 from medviewer.ui.app import make_settings
 from medviewer.ui.main_window import MainWindow
-from tests.conftest import pydicom_file
-from tests.ui.conftest import shown
+from tests.support.paths import pydicom_file
+from tests.support.windows import shown
 
 
 def test_an_open_with_a_damaged_trail_shows_the_image_and_says_it_was_not_recorded(qtbot, tmp_path: Path):

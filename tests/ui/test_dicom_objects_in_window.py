@@ -16,8 +16,8 @@ import pytest
 
 from medviewer.ui.app import make_settings
 from medviewer.ui.main_window import MainWindow
-from tests.conftest import pydicom_file, real_file
-from tests.ui.conftest import shown
+from tests.support.paths import pydicom_file, real_file
+from tests.support.windows import shown
 
 TIMEOUT_MS = 60_000
 SEG = real_file("highdicom/seg_image_ct_binary_overlap.dcm")  # 2 segments on all four CT2 slices

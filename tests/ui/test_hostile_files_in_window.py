@@ -14,14 +14,13 @@ import numpy as np
 import pytest
 from PySide6.QtCore import QTimer
 
+import medviewer.actions.opening
 import medviewer.io.nifti
-import medviewer.ui.loader
 from medviewer import cli
 from medviewer.ui.app import make_settings
 from medviewer.ui.main_window import MainWindow
-from tests.conftest import real_file
-from tests.io.test_nifti import nibabel_file
-from tests.ui.conftest import shown
+from tests.support.paths import nibabel_file, real_file
+from tests.support.windows import shown
 
 TIMEOUT_MS = 60_000
 
@@ -75,8 +74,8 @@ def test_a_decoder_panic_under_a_reader_is_reported_as_a_damaged_file(
 
 
 def test_a_panic_past_the_readers_still_ends_the_open(qtbot, window: MainWindow, monkeypatch: pytest.MonkeyPatch):
-    """The loader's own last line: whatever escapes the readers, the window gets a failure, not silence."""
-    monkeypatch.setattr(medviewer.ui.loader, "open_for_viewing", _panic)
+    """The job runner's own last line: whatever escapes the readers, the window gets a failure, not silence."""
+    monkeypatch.setattr(medviewer.actions.opening, "open_for_viewing", _panic)
     path = nibabel_file("anatomical.nii")
     _open_and_wait(qtbot, window, path)
     _assert_refused(window, path, "damaged", "PanicException")

@@ -20,8 +20,7 @@ from medviewer.core.measurements import Measurement, MeasurementKind
 from medviewer.core.volume import Presentation, VoiTransform, Volume
 from medviewer.ui.app import make_settings
 from medviewer.ui.volume_view import OVERLAY_COLOUR, Layout, VolumeView
-from tests.ui.conftest import shown
-from tests.ui.test_volume_view import grab, viewport_point
+from tests.support.windows import grab, shown, viewport_point
 
 AXIAL, CORONAL, SAGITTAL = mpr.Plane.AXIAL, mpr.Plane.CORONAL, mpr.Plane.SAGITTAL
 EDGE_ORDER = ("left", "right", "top", "bottom")

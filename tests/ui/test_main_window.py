@@ -13,8 +13,8 @@ from PySide6.QtCore import QPointF, Qt
 from medviewer.core.mpr import Plane
 from medviewer.ui.app import make_settings
 from medviewer.ui.main_window import SLIDE_TAB, VOLUME_TAB, MainWindow
-from tests.conftest import real_file
-from tests.ui.conftest import shown
+from tests.support.paths import real_file
+from tests.support.windows import shown
 
 LOAD_TIMEOUT_MS = 60_000
 
@@ -39,6 +39,7 @@ def grab_array(widget) -> np.ndarray:
     )
 
 
+@pytest.mark.slow
 def test_demo_ct_is_shown_in_three_views_with_ct_window(qtbot, window: MainWindow, demo_dir: Path):
     open_and_wait(qtbot, window, demo_dir / "ct", demo_dir / "slide.tiff")
     view = window.volume_view
@@ -70,6 +71,7 @@ def test_demo_slide_thumbnail_is_drawn_in_level0_coordinates(qtbot, window: Main
     assert "0.5 µm/px" in view.caption.text()
 
 
+@pytest.mark.slow
 def test_each_slide_opened_from_the_window_is_fully_refined_once_the_window_is_idle(
     qtbot, window: MainWindow, demo_dir: Path, tmp_path: Path
 ):
@@ -150,7 +152,7 @@ def test_dropping_a_folder_opens_it(qtbot, window: MainWindow, demo_dir: Path):
 def test_dicom_seg_overlay_is_drawn_over_its_real_ct(qtbot, window: MainWindow):
     import pydicom.data
 
-    from tests.conftest import real_file
+    from tests.support.paths import real_file
 
     ct2 = Path(pydicom.data.get_testdata_file("dicomdirtests/77654033/CT2/17106")).parent
     open_and_wait(qtbot, window, ct2)

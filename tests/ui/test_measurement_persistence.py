@@ -21,7 +21,7 @@ from medviewer.core.mpr import Plane
 from medviewer.ui.app import make_settings
 from medviewer.ui.main_window import MainWindow
 from medviewer.ui.measurement_panel import KEPT_NOTE, NOT_KEPT_NOTE
-from tests.ui.conftest import open_and_choose, shown
+from tests.support.windows import open_and_choose, shown
 
 LOAD_TIMEOUT_MS = 60_000
 CT2 = Path(pydicom.data.get_testdata_file("dicomdirtests/77654033/CT2/17106")).parent
@@ -50,8 +50,9 @@ def test_a_measurement_comes_back_with_its_series_in_this_window_and_the_next(qt
     assert view.measurements == [] and view.measurement_panel.note.text() == KEPT_NOTE
     view.add_measurement(DISTANCE)
     expected = distance_mm(view.volume, DISTANCE)
+    assert window.wait_until_idle(LOAD_TIMEOUT_MS)  # saved at once, by the job runner's write lane
     kept = list((medviewer_home / "data" / "measurements").glob("*.measurements.json"))
-    assert len(kept) == 1 and "1.3.6.1.4.1.5962" not in kept[0].name  # saved at once, under a digest
+    assert len(kept) == 1 and "1.3.6.1.4.1.5962" not in kept[0].name  # under a digest
 
     open_and_wait(qtbot, window, MR2)
     assert view.volume.modality == "MR"
@@ -95,6 +96,7 @@ def test_measurements_made_on_another_grid_are_refused_in_the_message_strip(qtbo
     window = new_window(qtbot)
     open_and_wait(qtbot, window, CT2)
     window.volume_view.add_measurement(DISTANCE)
+    assert window.wait_until_idle(LOAD_TIMEOUT_MS)
     path = window.shown_volume.sidecar.path
     stored = json.loads(path.read_text())
     stored["grid"]["origin"][2] += 5.0  # as if made when the series was read with another first slice
@@ -153,6 +155,7 @@ def test_measurements_that_cannot_be_kept_say_so(qtbot):
     window = new_window(qtbot)
     open_and_wait(qtbot, window, CT2)
     window.volume_view.add_measurement(DISTANCE)
+    assert window.wait_until_idle(LOAD_TIMEOUT_MS)
     path = window.shown_volume.sidecar.path
     path.write_text(json.dumps({"format": "medviewer-measurements", "version": 99}))
     open_and_wait(qtbot, window, MR2)
@@ -163,4 +166,5 @@ def test_measurements_that_cannot_be_kept_say_so(qtbot):
         m.startswith(f"{path}: the measurements were saved by a newer medviewer") for m in window.message_bar.messages
     )
     window.volume_view.add_measurement(DISTANCE)  # drawn, but the newer file is not written over
+    assert window.wait_until_idle(LOAD_TIMEOUT_MS)
     assert json.loads(path.read_text())["version"] == 99

@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.conftest import REPO
+from tests.support.paths import REPO
 
 NEEDED = ("Xvfb", "openbox")
 pytestmark = pytest.mark.skipif(
@@ -57,6 +57,7 @@ def _free_display() -> int:
     raise RuntimeError("no free X display number")
 
 
+@pytest.mark.slow
 def test_the_window_opens_under_xvfb_with_a_window_manager(tmp_path: Path, demo_dir: Path):
     display = f":{_free_display()}"
     xvfb = subprocess.Popen(["Xvfb", display, "-screen", "0", "1280x800x24", "-nolisten", "tcp"])

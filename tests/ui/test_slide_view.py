@@ -23,8 +23,8 @@ from medviewer.ui.annotation_layer import LengthLabel, Tool
 from medviewer.ui.app import make_settings
 from medviewer.ui.slide_view import SlideView
 from medviewer.ui.tile_loader import TileLoader
-from tests.conftest import real_file
-from tests.ui.conftest import shown
+from tests.support.paths import real_file
+from tests.support.windows import shown
 
 TIMEOUT_MS = 30_000
 
@@ -276,8 +276,10 @@ def test_a_qupath_export_imports_with_classes_and_colours_and_exports_again(qtbo
     window.import_annotations(source)  # the same file twice: matched by id, nothing doubled, the skip said
     assert len(document) == len(expected)
     assert any(f"{len(expected)} annotation(s) already on this slide" in m for m in window.message_bar.messages)
-    out = window.slide_view.export_annotations(tmp_path / "export")
-    assert out == tmp_path / "export.geojson"
+    window.slide_view.export_annotations(tmp_path / "export")
+    assert window.wait_until_idle(10_000)
+    out = tmp_path / "export.geojson"
+    assert window.statusBar().currentMessage() == "Saved export.geojson"
     assert {a.id for a in read_geojson(out)} == {a.id for a in expected}
     window.import_annotations(tmp_path / "missing.geojson")
     assert any("missing.geojson" in m for m in window.message_bar.messages)
@@ -338,15 +340,16 @@ def test_edits_survive_a_failed_save_stale_selection_and_reselecting_the_slide(q
     slide = view.slide
     view.set_slide(slide, view.thumbnail)  # shown again from the patient panel: history kept
     assert view.document.undo_description() is not None
-    monkeypatch.setattr(autosave, "write_geojson", _disk_full)
+    monkeypatch.setattr(autosave, "write_atomic", _disk_full)
     view.close_annotations()
+    qtbot.waitUntil(lambda: not view.jobs.busy(), timeout=10_000)
     rescued = [m for m in messages if "saved to" in m and ".unsaved.geojson" in m]
     assert len(rescued) == 1
     rescue = Path(rescued[0].split("saved to ")[1].split(" instead")[0])
     assert [a.id for a in read_geojson(rescue)] == [rectangle.id]
 
 
-def _disk_full(path, annotations) -> None:
+def _disk_full(path, data) -> None:
     raise OSError(28, "No space left on device", str(path))
 
 
@@ -429,6 +432,7 @@ def two_unscaled_slides(tmp_path: Path) -> tuple[Path, Path]:
     return paths[0], paths[1]
 
 
+@pytest.mark.slow
 def test_a_pixel_size_set_by_hand_drives_scale_and_ruler_and_stays_with_its_slide(
     qtbot, two_unscaled_slides: tuple[Path, Path], cmu_copy: Path
 ):
@@ -527,6 +531,7 @@ def test_ctrl_z_undoes_a_drawn_rectangle_when_the_slide_has_focus(qtbot, cmu_cop
     assert len(view.document) == 1
 
 
+@pytest.mark.slow
 def test_the_anonymised_display_hides_the_slide_file_name(qtbot, tmp_path: Path):
     named = tmp_path / "SMITH_JOHN_1961.svs"
     shutil.copy(real_file("wsi/CMU-1-Small-Region.svs"), named)

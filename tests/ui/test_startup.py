@@ -7,10 +7,11 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 from PIL import Image
 
-from tests.benchmarks.startup import measure_once
-from tests.conftest import run_medviewer
+from tests.support.child_process import run_medviewer
+from tests.support.startup_times import measure_once
 
 WINDOW_WITHOUT_TORCH = """
 import sys
@@ -31,11 +32,13 @@ def test_window_is_shown_without_importing_torch(medviewer_home: Path):
     assert result.stdout.split() == ["True", "False", "False"]
 
 
+@pytest.mark.slow
 def test_torch_is_imported_in_the_background_after_the_window_is_shown():
     times = measure_once()
     assert 0 < times["window_shown_s"] < times["torch_imported_s"]
 
 
+@pytest.mark.slow
 def test_screenshot_shows_demo_ct_and_slide(demo_dir: Path, medviewer_home: Path, tmp_path: Path):
     out = tmp_path / "shot.png"
     result = run_medviewer(
@@ -63,6 +66,7 @@ def test_screenshot_shows_demo_ct_and_slide(demo_dir: Path, medviewer_home: Path
     assert "Traceback" not in result.stderr
 
 
+@pytest.mark.slow
 def test_bad_paths_on_the_command_line_open_the_window_anyway(medviewer_home: Path, tmp_path: Path):
     text = tmp_path / "letter.dcm"
     text.write_text("Dear colleague\n")

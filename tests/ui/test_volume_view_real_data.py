@@ -15,7 +15,7 @@ from medviewer.core import mpr
 from medviewer.io import open_volume
 from medviewer.ui.app import make_settings
 from medviewer.ui.volume_view import VolumeView
-from tests.ui.conftest import shown
+from tests.support.windows import shown
 
 
 @pytest.fixture

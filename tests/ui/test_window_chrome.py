@@ -12,8 +12,8 @@ from PySide6.QtWidgets import QDockWidget
 from medviewer.ui.app import make_settings
 from medviewer.ui.main_window import MainWindow
 from medviewer.ui.shortcuts import SHORTCUTS
-from tests.conftest import pydicom_file
-from tests.ui.conftest import shown
+from tests.support.paths import pydicom_file
+from tests.support.windows import shown
 
 LOAD_TIMEOUT_MS = 60_000
 
