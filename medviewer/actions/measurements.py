@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from medviewer.actions.jobs import Job, JobKind
+from medviewer.actions.jobs import Job, JobKind, plain_job
 from medviewer.actions.trail import Problems, record_event
 from medviewer.annotations.measurement_store import MeasurementSidecar
 from medviewer.core.measurements import Measurement
@@ -35,9 +35,7 @@ def save_measurements(sidecar: MeasurementSidecar, measurements: Sequence[Measur
 
 def save_job(sidecar: MeasurementSidecar, measurements: Sequence[Measurement], subject: str) -> Job[Problems]:
     kept = copy.deepcopy(tuple(measurements))  # as they are now (the view edits them in place)
-    return Job(
-        JobKind.SAVE, "Saving the measurements", lambda _progress, _cancelled: save_measurements(sidecar, kept, subject)
-    )
+    return plain_job(JobKind.SAVE, "Saving the measurements", lambda: save_measurements(sidecar, kept, subject))
 
 
 @dataclass(frozen=True)
@@ -60,9 +58,9 @@ def report_job(
     path: Path, volume: Volume, measurements: Sequence[Measurement], source: Path, subject: str
 ) -> Job[ReportWritten]:
     kept = copy.deepcopy(tuple(measurements))
-    return Job(
+    return plain_job(
         JobKind.EXPORT,
         f"Writing {path.name}",
-        lambda _progress, _cancelled: write_report(path, volume, kept, source, subject),
+        lambda: write_report(path, volume, kept, source, subject),
         path=path,
     )

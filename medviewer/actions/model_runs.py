@@ -58,10 +58,12 @@ class LoadedModels:
 
     def get(self, package: ModelPackage) -> LoadedModel:
         from medviewer.ai.devices import choose_device
+        from medviewer.ai.inference import set_torch_threads
         from medviewer.ai.package import load_module
 
         with self._lock:
             if package.source not in self._loaded:
+                set_torch_threads()  # all cores but one: torch's default starves the window's thread
                 self._loaded[package.source] = load_module(package, device=choose_device(self.device))
             return self._loaded[package.source]
 
@@ -142,82 +144,82 @@ ClassifierRun = SliceRun | VolumeRun | SlideRun
 # The runs -----------------------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True, eq=False)
+class RunSetup:
+    """What every run of a model on an image shares: the models loaded so far, the model, how the catalog and
+    the trail name the image, the precision, and the catalog the run is listed in (None: not listed)."""
+
+    models: LoadedModels
+    package: ModelPackage
+    identity: ImageIdentity
+    precision: Precision = "float32"
+    catalog: Path | None = None
+
+    def loaded(self, progress: Progress) -> LoadedModel:
+        progress(0.0, f"Loading {self.package.name}…")
+        return self.models.get(self.package)
+
+    def record(self, description: str, info: RunInfo, ood: OodReport | None, stored: StoredResult | None) -> Recorded:
+        return record_run(self.package, self.identity, description, info, ood, stored, self.catalog)
+
+
 def classify_slices(
-    models: LoadedModels,
-    package: ModelPackage,
+    setup: RunSetup,
     volume: Volume,
-    identity: ImageIdentity,
     indices: list[int],
-    precision: Precision = "float32",
-    catalog: Path | None = None,
     progress: Progress = no_progress,
     cancelled: CancelCheck = never_cancelled,
 ) -> SliceRun:
     """A slice model on ``indices`` (0-based), with the out-of-distribution guard's report on each slice."""
     from medviewer.ai.inference import run_slices
 
-    description = _slices_words(package, volume, indices, precision)
-    progress(0.0, f"Loading {package.name}…")
-    loaded = models.get(package)
-    result = run_slices(loaded, volume, indices, progress=progress, cancelled=cancelled, precision=precision)
-    stored = of_run("slices", result, package, volume)
-    recorded = record_run(package, identity, description, result.info, result.ood, stored, catalog)
-    return SliceRun(package, identity, description, recorded, result, stored)
+    description = _slices_words(setup, volume, indices)
+    loaded = setup.loaded(progress)
+    result = run_slices(loaded, volume, indices, progress=progress, cancelled=cancelled, precision=setup.precision)
+    stored = of_run("slices", result, setup.package, volume)
+    recorded = setup.record(description, result.info, result.ood, stored)
+    return SliceRun(setup.package, setup.identity, description, recorded, result, stored)
 
 
 def classify_volume(
-    models: LoadedModels,
-    package: ModelPackage,
-    volume: Volume,
-    identity: ImageIdentity,
-    precision: Precision = "float32",
-    catalog: Path | None = None,
-    progress: Progress = no_progress,
-    cancelled: CancelCheck = never_cancelled,
+    setup: RunSetup, volume: Volume, progress: Progress = no_progress, cancelled: CancelCheck = never_cancelled
 ) -> VolumeRun:
     from medviewer.ai.inference import run_volume
 
-    description = f"{package.name} on the volume ({precision})"
-    progress(0.0, f"Loading {package.name}…")
-    result = run_volume(models.get(package), volume, progress=progress, cancelled=cancelled, precision=precision)
-    stored = of_run("volume", result, package, volume)
-    recorded = record_run(package, identity, description, result.info, None, stored, catalog)
-    return VolumeRun(package, identity, description, recorded, result, stored)
+    description = _volume_words(setup)
+    loaded = setup.loaded(progress)
+    result = run_volume(loaded, volume, progress=progress, cancelled=cancelled, precision=setup.precision)
+    stored = of_run("volume", result, setup.package, volume)
+    recorded = setup.record(description, result.info, None, stored)
+    return VolumeRun(setup.package, setup.identity, description, recorded, result, stored)
 
 
 def classify_slide(
-    models: LoadedModels,
-    package: ModelPackage,
+    setup: RunSetup,
     slide: Slide,
-    identity: ImageIdentity,
     region: Region | None = None,
-    precision: Precision = "float32",
-    catalog: Path | None = None,
+    grid: PatchGrid | None = None,
     progress: Progress = no_progress,
     cancelled: CancelCheck = never_cancelled,
-    grid: PatchGrid | None = None,
 ) -> SlideRun:
     """A slide_patch model over the tissue of ``region`` (the whole slide when None), or over ``grid`` when
     the caller has made it already (to refuse a slide without tissue before loading the model)."""
     from medviewer.ai.slide_run import patch_grid, run_slide
 
-    description = _slide_words(package, slide, region, precision)
-    progress(0.0, f"Loading {package.name}…")
-    loaded = models.get(package)
+    description = _slide_words(setup, slide, region)
+    loaded = setup.loaded(progress)
     if grid is None:
         progress(0.0, "Finding tissue…")
-        grid = patch_grid(slide, package.spec, region=region)
-    result = run_slide(loaded, slide, grid, progress=progress, cancelled=cancelled, precision=precision)
-    stored = of_run("slide", result, package, slide)
-    recorded = record_run(package, identity, description, result.info, result.ood, stored, catalog)
-    return SlideRun(package, identity, description, recorded, result, stored)
+        grid = patch_grid(slide, setup.package.spec, region=region)
+    result = run_slide(loaded, slide, grid, progress=progress, cancelled=cancelled, precision=setup.precision)
+    stored = of_run("slide", result, setup.package, slide)
+    recorded = setup.record(description, result.info, result.ood, stored)
+    return SlideRun(setup.package, setup.identity, description, recorded, result, stored)
 
 
 def explain_volume(
-    models: LoadedModels,
-    package: ModelPackage,
+    setup: RunSetup,
     volume: Volume,
-    identity: ImageIdentity,
     index: int | None,
     method: str,
     class_index: int,
@@ -225,31 +227,29 @@ def explain_volume(
     cancelled: CancelCheck = never_cancelled,
 ) -> VolumeSaliency:
     """The saliency of slice ``index`` (a slice model) or of the whole volume (a volume model, ``index`` None),
-    on the volume's own voxels (NaN away from the explained slice)."""
+    on the volume's own voxels (NaN away from the explained slice). Saliency runs in float32 whatever the
+    setup's precision."""
     from medviewer.ai.saliency import SaliencyRun, saliency_on_volume
 
-    description = _saliency_words(package, method, index)
-    progress(0.0, f"Loading {package.name}…")
-    run = SaliencyRun(models.get(package))
+    description = _saliency_words(setup, method, index)
+    run = SaliencyRun(setup.loaded(progress))
     started = time.perf_counter()
     progress(0.2, "Computing saliency…")
     explained = saliency_on_volume(run, volume, index, method, class_index, cancelled)
     progress(0.9, "Laying the map over the volume…")
     values = resample_to(explained, volume, order=1, fill=np.nan).astype(np.float32)
     heatmap = Volume(values, volume.spacing, volume.origin, volume.direction)
-    info = _saliency_info(package, run, started)
-    recorded = record_run(package, identity, description, info, None, None, None)
-    class_name = package.spec.classes[class_index]
+    info = _saliency_info(setup.package, run, started)
+    recorded = setup.record(description, info, None, None)
+    class_name = setup.package.spec.classes[class_index]
     return VolumeSaliency(
-        package, identity, description, recorded, heatmap, info, method_label(method), method, class_name
+        setup.package, setup.identity, description, recorded, heatmap, info, method_label(method), method, class_name
     )
 
 
 def explain_patch(
-    models: LoadedModels,
-    package: ModelPackage,
+    setup: RunSetup,
     slide: Slide,
-    identity: ImageIdentity,
     grid: PatchGrid,
     cell: tuple[int, int],
     method: str,
@@ -259,111 +259,74 @@ def explain_patch(
     from medviewer.ai.saliency import SaliencyRun
     from medviewer.ai.slide_saliency import saliency_on_patch
 
-    description = f"{method_label(method)} of {package.name} on the patch at {cell_words(*cell)}"
-    run = SaliencyRun(models.get(package))
+    description = _patch_words(setup, cell, method)
+    run = SaliencyRun(setup.loaded(no_progress))
     started = time.perf_counter()
     values = saliency_on_patch(run, slide, grid, cell, method, class_index, cancelled)
-    info = _saliency_info(package, run, started)
-    recorded = record_run(package, identity, description, info, None, None, None)
-    class_name = package.spec.classes[class_index]
-    box = grid.box(*cell)
-    return PatchSaliency(package, identity, description, recorded, values, box, info, method_label(method), class_name)
+    info = _saliency_info(setup.package, run, started)
+    recorded = setup.record(description, info, None, None)
+    class_name = setup.package.spec.classes[class_index]
+    return PatchSaliency(
+        setup.package,
+        setup.identity,
+        description,
+        recorded,
+        values,
+        grid.box(*cell),
+        info,
+        method_label(method),
+        class_name,
+    )
 
 
-# Jobs for a runner ---------------------------------------------------------------------------------------
+# Jobs for a runner: the same runs, described before they start ------------------------------------------
 
 
-def slices_job(
-    models: LoadedModels,
-    package: ModelPackage,
-    volume: Volume,
-    identity: ImageIdentity,
-    indices: list[int],
-    precision: Precision,
-    catalog: Path | None,
-) -> Job[SliceRun]:
+def slices_job(setup: RunSetup, volume: Volume, indices: list[int]) -> Job[SliceRun]:
     return Job(
         JobKind.CLASSIFY_SLICES,
-        _slices_words(package, volume, indices, precision),
-        lambda progress, cancelled: classify_slices(
-            models, package, volume, identity, indices, precision, catalog, progress, cancelled
-        ),
+        _slices_words(setup, volume, indices),
+        lambda progress, cancelled: classify_slices(setup, volume, indices, progress, cancelled),
         volume,
     )
 
 
-def volume_job(
-    models: LoadedModels,
-    package: ModelPackage,
-    volume: Volume,
-    identity: ImageIdentity,
-    precision: Precision,
-    catalog: Path | None,
-) -> Job[VolumeRun]:
+def volume_job(setup: RunSetup, volume: Volume) -> Job[VolumeRun]:
     return Job(
         JobKind.CLASSIFY_VOLUME,
-        f"{package.name} on the volume ({precision})",
-        lambda progress, cancelled: classify_volume(
-            models, package, volume, identity, precision, catalog, progress, cancelled
-        ),
+        _volume_words(setup),
+        lambda progress, cancelled: classify_volume(setup, volume, progress, cancelled),
         volume,
     )
 
 
-def slide_job(
-    models: LoadedModels,
-    package: ModelPackage,
-    slide: Slide,
-    identity: ImageIdentity,
-    region: Region | None,
-    precision: Precision,
-    catalog: Path | None,
-) -> Job[SlideRun]:
+def slide_job(setup: RunSetup, slide: Slide, region: Region | None) -> Job[SlideRun]:
     return Job(
         JobKind.CLASSIFY_SLIDE,
-        _slide_words(package, slide, region, precision),
-        lambda progress, cancelled: classify_slide(
-            models, package, slide, identity, region, precision, catalog, progress, cancelled
-        ),
+        _slide_words(setup, slide, region),
+        lambda progress, cancelled: classify_slide(setup, slide, region, None, progress, cancelled),
         slide,
     )
 
 
 def volume_saliency_job(
-    models: LoadedModels,
-    package: ModelPackage,
-    volume: Volume,
-    identity: ImageIdentity,
-    index: int | None,
-    method: str,
-    class_index: int,
+    setup: RunSetup, volume: Volume, index: int | None, method: str, class_index: int
 ) -> Job[VolumeSaliency]:
     return Job(
         JobKind.EXPLAIN_VOLUME,
-        _saliency_words(package, method, index),
-        lambda progress, cancelled: explain_volume(
-            models, package, volume, identity, index, method, class_index, progress, cancelled
-        ),
+        _saliency_words(setup, method, index),
+        lambda progress, cancelled: explain_volume(setup, volume, index, method, class_index, progress, cancelled),
         volume,
     )
 
 
 def patch_saliency_job(
-    models: LoadedModels,
-    package: ModelPackage,
-    slide: Slide,
-    identity: ImageIdentity,
-    grid: PatchGrid,
-    cell: tuple[int, int],
-    method: str,
-    class_index: int,
+    setup: RunSetup, slide: Slide, grid: PatchGrid, cell: tuple[int, int], method: str, class_index: int
 ) -> Job[PatchSaliency]:
     return Job(
         JobKind.EXPLAIN_PATCH,
-        f"{method_label(method)} of {package.name} on the patch at {cell_words(*cell)}",
-        lambda progress, cancelled: explain_patch(
-            models, package, slide, identity, grid, cell, method, class_index, cancelled
-        ),
+        _patch_words(setup, cell, method),
+        lambda _progress, cancelled: explain_patch(setup, slide, grid, cell, method, class_index, cancelled),
         slide,
     )
 
@@ -393,7 +356,7 @@ def probe_runtime() -> Runtime:
 
 
 def runtime_job() -> Job[Runtime]:
-    return Job(JobKind.PROBE_RUNTIME, "Loading the AI runtime", lambda _progress, _cancelled: probe_runtime())
+    return plain_job(JobKind.PROBE_RUNTIME, "Loading the AI runtime", lambda: probe_runtime())
 
 
 def approve_model(package: ModelPackage, shown: dict[Path, str]) -> ModelPackage:
@@ -483,24 +446,32 @@ def catalog_summary(stored: StoredResult, description: str, ood: OodReport | Non
 # Words ---------------------------------------------------------------------------------------------------
 
 
-def _slices_words(package: ModelPackage, volume: Volume, indices: list[int], precision: Precision) -> str:
+def _slices_words(setup: RunSetup, volume: Volume, indices: list[int]) -> str:
     if len(indices) == volume.shape[0] and len(indices) > 1:
         where = "every slice"
     elif len(indices) == 1:
         where = f"slice {slice_number(indices[0])}"
     else:
         where = f"{len(indices)} slices"
-    return f"{package.name} on {where} ({precision})"
+    return f"{setup.package.name} on {where} ({setup.precision})"
 
 
-def _slide_words(package: ModelPackage, slide: Slide, region: Region | None, precision: Precision) -> str:
+def _volume_words(setup: RunSetup) -> str:
+    return f"{setup.package.name} on the volume ({setup.precision})"
+
+
+def _slide_words(setup: RunSetup, slide: Slide, region: Region | None) -> str:
     where = "the selected region" if region is not None else "the tissue"
-    return f"{package.name} on {where} of {slide.path.name} ({precision})"
+    return f"{setup.package.name} on {where} of {slide.path.name} ({setup.precision})"
 
 
-def _saliency_words(package: ModelPackage, method: str, index: int | None) -> str:
+def _saliency_words(setup: RunSetup, method: str, index: int | None) -> str:
     where = "the volume" if index is None else f"slice {slice_number(index)}"
-    return f"{method_label(method)} of {package.name} on {where}"
+    return f"{method_label(method)} of {setup.package.name} on {where}"
+
+
+def _patch_words(setup: RunSetup, cell: tuple[int, int], method: str) -> str:
+    return f"{method_label(method)} of {setup.package.name} on the patch at {cell_words(*cell)}"
 
 
 def _saliency_info(package: ModelPackage, run: SaliencyRun, started: float) -> RunInfo:

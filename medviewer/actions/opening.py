@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from medviewer.actions.jobs import CancelCheck, Job, JobKind, Progress, never_cancelled, no_progress
+from medviewer.actions.jobs import CancelCheck, Job, JobKind, Progress, never_cancelled, no_progress, plain_job
 from medviewer.actions.trail import ImageIdentity, Problems, identity_of, record_event
 from medviewer.catalog import audit
 from medviewer.catalog.browse import series_key
@@ -48,17 +48,7 @@ class Opened:
 
     path: Path
     content: Content
-    #: The open as the trail recorded it: the series by its UID when it came from the catalog (as the import
-    #: recorded it), otherwise the file or folder by its path's digest.
-    audit_subject: str
     problems: Problems
-
-    @property
-    def identity(self) -> ImageIdentity | None:
-        """The catalog's name for the image, when it is one."""
-        if isinstance(self.content, OpenedImage):
-            return identity_of(self.content.image, self.content.path)
-        return None
 
 
 @dataclass(frozen=True, eq=False)
@@ -113,38 +103,36 @@ def catalog_series_job(files: list[Path], series_uid: str) -> Job[Opened]:
 
 
 def series_job(files: list[Path], series_uid: str, subject: str) -> Job[Opened]:
-    return Job(
+    return plain_job(
         JobKind.OPEN,
         "Opening the series",
-        lambda _progress, _cancelled: open_series(files, series_uid, subject),
+        lambda: open_series(files, series_uid, subject),
         path=files[0].parent,
     )
 
 
 def listing_job(path: Path) -> Job[SeriesListing]:
     """What a folder or DICOMDIR holds, with an icon per series, for a person to choose before anything opens."""
-    return Job(
-        JobKind.LIST_SERIES, f"Listing {path.name}", lambda _progress, _cancelled: listing_with_icons(path), path=path
-    )
+    return plain_job(JobKind.LIST_SERIES, f"Listing {path.name}", lambda: listing_with_icons(path), path=path)
 
 
 def overlay_job(path: Path, volume: Volume) -> Job[LabelMap]:
     """A label map (NIfTI or DICOM SEG) resampled onto ``volume``."""
-    return Job(
+    return plain_job(
         JobKind.OPEN_OVERLAY,
         f"Opening overlay {path.name}",
-        lambda _progress, _cancelled: open_label_map(path, volume),
+        lambda: open_label_map(path, volume),
         image=volume,
         path=path,
     )
 
 
 def series_thumbnail_job(cache: ThumbnailCache, files: list[Path]) -> Job[np.ndarray]:
-    return Job(JobKind.THUMBNAIL, "A series thumbnail", lambda _progress, _cancelled: cache.series_thumbnail(files))
+    return plain_job(JobKind.THUMBNAIL, "A series thumbnail", lambda: cache.series_thumbnail(files))
 
 
 def slide_thumbnail_job(cache: ThumbnailCache, path: Path) -> Job[np.ndarray]:
-    return Job(JobKind.THUMBNAIL, "A slide thumbnail", lambda _progress, _cancelled: cache.slide_thumbnail(path))
+    return plain_job(JobKind.THUMBNAIL, "A slide thumbnail", lambda: cache.slide_thumbnail(path))
 
 
 def open_image(path: Path) -> OpenedForRun:
@@ -163,7 +151,7 @@ def to_catalog(image: Volume | Slide, path: Path) -> list[Path]:
 def _opened(path: Path, subject: str, read: Callable[[], Content]) -> Opened:
     content, problems = _read_and_record(path, subject, read)
     assert not isinstance(content, (Volume, Slide))
-    return Opened(path, content, subject, problems)
+    return Opened(path, content, problems)
 
 
 def _read_and_record(

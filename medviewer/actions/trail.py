@@ -8,7 +8,7 @@ prints it and exits with status 1.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -31,10 +31,6 @@ class Problems:
 
     def __add__(self, other: Problems) -> Problems:
         return Problems(self.messages + other.messages)
-
-    @staticmethod
-    def of(messages: Sequence[str]) -> Problems:
-        return Problems(tuple(messages))
 
 
 def record_event(event: str, subject: str, details: Mapping[str, object] | None = None) -> Problems:

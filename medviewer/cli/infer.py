@@ -33,9 +33,11 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from medviewer.actions.catalog_import import import_into_catalog
+from medviewer.actions.jobs import no_progress
 from medviewer.actions.model_runs import (
     LoadedModels,
     Recorded,
+    RunSetup,
     SliceRun,
     VolumeRun,
     VolumeSaliency,
@@ -180,14 +182,14 @@ def _infer(args: argparse.Namespace) -> tuple[dict, list[str], Problems]:
     models = LoadedModels(args.device)
     models.get(package)  # a model that is not approved is refused before the image is read
     opened = open_image(args.path)
+    setup = RunSetup(models, package, opened.identity, args.precision, catalog_path())
     volume = opened.image
     assert isinstance(volume, Volume)
     problems = opened.problems + _catalogue(opened)
-    catalog = catalog_path()
     report: dict = {"model": {}, "image": str(args.path), "target": target}
     run: SliceRun | VolumeRun
     if target == "volume":
-        run = classify_volume(models, package, volume, opened.identity, args.precision, catalog)
+        run = classify_volume(setup, volume)
         result = run.result
         report["probabilities"] = dict(zip(result.classes, map(float, result.probabilities), strict=True))
         lines = [f"{name}: {value:.4f} for the whole volume" for name, value in report["probabilities"].items()]
@@ -201,7 +203,7 @@ def _infer(args: argparse.Namespace) -> tuple[dict, list[str], Problems]:
         if args.slice is not None and args.slice > volume.shape[0]:
             raise MedviewerError(args.path, f"has {volume.shape[0]} slices; there is no slice {args.slice}")
         indices = [args.slice - 1] if args.slice is not None else list(range(volume.shape[0]))
-        run = classify_slices(models, package, volume, opened.identity, indices, args.precision, catalog)
+        run = classify_slices(setup, volume, indices)
         summary = summarise_slices(
             run.result.indices, run.result.classes, run.result.probabilities, package.spec.activation, chosen
         )
@@ -216,7 +218,7 @@ def _infer(args: argparse.Namespace) -> tuple[dict, list[str], Problems]:
     report["recorded"] = _recorded_json(run.recorded)
     if args.saliency:
         index, explained_class = explained
-        saliency = explain_volume(models, package, volume, opened.identity, index, args.saliency, explained_class)
+        saliency = explain_volume(setup, volume, index, args.saliency, explained_class)
         problems += saliency.recorded.problems
         report["saliency"] = _write_saliency(saliency, index, args.saliency_out)
     return report, [line for line in lines if line], problems
@@ -324,12 +326,10 @@ def _infer_slide(
         if not grid.tissue.any():
             raise MedviewerError(args.path, "no patch of the slide lies on tissue, so there is nothing to run on")
         problems = opened.problems + _catalogue(opened)
-        models = LoadedModels(args.device)
-        run = classify_slide(
-            models, package, slide, opened.identity, precision=args.precision, catalog=catalog_path(), grid=grid
-        )
+        setup = RunSetup(LoadedModels(args.device), package, opened.identity, args.precision, catalog_path())
+        run = classify_slide(setup, slide, grid=grid)
         result, problems = run.result, problems + run.recorded.problems
-        loaded = models.get(package)
+        loaded = setup.loaded(no_progress)
         report: dict = {"model": _identity(result.info, package), "image": str(args.path), "target": "slide"}
         report["recorded"] = _recorded_json(run.recorded)
         summary = summarise_slide(result.probabilities, result.grid.tissue, class_index, result.classes)

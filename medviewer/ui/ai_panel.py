@@ -50,6 +50,7 @@ from medviewer.actions.model_runs import (
     LoadedModels,
     ModelRun,
     PatchSaliency,
+    RunSetup,
     Runtime,
     VolumeSaliency,
     approve_job,
@@ -498,6 +499,10 @@ class AiPanel(QWidget):
             return None
         return slide, self.slide_identity or identity_of(slide, slide.path)
 
+    def _setup(self, package: ModelPackage, identity: ImageIdentity) -> RunSetup:
+        """A run of ``package`` on the image ``identity`` names, at the chosen precision, listed in the catalog."""
+        return RunSetup(self.models, package, identity, self.precision(), self.catalog)
+
     def run(self, every_slice: bool) -> Job[ModelRun] | None:
         """Classify the shown slice, or every slice (a per-slice probability curve), in the background."""
         package, named = self.package(), self._named()
@@ -505,7 +510,7 @@ class AiPanel(QWidget):
             return None
         volume, identity = named
         indices = list(range(volume.shape[0])) if every_slice else [self.slice_index]
-        return self._start(slices_job(self.models, package, volume, identity, indices, self.precision(), self.catalog))
+        return self._start(slices_job(self._setup(package, identity), volume, indices))
 
     def run_volume(self) -> Job[ModelRun] | None:
         """Classify the whole volume with a ``volume`` model, in the background."""
@@ -513,7 +518,7 @@ class AiPanel(QWidget):
         if package is None or named is None:
             return None
         volume, identity = named
-        return self._start(volume_job(self.models, package, volume, identity, self.precision(), self.catalog))
+        return self._start(volume_job(self._setup(package, identity), volume))
 
     def run_slide(self) -> Job[ModelRun] | None:
         """Patches over the tissue (or the selected annotation's box) at the model's MPP, in the background."""
@@ -522,7 +527,7 @@ class AiPanel(QWidget):
             return None
         slide, identity = named
         region = self.slide_region()
-        return self._start(slide_job(self.models, package, slide, identity, region, self.precision(), self.catalog))
+        return self._start(slide_job(self._setup(package, identity), slide, region))
 
     def patch_clicked(self, x: float, y: float) -> Job[ModelRun] | None:
         """Show the clicked patch's probabilities (bars and text) and lay its saliency over it."""
@@ -548,7 +553,7 @@ class AiPanel(QWidget):
             return None
         slide, identity = named
         method, class_index = self.method_box.currentData(), max(self.class_box.currentIndex(), 0)
-        job = patch_saliency_job(self.models, package, slide, identity, result.grid, cell, method, class_index)
+        job = patch_saliency_job(self._setup(package, identity), slide, result.grid, cell, method, class_index)
         return self._start(job)
 
     def export_slide_result(self, kind: str, path: Path) -> None:
@@ -575,7 +580,7 @@ class AiPanel(QWidget):
         volume, identity = named
         method, class_index = self.method_box.currentData(), max(self.class_box.currentIndex(), 0)
         index = None if package.spec.target == "volume" else self.slice_index
-        return self._start(volume_saliency_job(self.models, package, volume, identity, index, method, class_index))
+        return self._start(volume_saliency_job(self._setup(package, identity), volume, index, method, class_index))
 
     def busy(self) -> bool:
         return self.probing or self.model_busy()

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from medviewer.actions.catalog_import import import_into_catalog
-from medviewer.actions.model_runs import LoadedModels, classify_slices, explain_volume
+from medviewer.actions.model_runs import LoadedModels, RunSetup, classify_slices, explain_volume
 from medviewer.actions.opening import open_image
 from medviewer.ai.inference import run_slices
 from medviewer.ai.package import ModelPackage, load_module
@@ -37,8 +37,8 @@ def test_a_run_on_a_catalogued_series_is_audited_kept_and_listed(approved: Model
     opened = open_image(ct2_dir)
     assert not opened.problems
     import_into_catalog([ct2_dir], catalog_path())
-    models = LoadedModels("cpu")
-    run = classify_slices(models, approved, opened.image, opened.identity, [0, 1, 2, 3], catalog=catalog_path())
+    setup = RunSetup(LoadedModels("cpu"), approved, opened.identity, catalog=catalog_path())
+    run = classify_slices(setup, opened.image, [0, 1, 2, 3])
 
     # the numbers are the ai layer's, on the same image
     direct = run_slices(load_module(approved), open_volume(ct2_dir), [0, 1, 2, 3])
@@ -67,7 +67,8 @@ def test_a_nifti_volume_is_audited_but_not_catalogued(approved: ModelPackage, tm
 
     sitk.WriteImage(open_volume(ct2_dir).to_sitk(), str(nifti))
     opened = open_image(nifti)
-    run = classify_slices(LoadedModels("cpu"), approved, opened.image, opened.identity, [0], catalog=catalog_path())
+    setup = RunSetup(LoadedModels("cpu"), approved, opened.identity, catalog=catalog_path())
+    run = classify_slices(setup, opened.image, [0])
     assert not run.recorded.catalogued and run.recorded.result_file is None and not run.recorded.problems
     [event] = _inference_events()
     assert event.subject == audit.path_subject(nifti)
@@ -77,7 +78,7 @@ def test_a_nifti_volume_is_audited_but_not_catalogued(approved: ModelPackage, tm
 def test_saliency_arrives_on_the_volume_grid_and_is_audited(approved: ModelPackage, ct2_dir: Path):
     opened = open_image(ct2_dir)
     volume = opened.image
-    saliency = explain_volume(LoadedModels("cpu"), approved, volume, opened.identity, 2, "gradcam", 1)
+    saliency = explain_volume(RunSetup(LoadedModels("cpu"), approved, opened.identity), volume, 2, "gradcam", 1)
     heat = saliency.heatmap
     assert heat.shape == volume.shape and heat.spacing == volume.spacing and heat.origin == volume.origin
     assert np.nanmax(heat.array[2]) > 0.5  # normalised to 1 on the explained slice, then resampled
@@ -89,7 +90,7 @@ def test_saliency_arrives_on_the_volume_grid_and_is_audited(approved: ModelPacka
 def test_a_trail_that_cannot_be_written_does_not_undo_the_open_or_the_run(approved: ModelPackage, ct2_dir: Path):
     _damage_the_trail()
     opened = open_image(ct2_dir)
-    run = classify_slices(LoadedModels("cpu"), approved, opened.image, opened.identity, [0])
+    run = classify_slices(RunSetup(LoadedModels("cpu"), approved, opened.identity), opened.image, [0])
     assert opened.image.shape == open_volume(ct2_dir).shape and run.result.probabilities.shape == (1, 2)
     for problems in (opened.problems, run.recorded.problems):
         [problem] = problems.messages
@@ -134,5 +135,5 @@ def test_medviewer_infer_says_what_it_could_not_record_and_fails(
 @pytest.mark.parametrize("method", ["gradcam", "occlusion", "ig"])
 def test_every_offered_method_runs(approved: ModelPackage, ct2_dir: Path, method: str):
     opened = open_image(ct2_dir)
-    saliency = explain_volume(LoadedModels("cpu"), approved, opened.image, opened.identity, 1, method, 0)
+    saliency = explain_volume(RunSetup(LoadedModels("cpu"), approved, opened.identity), opened.image, 1, method, 0)
     assert np.isfinite(saliency.heatmap.array[1]).any()

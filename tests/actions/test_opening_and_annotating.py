@@ -17,6 +17,7 @@ from medviewer.actions.catalog_import import import_into_catalog
 from medviewer.actions.catalog_view import CatalogView
 from medviewer.actions.opening import open_file, open_image, to_catalog
 from medviewer.actions.slide_annotations import AnnotationSession
+from medviewer.actions.trail import identity_of
 from medviewer.annotations.geojson import read_geojson
 from medviewer.annotations.model import Annotation
 from medviewer.catalog import audit
@@ -37,7 +38,8 @@ def test_opening_a_real_slide_reads_it_and_records_the_open():
     opened.content.image.close()
     [event] = audit.events(event="open")
     assert event.subject == audit.path_subject(path) and event.details == {"kind": "slide"}
-    assert opened.identity is not None and opened.identity.key == slide_key(path) and opened.identity.in_catalog
+    identity = identity_of(opened.content.image, path)
+    assert identity.key == slide_key(path) and identity.in_catalog
 
 
 def test_a_nifti_volume_opens_with_nibabels_values_and_is_not_catalogued():
